@@ -1,0 +1,87 @@
+#pragma once
+/// \file
+/// A validated pipeline file: the logical graph the planner turns into a physical plan.
+
+#include "pel/spec/config.hpp"
+#include "pel/spec/diagnostics.hpp"
+#include "pel/spec/node.hpp"
+#include "pel/spec/param.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pel::spec {
+
+class registry;
+
+/// A reference to an output: `name` or `name.port` (e.g. `parse.dead_letter`).
+struct output_ref {
+  std::string component;
+  std::string port;  ///< empty for the main output
+  mark at;
+};
+
+/// How records move from an upstream operator to this one, when the YAML forces a choice.
+enum class partitioning { automatic, forward, rebalance, hash, broadcast };
+
+/// Event-time settings of a source (its `event_time:` block).
+struct event_time_spec {
+  std::string field;             ///< empty: the source's own time (e.g. Kafka timestamp)
+  std::string format = "auto";   ///< epoch_s|epoch_ms|epoch_us|epoch_ns|iso8601|datetime|auto
+  std::string timezone = "UTC";  ///< for `datetime` (`YYYY-MM-DD HH:MM:SS`)
+  std::int64_t max_out_of_orderness_ns = 0;
+  std::int64_t idle_timeout_ns = 0;  ///< 0: never idle
+};
+
+/// One source, operator or sink block.
+struct component {
+  std::string name;
+  std::string type;
+  component_kind kind = component_kind::operator_;
+  mark at;                          ///< where the block starts
+  config settings;                  ///< its own parameters, schema-checked
+  std::vector<output_ref> inputs;   ///< operators and sinks
+  std::uint32_t parallelism = 1;
+  partitioning partition = partitioning::automatic;
+  std::optional<event_time_spec> event_time;  ///< sources only
+};
+
+/// Pipeline-wide settings (the `pipeline:` block).
+struct pipeline_settings {
+  std::string name = "pipeline";
+  std::uint32_t parallelism = 1;        ///< default for components that do not set it
+  std::uint32_t max_parallelism = 128;  ///< key groups
+  std::uint32_t batch_size = 1024;      ///< rows per batch before a flush
+  std::int64_t batch_linger_ns = 1'000'000;  ///< flush a partial batch after this long
+  std::uint32_t channel_credits = 8;    ///< batches in flight per channel
+  std::string time = "event";           ///< event | processing
+  std::int64_t checkpoint_interval_ns = 1'000'000'000;  ///< barrier (commit) interval
+  std::string dead_letter = "log";      ///< log | drop | the name of a sink
+};
+
+/// A whole pipeline file after validation: components in file order.
+struct pipeline {
+  std::string file;
+  pipeline_settings settings;
+  std::vector<component> sources;
+  std::vector<component> operators;
+  std::vector<component> sinks;
+  node_ptr root;  ///< keeps the nodes alive for the configs
+
+  /// The component called `name` in any section, or nullptr.
+  const component* find(std::string_view name) const;
+};
+
+/// Reads and validates a pipeline file against the registry. Gathers every problem it can
+/// find (syntax, unknown keys with suggestions, duplicates, types, bounds, inputs, cycles)
+/// and throws `spec_error` with all of them. Never crashes or hangs on hostile input (size,
+/// nesting and alias-expansion limits). Errors that need the input schemas (an expression
+/// naming an unknown field, a keyed operator without a key) are found by `plan::build`.
+pipeline load_file(const std::string& path, const registry& reg);
+
+/// Same, from text already in memory; `file` is the name used in messages.
+pipeline load_text(const std::string& text, const std::string& file, const registry& reg);
+
+} // namespace pel::spec

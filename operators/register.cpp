@@ -1,0 +1,15 @@
+#include "pel/operators/register.hpp"
+
+namespace pel::operators {
+
+void register_builtin_operators(spec::registry& reg) {
+#ifdef PEL_HAVE_STATELESS
+  register_stateless_operators(reg);
+#endif
+#ifdef PEL_HAVE_ANALYTICS
+  register_analytics_operators(reg);
+#endif
+  (void)reg;
+}
+
+} // namespace pel::operators
