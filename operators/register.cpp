@@ -6,8 +6,11 @@ void register_builtin_operators(spec::registry& reg) {
 #ifdef PEL_HAVE_STATELESS
   register_stateless_operators(reg);
 #endif
-#ifdef PEL_HAVE_ANALYTICS
-  register_analytics_operators(reg);
+#ifdef PEL_HAVE_WINDOWS
+  register_window_operators(reg);
+#endif
+#ifdef PEL_HAVE_STATEFUL
+  register_stateful_operators(reg);
 #endif
   (void)reg;
 }
