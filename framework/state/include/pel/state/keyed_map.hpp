@@ -1,0 +1,266 @@
+#pragma once
+/// \file
+/// Per-key state of one operator instance, grouped by key group so that a snapshot can be
+/// restored by any set of instances that owns the same key groups (rescaling moves whole
+/// key groups).
+
+#include "pel/core/state_io.hpp"
+#include "pel/state/key.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pel::state {
+
+/// A hash map from `key` to `V`, with open addressing over an index table and entries held in
+/// a slab with stable indices. Lookups take the key's hash (computed once per record by the
+/// caller, who needs it for the key group anyway) and the row the key lives in, so a lookup
+/// builds no key object and allocates nothing.
+///
+/// Entry indices stay valid until the entry is erased; each erase bumps the entry's
+/// generation, so holders of an index (timers) can tell a reused slot from theirs.
+/// Not thread-safe: one operator instance owns it.
+template <class V>
+class keyed_map {
+public:
+  /// Index of an entry.
+  using index = std::uint32_t;
+  static constexpr index npos = std::numeric_limits<index>::max();
+
+  /// `max_parallelism` is the number of key groups keys are spread over.
+  explicit keyed_map(std::uint32_t max_parallelism = 128) : max_parallelism_(max_parallelism) {}
+
+  /// Changes the number of key groups; only while empty.
+  void set_max_parallelism(std::uint32_t m) { max_parallelism_ = m; }
+  std::uint32_t max_parallelism() const noexcept { return max_parallelism_; }
+
+  /// The entry for the key `row[cols[0..n)]` whose `hash_key` is `hash`, or npos.
+  index find(const core::value* row, const int* cols, std::size_t n,
+             std::uint64_t hash) const noexcept {
+    if (slots_.empty()) return npos;
+    for (std::size_t s = home(hash);; s = (s + 1) & mask_) {
+      index e = slots_[s];
+      if (e == 0) return npos;
+      const entry& en = entries_[e - 1];
+      if (en.hash == hash && en.k.equals(row, cols, n)) return e - 1;
+    }
+  }
+
+  /// The entry for the key, inserted with a default `V` when absent (`inserted` says which).
+  index find_or_insert(const core::value* row, const int* cols, std::size_t n,
+                       std::uint64_t hash, bool& inserted) {
+    index i = find(row, cols, n, hash);
+    inserted = i == npos;
+    if (!inserted) return i;
+    return emplace(key(row, cols, n), hash, V{});
+  }
+
+  /// Inserts `k` (which must be absent) with `v` (restore path). Returns its index.
+  index insert(key k, V v) {
+    std::uint64_t h = k.hash();
+    return emplace(std::move(k), h, std::move(v));
+  }
+
+  /// Removes entry `i`; its index may be reused by a later insert.
+  void erase(index i) {
+    entry& en = entries_[i];
+    // Find the slot pointing at i and delete it with backward shifting (no tombstones).
+    std::size_t s = home(en.hash);
+    while (slots_[s] != i + 1) s = (s + 1) & mask_;
+    std::size_t hole = s;
+    for (std::size_t j = (hole + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
+      std::size_t h = home(entries_[slots_[j] - 1].hash);
+      // Move j into the hole when its home is not in (hole, j] (cyclically).
+      bool in_between = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
+      if (!in_between) {
+        slots_[hole] = slots_[j];
+        hole = j;
+      }
+    }
+    slots_[hole] = 0;
+    en.live = false;
+    ++en.generation;
+    en.k = key();
+    en.value = V{};
+    free_.push_back(i);
+    --size_;
+  }
+
+  V& at(index i) noexcept { return entries_[i].value; }
+  const V& at(index i) const noexcept { return entries_[i].value; }
+  const key& key_of(index i) const noexcept { return entries_[i].k; }
+  key_group group_of(index i) const noexcept { return entries_[i].kg; }
+  std::uint32_t generation(index i) const noexcept { return entries_[i].generation; }
+  /// True when `i` is a live entry whose generation is `gen`.
+  bool valid(index i, std::uint32_t gen) const noexcept {
+    return i < entries_.size() && entries_[i].live && entries_[i].generation == gen;
+  }
+
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+
+  /// Calls `f(index, const key&, V&)` for every live entry.
+  template <class F>
+  void for_each(F&& f) {
+    for (index i = 0; i < entries_.size(); ++i)
+      if (entries_[i].live) f(i, entries_[i].k, entries_[i].value);
+  }
+
+  /// Removes every entry.
+  void clear() {
+    entries_.clear();
+    free_.clear();
+    slots_.clear();
+    mask_ = 0;
+    size_ = 0;
+  }
+
+  /// Bytes held by the table itself (slots, entry slab, keys' heap); the caller adds what its
+  /// `V`s own on the heap.
+  std::size_t table_bytes() const noexcept {
+    std::size_t n = slots_.capacity() * sizeof(index) + entries_.capacity() * sizeof(entry) +
+                    free_.capacity() * sizeof(index);
+    for (const auto& e : entries_)
+      if (e.live) n += e.k.heap_bytes();
+    return n;
+  }
+
+  // ---------------------------------------------------------------- snapshot / restore
+
+  /// Writes the entries of key groups [range.begin, range.end) as one section per non-empty
+  /// key group, in key-group order: `u32 magic, u32 sections`, then per section
+  /// `u32 key_group, u32 entries, string payload` where the payload holds, per entry, the key
+  /// (`key::write`) followed by whatever `write_value(writer, const V&)` writes.
+  template <class W>
+  void snapshot(core::state_writer& w, key_group_range range, W&& write_value) const {
+    // Counting sort of the live entries by key group.
+    const std::uint32_t groups = range.size();
+    std::vector<std::uint32_t> start(groups + 1, 0);
+    for (const auto& e : entries_)
+      if (e.live && range.contains(e.kg)) ++start[e.kg - range.begin + 1];
+    std::uint32_t sections = 0;
+    for (std::uint32_t g = 0; g < groups; ++g) {
+      if (start[g + 1] != 0) ++sections;
+      start[g + 1] += start[g];
+    }
+    std::vector<index> order(start[groups]);
+    std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+    for (index i = 0; i < entries_.size(); ++i)
+      if (entries_[i].live && range.contains(entries_[i].kg))
+        order[fill[entries_[i].kg - range.begin]++] = i;
+
+    w.put<std::uint32_t>(magic);
+    w.put<std::uint32_t>(sections);
+    for (std::uint32_t g = 0; g < groups; ++g) {
+      std::uint32_t n = start[g + 1] - start[g];
+      if (n == 0) continue;
+      core::state_writer section;
+      for (std::uint32_t j = start[g]; j < start[g + 1]; ++j) {
+        const entry& e = entries_[order[j]];
+        e.k.write(section);
+        write_value(section, e.value);
+      }
+      w.put<std::uint32_t>(range.begin + g);
+      w.put<std::uint32_t>(n);
+      w.put_string(section.bytes());
+    }
+  }
+
+  /// Reads a section list written by `snapshot` and inserts the entries of the key groups in
+  /// `range`, skipping the others. Entries are added to what the map already holds, so the
+  /// snapshots of several old instances can be restored into one. `read_value(reader)`
+  /// returns a `V`. Throws `std::runtime_error` on a malformed snapshot or a key that is
+  /// already present.
+  template <class R>
+  void restore(core::state_reader& r, key_group_range range, R&& read_value) {
+    if (r.get<std::uint32_t>() != magic)
+      throw std::runtime_error("keyed state snapshot: bad section header");
+    std::uint32_t sections = r.get<std::uint32_t>();
+    for (std::uint32_t s = 0; s < sections; ++s) {
+      key_group kg = r.get<std::uint32_t>();
+      std::uint32_t n = r.get<std::uint32_t>();
+      std::string payload = r.get_string();
+      if (!range.contains(kg)) continue;
+      core::state_reader pr(payload);
+      for (std::uint32_t j = 0; j < n; ++j) {
+        key k = key::read(pr);
+        std::uint64_t h = k.hash();
+        if (key_group_of(h, max_parallelism_) != kg)
+          throw std::runtime_error("keyed state snapshot: key in the wrong key group "
+                                   "(was max_parallelism changed?)");
+        V v = read_value(pr);
+        emplace(std::move(k), h, std::move(v));
+      }
+      if (!pr.at_end()) throw std::runtime_error("keyed state snapshot: trailing bytes");
+    }
+  }
+
+private:
+  static constexpr std::uint32_t magic = 0x5045534bu;  // "KSEP"
+
+  struct entry {
+    key k;
+    std::uint64_t hash = 0;
+    key_group kg = 0;
+    std::uint32_t generation = 0;
+    V value{};
+    bool live = false;
+  };
+
+  std::size_t home(std::uint64_t hash) const noexcept {
+    // Fibonacci hashing on the high bits: the low bits of the hash pick the key group, so
+    // within one instance they are far from uniform.
+    return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> shift_) & mask_;
+  }
+
+  index emplace(key k, std::uint64_t hash, V v) {
+    if ((size_ + 1) * 10 > slots_.size() * 7) grow();
+    index i;
+    if (!free_.empty()) {
+      i = free_.back();
+      free_.pop_back();
+    } else {
+      if (entries_.size() >= npos - 1) throw std::length_error("keyed_map: too many keys");
+      i = static_cast<index>(entries_.size());
+      entries_.emplace_back();
+    }
+    entry& e = entries_[i];
+    e.k = std::move(k);
+    e.hash = hash;
+    e.kg = key_group_of(hash, max_parallelism_);
+    e.value = std::move(v);
+    e.live = true;
+    place(i);
+    ++size_;
+    return i;
+  }
+
+  void place(index i) {
+    std::size_t s = home(entries_[i].hash);
+    while (slots_[s] != 0) s = (s + 1) & mask_;
+    slots_[s] = i + 1;
+  }
+
+  void grow() {
+    std::size_t cap = slots_.empty() ? 16 : slots_.size() * 2;
+    slots_.assign(cap, 0);
+    mask_ = cap - 1;
+    shift_ = 64;
+    for (std::size_t c = cap; c > 1; c >>= 1) --shift_;
+    for (index i = 0; i < entries_.size(); ++i)
+      if (entries_[i].live) place(i);
+  }
+
+  std::uint32_t max_parallelism_;
+  std::vector<entry> entries_;
+  std::vector<index> free_;
+  std::vector<index> slots_;
+  std::size_t mask_ = 0;
+  unsigned shift_ = 64;
+  std::size_t size_ = 0;
+};
+
+} // namespace pel::state
