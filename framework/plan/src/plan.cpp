@@ -1,0 +1,495 @@
+#include "pel/plan/plan.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <map>
+#include <queue>
+#include <string>
+
+namespace pel::plan {
+
+const char* to_string(partitioning p) noexcept {
+  switch (p) {
+    case partitioning::forward: return "forward";
+    case partitioning::rebalance: return "rebalance";
+    case partitioning::hash: return "hash";
+    case partitioning::broadcast: return "broadcast";
+  }
+  return "?";
+}
+
+const char* to_string(port_kind p) noexcept {
+  switch (p) {
+    case port_kind::main: return "";
+    case port_kind::dead_letter: return "dead_letter";
+    case port_kind::late: return "late";
+  }
+  return "?";
+}
+
+core::schema_ptr node::port_schema(port_kind p) const {
+  switch (p) {
+    case port_kind::main: return output_schema;
+    case port_kind::dead_letter: return core::dead_letter_schema();
+    case port_kind::late:
+      return input_schemas.empty() ? core::schema_ptr{} : input_schemas.front();
+  }
+  return {};
+}
+
+int physical_plan::find(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+namespace {
+
+const char* section(spec::component_kind k) {
+  switch (k) {
+    case spec::component_kind::source: return "sources";
+    case spec::component_kind::operator_: return "operators";
+    case spec::component_kind::sink: return "sinks";
+  }
+  return "?";
+}
+
+std::string path_of(const spec::component& c) { return std::string(section(c.kind)) + "." + c.name; }
+
+/// Builds prototypes, edges and chains; collects diagnostics on the way.
+class builder {
+public:
+  builder(const spec::pipeline& p, const spec::registry& reg) : p_(p), reg_(reg) {
+    plan_.file = p.file;
+    plan_.settings = p.settings;
+    plan_.root = p.root;
+  }
+
+  physical_plan run() {
+    collect();
+    auto order = topological_order();
+    std::vector<bool> failed(all_.size(), false);
+    std::vector<int> node_of(all_.size(), -1);
+    for (int ci : order) {
+      const spec::component& c = *all_[ci];
+      node n;
+      n.name = c.name;
+      n.type = c.type;
+      n.kind = c.kind;
+      n.spec = c;
+      n.parallelism = c.parallelism > 0 ? c.parallelism : std::max<std::uint32_t>(1, p_.settings.parallelism);
+      bool ok = true;
+      struct pending_edge {
+        int from;
+        port_kind port;
+      };
+      std::vector<pending_edge> ins;
+      for (const auto& ref : c.inputs) {
+        auto it = index_.find(ref.component);
+        if (it == index_.end()) {
+          diag(ref.at, path_of(c) + ".input", "unknown input '" + ref.component + "'");
+          ok = false;
+          continue;
+        }
+        int up_ci = it->second;
+        int up = node_of[up_ci];
+        if (failed[up_ci] || up < 0) {
+          ok = false;  // the upstream already has an error; its schema is unknown
+          continue;
+        }
+        port_kind port = port_kind::main;
+        const node& un = plan_.nodes[up];
+        if (ref.port.empty()) {
+          if (un.kind == spec::component_kind::sink) {
+            diag(ref.at, path_of(c) + ".input", "'" + un.name + "' is a sink and has no output");
+            ok = false;
+            continue;
+          }
+        } else if (ref.port == "dead_letter" && un.kind != spec::component_kind::sink) {
+          port = port_kind::dead_letter;
+        } else if (ref.port == "late" && un.kind == spec::component_kind::operator_ &&
+                   has_port(un, "late")) {
+          port = port_kind::late;
+        } else {
+          diag(ref.at, path_of(c) + ".input",
+               "'" + un.name + "' has no output port '" + ref.port +
+                   "'; its ports are: " + ports_of(un));
+          ok = false;
+          continue;
+        }
+        ins.push_back({up, port});
+        n.input_schemas.push_back(un.port_schema(port));
+      }
+      if (ok) ok = make_prototype(c, n);
+      if (!ok) {
+        failed[ci] = true;
+        continue;
+      }
+      int self = static_cast<int>(plan_.nodes.size());
+      node_of[ci] = self;
+      for (std::size_t i = 0; i < ins.size(); ++i) {
+        edge e;
+        e.from = ins[i].from;
+        e.port = ins[i].port;
+        e.to = self;
+        e.input = static_cast<int>(i);
+        e.schema = n.input_schemas[i];
+        int ei = static_cast<int>(plan_.edges.size());
+        plan_.edges.push_back(std::move(e));
+        n.in_edges.push_back(ei);
+        plan_.nodes[ins[i].from].out_edges.push_back(ei);
+        if (ins[i].port == port_kind::dead_letter) plan_.nodes[ins[i].from].dead_letter_unread = false;
+      }
+      plan_.nodes.push_back(std::move(n));
+    }
+    route_dead_letters();
+    partition_edges();
+    if (!diags_.empty()) {
+      diags_.sort();
+      throw spec::spec_error(std::move(diags_));
+    }
+    fuse();
+    return std::move(plan_);
+  }
+
+private:
+  void diag(spec::mark at, std::string path, std::string msg) {
+    diags_.add(p_.file, at, std::move(path), std::move(msg));
+  }
+
+  bool has_port(const node& n, std::string_view port) const {
+    if (n.kind != spec::component_kind::operator_) return false;
+    const auto* e = reg_.find_operator(n.type);
+    if (e == nullptr) return false;
+    return std::find(e->schema.ports.begin(), e->schema.ports.end(), port) != e->schema.ports.end();
+  }
+
+  std::string ports_of(const node& n) const {
+    if (n.kind == spec::component_kind::sink) return "(none: a sink has no outputs)";
+    std::string s = "main, dead_letter";
+    if (has_port(n, "late")) s += ", late";
+    return s;
+  }
+
+  void collect() {
+    for (const auto& c : p_.sources) all_.push_back(&c);
+    for (const auto& c : p_.operators) all_.push_back(&c);
+    for (const auto& c : p_.sinks) all_.push_back(&c);
+    for (std::size_t i = 0; i < all_.size(); ++i) index_.emplace(all_[i]->name, static_cast<int>(i));
+  }
+
+  // Kahn's algorithm, preferring file order (sources, operators, sinks), so every sink comes
+  // after every source and operator.
+  std::vector<int> topological_order() {
+    std::vector<int> indegree(all_.size(), 0);
+    std::vector<std::vector<int>> down(all_.size());
+    for (std::size_t i = 0; i < all_.size(); ++i)
+      for (const auto& ref : all_[i]->inputs) {
+        auto it = index_.find(ref.component);
+        if (it == index_.end()) continue;
+        ++indegree[i];
+        down[it->second].push_back(static_cast<int>(i));
+      }
+    std::priority_queue<int, std::vector<int>, std::greater<int>> ready;
+    for (std::size_t i = 0; i < all_.size(); ++i)
+      if (indegree[i] == 0) ready.push(static_cast<int>(i));
+    std::vector<int> order;
+    while (!ready.empty()) {
+      int i = ready.top();
+      ready.pop();
+      order.push_back(i);
+      for (int d : down[i])
+        if (--indegree[d] == 0) ready.push(d);
+    }
+    for (std::size_t i = 0; i < all_.size(); ++i)
+      if (indegree[i] > 0)
+        diag(all_[i]->at, path_of(*all_[i]) + ".input",
+             "'" + all_[i]->name + "' is part of a cycle; inputs must form a directed acyclic graph");
+    return order;
+  }
+
+  bool make_prototype(const spec::component& c, node& n) {
+    try {
+      switch (c.kind) {
+        case spec::component_kind::source: {
+          const auto* e = reg_.find_source(c.type);
+          if (e == nullptr) return unknown_type(c);
+          n.make_source = e->make;
+          auto proto = e->make(c.settings);
+          if (!proto) throw std::runtime_error("the factory returned no source");
+          n.output_schema = proto->output_schema();
+          if (!n.output_schema) throw std::runtime_error("the source declares no output schema");
+          if (c.event_time && !c.event_time->field.empty()) {
+            n.event_time_column = n.output_schema->index_of(c.event_time->field);
+            if (n.event_time_column < 0) {
+              diag(c.at, path_of(c) + ".event_time.field",
+                   "unknown field '" + c.event_time->field + "'; the source's fields are: " +
+                       n.output_schema->names());
+              return false;
+            }
+          }
+          break;
+        }
+        case spec::component_kind::operator_: {
+          const auto* e = reg_.find_operator(c.type);
+          if (e == nullptr) return unknown_type(c);
+          n.make_operator = e->make;
+          auto proto = e->make(c.settings, n.input_schemas);
+          if (!proto) throw std::runtime_error("the factory returned no operator");
+          n.output_schema = proto->output_schema();
+          if (!n.output_schema) throw std::runtime_error("the operator declares no output schema");
+          for (std::size_t i = 0; i < n.input_schemas.size(); ++i)
+            n.key_columns.push_back(proto->key_columns(static_cast<int>(i)));
+          break;
+        }
+        case spec::component_kind::sink: {
+          const auto* e = reg_.find_sink(c.type);
+          if (e == nullptr) return unknown_type(c);
+          n.make_sink = e->make;
+          auto proto = e->make(c.settings);
+          if (!proto) throw std::runtime_error("the factory returned no sink");
+          n.key_columns.resize(n.input_schemas.size());
+          break;
+        }
+      }
+    } catch (const spec::config_error& e) {
+      diag(e.at(), e.path().empty() ? path_of(c) : e.path(), e.what());
+      return false;
+    } catch (const spec::spec_error& e) {
+      for (const auto& d : e.diags().items()) diags_.add(d);
+      return false;
+    } catch (const std::exception& e) {
+      diag(c.at, path_of(c), e.what());
+      return false;
+    }
+    return true;
+  }
+
+  bool unknown_type(const spec::component& c) {
+    diag(c.at, path_of(c) + ".type", "unknown " + std::string(to_string(c.kind)) + " type '" + c.type + "'");
+    return false;
+  }
+
+  void route_dead_letters() {
+    const std::string& mode = p_.settings.dead_letter;
+    if (mode == "log" || mode.empty()) {
+      plan_.dead_letters = dead_letter_mode::log;
+      return;
+    }
+    if (mode == "drop") {
+      plan_.dead_letters = dead_letter_mode::drop;
+      return;
+    }
+    int s = plan_.find(mode);
+    if (s < 0 || plan_.nodes[s].kind != spec::component_kind::sink) {
+      // An unknown name whose component failed to build was already reported.
+      if (index_.count(mode) == 0 || all_[index_[mode]]->kind != spec::component_kind::sink)
+        diag({}, "pipeline.dead_letter",
+             "dead_letter must be log, drop or the name of a sink; '" + mode + "' is none of these");
+      return;
+    }
+    plan_.dead_letters = dead_letter_mode::sink;
+    plan_.dead_letter_sink = s;
+    node& sink = plan_.nodes[s];
+    for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
+      node& n = plan_.nodes[i];
+      if (n.kind == spec::component_kind::sink || !n.dead_letter_unread) continue;
+      edge e;
+      e.from = static_cast<int>(i);
+      e.port = port_kind::dead_letter;
+      e.to = s;
+      e.input = static_cast<int>(sink.input_schemas.size());
+      e.schema = core::dead_letter_schema();
+      e.implicit = true;
+      int ei = static_cast<int>(plan_.edges.size());
+      plan_.edges.push_back(std::move(e));
+      sink.input_schemas.push_back(core::dead_letter_schema());
+      sink.key_columns.emplace_back();
+      sink.in_edges.push_back(ei);
+      n.out_edges.push_back(ei);
+      n.dead_letter_unread = false;
+    }
+  }
+
+  void partition_edges() {
+    for (auto& e : plan_.edges) {
+      const node& up = plan_.nodes[e.from];
+      const node& down = plan_.nodes[e.to];
+      const std::vector<int> keys =
+          e.input < static_cast<int>(down.key_columns.size()) ? down.key_columns[e.input] : std::vector<int>{};
+      bool same = up.parallelism == down.parallelism;
+      spec::partitioning forced = e.implicit ? spec::partitioning::automatic : down.spec.partition;
+      std::string where = path_of(down.spec) + ".partition";
+      switch (forced) {
+        case spec::partitioning::forward:
+          if (!same)
+            diag(down.spec.at, where,
+                 "partition: forward needs equal parallelism, but '" + up.name + "' has " +
+                     std::to_string(up.parallelism) + " and '" + down.name + "' has " +
+                     std::to_string(down.parallelism) + "; use rebalance or equal parallelism");
+          e.part = partitioning::forward;
+          break;
+        case spec::partitioning::rebalance: e.part = partitioning::rebalance; break;
+        case spec::partitioning::broadcast: e.part = partitioning::broadcast; break;
+        case spec::partitioning::hash:
+          if (keys.empty())
+            diag(down.spec.at, where,
+                 "partition: hash needs key fields, but '" + down.name +
+                     "' is not keyed on this input; use rebalance or a keyed operator");
+          e.part = partitioning::hash;
+          e.key_columns = keys;
+          break;
+        case spec::partitioning::automatic:
+          if (e.implicit) e.part = partitioning::rebalance;
+          else if (!keys.empty() && !(up.parallelism == 1 && down.parallelism == 1)) {
+            e.part = partitioning::hash;
+            e.key_columns = keys;
+          } else if (same) e.part = partitioning::forward;
+          else e.part = partitioning::rebalance;
+          break;
+      }
+      // One instance on each side: every strategy delivers the same rows to the same place.
+      if (up.parallelism == 1 && down.parallelism == 1 && e.part != partitioning::forward)
+        e.part = partitioning::forward, e.key_columns.clear();
+    }
+  }
+
+  void fuse() {
+    std::vector<int> main_consumers(plan_.nodes.size(), 0);
+    for (const auto& e : plan_.edges)
+      if (e.port == port_kind::main) ++main_consumers[e.from];
+    std::vector<int> fused_out(plan_.nodes.size(), -1);
+    std::vector<bool> fused_in(plan_.nodes.size(), false);
+    for (std::size_t i = 0; i < plan_.edges.size(); ++i) {
+      auto& e = plan_.edges[i];
+      const node& up = plan_.nodes[e.from];
+      const node& down = plan_.nodes[e.to];
+      e.fused = e.port == port_kind::main && main_consumers[e.from] == 1 &&
+                down.in_edges.size() == 1 && e.part == partitioning::forward &&
+                up.parallelism == down.parallelism;
+      if (e.fused) {
+        fused_out[e.from] = e.to;
+        fused_in[e.to] = true;
+      }
+    }
+    for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
+      if (fused_in[i]) continue;
+      chain c;
+      c.parallelism = plan_.nodes[i].parallelism;
+      int cur = static_cast<int>(i);
+      int ci = static_cast<int>(plan_.chains.size());
+      while (cur >= 0) {
+        plan_.nodes[cur].chain = ci;
+        plan_.nodes[cur].chain_position = static_cast<int>(c.nodes.size());
+        c.nodes.push_back(cur);
+        cur = fused_out[cur];
+      }
+      plan_.chains.push_back(std::move(c));
+    }
+  }
+
+  const spec::pipeline& p_;
+  const spec::registry& reg_;
+  physical_plan plan_;
+  spec::diagnostics diags_;
+  std::vector<const spec::component*> all_;
+  std::map<std::string, int, std::less<>> index_;
+};
+
+std::string duration_text(std::int64_t ns) {
+  if (ns == 0) return "0";
+  if (ns % 1'000'000'000 == 0) return std::to_string(ns / 1'000'000'000) + "s";
+  if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
+  if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
+  return std::to_string(ns) + "ns";
+}
+
+std::string fields_text(const core::schema_ptr& s) {
+  if (!s) return "-";
+  std::string out;
+  for (const auto& f : s->fields()) {
+    if (!out.empty()) out += ", ";
+    out += f.name;
+    if (f.type) {
+      out += ':';
+      out += core::to_string(*f.type);
+    }
+  }
+  return "[" + out + "]";
+}
+
+std::string port_name(const physical_plan& p, const edge& e) {
+  std::string s = p.nodes[e.from].name;
+  if (e.port != port_kind::main) s += std::string(".") + to_string(e.port);
+  return s;
+}
+
+} // namespace
+
+physical_plan build(const spec::pipeline& p, const spec::registry& reg) {
+  return builder(p, reg).run();
+}
+
+std::string explain(const physical_plan& p) {
+  const auto& s = p.settings;
+  std::string out;
+  out += "pipeline " + s.name + " (" + p.file + ")\n";
+  out += "  time: " + s.time + ", batch: " + std::to_string(s.batch_size) + " rows / " +
+         duration_text(s.batch_linger_ns) + ", credits: " + std::to_string(s.channel_credits) +
+         ", max_parallelism: " + std::to_string(s.max_parallelism) +
+         ", checkpoint: " + duration_text(s.checkpoint_interval_ns) + "\n";
+  out += "  dead letters: ";
+  switch (p.dead_letters) {
+    case dead_letter_mode::log: out += "log (JSON lines on stderr)\n"; break;
+    case dead_letter_mode::drop: out += "drop (counted)\n"; break;
+    case dead_letter_mode::sink: out += "sink " + p.nodes[p.dead_letter_sink].name + "\n"; break;
+  }
+  out += "chains (one actor per instance):\n";
+  for (std::size_t ci = 0; ci < p.chains.size(); ++ci) {
+    const auto& c = p.chains[ci];
+    out += "  chain " + std::to_string(ci) + " x" + std::to_string(c.parallelism) + ": ";
+    for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+      if (i > 0) out += " -> ";
+      out += p.nodes[c.nodes[i]].name;
+    }
+    out += "\n";
+    for (int ni : c.nodes) {
+      const node& n = p.nodes[ni];
+      out += "    " + std::string(spec::to_string(n.kind)) + " " + n.name + " (" + n.type +
+             "), parallelism " + std::to_string(n.parallelism) + "\n";
+      for (std::size_t i = 0; i < n.input_schemas.size(); ++i)
+        out += "      in " + std::to_string(i) + ": " + fields_text(n.input_schemas[i]) + "\n";
+      if (n.output_schema) out += "      out: " + fields_text(n.output_schema) + "\n";
+      if (n.event_time_column >= 0)
+        out += "      event time: " + n.spec.event_time->field + " (" + n.spec.event_time->format +
+               ", out of order " + duration_text(n.spec.event_time->max_out_of_orderness_ns) +
+               ", idle " + duration_text(n.spec.event_time->idle_timeout_ns) + ")\n";
+    }
+  }
+  out += "edges:\n";
+  for (const auto& e : p.edges) {
+    const node& down = p.nodes[e.to];
+    out += "  " + port_name(p, e) + " -> " + down.name + "[" + std::to_string(e.input) + "]: " +
+           to_string(e.part);
+    if (e.part == partitioning::hash) {
+      out += " by ";
+      for (std::size_t i = 0; i < e.key_columns.size(); ++i) {
+        if (i > 0) out += ", ";
+        int k = e.key_columns[i];
+        out += e.schema && k >= 0 && k < static_cast<int>(e.schema->size()) ? (*e.schema)[k].name
+                                                                              : std::to_string(k);
+      }
+    }
+    out += e.fused ? " (fused)" : " (channel)";
+    if (e.implicit) out += " (dead letters)";
+    out += "\n";
+  }
+  for (const auto& n : p.nodes) {
+    if (n.kind == spec::component_kind::sink || !n.dead_letter_unread) continue;
+    out += "  " + n.name + ".dead_letter -> " +
+           (p.dead_letters == dead_letter_mode::drop ? "drop" : "log") + "\n";
+  }
+  return out;
+}
+
+} // namespace pel::plan
