@@ -169,7 +169,7 @@ std::vector<config::named_text> config::get_expression_map(std::string_view key)
   for (const auto& e : n->entries) {
     if (!e.value->is_scalar())
       throw config_error(e.value->at, path_of(key) + "." + e.key, "expected an expression");
-    out.push_back({e.key, e.value->text, e.value->at, path_of(key) + "." + e.key});
+    out.push_back({e.key, e.value->text, e.value->at, path_of(key) + "." + e.key, e.value->quoted});
   }
   return out;
 }

@@ -46,6 +46,7 @@ public:
     std::string text;
     mark at;
     std::string path;
+    bool quoted = false;  ///< the expression was a quoted scalar (its text starts one column later)
   };
   std::vector<named_text> get_expression_map(std::string_view key) const;
 
