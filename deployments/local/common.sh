@@ -1,0 +1,43 @@
+# Shared by the scripts in this folder: installs what is missing and builds PEL.
+# Sourced, not run. Uses: PEL_BUILD_DIR (default build), PEL_BUILD_TYPE (default RelWithDebInfo).
+
+PEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PEL_BUILD_DIR="${PEL_BUILD_DIR:-$PEL_ROOT/build}"
+PEL_BUILD_TYPE="${PEL_BUILD_TYPE:-RelWithDebInfo}"
+
+# Debian 12 packages PEL builds and tests with (see docs/ARCHITECTURE.md, Dependencies).
+PEL_PACKAGES=(cmake ninja-build g++ ccache pkg-config libcaf-dev librdkafka-dev libyaml-cpp-dev
+  catch2 libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
+  libmosquitto-dev mosquitto mosquitto-clients kcat)
+
+pel_install_missing() {
+  local missing=()
+  local p
+  for p in "${PEL_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "==> installing ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${PEL_PACKAGES[@]}"
+}
+
+# pel_build [extra cmake args...] [-- targets...]
+pel_build() {
+  local cmake_args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do cmake_args+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && shift
+  targets=("$@")
+  echo "==> building in $PEL_BUILD_DIR ($PEL_BUILD_TYPE)"
+  cmake -S "$PEL_ROOT" -B "$PEL_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$PEL_BUILD_TYPE" \
+    "${cmake_args[@]}" >/dev/null
+  if [ ${#targets[@]} -gt 0 ]; then
+    cmake --build "$PEL_BUILD_DIR" --target "${targets[@]}"
+  else
+    cmake --build "$PEL_BUILD_DIR"
+  fi
+}
