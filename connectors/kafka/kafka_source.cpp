@@ -1,0 +1,552 @@
+#include "kafka_source.hpp"
+
+#include "pel/core/time.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+
+namespace pel::connectors {
+
+using namespace kafka_detail;
+
+namespace {
+
+constexpr int metadata_timeout_ms = 10'000;
+
+const char* meta_names[] = {"kafka_key", "kafka_partition", "kafka_offset", "kafka_timestamp",
+                            "kafka_headers"};
+
+/// The `event_time:` block of the component, if the YAML has one.
+const spec::node* event_time_block(const spec::config& cfg) {
+  if (!cfg.raw() || !cfg.raw()->is_map()) return nullptr;
+  auto e = cfg.raw()->find("event_time");
+  return (e != nullptr && e->value && e->value->is_map()) ? e->value.get() : nullptr;
+}
+
+bool parse_topic_partition(std::string_view text, std::string& topic, std::int32_t& partition) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  auto digits = text.substr(colon + 1);
+  auto r = std::from_chars(digits.data(), digits.data() + digits.size(), partition);
+  if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || partition < 0) return false;
+  topic = std::string(text.substr(0, colon));
+  return true;
+}
+
+} // namespace
+
+std::vector<spec::param> kafka_source_params() {
+  using spec::param;
+  std::vector<param> p = {
+      param::string("bootstrap_servers").req().doc(
+          "Comma-separated `host:port` list of Kafka brokers (librdkafka `bootstrap.servers`)."),
+      param::string_list("topics").doc(
+          "Topics to read. Required with `group_id` and with `assign: true`."),
+      param::string("group_id").doc(
+          "Consumer group. Without `partitions`/`assign`, the source subscribes and the group "
+          "splits the partitions among its members; offsets are committed to this group. With "
+          "an explicit assignment it is only where offsets are committed."),
+      param::string_list("partitions").doc(
+          "Explicit assignment as `topic:partition` entries (e.g. `ticks:0`). Instance i of "
+          "the source reads entries i, i+parallelism, ... No rebalancing."),
+      param::boolean("assign").def("false").doc(
+          "Assign every partition of `topics` explicitly (split among the instances) instead "
+          "of joining a consumer group."),
+      param::string("start_from").def("committed")
+          .one_of({"committed", "earliest", "latest", "timestamp"})
+          .doc("Where to start a partition. `committed`: the group's committed offset, else "
+               "earliest. In group mode `earliest`, `latest` and `timestamp` apply only to "
+               "partitions the group has no committed offset for; with an explicit assignment "
+               "they ignore committed offsets."),
+      param::integer("start_timestamp").min(0).doc(
+          "With `start_from: timestamp`: epoch milliseconds; each partition starts at its first "
+          "message at or after it."),
+      param::string("key_field").doc(
+          "Adds the message key as a string field with this name (null when the message has "
+          "no key)."),
+      param::string_list("include").doc(
+          "Metadata appended to each row as extra fields: `key` (kafka_key), `partition` "
+          "(kafka_partition), `offset` (kafka_offset), `timestamp` (kafka_timestamp, epoch ms), "
+          "`headers` (kafka_headers, a JSON object of string values)."),
+      param::bytes("max_message_bytes").def("1MiB").min(1).doc(
+          "Messages larger than this go to the dead-letter output."),
+      param::bytes("fetch_queue_bytes").def("16MiB").min(1024).doc(
+          "Bound on messages fetched ahead and held by librdkafka while the pipeline is slow "
+          "(librdkafka `queued.max.messages.kbytes`). Memory stays bounded under backpressure."),
+      param::string_map("rdkafka").doc(
+          "librdkafka consumer properties passed through unchanged (they override the "
+          "connector's own settings), e.g. `session.timeout.ms: 10000`."),
+  };
+  for (auto& f : format_params(true)) p.push_back(std::move(f));
+  return p;
+}
+
+// --- construction ------------------------------------------------------------------------
+
+kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_conf_new()) {
+  topics_ = cfg.get_string_list("topics");
+  group_id_ = cfg.get_string("group_id");
+  assign_all_ = cfg.get_bool("assign");
+  for (const auto& entry : cfg.get_string_list("partitions")) {
+    std::string topic;
+    std::int32_t partition = 0;
+    if (!parse_topic_partition(entry, topic, partition))
+      cfg.fail("partitions", "'" + entry + "' is not topic:partition (e.g. ticks:0)");
+    explicit_partitions_.emplace_back(std::move(topic), partition);
+  }
+  if (!explicit_partitions_.empty() && assign_all_)
+    cfg.fail("assign", "set either `partitions` or `assign: true`, not both");
+  const bool explicit_mode = !explicit_partitions_.empty() || assign_all_;
+  if (!explicit_mode && group_id_.empty())
+    cfg.fail("group_id", "a kafka source needs `group_id` (consumer group) or an explicit "
+                         "assignment (`partitions: [topic:0, ...]` or `assign: true`)");
+  if ((!explicit_mode || assign_all_) && topics_.empty())
+    cfg.fail("topics", "list the topics to read, e.g. topics: [ticks]");
+
+  const auto start = cfg.get_string("start_from");
+  if (start == "earliest") start_ = start_mode::earliest;
+  else if (start == "latest") start_ = start_mode::latest;
+  else if (start == "timestamp") start_ = start_mode::timestamp;
+  else start_ = start_mode::committed;
+  if (start_ == start_mode::committed && group_id_.empty()) {
+    if (cfg.has("start_from"))
+      cfg.fail("start_from", "`start_from: committed` needs a `group_id` to read offsets from");
+    start_ = start_mode::earliest;
+  }
+  if (start_ == start_mode::timestamp) {
+    if (!cfg.has("start_timestamp"))
+      cfg.fail("start_timestamp", "`start_from: timestamp` needs `start_timestamp` (epoch ms)");
+    start_timestamp_ms_ = cfg.get_int("start_timestamp");
+  }
+  max_message_bytes_ = cfg.get_bytes("max_message_bytes");
+
+  if (auto et = event_time_block(cfg)) {
+    if (auto f = et->find("field"); f && f->value->is_scalar() && !f->value->text.empty())
+      own_event_time_ = false;
+    if (auto it = et->find("idle_timeout"); it && it->value->is_scalar()) {
+      std::int64_t ns = 0;
+      if (spec::parse_duration(it->value->text, ns)) idle_timeout_ns_ = ns;
+    }
+  }
+
+  // Record schema: the decoder's fields, then the selected metadata.
+  decoder_ = make_decoder(cfg, declared_schema(cfg));
+  if (!decoder_ || !decoder_->schema() || decoder_->schema()->size() == 0)
+    cfg.fail("schema", "a kafka source needs the record fields declared under `schema:` "
+                       "(or `format: raw` for one string field `value`)");
+  auto schema = std::make_shared<core::schema>(*decoder_->schema());
+  data_width_ = static_cast<std::uint32_t>(schema->size());
+  auto add_meta = [&](meta_field f, std::string name, core::value_type type, const char* key) {
+    if (schema->index_of(name) >= 0)
+      cfg.fail(key, "field '" + name + "' already exists in the record schema; pick another name");
+    meta_.emplace_back(f, static_cast<std::uint32_t>(schema->add(std::move(name), type)));
+  };
+  if (cfg.has("key_field"))
+    add_meta(meta_key, cfg.get_string("key_field"), core::value_type::string, "key_field");
+  for (const auto& inc : cfg.get_string_list("include")) {
+    meta_field f;
+    core::value_type type = core::value_type::integer;
+    if (inc == "key") f = meta_key, type = core::value_type::string;
+    else if (inc == "partition") f = meta_partition;
+    else if (inc == "offset") f = meta_offset;
+    else if (inc == "timestamp") f = meta_timestamp;
+    else if (inc == "headers") f = meta_headers, type = core::value_type::string;
+    else
+      cfg.fail("include", "unknown metadata '" + inc +
+                              "'; allowed: key, partition, offset, timestamp, headers");
+    add_meta(f, meta_names[f], type, "include");
+  }
+  schema_ = std::move(schema);
+
+  // librdkafka settings: the connector's defaults first, then the user's pass-through.
+  auto* c = conf_.get();
+  set_or_fail(c, cfg, "bootstrap_servers", "bootstrap.servers", cfg.get_string("bootstrap_servers"));
+  if (!group_id_.empty()) set_or_fail(c, cfg, "group_id", "group.id", group_id_);
+  set_or_fail(c, cfg, "group_id", "enable.auto.commit", "false");
+  set_or_fail(c, cfg, "group_id", "enable.auto.offset.store", "false");
+  set_or_fail(c, cfg, "start_from", "auto.offset.reset",
+              start_ == start_mode::latest ? "latest" : "earliest");
+  set_or_fail(c, cfg, "group_id", "enable.partition.eof", "true");
+  set_or_fail(c, cfg, "group_id", "partition.assignment.strategy", "cooperative-sticky");
+  set_or_fail(c, cfg, "fetch_queue_bytes", "queued.max.messages.kbytes",
+              std::to_string(std::max<std::int64_t>(1, cfg.get_bytes("fetch_queue_bytes") / 1024)));
+  set_or_fail(c, cfg, "fetch_queue_bytes", "queued.min.messages", "10000");
+  set_or_fail(c, cfg, "max_message_bytes", "fetch.message.max.bytes",
+              std::to_string(std::max<std::int64_t>(max_message_bytes_, 1024)));
+  set_or_fail(c, cfg, "bootstrap_servers", "log_level", "3");
+  apply_passthrough(c, cfg);
+  rd_kafka_conf_set_rebalance_cb(c, &kafka_source::rebalance_cb);
+  rd_kafka_conf_set_offset_commit_cb(c, &kafka_source::commit_cb);
+  rd_kafka_conf_set_error_cb(c, &kafka_source::error_cb);
+  // Library code does not print: librdkafka's log lines are dropped; errors are kept through
+  // the error callback and shown by last_error().
+  rd_kafka_conf_set_log_cb(c, [](const rd_kafka_t*, int, const char*, const char*) {});
+}
+
+kafka_source::~kafka_source() { close(); }
+
+// --- lifecycle ---------------------------------------------------------------------------
+
+void kafka_source::open(const core::operator_context& ctx) {
+  name_ = ctx.name;
+  rd_kafka_conf_set_opaque(conf_.get(), this);
+  char errstr[512];
+  rk_.reset(rd_kafka_new(RD_KAFKA_CONSUMER, conf_.get(), errstr, sizeof errstr));
+  if (!rk_) throw std::runtime_error("kafka source '" + name_ + "': " + errstr);
+  conf_.release();  // owned by the handle
+  rd_kafka_poll_set_consumer(rk_.get());
+
+  if (explicit_partitions_.empty() && !assign_all_) {
+    auto list = new_tplist(static_cast<int>(topics_.size()));
+    for (const auto& t : topics_)
+      rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    if (auto err = rd_kafka_subscribe(rk_.get(), list.get()))
+      throw std::runtime_error("kafka source '" + name_ + "': cannot subscribe: " +
+                               rd_kafka_err2str(err));
+  } else {
+    assign_explicit(ctx);
+  }
+}
+
+void kafka_source::assign_explicit(const core::operator_context& ctx) {
+  auto all = explicit_partitions_;
+  if (assign_all_) {
+    for (const auto& t : topics_) {
+      topic_ptr rkt(rd_kafka_topic_new(rk_.get(), t.c_str(), nullptr));
+      const rd_kafka_metadata_t* md = nullptr;
+      auto err = rd_kafka_metadata(rk_.get(), 0, rkt.get(), &md, metadata_timeout_ms);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw std::runtime_error("kafka source '" + name_ + "': no metadata for topic " + t +
+                                 ": " + rd_kafka_err2str(err));
+      std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(
+          md, rd_kafka_metadata_destroy);
+      if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw std::runtime_error("kafka source '" + name_ + "': topic " + t + " is unknown: " +
+                                 rd_kafka_err2str(md->topic_cnt ? md->topics[0].err
+                                                                : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+      std::vector<std::int32_t> ids;
+      for (int i = 0; i < md->topics[0].partition_cnt; ++i) ids.push_back(md->topics[0].partitions[i].id);
+      std::sort(ids.begin(), ids.end());
+      for (auto id : ids) all.emplace_back(t, id);
+    }
+  }
+  const std::uint32_t n = std::max<std::uint32_t>(1, ctx.parallelism);
+  auto list = new_tplist(static_cast<int>(all.size()));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i % n != ctx.instance) continue;
+    auto* tp = rd_kafka_topic_partition_list_add(list.get(), all[i].first.c_str(), all[i].second);
+    switch (start_) {
+      case start_mode::committed: tp->offset = RD_KAFKA_OFFSET_STORED; break;
+      case start_mode::earliest: tp->offset = RD_KAFKA_OFFSET_BEGINNING; break;
+      case start_mode::latest: tp->offset = RD_KAFKA_OFFSET_END; break;
+      case start_mode::timestamp: tp->offset = start_timestamp_ms_; break;
+    }
+  }
+  if (start_ == start_mode::timestamp) resolve_timestamps(list.get(), false);
+  if (auto err = rd_kafka_assign(rk_.get(), list.get()))
+    throw std::runtime_error("kafka source '" + name_ + "': cannot assign partitions: " +
+                             rd_kafka_err2str(err));
+  add_partitions(list.get());
+}
+
+void kafka_source::close() {
+  if (!rk_) return;
+  // No commit here: only completed checkpoints commit (on_committed). Closing leaves the
+  // group cleanly so that the partitions move at once.
+  rd_kafka_consumer_close(rk_.get());
+  rk_.reset();
+  forget_all();
+}
+
+// --- rebalancing -------------------------------------------------------------------------
+
+void kafka_source::rebalance_cb(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  static_cast<kafka_source*>(opaque)->on_rebalance(err, parts);
+}
+
+void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  ++rebalances_;
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (start_ == start_mode::timestamp) resolve_timestamps(parts, true);
+    if (cooperative) {
+      if (auto e = rd_kafka_incremental_assign(rk_.get(), parts)) {
+        last_error_ = rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk_.get(), parts);
+    }
+    add_partitions(parts);
+    return;
+  }
+  // Revoked or lost: positions of these partitions are no longer ours to commit.
+  if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) last_error_ = rd_kafka_err2str(err);
+  if (cooperative && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    forget_partitions(parts);
+    if (auto e = rd_kafka_incremental_unassign(rk_.get(), parts)) {
+      last_error_ = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+    }
+  } else {
+    forget_all();
+    rd_kafka_assign(rk_.get(), nullptr);
+  }
+}
+
+void kafka_source::resolve_timestamps(rd_kafka_topic_partition_list_t* parts, bool only_uncommitted) {
+  auto query = new_tplist(parts->cnt);
+  if (only_uncommitted) {
+    // Group mode: a committed offset wins; only partitions without one start at the time.
+    auto copy = tplist_ptr(rd_kafka_topic_partition_list_copy(parts));
+    rd_kafka_committed(rk_.get(), copy.get(), metadata_timeout_ms);
+    for (int i = 0; i < copy->cnt; ++i) {
+      parts->elems[i].offset = copy->elems[i].offset >= 0 ? copy->elems[i].offset : RD_KAFKA_OFFSET_INVALID;
+      if (copy->elems[i].offset < 0)
+        rd_kafka_topic_partition_list_add(query.get(), parts->elems[i].topic,
+                                          parts->elems[i].partition)->offset = start_timestamp_ms_;
+    }
+  } else {
+    for (int i = 0; i < parts->cnt; ++i)
+      rd_kafka_topic_partition_list_add(query.get(), parts->elems[i].topic,
+                                        parts->elems[i].partition)->offset = start_timestamp_ms_;
+  }
+  if (query->cnt == 0) return;
+  auto err = rd_kafka_offsets_for_times(rk_.get(), query.get(), metadata_timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) last_error_ = rd_kafka_err2str(err);
+  for (int i = 0; i < query->cnt; ++i) {
+    auto* tp = rd_kafka_topic_partition_list_find(parts, query->elems[i].topic, query->elems[i].partition);
+    if (tp == nullptr) continue;
+    // -1 (no message at or after the time) means the end of the partition.
+    tp->offset = (err == RD_KAFKA_RESP_ERR_NO_ERROR && query->elems[i].offset >= 0)
+                     ? query->elems[i].offset
+                     : RD_KAFKA_OFFSET_END;
+  }
+}
+
+void kafka_source::add_partitions(const rd_kafka_topic_partition_list_t* parts) {
+  for (int i = 0; i < parts->cnt; ++i) {
+    const auto& tp = parts->elems[i];
+    bool known = false;
+    for (const auto& s : states_)
+      if (s.partition == tp.partition && s.topic == tp.topic) known = true;
+    if (known) continue;
+    partition_state s;
+    s.topic = tp.topic;
+    s.partition = tp.partition;
+    states_.push_back(std::move(s));
+  }
+}
+
+void kafka_source::forget_partitions(const rd_kafka_topic_partition_list_t* parts) {
+  auto revoked = [parts](const std::string& topic, std::int32_t partition) {
+    return rd_kafka_topic_partition_list_find(parts, topic.c_str(), partition) != nullptr;
+  };
+  states_.erase(std::remove_if(states_.begin(), states_.end(),
+                               [&](const partition_state& s) { return revoked(s.topic, s.partition); }),
+                states_.end());
+  last_state_ = 0;
+  for (auto& p : pending_) {
+    std::size_t w = 0;
+    for (std::size_t r = 0; r < p.partitions.size(); ++r) {
+      if (revoked(p.partitions[r].first, p.partitions[r].second)) continue;
+      p.partitions[w] = std::move(p.partitions[r]);
+      p.offsets[w] = p.offsets[r];
+      ++w;
+    }
+    p.partitions.resize(w);
+    p.offsets.resize(w);
+  }
+}
+
+void kafka_source::forget_all() {
+  states_.clear();
+  last_state_ = 0;
+  pending_.clear();
+}
+
+// --- polling -----------------------------------------------------------------------------
+
+kafka_source::partition_state* kafka_source::state_for(const rd_kafka_message_t* m) {
+  if (last_state_ < states_.size()) {
+    auto& s = states_[last_state_];
+    if (s.rkt == m->rkt && s.partition == m->partition) return &s;
+  }
+  for (std::size_t i = 0; i < states_.size(); ++i) {
+    auto& s = states_[i];
+    if (s.partition != m->partition) continue;
+    if (s.rkt == nullptr) {
+      if (s.topic != rd_kafka_topic_name(m->rkt)) continue;
+      s.rkt = m->rkt;
+    } else if (s.rkt != m->rkt) {
+      continue;
+    }
+    last_state_ = i;
+    return &s;
+  }
+  // A message of a partition we no longer own (revoked while in flight): not ours to emit.
+  return nullptr;
+}
+
+core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
+  if (!rk_) return core::poll_status::idle;
+  if (out.main.width == 0) out.main.width = static_cast<std::uint32_t>(schema_->size());
+  std::size_t taken = 0;
+  // Bounded: at most max_rows messages plus as many events (end of partition, errors).
+  for (std::size_t budget = 2 * max_rows + 16; budget > 0 && taken < max_rows; --budget) {
+    message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
+    if (!m) break;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (auto* s = state_for(m.get())) s->caught_up_since = core::steady_ns();
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      last_error_ = rd_kafka_message_errstr(m.get());
+      continue;
+    }
+    ++taken;
+    handle_message(m.get(), out);
+  }
+  char fatal[256];
+  if (rd_kafka_fatal_error(rk_.get(), fatal, sizeof fatal) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error("kafka source '" + name_ + "': fatal client error: " + fatal);
+  return taken > 0 ? core::poll_status::data : core::poll_status::idle;
+}
+
+void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& out) {
+  partition_state* s = state_for(m);
+  if (s == nullptr) return;
+  rd_kafka_timestamp_type_t tstype;
+  const std::int64_t ts_ms = rd_kafka_message_timestamp(m, &tstype);
+  const std::int64_t t = ts_ms >= 0 ? ts_ms * 1'000'000 : core::processing_time::now().ns;
+  s->next_offset = m->offset + 1;
+  s->caught_up_since = 0;
+  if (t > s->max_ts) s->max_ts = t;
+
+  if (m->payload == nullptr || m->len == 0) return dead(out, m, t, "empty message");
+  if (static_cast<std::int64_t>(m->len) > max_message_bytes_)
+    return dead(out, m, t,
+                "message of " + std::to_string(m->len) + " bytes is over max_message_bytes (" +
+                    std::to_string(max_message_bytes_) + ")");
+
+  auto& b = out.main;
+  core::value* row = b.append(t);
+  std::string_view payload(static_cast<const char*>(m->payload), m->len);
+  if (!decoder_->decode(payload, row, scratch_)) {
+    b.cells.resize(b.cells.size() - b.width);
+    b.times.pop_back();
+    return dead(out, m, t, scratch_.empty() ? std::string("malformed message") : scratch_);
+  }
+  for (const auto& [field, col] : meta_) {
+    auto& v = row[col];
+    switch (field) {
+      case meta_key:
+        if (m->key != nullptr) v = std::string(static_cast<const char*>(m->key), m->key_len);
+        break;
+      case meta_partition: v = std::int64_t{m->partition}; break;
+      case meta_offset: v = std::int64_t{m->offset}; break;
+      case meta_timestamp: v = ts_ms; break;
+      case meta_headers: {
+        rd_kafka_headers_t* hdrs = nullptr;
+        std::string json = "{";
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          const char* name;
+          const void* val;
+          std::size_t size;
+          for (std::size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; ++i) {
+            if (i > 0) json += ',';
+            core::append_json(json, core::value{std::string(name)});
+            json += ':';
+            if (val == nullptr) json += "null";
+            else core::append_json(json, core::value{std::string(static_cast<const char*>(val), size)});
+          }
+        }
+        json += '}';
+        v = std::move(json);
+        break;
+      }
+    }
+  }
+}
+
+void kafka_source::dead(core::outputs& out, const rd_kafka_message_t* m, std::int64_t t,
+                        std::string reason) {
+  const std::string position = position_text(rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+  out.dead(name_, reason, nullptr, *schema_, t, name_, position);
+  // The record is the raw message (cut at 4 KiB), since it did not decode into a row.
+  constexpr std::size_t keep = 4096;
+  std::size_t n = m->payload ? std::min<std::size_t>(m->len, keep) : 0;
+  out.dead_letter.row(out.dead_letter.size() - 1)[4] =
+      std::string(static_cast<const char*>(m->payload), n);
+}
+
+core::event_time kafka_source::watermark() const {
+  if (!own_event_time_ || states_.empty()) return core::event_time::min();
+  const std::int64_t now = idle_timeout_ns_ > 0 ? core::steady_ns() : 0;
+  std::int64_t wm = INT64_MAX;
+  for (const auto& s : states_) {
+    const bool caught_up = s.caught_up_since != 0;
+    // An empty partition that is at its end, or one idle for longer than idle_timeout, does
+    // not hold time back; any other partition does, until its first message.
+    if (caught_up && s.max_ts == INT64_MIN) continue;
+    if (caught_up && idle_timeout_ns_ > 0 && now - s.caught_up_since >= idle_timeout_ns_) continue;
+    wm = std::min(wm, s.max_ts);
+  }
+  if (wm == INT64_MAX || wm == INT64_MIN) return core::event_time::min();
+  return core::event_time{wm};
+}
+
+// --- checkpoints ---------------------------------------------------------------------------
+
+void kafka_source::on_barrier(std::uint64_t id) {
+  pending_commit p;
+  p.id = id;
+  for (const auto& s : states_) {
+    if (s.next_offset < 0) continue;
+    p.partitions.emplace_back(s.topic, s.partition);
+    p.offsets.push_back(s.next_offset);
+  }
+  pending_.push_back(std::move(p));
+}
+
+void kafka_source::on_committed(std::uint64_t id) {
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [id](const pending_commit& p) { return p.id == id; });
+  if (it == pending_.end()) return;
+  if (rk_ && !group_id_.empty() && !it->partitions.empty()) {
+    auto list = new_tplist(static_cast<int>(it->partitions.size()));
+    for (std::size_t i = 0; i < it->partitions.size(); ++i)
+      rd_kafka_topic_partition_list_add(list.get(), it->partitions[i].first.c_str(),
+                                        it->partitions[i].second)->offset = it->offsets[i];
+    // Asynchronous: the result arrives through commit_cb during a later poll.
+    if (auto err = rd_kafka_commit(rk_.get(), list.get(), 1)) last_error_ = rd_kafka_err2str(err);
+  }
+  // Checkpoints complete in order: older remembered positions are superseded.
+  pending_.erase(pending_.begin(), it + 1);
+}
+
+void kafka_source::commit_cb(rd_kafka_t*, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t*, void* opaque) {
+  auto* self = static_cast<kafka_source*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) self->commits_ok_.fetch_add(1);
+  else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET) self->last_error_ = std::string("offset commit failed: ") + rd_kafka_err2str(err);
+}
+
+void kafka_source::error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<kafka_source*>(opaque);
+  self->last_error_ = std::string(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))) + ": " + reason;
+}
+
+std::vector<std::string> kafka_source::assignment() const {
+  std::vector<std::string> out;
+  for (const auto& s : states_) out.push_back(s.topic + "/" + std::to_string(s.partition));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string kafka_source::last_error() const { return last_error_; }
+
+} // namespace pel::connectors

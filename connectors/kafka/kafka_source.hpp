@@ -1,0 +1,123 @@
+#pragma once
+/// \file
+/// The Kafka source (`type: kafka`): consumes topics with librdkafka's high-level consumer,
+/// either as a member of a consumer group (subscribe) or on an explicit assignment. Private
+/// to connectors/kafka; the registry builds it from YAML and tests include it directly.
+
+#include "kafka_common.hpp"
+
+#include "pel/connectors/format.hpp"
+#include "pel/core/source.hpp"
+#include "pel/spec/config.hpp"
+#include "pel/spec/param.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pel::connectors {
+
+/// The parameters of `type: kafka` sources (for the registry and docs).
+std::vector<spec::param> kafka_source_params();
+
+/// A Kafka source instance. Offsets are committed only in `on_committed` (at-least-once):
+/// what `on_barrier(id)` remembered is committed when checkpoint `id` completes, as the next
+/// offset to read. Not thread-safe: the runtime calls it from one thread at a time.
+class kafka_source final : public core::source_base {
+public:
+  /// Reads and checks the settings (librdkafka options included); does not connect.
+  /// Throws spec::config_error located at the offending key.
+  explicit kafka_source(const spec::config& cfg);
+  ~kafka_source() override;
+
+  core::schema_ptr output_schema() const override { return schema_; }
+  /// Creates the consumer, then subscribes (group mode) or assigns this instance's share of
+  /// the partitions (partition i of the list goes to instance i % parallelism).
+  void open(const core::operator_context& ctx) override;
+  /// Non-blocking: takes at most `max_rows` messages already fetched by librdkafka.
+  core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
+  /// Min over assigned partitions of the largest Kafka timestamp seen (see README.md).
+  core::event_time watermark() const override;
+  void on_barrier(std::uint64_t id) override;
+  void on_committed(std::uint64_t id) override;
+  void close() override;
+
+  // --- introspection for status and tests ---------------------------------------------
+
+  /// Partitions currently assigned to this instance, as `topic/partition`.
+  std::vector<std::string> assignment() const;
+  /// Offset commits acknowledged by the broker so far.
+  std::uint64_t commits_acknowledged() const noexcept { return commits_ok_.load(); }
+  /// The last client or commit error reported by librdkafka (empty when none).
+  std::string last_error() const;
+  /// Number of rebalance events (assign and revoke) handled.
+  std::uint64_t rebalances() const noexcept { return rebalances_; }
+
+private:
+  enum class start_mode { committed, earliest, latest, timestamp };
+  enum meta_field : std::uint8_t { meta_key, meta_partition, meta_offset, meta_timestamp, meta_headers };
+
+  /// What this instance knows about one assigned partition.
+  struct partition_state {
+    std::string topic;
+    std::int32_t partition = 0;
+    rd_kafka_topic_t* rkt = nullptr;  // learned from the first message; identifies the topic
+    std::int64_t next_offset = -1;    // next offset to read, -1 before the first message
+    std::int64_t max_ts = INT64_MIN;  // largest event time seen (ns)
+    std::int64_t caught_up_since = 0; // steady ns when the partition reached its end, 0 if not
+  };
+  /// Positions remembered at a barrier.
+  struct pending_commit {
+    std::uint64_t id = 0;
+    std::vector<std::pair<std::string, std::int32_t>> partitions;
+    std::vector<std::int64_t> offsets;
+  };
+
+  static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* parts, void* opaque);
+  static void commit_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t* offsets, void* opaque);
+  static void error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+
+  void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+  void add_partitions(const rd_kafka_topic_partition_list_t* parts);
+  void forget_partitions(const rd_kafka_topic_partition_list_t* parts);
+  void forget_all();
+  void resolve_timestamps(rd_kafka_topic_partition_list_t* parts, bool only_uncommitted);
+  partition_state* state_for(const rd_kafka_message_t* m);
+  void handle_message(const rd_kafka_message_t* m, core::outputs& out);
+  void dead(core::outputs& out, const rd_kafka_message_t* m, std::int64_t t, std::string reason);
+  void assign_explicit(const core::operator_context& ctx);
+
+  // --- settings ------------------------------------------------------------------------
+  spec::config cfg_;
+  kafka_detail::conf_ptr conf_;  // checked at construction, handed to rd_kafka_new in open
+  std::vector<std::string> topics_;
+  std::string group_id_;
+  std::vector<std::pair<std::string, std::int32_t>> explicit_partitions_;
+  bool assign_all_ = false;
+  start_mode start_ = start_mode::committed;
+  std::int64_t start_timestamp_ms_ = 0;
+  std::int64_t max_message_bytes_ = 0;
+  bool own_event_time_ = true;      // false when event_time.field is set
+  std::int64_t idle_timeout_ns_ = 0;
+  std::unique_ptr<decoder> decoder_;
+  std::uint32_t data_width_ = 0;
+  std::vector<std::pair<meta_field, std::uint32_t>> meta_;  // metadata columns
+  core::schema_ptr schema_;
+
+  // --- runtime state -------------------------------------------------------------------
+  std::string name_;
+  kafka_detail::handle_ptr rk_;
+  std::vector<partition_state> states_;
+  std::size_t last_state_ = 0;
+  std::vector<pending_commit> pending_;
+  std::atomic<std::uint64_t> commits_ok_{0};
+  std::uint64_t rebalances_ = 0;
+  std::string last_error_;
+  std::string scratch_;
+};
+
+} // namespace pel::connectors

@@ -1,0 +1,61 @@
+#include "pel/connectors/register.hpp"
+
+#include "kafka_sink.hpp"
+#include "kafka_source.hpp"
+
+namespace pel::connectors {
+
+void register_kafka_connectors(spec::registry& reg) {
+  spec::component_schema src;
+  src.type = "kafka";
+  src.kind = spec::component_kind::source;
+  src.summary = "Reads records from Kafka topics (consumer group or explicit partitions).";
+  src.description =
+      "Consumes with librdkafka. With `group_id` the source joins a consumer group "
+      "(cooperative-sticky rebalancing) and the group splits the partitions among all "
+      "instances and processes; with `partitions` or `assign: true` each instance reads a "
+      "fixed share. Offsets are committed only when a checkpoint completes (at-least-once). "
+      "Each row's event time is the message timestamp unless `event_time.field` is set; the "
+      "source's watermark is the minimum over its partitions of the largest timestamp seen. "
+      "Messages that do not decode, are empty, or exceed `max_message_bytes` go to the "
+      "dead-letter output with their position `topic/partition@offset`.";
+  src.params = kafka_source_params();
+  src.example =
+      "sources:\n"
+      "  ticks:\n"
+      "    type: kafka\n"
+      "    bootstrap_servers: 127.0.0.1:9092\n"
+      "    topics: [ticks]\n"
+      "    group_id: trading\n"
+      "    format: json\n"
+      "    schema: {symbol: string, price: double, qty: int}\n"
+      "    include: [partition, offset]\n";
+  reg.add_source(std::move(src), [](const spec::config& cfg) -> core::source_ptr {
+    return std::make_unique<kafka_source>(cfg);
+  });
+
+  spec::component_schema snk;
+  snk.type = "kafka";
+  snk.kind = spec::component_kind::sink;
+  snk.summary = "Writes each record as one Kafka message (idempotent producer).";
+  snk.description =
+      "Produces with librdkafka's idempotent producer. Each flush (checkpoint, end of "
+      "stream) waits until every message is acknowledged; a message that cannot be "
+      "delivered fails the pipeline. At-least-once. The message timestamp is the record's "
+      "event time.";
+  snk.params = kafka_sink_params();
+  snk.example =
+      "sinks:\n"
+      "  out:\n"
+      "    type: kafka\n"
+      "    input: large\n"
+      "    bootstrap_servers: 127.0.0.1:9092\n"
+      "    topic: large-trades\n"
+      "    key: symbol\n"
+      "    format: json\n";
+  reg.add_sink(std::move(snk), [](const spec::config& cfg) -> core::sink_ptr {
+    return std::make_unique<kafka_sink>(cfg);
+  });
+}
+
+} // namespace pel::connectors
