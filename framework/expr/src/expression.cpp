@@ -1,0 +1,162 @@
+#include "pel/expr/expression.hpp"
+
+#include "parser.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace pel::expr {
+
+using core::value;
+
+struct expression::impl {
+  std::string text;
+  node_ptr root;
+  std::vector<int> fields;
+};
+
+namespace {
+
+const std::vector<int> no_fields;
+const std::string no_text;
+
+[[noreturn]] void rethrow_with_text(const located_error& e, const std::string& text) {
+  std::string where = text.substr(e.begin, e.end > e.begin ? e.end - e.begin : std::string::npos);
+  if (where.size() > 80) where = where.substr(0, 77) + "...";
+  throw eval_error(std::string(e.what()) + " in '" + where + "'");
+}
+
+} // namespace
+
+const value& expression::eval_ref(const value* row, std::int64_t t, value& scratch) const {
+  if (!impl_) {
+    scratch = std::monostate{};
+    return scratch;
+  }
+  try {
+    return impl_->root->eval(eval_ctx{row, t}, scratch);
+  } catch (const located_error& e) {
+    rethrow_with_text(e, impl_->text);
+  }
+}
+
+value expression::eval(const value* row, std::int64_t t) const {
+  value scratch;
+  const value& r = eval_ref(row, t, scratch);
+  if (&r == &scratch) return scratch;
+  return r;
+}
+
+bool expression::eval_bool(const value* row, std::int64_t t) const {
+  value scratch;
+  const value& r = eval_ref(row, t, scratch);
+  if (auto b = std::get_if<bool>(&r)) return *b;
+  if (core::is_null(r)) return false;
+  throw eval_error("'" + impl_->text + "' must give true or false, got " + describe(r));
+}
+
+bool expression::eval_number(const value* row, std::int64_t t, double& out) const {
+  value scratch;
+  const value& r = eval_ref(row, t, scratch);
+  if (core::as_number(r, out)) return true;
+  if (core::is_null(r)) return false;
+  throw eval_error("'" + impl_->text + "' must give a number, got " + describe(r));
+}
+
+const std::vector<int>& expression::fields_used() const { return impl_ ? impl_->fields : no_fields; }
+
+const std::string& expression::text() const { return impl_ ? impl_->text : no_text; }
+
+std::optional<core::value_type> expression::result_type() const {
+  if (!impl_) return core::value_type::null;
+  return impl_->root->type;
+}
+
+bool expression::is_constant() const { return !impl_ || impl_->root->constant; }
+
+expression compile(std::string_view text, const core::schema& input) {
+  auto p = std::make_shared<expression::impl>();
+  p->text = std::string(text);
+  p->root = parse(p->text, input, p->fields);
+  expression e;
+  e.impl_ = std::move(p);
+  return e;
+}
+
+namespace {
+
+/// Turns an offset inside a scalar into a file position. Exact for one-line scalars; for
+/// multi-line ones the line is advanced by the newlines before the offset.
+spec::mark locate(spec::mark at, bool quoted, std::string_view text, std::size_t offset) {
+  if (at.line == 0) return at;
+  offset = std::min(offset, text.size());
+  auto nl = text.rfind('\n', offset == 0 ? 0 : offset - 1);
+  if (offset > 0 && nl != std::string_view::npos) {
+    at.line += static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n'));
+    at.column = static_cast<int>(offset - nl);  // best effort: indentation is not known
+    return at;
+  }
+  at.column += static_cast<int>(offset) + (quoted ? 1 : 0);
+  return at;
+}
+
+expression compile_located(std::string_view text, const core::schema& input, spec::mark at,
+                           bool quoted, const std::string& path) {
+  try {
+    return compile(text, input);
+  } catch (const parse_error& e) {
+    throw spec::config_error(locate(at, quoted, text, e.offset), path, e.what());
+  }
+}
+
+} // namespace
+
+expression compile_config(const spec::config& cfg, std::string_view key, const core::schema& input) {
+  const std::string text = cfg.get_string(key);
+  bool quoted = false;
+  if (const auto& n = cfg.raw(); n && n->is_map())
+    if (auto e = n->find(key); e && e->value) quoted = e->value->quoted;
+  return compile_located(text, input, cfg.mark_of(key), quoted, cfg.path_of(key));
+}
+
+expression compile_named(const spec::config::named_text& e, const core::schema& input) {
+  return compile_located(e.text, input, e.at, e.quoted, e.path);
+}
+
+std::string closest_name(std::string_view word, const std::vector<std::string>& candidates) {
+  auto lower = [](std::string_view s) {
+    std::string r(s);
+    for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return r;
+  };
+  const std::string w = lower(word);
+  std::string best;
+  std::size_t best_d = std::string::npos;
+  std::vector<std::size_t> row;
+  for (const auto& cand : candidates) {
+    const std::string c = lower(cand);
+    // Levenshtein distance, one row at a time.
+    row.resize(c.size() + 1);
+    for (std::size_t j = 0; j <= c.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= w.size(); ++i) {
+      std::size_t diag = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= c.size(); ++j) {
+        std::size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (w[i - 1] == c[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    const std::size_t d = row[c.size()];
+    if (d < best_d) {
+      best_d = d;
+      best = cand;
+    }
+  }
+  const std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, (w.size() + 2) / 3));
+  if (best_d > limit && !(best_d <= 3 && !w.empty() && lower(best).find(w) != std::string::npos))
+    return {};
+  return best;
+}
+
+} // namespace pel::expr
