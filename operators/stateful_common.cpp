@@ -1,0 +1,398 @@
+#include "stateful_common.hpp"
+
+#include "pel/spec/diagnostics.hpp"
+#include "pel/spec/node.hpp"
+
+#include <cstdlib>
+
+namespace pel::operators {
+
+std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
+                               const std::vector<std::string>& names, const core::schema& in) {
+  std::vector<int> cols;
+  for (const auto& n : names) {
+    int i = in.index_of(n);
+    if (i < 0) cfg.fail(key, "unknown field '" + n + "'; the input has: " + in.names());
+    cols.push_back(i);
+  }
+  return cols;
+}
+
+std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key, const core::schema& in,
+                                bool required) {
+  auto names = cfg.get_string_list(key);
+  if (required && names.empty()) cfg.fail(key, "name at least one key field");
+  return resolve_names(cfg, key, names, in);
+}
+
+std::uint64_t key_hash(const core::value* row, const std::vector<int>& cols) noexcept {
+  std::uint64_t h = 0;
+  for (int c : cols) h = core::hash_combine(h, core::stable_hash(row[c]));
+  return h;
+}
+
+std::uint32_t key_group_of(std::uint64_t hash, std::uint32_t max_parallelism) noexcept {
+  if (max_parallelism == 0) return 0;
+  // Mix the bits so that hashes differing only in their high bits still spread.
+  hash ^= hash >> 33;
+  hash *= 0xff51afd7ed558ccdULL;
+  hash ^= hash >> 33;
+  return static_cast<std::uint32_t>(hash % max_parallelism);
+}
+
+bool key_equals(const core::value* row, const std::vector<int>& cols,
+                const std::vector<core::value>& key) noexcept {
+  for (std::size_t i = 0; i < cols.size(); ++i)
+    if (row[cols[i]] != key[i]) return false;
+  return true;
+}
+
+void save_row(core::state_writer& w, const core::value* row, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) w.put_value(row[i]);
+}
+
+void load_row(core::state_reader& r, std::vector<core::value>& out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out.push_back(r.get_value());
+}
+
+void row_store::insert_sorted(const core::value* src, std::int64_t t) {
+  auto begin = times_.begin() + static_cast<std::ptrdiff_t>(head_);
+  auto pos = std::upper_bound(begin, times_.end(), t);
+  auto idx = static_cast<std::size_t>(pos - times_.begin());
+  times_.insert(pos, t);
+  cells_.insert(cells_.begin() + static_cast<std::ptrdiff_t>(idx * width_), src, src + width_);
+}
+
+void row_store::pop_front(std::size_t n) {
+  head_ += std::min(n, size());
+  if (head_ > 64 && head_ * 2 > times_.size()) {
+    times_.erase(times_.begin(), times_.begin() + static_cast<std::ptrdiff_t>(head_));
+    cells_.erase(cells_.begin(), cells_.begin() + static_cast<std::ptrdiff_t>(head_ * width_));
+    head_ = 0;
+  }
+  if (head_ == times_.size()) clear();
+}
+
+void row_store::save(core::state_writer& w) const {
+  w.put<std::uint64_t>(size());
+  for (std::size_t i = 0; i < size(); ++i) {
+    w.put<std::int64_t>(time(i));
+    save_row(w, row(i), width_);
+  }
+}
+
+void row_store::load(core::state_reader& r) {
+  clear();
+  auto n = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    times_.push_back(r.get<std::int64_t>());
+    load_row(r, cells_, width_);
+  }
+}
+
+void reorder_buffer::save(core::state_writer& w) const {
+  w.put<std::int64_t>(watermark_);
+  w.put<std::uint64_t>(pending_.size());
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    w.put<std::int64_t>(pending_.times[i]);
+    save_row(w, pending_.row(i), pending_.width);
+  }
+}
+
+void reorder_buffer::load(core::state_reader& r, const std::function<bool(const core::value*)>& keep) {
+  watermark_ = std::max(watermark_, r.get<std::int64_t>());
+  auto n = r.get<std::uint64_t>();
+  std::vector<core::value> tmp;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    auto t = r.get<std::int64_t>();
+    tmp.clear();
+    load_row(r, tmp, pending_.width);
+    if (keep(tmp.data())) pending_.append_move(tmp.data(), t);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+number_expr number_expr::compile(const spec::config& cfg, std::string_view key, const std::string& text,
+                                 const core::schema& in) {
+  number_expr e;
+  std::string s = text;
+  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  if (s.empty()) cfg.fail(key, "expected an expression");
+  int col = in.index_of(s);
+  if (col >= 0) {
+    e.fn_ = [col](const core::value* row, std::int64_t, double& out) {
+      return core::as_number(row[col], out);
+    };
+    return e;
+  }
+  char* end = nullptr;
+  double lit = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() + s.size()) {
+    e.fn_ = [lit](const core::value*, std::int64_t, double& out) {
+      out = lit;
+      return true;
+    };
+    return e;
+  }
+  cfg.fail(key, "unknown field '" + s + "'; the input has: " + in.names());
+}
+
+spec::param order_param() {
+  return spec::param::string("order")
+      .one_of({"event", "arrival"})
+      .def("event")
+      .doc("`event`: hold records until the watermark passes them and handle them in event-time "
+           "order (deterministic, late records go to the `late` port); `arrival`: handle each "
+           "record as it comes (lowest latency, result depends on arrival order).");
+}
+
+bool event_order(const spec::config& cfg) { return cfg.get_string("order") != "arrival"; }
+
+std::int64_t signed_duration(const spec::config& cfg, std::string_view key) {
+  auto text = cfg.get_string(key);
+  bool neg = !text.empty() && text.front() == '-';
+  std::string_view body(text);
+  if (neg || (!body.empty() && body.front() == '+')) body.remove_prefix(1);
+  std::int64_t ns = 0;
+  if (body == "0") return 0;
+  if (!spec::parse_duration(body, ns))
+    cfg.fail(key, "expected a duration such as -5s, 0s or 250ms, found '" + text + "'");
+  return neg ? -ns : ns;
+}
+
+core::schema_ptr extend_schema(const spec::config& cfg, std::string_view key, const core::schema& in,
+                               const std::vector<std::string>& extra) {
+  auto s = std::make_shared<core::schema>(in.fields());
+  for (const auto& name : extra) {
+    if (s->index_of(name) >= 0)
+      cfg.fail(key, "output field '" + name + "' is already an input field; choose another name");
+    s->add(name);
+  }
+  return s;
+}
+
+core::schema_ptr pick_schema(const core::schema& in, const std::vector<int>& cols,
+                             const std::vector<std::pair<std::string, std::optional<core::value_type>>>& extra) {
+  auto s = std::make_shared<core::schema>();
+  for (int c : cols) s->add(in[c].name, in[c].type);
+  for (const auto& [name, type] : extra) s->add(name, type);
+  return s;
+}
+
+core::schema_ptr join_schema(const core::schema& left, const core::schema& right,
+                             const std::vector<int>& skip_right, const std::string& prefix,
+                             std::vector<int>& right_map) {
+  auto s = std::make_shared<core::schema>(left.fields());
+  right_map.clear();
+  for (std::size_t i = 0; i < right.size(); ++i) {
+    if (std::find(skip_right.begin(), skip_right.end(), static_cast<int>(i)) != skip_right.end()) continue;
+    std::string name = right[i].name;
+    while (s->index_of(name) >= 0) name = prefix + name;
+    s->add(name, right[i].type);
+    right_map.push_back(static_cast<int>(i));
+  }
+  return s;
+}
+
+} // namespace pel::operators
+
+namespace pel::operators {
+
+// ---------------------------------------------------------------------------------------
+// series_window
+
+void series_window::init(std::size_t m, bool track_extrema) {
+  m_ = m;
+  extrema_ = track_extrema;
+  shift_.assign(m, 0.0);
+  sum_.assign(m, 0.0);
+  sumsq_.assign(m, 0.0);
+  n_.assign(m, 0);
+  shifted_.assign(m, false);
+  mins_.assign(track_extrema ? m : 0, {});
+  maxs_.assign(track_extrema ? m : 0, {});
+}
+
+void series_window::pop() {
+  for (std::size_t j = 0; j < m_; ++j) {
+    double x = vals_[j];
+    if (!std::isnan(x)) {
+      double d = x - shift_[j];
+      sum_[j] -= d;
+      sumsq_[j] -= d * d;
+      --n_[j];
+      if (n_[j] == 0) sum_[j] = sumsq_[j] = 0;  // no drift carried into the next values
+    }
+    if (extrema_) {
+      if (!mins_[j].empty() && mins_[j].front().first == first_seq_) mins_[j].pop_front();
+      if (!maxs_[j].empty() && maxs_[j].front().first == first_seq_) maxs_[j].pop_front();
+    }
+  }
+  vals_.erase(vals_.begin(), vals_.begin() + static_cast<std::ptrdiff_t>(m_));
+  times_.pop_front();
+  ++first_seq_;
+}
+
+void series_window::evict(std::size_t rows, std::int64_t range, std::int64_t now) {
+  if (rows > 0)
+    while (times_.size() > rows) pop();
+  if (range > 0)
+    while (!times_.empty() && times_.front() <= now - range) pop();
+}
+
+void series_window::push(const double* xs, std::int64_t t) {
+  times_.push_back(t);
+  for (std::size_t j = 0; j < m_; ++j) {
+    double x = xs[j];
+    vals_.push_back(x);
+    if (std::isnan(x)) continue;
+    if (!shifted_[j]) {
+      shift_[j] = x;
+      shifted_[j] = true;
+    }
+    double d = x - shift_[j];
+    sum_[j] += d;
+    sumsq_[j] += d * d;
+    ++n_[j];
+    if (extrema_) {
+      auto& mn = mins_[j];
+      while (!mn.empty() && mn.back().second >= x) mn.pop_back();
+      mn.emplace_back(next_seq_, x);
+      auto& mx = maxs_[j];
+      while (!mx.empty() && mx.back().second <= x) mx.pop_back();
+      mx.emplace_back(next_seq_, x);
+    }
+  }
+  ++next_seq_;
+}
+
+double series_window::mean(std::size_t j) const {
+  if (n_[j] == 0) return std::nan("");
+  return shift_[j] + sum_[j] / static_cast<double>(n_[j]);
+}
+
+double series_window::variance(std::size_t j) const {
+  if (n_[j] < 2) return std::nan("");
+  double n = static_cast<double>(n_[j]);
+  double v = (sumsq_[j] - sum_[j] * sum_[j] / n) / (n - 1);
+  return v < 0 ? 0 : v;
+}
+
+double series_window::min(std::size_t j) const {
+  return (!extrema_ || mins_[j].empty()) ? std::nan("") : mins_[j].front().second;
+}
+
+double series_window::max(std::size_t j) const {
+  return (!extrema_ || maxs_[j].empty()) ? std::nan("") : maxs_[j].front().second;
+}
+
+void series_window::clear() {
+  auto m = m_;
+  auto e = extrema_;
+  times_.clear();
+  vals_.clear();
+  first_seq_ = next_seq_ = 0;
+  init(m, e);
+}
+
+void series_window::save(core::state_writer& w) const {
+  w.put<std::uint64_t>(times_.size());
+  for (std::size_t i = 0; i < times_.size(); ++i) {
+    w.put<std::int64_t>(times_[i]);
+    for (std::size_t j = 0; j < m_; ++j) w.put<double>(vals_[i * m_ + j]);
+  }
+}
+
+void series_window::load(core::state_reader& r) {
+  clear();
+  auto n = r.get<std::uint64_t>();
+  std::vector<double> xs(m_);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    auto t = r.get<std::int64_t>();
+    for (std::size_t j = 0; j < m_; ++j) xs[j] = r.get<double>();
+    push(xs.data(), t);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// per_record_operator
+
+void per_record_operator::init_base(const core::schema_ptr& in, bool ordered) {
+  in_ = in;
+  buffer_.init(static_cast<std::uint32_t>(in->size()), ordered);
+}
+
+void per_record_operator::process(core::batch& in, int, core::outputs& out) {
+  buffer_.add(in, out.late, [&](core::value* row, std::int64_t t) { handle(row, t, out); });
+}
+
+void per_record_operator::on_watermark(core::event_time wm, core::outputs& out) {
+  buffer_.advance(wm.ns, [&](core::value* row, std::int64_t t) { handle(row, t, out); });
+  expire(wm.ns, out);
+}
+
+void per_record_operator::finish(core::outputs& out) { on_watermark(core::event_time::max(), out); }
+
+bool per_record_operator::owns(const core::value* row) const {
+  if (key_.empty()) return true;
+  auto g = key_group_of(key_hash(row, key_), ctx_.max_parallelism);
+  return g >= ctx_.key_group_begin && g < ctx_.key_group_end;
+}
+
+void per_record_operator::snapshot(core::state_writer& w) {
+  buffer_.save(w);
+  save_state(w);
+}
+
+void per_record_operator::restore(core::state_reader& r) {
+  buffer_.load(r, [this](const core::value* row) { return owns(row); });
+  load_state(r);
+}
+
+} // namespace pel::operators
+
+namespace pel::operators {
+
+void join_keys::init(const spec::config& cfg, const core::schema& l, const core::schema& r) {
+  if (cfg.has("key")) {
+    if (cfg.has("left_key") || cfg.has("right_key")) cfg.fail("key", "use either `key` or `left_key` + `right_key`");
+    auto names = cfg.get_string_list("key");
+    left = resolve_names(cfg, "key", names, l);
+    right = resolve_names(cfg, "key", names, r);
+  } else {
+    if (!cfg.has("left_key") || !cfg.has("right_key"))
+      cfg.fail("key", "set `key` (field names both inputs share) or `left_key` and `right_key`");
+    left = resolve_fields(cfg, "left_key", l, true);
+    right = resolve_fields(cfg, "right_key", r, true);
+    if (left.size() != right.size()) cfg.fail("right_key", "needs as many fields as `left_key`");
+  }
+  if (left.empty()) cfg.fail("key", "name at least one key field");
+  left_outer = cfg.get_string("how") == "left";
+  out = join_schema(l, r, right, cfg.get_string("prefix"), right_map);
+}
+
+void join_keys::emit(core::batch& out_batch, const core::value* left_row, const core::value* right_row,
+                     std::int64_t t) const {
+  auto o = out_batch.append(t);
+  auto lw = out->size() - right_map.size();
+  for (std::size_t c = 0; c < lw; ++c) o[c] = left_row[c];
+  if (right_row)
+    for (std::size_t c = 0; c < right_map.size(); ++c) o[lw + c] = right_row[right_map[c]];
+}
+
+std::vector<spec::param> join_params() {
+  using spec::param;
+  return {
+      param::string_list("key").doc("Key fields with the same names in both inputs."),
+      param::string_list("left_key").doc("Key fields of the left (first) input."),
+      param::string_list("right_key").doc("Key fields of the right (second) input, in the same order."),
+      param::string("how").one_of({"inner", "left"}).def("inner").doc(
+          "`inner`: only matches; `left`: also left records without a match (right fields null)."),
+      param::string("prefix").def("right_").doc(
+          "Prefix of right fields whose names the left input already has (right key fields are dropped)."),
+  };
+}
+
+} // namespace pel::operators
