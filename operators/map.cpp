@@ -1,0 +1,220 @@
+#include "map.hpp"
+
+#include "stateless_common.hpp"
+
+#include "pel/expr/expression.hpp"
+
+#include <utility>
+
+namespace pel::operators {
+
+namespace {
+
+/// One computed field: the expression and the position it writes in the working row.
+struct computed_field {
+  std::string name;
+  expr::expression e;
+  int pos;
+};
+
+/// Per row: the input values are moved into a working row (input fields, then the new
+/// fields), each expression writes its result into its slot in order, then the output row is
+/// filled by moving the working row's cells through the projection table.
+class map_operator final : public core::operator_base {
+public:
+  map_operator(core::schema_ptr in, core::schema_ptr work, core::schema_ptr out,
+               std::vector<computed_field> fields, std::vector<int> projection)
+    : in_(std::move(in)), work_schema_(std::move(work)), out_(std::move(out)),
+      fields_(std::move(fields)), projection_(std::move(projection)),
+      work_(work_schema_->size()) {
+    pass_through_ = fields_.empty() && projection_.size() == in_->size();
+    for (std::size_t j = 0; pass_through_ && j < projection_.size(); ++j)
+      pass_through_ = projection_[j] == static_cast<int>(j);
+  }
+
+  core::schema_ptr output_schema() const override { return out_; }
+
+  void open(const core::operator_context& ctx) override { name_ = ctx.name; }
+
+  void process(core::batch& in, int, core::outputs& out) override {
+    const auto out_width = static_cast<std::uint32_t>(out_->size());
+    if (out.main.width == 0) out.main.width = out_width;
+    if (pass_through_ && out.main.empty()) {  // only renames: hand the batch over as it is
+      out.main.cells.swap(in.cells);
+      out.main.times.swap(in.times);
+      in.clear();
+      return;
+    }
+    const std::size_t rows = in.size();
+    const std::uint32_t in_width = in.width;
+    out.main.reserve(out.main.size() + rows);
+    core::value scratch;
+    for (std::size_t r = 0; r < rows; ++r) {
+      core::value* src = in.row(r);
+      const std::int64_t t = in.times[r];
+      for (std::uint32_t c = 0; c < in_width; ++c) work_[c] = std::move(src[c]);
+      if (!compute(t, scratch, out)) continue;
+      core::value* dst = out.main.append(t);
+      for (std::uint32_t j = 0; j < out_width; ++j) dst[j] = std::move(work_[projection_[j]]);
+    }
+    in.clear();
+  }
+
+private:
+  /// Evaluates every computed field into the working row; false (and a dead letter) on error.
+  bool compute(std::int64_t t, core::value& scratch, core::outputs& out) {
+    for (const auto& f : fields_) {
+      try {
+        const core::value& v = f.e.eval_ref(work_.data(), t, scratch);
+        if (&v == &scratch) work_[f.pos] = std::move(scratch);
+        else if (&v != &work_[f.pos]) work_[f.pos] = v;
+      } catch (const expr::eval_error& e) {
+        // The record as it stood: its input fields (earlier fields may have replaced some).
+        out.dead(name_, "fields." + f.name + ": " + e.what(), work_.data(), *in_, t);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  core::schema_ptr in_;
+  core::schema_ptr work_schema_;
+  core::schema_ptr out_;
+  std::vector<computed_field> fields_;
+  std::vector<int> projection_;  ///< output position → working-row position
+  std::vector<core::value> work_;
+  bool pass_through_ = false;
+  std::string name_ = "map";
+};
+
+} // namespace
+
+spec::component_schema map_schema() {
+  spec::component_schema s;
+  s.type = "map";
+  s.kind = spec::component_kind::operator_;
+  s.summary = "Computes, renames, drops and selects fields.";
+  s.description =
+      "Applies its settings in this order:\n\n"
+      "1. `fields`: each `name: expression` is evaluated in the order written. A new name is "
+      "appended to the record; an existing name is replaced in place. Later entries see the "
+      "results of earlier ones (`notional: price * qty` then `notional_k: notional / 1000`).\n"
+      "2. `rename`: `old: new` pairs.\n"
+      "3. `drop`: fields to remove.\n"
+      "4. `select`: the fields to keep, in this order (all others are removed).\n\n"
+      "`rename`, `drop` and `select` name fields as they are after the previous steps; an unknown "
+      "name is a lint error. The output schema is computed when the pipeline is built. A record "
+      "on which an expression fails goes to `<name>.dead_letter` with the field name and the "
+      "error as its reason. Unchanged values are moved, not copied.";
+  s.params = {
+      spec::param::expression_map("fields").doc(
+          "Fields to compute: `name: expression`, evaluated in order; existing names are replaced "
+          "in place, new names appended."),
+      spec::param::string_map("rename").doc("Fields to rename: `old_name: new_name`."),
+      spec::param::string_list("drop").doc("Fields to remove."),
+      spec::param::string_list("select").doc(
+          "Fields to keep, in this order; every other field is removed."),
+  };
+  s.example =
+      "operators:\n"
+      "  notional:\n"
+      "    type: map\n"
+      "    input: ticks\n"
+      "    fields:\n"
+      "      notional: price * qty\n"
+      "      side: upper(side)\n"
+      "    rename: {qty: quantity}\n"
+      "    drop: [exchange]\n";
+  s.min_inputs = 1;
+  s.max_inputs = 1;
+  return s;
+}
+
+core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::schema_ptr>& inputs) {
+  const core::schema_ptr& in = inputs.at(0);
+  if (!cfg.has("fields") && !cfg.has("rename") && !cfg.has("drop") && !cfg.has("select"))
+    cfg.fail("fields", "map needs at least one of fields, rename, drop or select");
+
+  // 1. computed fields, each compiled against the working schema so far.
+  std::vector<core::field> work(in->fields());
+  std::vector<computed_field> computed;
+  for (const auto& entry : cfg.get_expression_map("fields")) {
+    core::schema so_far(work);
+    auto e = expr::compile_named(entry, so_far);
+    int pos = so_far.index_of(entry.name);
+    if (pos < 0) {
+      pos = static_cast<int>(work.size());
+      work.push_back({entry.name, e.result_type()});
+    } else {
+      work[static_cast<std::size_t>(pos)].type = e.result_type();
+    }
+    if (work[static_cast<std::size_t>(pos)].type == core::value_type::null)
+      work[static_cast<std::size_t>(pos)].type = std::nullopt;
+    computed.push_back({entry.name, std::move(e), pos});
+  }
+  auto work_schema = std::make_shared<core::schema>(work);
+
+  // 2. rename: names only.
+  std::vector<std::string> names;
+  for (const auto& f : work) names.push_back(f.name);
+  const auto renames = cfg.get_string_map("rename");
+  for (std::size_t i = 0; i < renames.size(); ++i) {
+    const auto& [from, to] = renames[i];
+    const int pos = position_of(names, from);
+    if (pos < 0)
+      throw spec::config_error(entry_key_mark(cfg, "rename", i), cfg.path_of("rename") + "." + from,
+                               unknown_field_message(from, names));
+    if (to.empty())
+      throw spec::config_error(entry_key_mark(cfg, "rename", i), cfg.path_of("rename") + "." + from,
+                               "the new name is empty");
+    if (to != from && position_of(names, to) >= 0)
+      throw spec::config_error(entry_key_mark(cfg, "rename", i), cfg.path_of("rename") + "." + from,
+                               "cannot rename '" + from + "' to '" + to +
+                                   "': a field with that name exists (drop it or rename it first)");
+    names[static_cast<std::size_t>(pos)] = to;
+  }
+
+  // 3. drop, 4. select: positions into the working row.
+  std::vector<int> projection;
+  for (std::size_t i = 0; i < names.size(); ++i) projection.push_back(static_cast<int>(i));
+  auto current_names = [&] {
+    std::vector<std::string> v;
+    for (int p : projection) v.push_back(names[static_cast<std::size_t>(p)]);
+    return v;
+  };
+  const auto drops = cfg.get_string_list("drop");
+  for (std::size_t i = 0; i < drops.size(); ++i) {
+    auto current = current_names();
+    const int at = position_of(current, drops[i]);
+    if (at < 0)
+      throw spec::config_error(item_mark(cfg, "drop", i), cfg.path_of("drop"),
+                               unknown_field_message(drops[i], current));
+    projection.erase(projection.begin() + at);
+  }
+  if (cfg.has("select")) {
+    const auto selects = cfg.get_string_list("select");
+    const auto current = current_names();
+    std::vector<int> chosen;
+    for (std::size_t i = 0; i < selects.size(); ++i) {
+      const int at = position_of(current, selects[i]);
+      if (at < 0)
+        throw spec::config_error(item_mark(cfg, "select", i), cfg.path_of("select"),
+                                 unknown_field_message(selects[i], current));
+      for (std::size_t k = 0; k < i; ++k)
+        if (selects[k] == selects[i])
+          throw spec::config_error(item_mark(cfg, "select", i), cfg.path_of("select"),
+                                   "'" + selects[i] + "' is selected twice");
+      chosen.push_back(projection[static_cast<std::size_t>(at)]);
+    }
+    projection = std::move(chosen);
+  }
+
+  std::vector<core::field> out_fields;
+  for (int p : projection)
+    out_fields.push_back({names[static_cast<std::size_t>(p)], work[static_cast<std::size_t>(p)].type});
+  return std::make_unique<map_operator>(in, std::move(work_schema),
+                                        std::make_shared<core::schema>(std::move(out_fields)),
+                                        std::move(computed), std::move(projection));
+}
+
+} // namespace pel::operators
