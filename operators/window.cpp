@@ -1,0 +1,470 @@
+#include "window.hpp"
+
+#include "pel/state/key.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <numeric>
+#include <stdexcept>
+
+namespace pel::operators {
+
+namespace {
+
+constexpr std::uint32_t dirty_flag = 1;
+constexpr std::uint32_t snapshot_version = 1;
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
+} // namespace
+
+// ------------------------------------------------------------------ construction
+
+window_operator::window_operator(window_options opts, aggregate_set aggs, core::schema_ptr input)
+  : opts_(std::move(opts)), aggs_(std::move(aggs)), input_(std::move(input)) {
+  auto out = std::make_shared<core::schema>();
+  for (const auto& k : opts_.key) {
+    int i = input_->index_of(k);
+    if (i < 0)
+      throw std::invalid_argument("key field '" + k + "' is not in the input; fields: " +
+                                  input_->names());
+    key_cols_.push_back(i);
+    out->add(k, (*input_)[i].type);
+  }
+  out->add("window_start", core::value_type::integer);
+  out->add("window_end", core::value_type::integer);
+  for (const auto& f : aggs_.outputs()) {
+    if (out->index_of(f.name) >= 0)
+      throw std::invalid_argument("output field '" + f.name +
+                                  "' is written twice; rename the aggregate");
+    out->add(f.name, f.type);
+  }
+  if (opts_.emit_every_ns > 0) {
+    if (out->index_of("final") >= 0)
+      throw std::invalid_argument("an aggregate called 'final' clashes with the `final` field "
+                                  "that emit_every adds; rename it");
+    out->add("final", core::value_type::boolean);
+  }
+  output_ = out;
+  width_out_ = static_cast<std::uint32_t>(output_->size());
+
+  switch (opts_.kind) {
+    case window_kind::tumbling: opts_.slide_ns = opts_.size_ns; pane_ns_ = opts_.size_ns; break;
+    case window_kind::sliding: pane_ns_ = std::gcd(opts_.size_ns, opts_.slide_ns); break;
+    case window_kind::session: pane_ns_ = 0; break;
+  }
+  stride_ = sizeof(slot_header) + ((aggs_.state_size() + 7) & ~std::size_t(7));
+  scratch_ = accumulator(aggs_);
+}
+
+window_operator::~window_operator() {
+  map_.for_each([&](auto, const state::key&, key_state& ks) { clear_slots(ks); });
+}
+
+std::vector<int> window_operator::key_columns(int input) const {
+  (void)input;
+  return key_cols_;
+}
+
+void window_operator::open(const core::operator_context& ctx) {
+  if (map_.empty()) map_.set_max_parallelism(ctx.max_parallelism);
+  range_ = {ctx.key_group_begin, ctx.key_group_end};
+  if (!ctx.name.empty()) opts_.name = ctx.name;
+}
+
+// ------------------------------------------------------------------ slots
+
+window_operator::slot_header* window_operator::insert_slot(key_state& ks, std::size_t pos,
+                                                           std::int64_t start,
+                                                           std::int64_t end) {
+  auto* grown = static_cast<std::byte*>(std::realloc(ks.data, (ks.count + 1) * stride_));
+  if (!grown) throw std::bad_alloc();
+  ks.data = grown;
+  std::memmove(ks.data + (pos + 1) * stride_, ks.data + pos * stride_, (ks.count - pos) * stride_);
+  ++ks.count;
+  slot_header* h = slot(ks, pos);
+  h->start = start;
+  h->end = end;
+  h->flags = 0;
+  h->reserved = 0;
+  aggs_.init(acc(h));
+  ++open_slots_;
+  return h;
+}
+
+void window_operator::erase_slot(key_state& ks, std::size_t pos) {
+  aggs_.destroy(acc(slot(ks, pos)));
+  std::memmove(ks.data + pos * stride_, ks.data + (pos + 1) * stride_,
+               (ks.count - pos - 1) * stride_);
+  --ks.count;
+  --open_slots_;
+  if (ks.count == 0) {
+    std::free(ks.data);
+    ks.data = nullptr;
+  } else if (auto* shrunk = static_cast<std::byte*>(std::realloc(ks.data, ks.count * stride_))) {
+    ks.data = shrunk;
+  }
+}
+
+void window_operator::clear_slots(key_state& ks) {
+  for (std::size_t i = 0; i < ks.count; ++i) aggs_.destroy(acc(slot(ks, i)));
+  open_slots_ -= ks.count;
+  std::free(ks.data);
+  ks.data = nullptr;
+  ks.count = 0;
+}
+
+// ------------------------------------------------------------------ window arithmetic
+
+std::int64_t window_operator::first_end_of_pane(std::int64_t ps) const noexcept {
+  // The earliest window [k*slide, k*slide + size) that contains ps.
+  return floor_div(ps - opts_.size_ns, opts_.slide_ns) * opts_.slide_ns + opts_.slide_ns +
+         opts_.size_ns;
+}
+
+std::int64_t window_operator::last_end_of_pane(std::int64_t ps) const noexcept {
+  return floor_div(ps, opts_.slide_ns) * opts_.slide_ns + opts_.size_ns;
+}
+
+std::int64_t window_operator::slot_next_time(const slot_header* h) const noexcept {
+  if (opts_.kind != window_kind::sliding)
+    return h->end > wm_ ? h->end : sat_add(h->end, opts_.allowed_lateness_ns);
+  std::int64_t last = last_end_of_pane(h->start);
+  if (last <= wm_) return sat_add(last, opts_.allowed_lateness_ns);
+  std::int64_t first = first_end_of_pane(h->start);
+  if (first > wm_) return first;
+  return first + (floor_div(wm_ - first, opts_.slide_ns) + 1) * opts_.slide_ns;
+}
+
+std::int64_t window_operator::next_time(const key_state& ks) const noexcept {
+  std::int64_t t = none;
+  for (std::size_t i = 0; i < ks.count; ++i) t = std::min(t, slot_next_time(slot(ks, i)));
+  return t;
+}
+
+void window_operator::arm(map_type::index idx, std::int64_t at) {
+  key_state& ks = map_.at(idx);
+  if (at >= ks.timer_at || at == none) return;
+  ks.timer_at = at;
+  timers_.push(timer{at, idx, map_.generation(idx)});
+}
+
+void window_operator::mark_dirty(map_type::index idx, slot_header* h) {
+  if (h->flags & dirty_flag) return;
+  h->flags |= dirty_flag;
+  dirty_.emplace_back(idx, map_.generation(idx));
+}
+
+// ------------------------------------------------------------------ records
+
+void window_operator::process(core::batch& in, int input, core::outputs& out) {
+  (void)input;
+  if (out.main.width == 0) out.main.width = width_out_;
+  const std::size_t n = in.size();
+  for (std::size_t i = 0; i < n; ++i) add_record(in.row(i), in.times[i], out);
+  if (!dirty_.empty()) flush_dirty(out);
+}
+
+void window_operator::add_record(const core::value* row, std::int64_t t, core::outputs& out) {
+  const std::size_t nk = key_cols_.size();
+  const std::int64_t lateness = opts_.allowed_lateness_ns;
+  std::int64_t pane_start = 0, last_end;
+  if (opts_.kind == window_kind::session) {
+    last_end = sat_add(t, opts_.gap_ns);
+  } else {
+    pane_start = floor_div(t, pane_ns_) * pane_ns_;
+    last_end = opts_.kind == window_kind::tumbling ? pane_start + pane_ns_
+                                                    : last_end_of_pane(pane_start);
+  }
+  const std::uint64_t hash = state::hash_key(row, key_cols_.data(), nk);
+
+  if (sat_add(last_end, lateness) <= wm_) {
+    bool joins = false;
+    if (opts_.kind == window_kind::session) {
+      // A late record may still join a session that is kept for its lateness.
+      auto idx = map_.find(row, key_cols_.data(), nk, hash);
+      if (idx != map_type::npos) {
+        const key_state& ks = map_.at(idx);
+        for (std::size_t s = 0; s < ks.count && !joins; ++s) {
+          const slot_header* h = slot(ks, s);
+          joins = h->start <= last_end && h->end >= t;
+        }
+      }
+    }
+    if (!joins) {
+      if (opts_.route_late) {
+        if (out.late.width == 0) out.late.width = static_cast<std::uint32_t>(input_->size());
+        out.late.append_copy(row, t);
+        ++late_routed_;
+      } else {
+        ++late_dropped_;
+      }
+      return;
+    }
+  }
+
+  if (!aggs_.prepare(row, t, error_)) {
+    out.dead(opts_.name, error_, row, *input_, t);
+    return;
+  }
+
+  bool inserted = false;
+  auto idx = map_.find_or_insert(row, key_cols_.data(), nk, hash, inserted);
+  if (opts_.kind == window_kind::session) {
+    add_session(idx, t);
+    return;
+  }
+  key_state& ks = map_.at(idx);
+  // Slots are sorted by start and records mostly hit the newest: search from the back.
+  std::size_t pos = ks.count;
+  while (pos > 0 && slot(ks, pos - 1)->start > pane_start) --pos;
+  slot_header* h;
+  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) {
+    h = slot(ks, pos - 1);
+  } else {
+    h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
+    arm(idx, slot_next_time(h));
+  }
+  aggs_.add(acc(h), t);
+  std::int64_t first_end = opts_.kind == window_kind::tumbling ? h->end : first_end_of_pane(pane_start);
+  if (first_end <= wm_) mark_dirty(idx, h);
+}
+
+void window_operator::add_session(map_type::index idx, std::int64_t t) {
+  key_state& ks = map_.at(idx);
+  const std::int64_t end = sat_add(t, opts_.gap_ns);
+  // Sessions are disjoint, non-touching and sorted: the ones [t, end) touches are a run.
+  std::size_t i = 0;
+  while (i < ks.count && slot(ks, i)->end < t) ++i;
+  std::size_t j = i;
+  while (j < ks.count && slot(ks, j)->start <= end) ++j;
+  slot_header* h;
+  if (i == j) {
+    h = insert_slot(ks, i, t, end);
+  } else {
+    h = slot(ks, i);
+    h->start = std::min(h->start, t);
+    h->end = std::max(h->end, end);
+    for (std::size_t k = i + 1; k < j; ++k) {
+      slot_header* o = slot(ks, k);
+      aggs_.merge(acc(h), acc(o));
+      h->end = std::max(h->end, o->end);
+    }
+    for (std::size_t k = j; k-- > i + 1;) erase_slot(ks, k);
+    h = slot(ks, i);  // erase may have moved the buffer
+  }
+  aggs_.add(acc(h), t);
+  arm(idx, slot_next_time(h));
+  if (h->end <= wm_) mark_dirty(idx, h);
+}
+
+// ------------------------------------------------------------------ firing
+
+void window_operator::emit_row(map_type::index idx, std::int64_t start, std::int64_t end,
+                               const std::byte* a, bool final, core::outputs& out) {
+  if (out.main.width == 0) out.main.width = width_out_;
+  core::value* row = out.main.append(end - 1);
+  const state::key& k = map_.key_of(idx);
+  k.copy_to(row);
+  std::size_t c = k.size();
+  row[c++] = floor_div(start, 1'000'000);
+  row[c++] = floor_div(end, 1'000'000);
+  aggs_.result(a, row + c);
+  if (opts_.emit_every_ns > 0) row[width_out_ - 1] = final;
+}
+
+void window_operator::emit_sliding(map_type::index idx, std::int64_t end, bool final,
+                                   core::outputs& out) {
+  key_state& ks = map_.at(idx);
+  const std::int64_t start = end - opts_.size_ns;
+  std::byte* target = scratch_.data();
+  aggs_.destroy(target);
+  aggs_.init(target);
+  bool any = false;
+  for (std::size_t i = 0; i < ks.count; ++i) {
+    const slot_header* h = slot(ks, i);
+    if (h->start >= end) break;
+    if (h->start >= start) {
+      aggs_.merge(target, acc(const_cast<slot_header*>(h)));
+      any = true;
+    }
+  }
+  if (any) emit_row(idx, start, end, target, final, out);
+}
+
+void window_operator::emit_range(map_type::index idx, std::int64_t lo, std::int64_t hi,
+                                 bool final, core::outputs& out) {
+  key_state& ks = map_.at(idx);
+  if (opts_.kind != window_kind::sliding) {
+    for (std::size_t i = 0; i < ks.count; ++i) {
+      slot_header* h = slot(ks, i);
+      if (h->end > lo && h->end <= hi) emit_row(idx, h->start, h->end, acc(h), final, out);
+    }
+    return;
+  }
+  if (ks.count == 0) return;
+  const std::int64_t slide = opts_.slide_ns, size = opts_.size_ns;
+  std::int64_t e = first_end_of_pane(slot(ks, 0)->start);
+  if (e <= lo) e += (floor_div(lo - e, slide) + 1) * slide;
+  std::size_t p = 0;
+  while (e <= hi) {
+    while (p < ks.count && slot(ks, p)->start < e - size) ++p;
+    if (p == ks.count) break;
+    std::int64_t ps = slot(ks, p)->start;
+    if (ps >= e) {
+      // No pane in this window: jump to the first window that holds the next pane.
+      e = std::max(e + slide, first_end_of_pane(ps));
+      continue;
+    }
+    emit_sliding(idx, e, final, out);
+    if (e > INT64_MAX - slide) break;
+    e += slide;
+  }
+}
+
+void window_operator::process_key(map_type::index idx, std::int64_t from, std::int64_t wm,
+                                  core::outputs& out) {
+  emit_range(idx, from - 1, wm, true, out);
+  key_state& ks = map_.at(idx);
+  const std::int64_t lateness = opts_.allowed_lateness_ns;
+  for (std::size_t i = ks.count; i-- > 0;) {
+    const slot_header* h = slot(ks, i);
+    std::int64_t last = opts_.kind == window_kind::sliding ? last_end_of_pane(h->start) : h->end;
+    if (sat_add(last, lateness) <= wm) erase_slot(ks, i);
+  }
+  if (ks.count == 0) {
+    map_.erase(idx);
+    return;
+  }
+  arm(idx, next_time(ks));
+}
+
+void window_operator::flush_dirty(core::outputs& out) {
+  const std::int64_t lateness = opts_.allowed_lateness_ns;
+  std::vector<std::int64_t> ends;
+  for (auto [idx, gen] : dirty_) {
+    if (!map_.valid(idx, gen)) continue;
+    key_state& ks = map_.at(idx);
+    ends.clear();
+    for (std::size_t i = 0; i < ks.count; ++i) {
+      slot_header* h = slot(ks, i);
+      if (!(h->flags & dirty_flag)) continue;
+      h->flags &= ~dirty_flag;
+      if (opts_.kind != window_kind::sliding) {
+        if (h->end <= wm_ && sat_add(h->end, lateness) > wm_)
+          emit_row(idx, h->start, h->end, acc(h), true, out);
+        continue;
+      }
+      std::int64_t last = std::min(last_end_of_pane(h->start), wm_);
+      for (std::int64_t e = first_end_of_pane(h->start); e <= last; e += opts_.slide_ns)
+        if (sat_add(e, lateness) > wm_) ends.push_back(e);
+    }
+    if (ends.empty()) continue;
+    std::sort(ends.begin(), ends.end());
+    ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
+    for (auto e : ends) emit_sliding(idx, e, true, out);
+  }
+  dirty_.clear();
+}
+
+void window_operator::advance(std::int64_t wm, core::outputs& out) {
+  if (wm <= wm_) return;
+  wm_ = wm;
+  while (!timers_.empty() && timers_.top().at <= wm) {
+    timer tm = timers_.top();
+    timers_.pop();
+    if (!map_.valid(tm.idx, tm.gen)) continue;
+    key_state& ks = map_.at(tm.idx);
+    if (ks.timer_at != tm.at) continue;
+    ks.timer_at = none;
+    process_key(tm.idx, tm.at, wm, out);
+  }
+}
+
+void window_operator::on_watermark(core::event_time wm, core::outputs& out) {
+  advance(wm.ns, out);
+}
+
+void window_operator::on_timer(core::processing_time now, core::outputs& out) {
+  if (opts_.emit_every_ns <= 0) return;
+  // The runtime calls about every emit_every; tolerate an early tick of up to a quarter.
+  if (last_early_ != 0 && now.ns - last_early_ < opts_.emit_every_ns * 3 / 4) return;
+  last_early_ = now.ns;
+  map_.for_each([&](map_type::index idx, const state::key&, key_state&) {
+    emit_range(idx, wm_, INT64_MAX, false, out);
+  });
+}
+
+void window_operator::finish(core::outputs& out) { advance(INT64_MAX, out); }
+
+// ------------------------------------------------------------------ state
+
+std::size_t window_operator::state_bytes() const {
+  std::size_t n = map_.table_bytes();
+  auto& self = const_cast<window_operator&>(*this);
+  self.map_.for_each([&](auto, const state::key&, key_state& ks) {
+    // glibc: a chunk is the request plus 8 bytes, rounded up to 16, at least 32.
+    if (ks.count) n += std::max<std::size_t>(32, (ks.count * stride_ + 8 + 15) & ~std::size_t(15));
+    for (std::size_t i = 0; i < ks.count; ++i) n += aggs_.heap_bytes(acc(self.slot(ks, i)));
+  });
+  return n;
+}
+
+void window_operator::snapshot(core::state_writer& w) {
+  w.put<std::uint32_t>(snapshot_version);
+  w.put<std::int64_t>(wm_);
+  map_.snapshot(w, range_, [&](core::state_writer& sw, const key_state& ks) {
+    sw.put<std::uint32_t>(ks.count);
+    for (std::size_t i = 0; i < ks.count; ++i) {
+      const slot_header* h = slot(ks, i);
+      sw.put<std::int64_t>(h->start);
+      sw.put<std::int64_t>(h->end);
+      sw.put<std::uint32_t>(h->flags & ~dirty_flag);
+      aggs_.write(acc(const_cast<slot_header*>(h)), sw);
+    }
+  });
+}
+
+void window_operator::restore(core::state_reader& r) {
+  if (r.get<std::uint32_t>() != snapshot_version)
+    throw std::runtime_error("window snapshot: unknown version");
+  std::int64_t wm = r.get<std::int64_t>();
+  // Restoring several old instances' snapshots (rescaling): the safe watermark is the lowest.
+  wm_ = restored_ ? std::min(wm_, wm) : wm;
+  restored_ = true;
+  map_.restore(r, range_, [&](core::state_reader& sr) {
+    key_state ks;
+    std::uint32_t n = sr.get<std::uint32_t>();
+    try {
+      for (std::uint32_t i = 0; i < n; ++i) {
+        std::int64_t start = sr.get<std::int64_t>();
+        std::int64_t end = sr.get<std::int64_t>();
+        std::uint32_t flags = sr.get<std::uint32_t>();
+        slot_header* h = insert_slot(ks, ks.count, start, end);
+        h->flags = flags;
+        aggs_.read(acc(h), sr);
+      }
+    } catch (...) {
+      clear_slots(ks);
+      throw;
+    }
+    return ks;
+  });
+  map_.for_each([&](map_type::index idx, const state::key&, key_state& ks) {
+    ks.timer_at = none;
+    arm(idx, next_time(ks));
+  });
+}
+
+} // namespace pel::operators

@@ -1,0 +1,178 @@
+#pragma once
+/// \file
+/// The `window` operator: keyed event-time windows (tumbling, sliding, session) with
+/// aggregates. See `register_windows.cpp` for its YAML schema and reference text.
+
+#include "pel/core/operator.hpp"
+#include "pel/operators/aggregates.hpp"
+#include "pel/state/keyed_map.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <queue>
+#include <string>
+#include <vector>
+
+namespace pel::operators {
+
+/// The three window shapes.
+enum class window_kind { tumbling, sliding, session };
+
+/// What the window operator needs, already validated.
+struct window_options {
+  std::string name = "window";       ///< operator name (dead letters)
+  std::vector<std::string> key;      ///< key fields; empty: one global window (parallelism 1)
+  window_kind kind = window_kind::tumbling;
+  std::int64_t size_ns = 0;          ///< tumbling, sliding
+  std::int64_t slide_ns = 0;         ///< sliding (tumbling: = size)
+  std::int64_t gap_ns = 0;           ///< session
+  std::int64_t allowed_lateness_ns = 0;
+  bool route_late = false;           ///< late records to the `late` port (else counted, dropped)
+  std::int64_t emit_every_ns = 0;    ///< early firing period in processing time, 0: none
+};
+
+/// Keyed event-time windows.
+///
+/// - Windows are assigned by event time; tumbling and sliding windows are aligned to the
+///   epoch (a window starts at a multiple of `slide`). Sliding windows keep one accumulator
+///   per pane of gcd(size, slide) and merge panes when a window fires, so a record is added
+///   once whatever size/slide is. Session windows merge when their gaps overlap or touch.
+/// - A window [start, end) fires when the watermark reaches `end` (wm >= end). Its state is
+///   kept until wm >= end + allowed_lateness; a record for a fired window still within the
+///   lateness updates it and the window is emitted again (after the batch). A record all of
+///   whose windows are past the lateness is late: routed to `late` or dropped and counted.
+/// - Output: key fields, `window_start`, `window_end` (epoch ms, ints), the aggregates, and,
+///   only when `emit_every` is set, `final` (false for early results). The event time of an
+///   output row is window_end - 1 ns, inside the window.
+/// - End of stream (`finish`) is the watermark +infinity: every open window fires.
+/// - Firing is O(fired): each key has one timer in a min-heap, at the next instant it needs
+///   attention (its earliest unfired window end or state expiry).
+class window_operator final : public core::operator_base {
+public:
+  /// Throws spec::config_error via `aggs` compilation upstream; here only std::invalid_argument
+  /// for a key field missing from `input`.
+  window_operator(window_options opts, aggregate_set aggs, core::schema_ptr input);
+  ~window_operator() override;
+
+  core::schema_ptr output_schema() const override { return output_; }
+  std::vector<int> key_columns(int input) const override;
+  void open(const core::operator_context& ctx) override;
+  void process(core::batch& in, int input, core::outputs& out) override;
+  void on_watermark(core::event_time wm, core::outputs& out) override;
+  void on_timer(core::processing_time now, core::outputs& out) override;
+  std::int64_t timer_interval_ns() const override { return opts_.emit_every_ns; }
+  void finish(core::outputs& out) override;
+  void snapshot(core::state_writer& w) override;
+  void restore(core::state_reader& r) override;
+
+  /// Late records dropped (with `late: drop`) and routed (with `late: route`).
+  std::uint64_t late_dropped() const noexcept { return late_dropped_; }
+  std::uint64_t late_routed() const noexcept { return late_routed_; }
+  /// Keys with state, and open windows (tumbling/session) or panes (sliding) over all keys.
+  std::size_t keys() const noexcept { return map_.size(); }
+  std::size_t open_slots() const noexcept { return open_slots_; }
+  /// Bytes of keyed state held (table, keys, window slots, sketches), as allocated.
+  std::size_t state_bytes() const;
+  /// The current watermark (ns).
+  std::int64_t watermark() const noexcept { return wm_; }
+
+private:
+  /// Per key: its window slots (each a header plus an accumulator block, `stride_` bytes,
+  /// sorted by start) and the time of its armed timer.
+  /// The slot buffer is sized exactly (realloc per window, not per record): most keys hold
+  /// one open window, and this keeps a VWAP key near 160 bytes.
+  struct key_state {
+    std::byte* data = nullptr;
+    std::uint32_t count = 0;
+    std::int64_t timer_at = none;
+
+    key_state() = default;
+    key_state(key_state&& o) noexcept : data(o.data), count(o.count), timer_at(o.timer_at) {
+      o.data = nullptr;
+      o.count = 0;
+    }
+    key_state& operator=(key_state&& o) noexcept {
+      std::swap(data, o.data);
+      std::swap(count, o.count);
+      timer_at = o.timer_at;
+      return *this;
+    }
+    /// Frees the buffer only: the owner destroys the accumulators first.
+    ~key_state() { std::free(data); }
+  };
+  static constexpr std::int64_t none = INT64_MAX;
+  using map_type = state::keyed_map<key_state>;
+
+  struct slot_header {
+    std::int64_t start;
+    std::int64_t end;
+    std::uint32_t flags;
+    std::uint32_t reserved;
+  };
+
+  struct timer {
+    std::int64_t at;
+    map_type::index idx;
+    std::uint32_t gen;
+    bool operator>(const timer& o) const noexcept { return at > o.at; }
+  };
+
+  // --- slots
+  std::size_t slot_count(const key_state& ks) const noexcept { return ks.count; }
+  slot_header* slot(key_state& ks, std::size_t i) noexcept {
+    return reinterpret_cast<slot_header*>(ks.data + i * stride_);
+  }
+  const slot_header* slot(const key_state& ks, std::size_t i) const noexcept {
+    return reinterpret_cast<const slot_header*>(ks.data + i * stride_);
+  }
+  static std::byte* acc(slot_header* h) noexcept { return reinterpret_cast<std::byte*>(h + 1); }
+  slot_header* insert_slot(key_state& ks, std::size_t pos, std::int64_t start, std::int64_t end);
+  void erase_slot(key_state& ks, std::size_t pos);
+  void clear_slots(key_state& ks);
+
+  // --- window arithmetic
+  std::int64_t last_end_of_pane(std::int64_t pane_start) const noexcept;
+  std::int64_t first_end_of_pane(std::int64_t pane_start) const noexcept;
+  std::int64_t slot_next_time(const slot_header* h) const noexcept;
+  std::int64_t next_time(const key_state& ks) const noexcept;
+
+  // --- per record
+  void add_record(const core::value* row, std::int64_t t, core::outputs& out);
+  void add_session(map_type::index idx, std::int64_t t);
+  void mark_dirty(map_type::index idx, slot_header* h);
+  void arm(map_type::index idx, std::int64_t at);
+
+  // --- firing
+  void process_key(map_type::index idx, std::int64_t from, std::int64_t wm, core::outputs& out);
+  void emit_range(map_type::index idx, std::int64_t lo, std::int64_t hi, bool final,
+                  core::outputs& out);
+  void emit_sliding(map_type::index idx, std::int64_t end, bool final, core::outputs& out);
+  void emit_row(map_type::index idx, std::int64_t start, std::int64_t end, const std::byte* acc,
+                bool final, core::outputs& out);
+  void flush_dirty(core::outputs& out);
+  void advance(std::int64_t wm, core::outputs& out);
+
+  window_options opts_;
+  aggregate_set aggs_;
+  core::schema_ptr input_;
+  core::schema_ptr output_;
+  std::vector<int> key_cols_;
+  std::int64_t pane_ns_ = 0;   // tumbling: size; sliding: gcd(size, slide)
+  std::size_t stride_ = 0;     // bytes per slot
+  std::uint32_t width_out_ = 0;
+
+  map_type map_;
+  state::key_group_range range_{0, 128};
+  std::priority_queue<timer, std::vector<timer>, std::greater<timer>> timers_;
+  std::vector<std::pair<map_type::index, std::uint32_t>> dirty_;
+  std::int64_t wm_ = INT64_MIN;
+  bool restored_ = false;
+  std::int64_t last_early_ = 0;
+  std::uint64_t late_dropped_ = 0;
+  std::uint64_t late_routed_ = 0;
+  std::size_t open_slots_ = 0;
+  std::string error_;
+  accumulator scratch_;  // merge target for sliding windows
+};
+
+} // namespace pel::operators
