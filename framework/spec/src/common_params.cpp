@@ -1,0 +1,130 @@
+#include "pel/spec/common_params.hpp"
+
+#include "internal.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace pel::spec {
+
+namespace {
+
+std::vector<param> make_pipeline_params() {
+  return {
+      param::string("name").def("pipeline").doc("Name of the pipeline, shown in logs, metrics and the API."),
+      param::integer("parallelism").def("1").min(1).max(1024).doc(
+          "Default number of instances of every component that does not set its own `parallelism`."),
+      param::integer("max_parallelism").def("128").min(1).max(32768).doc(
+          "Number of key groups: the most instances a keyed operator can ever be split into. "
+          "Every `parallelism` must be at most this."),
+      param::string("time").def("event").one_of({"event", "processing"}).doc(
+          "Which clock drives windows and timers: the records' event time (with watermarks) or "
+          "the machine's clock."),
+      param::object("batch", {
+          param::integer("size").def("1024").min(1).max(1000000).doc(
+              "Rows per batch: a batch is sent when it holds this many rows."),
+          param::duration("linger").def("1ms").doc(
+              "A partial batch is sent when its first row is this old."),
+      }).doc("How records are grouped into batches between instances."),
+      param::integer("credits").def("8").min(1).max(1024).doc(
+          "Batches in flight per channel: a sender without credit waits (backpressure)."),
+      param::duration("checkpoint_interval").def("1s").min(1e6).doc(
+          "How often sources inject checkpoint barriers (and commit their positions)."),
+      param::string("dead_letter").def("log").doc(
+          "Where dead letters nothing reads go: `log`, `drop`, or the name of a sink."),
+  };
+}
+
+std::vector<detail::common_key> make_common_keys() {
+  std::vector<detail::common_key> t;
+  auto add = [&](param p, bool src, bool op, bool snk) { t.push_back({std::move(p), src, op, snk}); };
+  add(param::string("type").req().doc("The component type: one of the types on its reference page."),
+      true, true, true);
+  add(param::string("description").doc("Free text for people reading the pipeline."), true, true, true);
+  add(param::integer("parallelism").min(1).max(1024).doc(
+          "Number of instances of this component; default `pipeline.parallelism`."),
+      true, true, true);
+  add(param::string_list("input").req().doc(
+          "What this component reads: a component name, `name.port` (e.g. `parse.dead_letter`), "
+          "or a list of them."),
+      false, true, true);
+  add(param::string("partition").one_of({"forward", "rebalance", "hash", "broadcast"}).doc(
+          "How records reach the instances of this component; by default the planner chooses "
+          "(hash for keyed operators, forward when parallelism matches, else rebalance)."),
+      false, true, true);
+  add(param::object("event_time", {
+          param::string("field").doc("The field holding the event time; empty: the source's own "
+                                     "time (e.g. the Kafka timestamp) or the time of reading."),
+          param::string("format").def("auto").one_of(
+              {"epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "iso8601", "datetime", "auto"}).doc(
+              "How `field` is written; `auto` guesses from the first value."),
+          param::string("timezone").def("UTC").doc("Time zone of `datetime` values "
+                                                   "(`YYYY-MM-DD HH:MM:SS`)."),
+          param::duration("max_out_of_orderness").def("0ms").doc(
+              "How late a record may be behind the newest one seen: the watermark trails the "
+              "highest event time by this much."),
+          param::duration("idle_timeout").def("0s").doc(
+              "A source (or partition) with nothing to send for this long stops holding the "
+              "watermark back; 0s: never."),
+      }).doc("Event-time settings of a source: where the time of each record comes from and "
+             "how watermarks follow it."),
+      true, false, false);
+  return t;
+}
+
+std::vector<param> filter_common(component_kind k) {
+  std::vector<param> out;
+  for (const auto& c : detail::common_key_table()) {
+    const bool applies = k == component_kind::source     ? c.source
+                         : k == component_kind::operator_ ? c.operator_
+                                                          : c.sink;
+    if (applies) out.push_back(c.p);
+  }
+  return out;
+}
+
+} // namespace
+
+const std::vector<param>& pipeline_params() {
+  static const std::vector<param> table = make_pipeline_params();
+  return table;
+}
+
+const std::vector<param>& common_params(component_kind k) {
+  static const std::vector<param> sources = filter_common(component_kind::source);
+  static const std::vector<param> operators = filter_common(component_kind::operator_);
+  static const std::vector<param> sinks = filter_common(component_kind::sink);
+  return k == component_kind::source ? sources : k == component_kind::operator_ ? operators : sinks;
+}
+
+namespace detail {
+
+const std::vector<common_key>& common_key_table() {
+  static const std::vector<common_key> table = make_common_keys();
+  return table;
+}
+
+std::string format_number(double v) {
+  char buf[64];
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  else
+    std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+std::string format_duration(std::int64_t ns) {
+  struct unit {
+    std::int64_t scale;
+    const char* name;
+  };
+  static const unit units[] = {{86400'000'000'000, "d"}, {3600'000'000'000, "h"}, {60'000'000'000, "m"},
+                               {1'000'000'000, "s"},     {1'000'000, "ms"},       {1'000, "us"}};
+  if (ns == 0) return "0s";
+  for (const auto& u : units)
+    if (ns % u.scale == 0) return std::to_string(ns / u.scale) + u.name;
+  return std::to_string(ns) + "ns";
+}
+
+} // namespace detail
+} // namespace pel::spec

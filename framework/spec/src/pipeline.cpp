@@ -1,0 +1,800 @@
+// Validation of a pipeline file against the registry, and the logical graph it describes.
+// Every check reports to the reporter and goes on, so one run lists every problem.
+#include "pel/spec/pipeline.hpp"
+
+#include "internal.hpp"
+#include "pel/spec/common_params.hpp"
+#include "pel/spec/registry.hpp"
+#include "pel/spec/suggest.hpp"
+#include "pel/spec/yaml.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <deque>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace pel::spec {
+
+const component* pipeline::find(std::string_view name) const {
+  for (const auto* section : {&sources, &operators, &sinks})
+    for (const auto& c : *section)
+      if (c.name == name) return &c;
+  return nullptr;
+}
+
+namespace {
+
+using detail::reporter;
+
+std::string join_path(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+/// How a value looks in a message: 'text' for scalars, "a list" / "a map" otherwise.
+std::string shown(const node& n) {
+  if (n.is_scalar()) return (n.quoted ? "the quoted string '" : "'") + n.text + "'";
+  if (n.is_null()) return "nothing";
+  return std::string("a ") + n.kind_name();
+}
+
+/// "a" or "an" before a param type name.
+std::string with_article(param_type t) {
+  const std::string name = to_string(t);
+  if (t == param_type::string_list || t == param_type::string_map ||
+      t == param_type::object_list || t == param_type::expression_map)
+    return "a " + name;
+  const bool vowel = name[0] == 'a' || name[0] == 'e' || name[0] == 'i' || name[0] == 'o';
+  return (vowel ? "an " : "a ") + name;
+}
+
+bool parse_int(const std::string& text, std::int64_t& v) {
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  return r.ec == std::errc() && r.ptr == text.data() + text.size() && !text.empty();
+}
+
+bool parse_double(const std::string& text, double& v) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  v = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && std::isfinite(v);
+}
+
+std::string bounds_text(const param& p, bool duration) {
+  auto fmt = [&](double v) {
+    return duration ? detail::format_duration(static_cast<std::int64_t>(v)) : detail::format_number(v);
+  };
+  if (p.minimum && p.maximum) return "from " + fmt(*p.minimum) + " to " + fmt(*p.maximum);
+  if (p.minimum) return "of at least " + fmt(*p.minimum);
+  return "of at most " + fmt(*p.maximum);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema checks of one block
+
+class checker {
+public:
+  explicit checker(reporter& out) : out_(out) {}
+
+  /// Checks the map `n` (null: an empty block) against `params`. Missing keys are reported
+  /// at `owner`. With `report_unknown` false, keys not in `params` are let through.
+  /// Missing keys named in `own_missing` are left to the caller, which has a better message.
+  void block(const node* n, const std::vector<const param*>& params, const std::string& path,
+             mark owner, bool report_unknown = true,
+             const std::vector<std::string_view>& own_missing = {}) {
+    if (n != nullptr && !n->is_null() && !n->is_map()) {
+      out_.error(n->at, path, "expected a map of keys, found " + shown(*n));
+      return;
+    }
+    if (n != nullptr && n->is_map()) {
+      for (const auto& e : n->entries) {
+        const param* p = find(params, e.key);
+        if (p == nullptr) {
+          if (report_unknown) unknown_key(e, params, path);
+          continue;
+        }
+        value(*e.value, *p, join_path(path, e.key));
+      }
+    }
+    for (const param* p : params) {
+      if (!p->required) continue;
+      if (std::find(own_missing.begin(), own_missing.end(), p->key) != own_missing.end()) continue;
+      const node::entry* e = (n != nullptr && n->is_map()) ? n->find(p->key) : nullptr;
+      if (e == nullptr) missing(*p, path, owner);
+    }
+  }
+
+  /// Checks one value against its param.
+  void value(const node& v, const param& p, const std::string& path) {
+    switch (p.type) {
+      case param_type::string:
+      case param_type::expression:
+        if (!scalar(v, p, path)) return;
+        if (p.type == param_type::expression && v.text.empty()) {
+          out_.error(v.at, path, "the expression is empty");
+          return;
+        }
+        if (!p.allowed.empty()) allowed(v, p, path);
+        return;
+      case param_type::integer: {
+        if (!unquoted_scalar(v, p, path)) return;
+        std::int64_t i = 0;
+        if (!parse_int(v.text, i)) {
+          out_.error(v.at, path, "expected an integer, found " + shown(v));
+          return;
+        }
+        bounded(static_cast<double>(i), v, p, path, false);
+        return;
+      }
+      case param_type::number: {
+        if (!unquoted_scalar(v, p, path)) return;
+        double d = 0;
+        if (!parse_double(v.text, d)) {
+          out_.error(v.at, path, "expected a number, found " + shown(v));
+          return;
+        }
+        bounded(d, v, p, path, false);
+        return;
+      }
+      case param_type::boolean:
+        if (!unquoted_scalar(v, p, path)) return;
+        if (v.text != "true" && v.text != "false" && v.text != "yes" && v.text != "no" &&
+            v.text != "on" && v.text != "off")
+          out_.error(v.at, path, "expected true or false, found " + shown(v));
+        return;
+      case param_type::duration: {
+        if (!scalar(v, p, path)) return;
+        std::int64_t ns = 0;
+        if (!parse_duration(v.text, ns)) {
+          out_.error(v.at, path,
+                     "expected a duration such as 250ms, 1s or 5m, found " + shown(v) +
+                         (parse_int(v.text, ns) ? "; add a unit (ns, us, ms, s, m, h, d)" : ""));
+          return;
+        }
+        bounded(static_cast<double>(ns), v, p, path, true);
+        return;
+      }
+      case param_type::bytes: {
+        if (!scalar(v, p, path)) return;
+        std::int64_t b = 0;
+        if (!parse_bytes(v.text, b)) {
+          out_.error(v.at, path, "expected a size such as 512, 64KiB or 1MiB, found " + shown(v));
+          return;
+        }
+        bounded(static_cast<double>(b), v, p, path, false);
+        return;
+      }
+      case param_type::string_list:
+        if (v.is_null()) return;
+        if (v.is_scalar()) {
+          if (!p.allowed.empty()) allowed(v, p, path);
+          return;
+        }
+        if (!v.is_sequence()) {
+          out_.error(v.at, path, "expected a string or a list of strings, found " + shown(v));
+          return;
+        }
+        for (std::size_t i = 0; i < v.items.size(); ++i) {
+          const node& item = *v.items[i];
+          const std::string item_path = path + "[" + std::to_string(i) + "]";
+          if (!item.is_scalar())
+            out_.error(item.at, item_path, "expected a string, found " + shown(item));
+          else if (!p.allowed.empty())
+            allowed(item, p, item_path);
+        }
+        return;
+      case param_type::string_map:
+      case param_type::expression_map:
+        if (v.is_null()) return;
+        if (!v.is_map()) {
+          out_.error(v.at, path,
+                     std::string(p.type == param_type::string_map ? "expected a map of key: value"
+                                                                 : "expected a map of name: expression") +
+                         ", found " + shown(v));
+          return;
+        }
+        for (const auto& e : v.entries) {
+          if (!e.value->is_scalar())
+            out_.error(e.value->at, join_path(path, e.key),
+                       std::string(p.type == param_type::string_map ? "expected a single value"
+                                                                   : "expected an expression") +
+                           ", found " + shown(*e.value));
+          else if (p.type == param_type::expression_map && e.value->text.empty())
+            out_.error(e.value->at, join_path(path, e.key), "the expression is empty");
+        }
+        return;
+      case param_type::object: {
+        auto fields = pointers(p.fields);
+        block(&v, fields, path, v.at);
+        return;
+      }
+      case param_type::object_list: {
+        if (v.is_null()) return;
+        if (!v.is_sequence()) {
+          out_.error(v.at, path, "expected a list of maps, found " + shown(v));
+          return;
+        }
+        auto fields = pointers(p.fields);
+        for (std::size_t i = 0; i < v.items.size(); ++i) {
+          const node& item = *v.items[i];
+          const std::string item_path = path + "[" + std::to_string(i) + "]";
+          if (!item.is_map())
+            out_.error(item.at, item_path, "expected a map, found " + shown(item));
+          else
+            block(&item, fields, item_path, item.at);
+        }
+        return;
+      }
+    }
+  }
+
+  /// The parameters as pointers, for `block`.
+  static std::vector<const param*> pointers(const std::vector<param>& ps) {
+    std::vector<const param*> out;
+    out.reserve(ps.size());
+    for (const auto& p : ps) out.push_back(&p);
+    return out;
+  }
+
+  static std::vector<std::string> keys(const std::vector<const param*>& params) {
+    std::vector<std::string> out;
+    for (const param* p : params) out.push_back(p->key);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  static const param* find(const std::vector<const param*>& params, std::string_view key) {
+    for (const param* p : params)
+      if (p->key == key) return p;
+    return nullptr;
+  }
+
+  /// The message for a missing required key; `input` and `type` get their own.
+  void missing(const param& p, const std::string& path, mark owner) {
+    std::string msg = "missing required key '" + p.key + "' (" + to_string(p.type) + ")";
+    if (!p.description.empty()) msg += ": " + p.description;
+    out_.error(owner, join_path(path, p.key), msg);
+  }
+
+private:
+  void unknown_key(const node::entry& e, const std::vector<const param*>& params,
+                   const std::string& path) {
+    const auto allowed_keys = keys(params);
+    out_.error(e.key_mark, join_path(path, e.key),
+               "unknown key '" + e.key + "'" + did_you_mean(e.key, allowed_keys) +
+                   " allowed keys: " + join(allowed_keys));
+  }
+
+  bool scalar(const node& v, const param& p, const std::string& path) {
+    if (v.is_scalar()) return true;
+    if (v.is_null())
+      out_.error(v.at, path, "no value; write " + with_article(p.type) + " or remove the key");
+    else
+      out_.error(v.at, path, "expected " + with_article(p.type) + ", found " + shown(v));
+    return false;
+  }
+
+  bool unquoted_scalar(const node& v, const param& p, const std::string& path) {
+    if (!scalar(v, p, path)) return false;
+    if (v.quoted) {
+      out_.error(v.at, path, "expected " + with_article(p.type) + ", found " + shown(v) +
+                                 "; remove the quotes");
+      return false;
+    }
+    return true;
+  }
+
+  void allowed(const node& v, const param& p, const std::string& path) {
+    if (std::find(p.allowed.begin(), p.allowed.end(), v.text) != p.allowed.end()) return;
+    out_.error(v.at, path, "'" + v.text + "' is not allowed here" + did_you_mean(v.text, p.allowed) +
+                               " allowed values: " + join(p.allowed));
+  }
+
+  void bounded(double x, const node& v, const param& p, const std::string& path, bool duration) {
+    if ((p.minimum && x < *p.minimum) || (p.maximum && x > *p.maximum))
+      out_.error(v.at, path, v.text + " is out of range; use a value " + bounds_text(p, duration));
+  }
+
+  reporter& out_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The whole file
+
+constexpr const char* section_names[] = {"pipeline", "sources", "operators", "sinks"};
+
+/// A component block as found in the file, before it becomes a `component`.
+struct block_info {
+  std::string name;
+  std::string path;
+  component_kind kind;
+  mark at;
+  const node* n = nullptr;
+  const component_schema* schema = nullptr;
+  bool is_map = true;  ///< false: the block is not a map (reported); the name still exists
+  std::vector<output_ref> inputs;
+  bool has_input_key = false;
+};
+
+class loader {
+public:
+  loader(const registry& reg, reporter& out, pipeline& p)
+    : reg_(reg), out_(out), check_(out), p_(p) {}
+
+  void run() {
+    const node& root = *p_.root;
+    if (!root.is_map()) {
+      out_.error(root.at, "", "the top level must be a map with the sections pipeline, sources, "
+                              "operators and sinks; found " + shown(root));
+      return;
+    }
+    const std::vector<std::string> sections(std::begin(section_names), std::end(section_names));
+    std::vector<std::string> sorted = sections;
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& e : root.entries)
+      if (std::find(sections.begin(), sections.end(), e.key) == sections.end())
+        out_.error(e.key_mark, e.key,
+                   "unknown section '" + e.key + "'" + did_you_mean(e.key, sections) +
+                       " allowed keys: " + join(sorted));
+
+    const node::entry* settings = root.find("pipeline");
+    const auto pipeline_ps = checker::pointers(pipeline_params());
+    if (settings != nullptr) check_.block(settings->value.get(), pipeline_ps, "pipeline", settings->key_mark);
+
+    section(root, "sources", component_kind::source);
+    section(root, "operators", component_kind::operator_);
+    section(root, "sinks", component_kind::sink);
+    inputs();
+    cycles();
+    whole(root, settings);
+    if (out_.empty()) fill(settings);
+  }
+
+private:
+  void section(const node& root, const char* name, component_kind kind) {
+    const node::entry* e = root.find(name);
+    if (e == nullptr || e->value->is_null()) return;
+    const node& s = *e->value;
+    if (!s.is_map()) {
+      out_.error(s.at, name,
+                 std::string("expected a map of ") + to_string(kind) + " name: {type: ...}, found " +
+                     shown(s));
+      return;
+    }
+    for (const auto& c : s.entries) component_block(c, name, kind);
+  }
+
+  static bool valid_name(const std::string& name) {
+    if (name.empty()) return false;
+    for (char c : name)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+    return true;
+  }
+
+  void component_block(const node::entry& e, const std::string& section, component_kind kind) {
+    const std::string path = section + "." + e.key;
+    if (!valid_name(e.key))
+      out_.error(e.key_mark, path,
+                 "invalid name '" + e.key + "'; names may hold letters, digits, '_' and '-' "
+                 "(a '.' would be read as a port)");
+    auto [it, inserted] = names_.emplace(e.key, blocks_.size());
+    if (!inserted) {
+      const block_info& first = blocks_[it->second];
+      out_.error(e.key_mark, path,
+                 "the name '" + e.key + "' is already used by the " + to_string(first.kind) +
+                     " at line " + std::to_string(first.at.line) + ", column " +
+                     std::to_string(first.at.column) +
+                     "; names must be unique across sources, operators and sinks");
+    }
+    const node& v = *e.value;
+    block_info b{e.key, path, kind, e.key_mark, &v, nullptr, true, {}, false};
+    if (!v.is_map()) {
+      out_.error(v.at, path, std::string("expected a map with at least `type:`, found ") + shown(v));
+      b.is_map = false;
+      if (inserted) blocks_.push_back(std::move(b));
+      return;
+    }
+
+    const auto& common = common_params(kind);
+    std::vector<const param*> params = checker::pointers(common);
+    const node::entry* type = v.find("type");
+    bool type_known = false;
+    if (type == nullptr) {
+      out_.error(e.key_mark, path + ".type",
+                 std::string("missing required key 'type'; ") + to_string(kind) + " types: " +
+                     type_list(kind));
+    } else if (type->value->is_scalar()) {
+      b.schema = lookup(kind, type->value->text);
+      if (b.schema == nullptr) {
+        const auto names = reg_.names(kind);
+        out_.error(type->value->at, path + ".type",
+                   std::string("unknown ") + to_string(kind) + " type '" + type->value->text + "'" +
+                       did_you_mean(type->value->text, names) + " " + to_string(kind) +
+                       " types: " + type_list(kind));
+      } else {
+        type_known = true;
+        for (const auto& p : b.schema->params)
+          if (checker::find(params, p.key) == nullptr) params.push_back(&p);
+      }
+    }
+    // Unknown keys are only known when the type is; `type` and `input` have their own
+    // messages when missing.
+    check_.block(&v, params, path, e.key_mark, type_known, {"type", "input"});
+
+    if (kind != component_kind::source) {
+      const node::entry* in = v.find("input");
+      if (in == nullptr) {
+        out_.error(e.key_mark, path + ".input",
+                   std::string("missing required key 'input'; name what this ") + to_string(kind) +
+                       " reads, e.g. `input: <source or operator>`");
+      } else {
+        b.has_input_key = true;
+        refs(*in->value, path + ".input", b.inputs);
+      }
+    }
+    if (inserted) blocks_.push_back(std::move(b));
+    else duplicates_.push_back(std::move(b));
+  }
+
+  std::string type_list(component_kind kind) const {
+    auto names = reg_.names(kind);
+    return names.empty() ? std::string("(none registered)") : join(names);
+  }
+
+  const component_schema* lookup(component_kind kind, const std::string& type) const {
+    switch (kind) {
+      case component_kind::source:
+        if (auto s = reg_.find_source(type)) return &s->schema;
+        return nullptr;
+      case component_kind::operator_:
+        if (auto o = reg_.find_operator(type)) return &o->schema;
+        return nullptr;
+      case component_kind::sink:
+        if (auto k = reg_.find_sink(type)) return &k->schema;
+        return nullptr;
+    }
+    return nullptr;
+  }
+
+  /// `input:` as output references (shape errors are reported by the schema check).
+  static void refs(const node& v, const std::string& path, std::vector<output_ref>& out) {
+    auto one = [&](const node& n) {
+      if (!n.is_scalar()) return;
+      output_ref r;
+      r.at = n.at;
+      const auto dot = n.text.find('.');
+      r.component = n.text.substr(0, dot);
+      if (dot != std::string::npos) r.port = n.text.substr(dot + 1);
+      out.push_back(std::move(r));
+    };
+    (void)path;
+    if (v.is_scalar()) one(v);
+    else if (v.is_sequence())
+      for (const auto& item : v.items) one(*item);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // inputs
+
+  void inputs() {
+    std::vector<std::string> readable;
+    for (const auto& b : blocks_)
+      if (b.kind != component_kind::sink) readable.push_back(b.name);
+    std::sort(readable.begin(), readable.end());
+    for (auto& b : blocks_) {
+      if (b.kind == component_kind::source || !b.is_map || !b.has_input_key) continue;
+      const node& in = *b.n->find("input")->value;
+      const std::string path = b.path + ".input";
+      if (b.inputs.empty()) {
+        if (in.is_null() || (in.is_sequence() && in.items.empty()))
+          out_.error(in.is_null() ? b.n->find("input")->key_mark : in.at, path,
+                     std::string("the ") + to_string(b.kind) +
+                         " reads nothing; name at least one source or operator");
+        continue;
+      }
+      std::unordered_set<std::string> seen;
+      for (const auto& r : b.inputs) {
+        const std::string text = r.port.empty() ? r.component : r.component + "." + r.port;
+        if (!seen.insert(text).second) {
+          out_.error(r.at, path, "input '" + text + "' is listed twice; remove one");
+          continue;
+        }
+        auto it = names_.find(r.component);
+        if (it == names_.end()) {
+          out_.error(r.at, path,
+                     "unknown input '" + r.component + "'" + did_you_mean(r.component, readable) +
+                         (readable.empty() ? std::string(" nothing can be read: add a source")
+                                           : " sources and operators: " + join(readable)));
+          continue;
+        }
+        const block_info& from = blocks_[it->second];
+        if (from.kind == component_kind::sink) {
+          out_.error(r.at, path,
+                     "'" + r.component + "' is a sink and has no output; read a source or an operator");
+          continue;
+        }
+        if (!r.port.empty() && from.schema != nullptr) {
+          std::vector<std::string> ports{"dead_letter"};
+          for (const auto& port : from.schema->ports) ports.push_back(port);
+          std::sort(ports.begin(), ports.end());
+          if (std::find(ports.begin(), ports.end(), r.port) == ports.end())
+            out_.error(r.at, path,
+                       "'" + r.component + "' has no output port '" + r.port + "'" +
+                           did_you_mean(r.port, ports) + " ports of '" + r.component +
+                           "': " + join(ports) + " (or '" + r.component + "' for its main output)");
+        }
+      }
+      if (b.schema != nullptr) count(b, in.is_sequence() ? in.at : b.inputs.front().at, path);
+    }
+  }
+
+  void count(const block_info& b, mark at, const std::string& path) {
+    const int n = static_cast<int>(b.inputs.size());
+    const int lo = b.schema->min_inputs;
+    const int hi = b.schema->max_inputs;
+    if (n >= lo && (hi < 0 || n <= hi)) return;
+    auto inputs = [](int k) { return std::to_string(k) + (k == 1 ? " input" : " inputs"); };
+    std::string takes;
+    if (hi == lo) takes = "exactly " + inputs(lo);
+    else if (hi < 0) takes = "at least " + inputs(lo);
+    else takes = std::to_string(lo) + " to " + inputs(hi);
+    out_.error(at, path,
+               std::string(to_string(b.kind)) + " type '" + b.schema->type + "' takes " + takes +
+                   ", found " + std::to_string(n));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // cycles among operators (Tarjan's strongly connected components, without recursion)
+
+  void cycles() {
+    const std::size_t n = blocks_.size();
+    // Data flows from an input to its reader: edges[producer] = readers.
+    std::vector<std::vector<std::size_t>> edges(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (blocks_[i].kind != component_kind::operator_) continue;
+      for (const auto& r : blocks_[i].inputs) {
+        auto it = names_.find(r.component);
+        if (it == names_.end() || blocks_[it->second].kind != component_kind::operator_) continue;
+        auto& e = edges[it->second];
+        if (std::find(e.begin(), e.end(), i) == e.end()) e.push_back(i);
+      }
+    }
+    const std::size_t none = static_cast<std::size_t>(-1);
+    std::vector<std::size_t> index(n, none), low(n, 0), stack;
+    std::vector<bool> on_stack(n, false);
+    std::size_t next = 0;
+    struct frame {
+      std::size_t v;
+      std::size_t edge;
+    };
+    for (std::size_t start = 0; start < n; ++start) {
+      if (index[start] != none) continue;
+      std::vector<frame> call{{start, 0}};
+      index[start] = low[start] = next++;
+      stack.push_back(start);
+      on_stack[start] = true;
+      while (!call.empty()) {
+        frame& f = call.back();
+        if (f.edge < edges[f.v].size()) {
+          const std::size_t w = edges[f.v][f.edge++];
+          if (index[w] == none) {
+            index[w] = low[w] = next++;
+            stack.push_back(w);
+            on_stack[w] = true;
+            call.push_back({w, 0});
+          } else if (on_stack[w]) {
+            low[f.v] = std::min(low[f.v], index[w]);
+          }
+          continue;
+        }
+        const std::size_t v = f.v;
+        call.pop_back();
+        if (!call.empty()) low[call.back().v] = std::min(low[call.back().v], low[v]);
+        if (low[v] != index[v]) continue;
+        std::vector<std::size_t> scc;
+        for (;;) {
+          const std::size_t w = stack.back();
+          stack.pop_back();
+          on_stack[w] = false;
+          scc.push_back(w);
+          if (w == v) break;
+        }
+        const bool self = std::find(edges[v].begin(), edges[v].end(), v) != edges[v].end();
+        if (scc.size() > 1 || self) report_cycle(scc, edges);
+      }
+    }
+  }
+
+  void report_cycle(std::vector<std::size_t> scc, const std::vector<std::vector<std::size_t>>& edges) {
+    std::sort(scc.begin(), scc.end());  // file order
+    const std::size_t first = scc.front();
+    // Shortest way round from the first member back to itself, within the component.
+    std::unordered_map<std::size_t, std::size_t> parent;
+    std::deque<std::size_t> queue{first};
+    std::size_t last = first;
+    bool found = false;
+    while (!queue.empty() && !found) {
+      const std::size_t v = queue.front();
+      queue.pop_front();
+      for (std::size_t w : edges[v]) {
+        if (!std::binary_search(scc.begin(), scc.end(), w)) continue;
+        if (w == first) {
+          last = v;
+          found = true;
+          break;
+        }
+        if (parent.emplace(w, v).second) queue.push_back(w);
+      }
+    }
+    std::vector<std::string> path{blocks_[first].name};
+    for (std::size_t v = last; v != first; v = parent[v]) path.insert(path.begin() + 1, blocks_[v].name);
+    path.push_back(blocks_[first].name);
+    std::string members;
+    for (std::size_t i = 0; i < path.size(); ++i) members += (i ? " -> " : "") + path[i];
+    const node::entry* in = blocks_[first].n->find("input");
+    out_.error(in ? in->value->at : blocks_[first].at, blocks_[first].path + ".input",
+               "operators read each other in a cycle: " + members +
+                   "; an operator cannot read its own output, directly or through others");
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // the pipeline as a whole
+
+  void whole(const node& root, const node::entry* settings) {
+    auto has = [&](component_kind k) {
+      for (const auto& b : blocks_)
+        if (b.kind == k) return true;
+      return false;
+    };
+    auto where = [&](const char* section) {
+      const node::entry* e = root.find(section);
+      return e ? e->key_mark : mark{1, 1};
+    };
+    if (!has(component_kind::source))
+      out_.error(where("sources"), "sources",
+                 "the pipeline has no sources; add a `sources:` section with at least one source");
+    if (!has(component_kind::sink))
+      out_.error(where("sinks"), "sinks",
+                 "the pipeline has no sinks; add a `sinks:` section with at least one sink");
+
+    const node* s = settings ? settings->value.get() : nullptr;
+    if (s == nullptr || !s->is_map()) {
+      max_parallelism(nullptr);
+      return;
+    }
+    if (auto dl = s->find("dead_letter"); dl && dl->value->is_scalar()) {
+      const std::string& target = dl->value->text;
+      std::vector<std::string> sinks;
+      for (const auto& b : blocks_)
+        if (b.kind == component_kind::sink) sinks.push_back(b.name);
+      std::sort(sinks.begin(), sinks.end());
+      auto it = names_.find(target);
+      if (target != "log" && target != "drop" &&
+          (it == names_.end() || blocks_[it->second].kind != component_kind::sink)) {
+        std::vector<std::string> candidates{"log", "drop"};
+        candidates.insert(candidates.end(), sinks.begin(), sinks.end());
+        out_.error(dl->value->at, "pipeline.dead_letter",
+                   "'" + target + "' is neither log, drop nor a sink" +
+                       did_you_mean(target, candidates) +
+                       (sinks.empty() ? std::string(" (there are no sinks)") : " sinks: " + join(sinks)));
+      }
+    }
+    max_parallelism(s);
+  }
+
+  /// Every parallelism must fit in the key groups.
+  void max_parallelism(const node* s) {
+    std::int64_t max = 128;
+    std::string where = "the default max_parallelism (128)";
+    if (s != nullptr) {
+      if (auto m = s->find("max_parallelism")) {
+        if (!m->value->is_scalar() || !parse_int(m->value->text, max)) return;
+        where = "pipeline.max_parallelism (" + m->value->text + ")";
+      }
+      if (auto p = s->find("parallelism"); p && p->value->is_scalar()) {
+        std::int64_t v = 0;
+        if (parse_int(p->value->text, v) && v > max)
+          out_.error(p->value->at, "pipeline.parallelism",
+                     "parallelism " + p->value->text + " is above " + where +
+                         "; lower it or raise max_parallelism");
+      }
+    }
+    for (const auto& b : blocks_) {
+      if (!b.is_map) continue;
+      auto p = b.n->find("parallelism");
+      std::int64_t v = 0;
+      if (p && p->value->is_scalar() && parse_int(p->value->text, v) && v > max)
+        out_.error(p->value->at, b.path + ".parallelism",
+                   "parallelism " + p->value->text + " is above " + where +
+                       "; lower it or raise max_parallelism");
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // filling the result (only when the file is clean, so the getters cannot fail)
+
+  void fill(const node::entry* settings) {
+    pipeline_settings& s = p_.settings;
+    config c(settings ? settings->value : nullptr, "pipeline", &pipeline_params());
+    s.name = c.get_string("name");
+    s.parallelism = static_cast<std::uint32_t>(c.get_int("parallelism"));
+    s.max_parallelism = static_cast<std::uint32_t>(c.get_int("max_parallelism"));
+    s.time = c.get_string("time");
+    const config batch = c.child("batch");
+    s.batch_size = static_cast<std::uint32_t>(batch.get_int("size"));
+    s.batch_linger_ns = batch.get_duration_ns("linger");
+    s.channel_credits = static_cast<std::uint32_t>(c.get_int("credits"));
+    s.checkpoint_interval_ns = c.get_duration_ns("checkpoint_interval");
+    s.dead_letter = c.get_string("dead_letter");
+
+    for (const auto& b : blocks_) {
+      component out;
+      out.name = b.name;
+      out.type = b.schema->type;
+      out.kind = b.kind;
+      out.at = b.at;
+      out.inputs = b.inputs;
+      // Share the root's ownership so the config's node lives as long as the pipeline.
+      node_ptr self(p_.root, b.n);
+      out.settings = config(self, b.path, &b.schema->params);
+      const config common(self, b.path, &common_params(b.kind));
+      out.parallelism = common.has("parallelism") ? static_cast<std::uint32_t>(common.get_int("parallelism"))
+                                                  : s.parallelism;
+      const std::string part = common.get_string("partition");
+      out.partition = part == "forward"     ? partitioning::forward
+                      : part == "rebalance" ? partitioning::rebalance
+                      : part == "hash"      ? partitioning::hash
+                      : part == "broadcast" ? partitioning::broadcast
+                                            : partitioning::automatic;
+      if (b.kind == component_kind::source && common.has("event_time")) {
+        const config et = common.child("event_time");
+        event_time_spec t;
+        t.field = et.get_string("field");
+        t.format = et.get_string("format");
+        t.timezone = et.get_string("timezone");
+        t.max_out_of_orderness_ns = et.get_duration_ns("max_out_of_orderness");
+        t.idle_timeout_ns = et.get_duration_ns("idle_timeout");
+        out.event_time = t;
+      }
+      auto& section = b.kind == component_kind::source     ? p_.sources
+                      : b.kind == component_kind::operator_ ? p_.operators
+                                                            : p_.sinks;
+      section.push_back(std::move(out));
+    }
+  }
+
+  const registry& reg_;
+  reporter& out_;
+  checker check_;
+  pipeline& p_;
+  std::vector<block_info> blocks_;
+  std::vector<block_info> duplicates_;
+  std::unordered_map<std::string, std::size_t> names_;
+};
+
+} // namespace
+
+pipeline load_text(const std::string& text, const std::string& file, const registry& reg) {
+  reporter out(file);
+  pipeline p;
+  p.file = file;
+  p.root = detail::read_yaml(text, out);
+  if (p.root) {
+    loader l(reg, out, p);
+    l.run();
+  }
+  out.throw_if_any();
+  return p;
+}
+
+pipeline load_file(const std::string& path, const registry& reg) {
+  reporter out(path);
+  std::string text;
+  if (!detail::read_file(path, text, out)) out.throw_if_any();
+  return load_text(text, path, reg);
+}
+
+} // namespace pel::spec
