@@ -1,0 +1,354 @@
+#include "pel/connectors/generator.hpp"
+
+#include "connector_test_util.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <tuple>
+
+using namespace pel;
+using namespace pel::connectors;
+using pel::testing::map;
+using pel::testing::scalar;
+using pel::testing::test_config;
+
+namespace {
+
+/// Polls a source until it ends (bounded), returning all rows.
+core::batch drain(core::source_base& src, std::size_t max_rows = 1000) {
+  core::batch all(static_cast<std::uint32_t>(src.output_schema()->size()));
+  for (int i = 0; i < 1'000'000; ++i) {
+    core::outputs out;
+    out.main = core::batch(all.width);
+    auto st = src.poll(out, max_rows);
+    for (std::size_t r = 0; r < out.main.size(); ++r) all.append_move(out.main.row(r), out.main.times[r]);
+    if (st == core::poll_status::end) return all;
+  }
+  FAIL("the source did not end");
+  return all;
+}
+
+core::batch run(generator_options o, std::uint32_t instance = 0, std::uint32_t parallelism = 1) {
+  auto src = make_generator(o);
+  core::operator_context ctx;
+  ctx.name = "gen";
+  ctx.instance = instance;
+  ctx.parallelism = parallelism;
+  src->open(ctx);
+  return drain(*src);
+}
+
+std::vector<std::vector<core::value>> rows_of(const core::batch& b) {
+  std::vector<std::vector<core::value>> out;
+  for (std::size_t i = 0; i < b.size(); ++i) out.emplace_back(b.row(i), b.row(i) + b.width);
+  return out;
+}
+
+bool bad_temperature(const core::value& v) {
+  if (core::is_null(v) || std::holds_alternative<std::string>(v)) return true;
+  double d = std::get<double>(v);
+  return std::isnan(d) || d < -100 || d > 200;
+}
+
+} // namespace
+
+TEST_CASE("generator schemas per profile", "[generator]") {
+  CHECK(generator_schema(generator_profile::trades)->names() == "ts, symbol, price, qty, side, trade_id");
+  CHECK(generator_schema(generator_profile::quotes)->names() == "ts, symbol, bid, ask, bid_size, ask_size");
+  CHECK(generator_schema(generator_profile::sensors)->names() == "ts, device, temperature, humidity, status");
+  CHECK((*generator_schema(generator_profile::trades))[2].type == core::value_type::number);
+  generator_options o;
+  o.profile = generator_profile::sensors;
+  CHECK(make_generator(o)->output_schema()->names() == "ts, device, temperature, humidity, status");
+  CHECK(generator_symbol_name(0) == "AAPL");
+  CHECK(generator_symbol_name(1) == "MSFT");
+  CHECK(generator_symbol_name(50) == "SYM0050");
+}
+
+TEST_CASE("generator is deterministic and bounded by count", "[generator]") {
+  generator_options o;
+  o.count = 2000;
+  o.out_of_order = 0.05;
+  auto a = run(o), b = run(o);
+  REQUIRE(a.size() == 2000);
+  CHECK(rows_of(a) == rows_of(b));
+  CHECK(a.times == b.times);
+  o.seed = 7;
+  auto c = run(o);
+  CHECK(rows_of(a) != rows_of(c));
+
+  // Event time equals ts (ms) × 1e6; trade ids count up; prices are positive cents.
+  std::int64_t prev = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto r = a.row(i);
+    CHECK(a.times[i] == std::get<std::int64_t>(r[0]) * 1'000'000);
+    CHECK(std::get<std::int64_t>(r[5]) == static_cast<std::int64_t>(i + 1));
+    double p = std::get<double>(r[2]);
+    CHECK(p > 0);
+    CHECK(std::fabs(p * 100 - std::round(p * 100)) < 1e-6);
+    CHECK(std::get<std::int64_t>(r[3]) > 0);
+    auto side = std::get<std::string>(r[4]);
+    CHECK((side == "buy" || side == "sell"));
+    prev = std::get<std::int64_t>(r[0]);
+  }
+  (void)prev;
+}
+
+TEST_CASE("generator output is the same at any parallelism", "[generator]") {
+  generator_options o;
+  o.count = 3001;
+  o.burstiness = 0.8;
+  auto one = run(o);
+  std::map<std::int64_t, std::vector<core::value>> by_id;
+  std::size_t total = 0;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    auto part = run(o, i, 3);
+    total += part.size();
+    for (std::size_t r = 0; r < part.size(); ++r)
+      by_id[std::get<std::int64_t>(part.row(r)[5])] = std::vector<core::value>(part.row(r), part.row(r) + part.width);
+  }
+  REQUIRE(total == 3001);
+  REQUIRE(by_id.size() == 3001);
+  std::size_t i = 0;
+  for (const auto& [id, row] : by_id) {
+    REQUIRE(row == std::vector<core::value>(one.row(i), one.row(i) + one.width));
+    ++i;
+  }
+}
+
+TEST_CASE("generator timestamps follow the event rate, with bursts", "[generator]") {
+  generator_options o;
+  o.count = 6400;
+  o.event_rate = 1000;  // 1 record per ms on average
+  o.burstiness = 0;
+  auto even = run(o);
+  std::int64_t first = std::get<std::int64_t>(even.row(0)[0]);
+  CHECK(first == o.start_ms);
+  for (std::size_t i = 1; i < even.size(); ++i)
+    REQUIRE(std::get<std::int64_t>(even.row(i)[0]) - first == static_cast<std::int64_t>(i));
+
+  o.burstiness = 1;
+  auto bursty = run(o);
+  std::int64_t last = std::get<std::int64_t>(bursty.row(bursty.size() - 1)[0]);
+  CHECK(std::llabs(last - first - 6399) <= 64);  // same mean rate
+  std::map<std::int64_t, int> per_ms;
+  std::int64_t prev = first;
+  for (std::size_t i = 0; i < bursty.size(); ++i) {
+    auto ts = std::get<std::int64_t>(bursty.row(i)[0]);
+    REQUIRE(ts >= prev);  // in order without out_of_order
+    prev = ts;
+    ++per_ms[ts];
+  }
+  int busiest = 0;
+  for (auto& [ms, n] : per_ms) busiest = std::max(busiest, n);
+  CHECK(busiest > 5);                  // clusters
+  CHECK(per_ms.size() < 6400u * 3 / 4);  // and gaps
+}
+
+TEST_CASE("generator out-of-order records stay within max_delay", "[generator]") {
+  generator_options o;
+  o.count = 20000;
+  o.event_rate = 10000;
+  o.out_of_order = 0.2;
+  o.max_delay_ns = 100'000'000;
+  auto b = run(o);
+  std::int64_t max_seen = INT64_MIN;
+  int late = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    auto ts = std::get<std::int64_t>(b.row(i)[0]);
+    if (ts < max_seen) ++late;
+    if (max_seen != INT64_MIN) REQUIRE(ts >= max_seen - 100);
+    max_seen = std::max(max_seen, ts);
+  }
+  CHECK(late > 1000);
+  o.out_of_order = 0;
+  auto in_order = run(o);
+  for (std::size_t i = 1; i < in_order.size(); ++i)
+    REQUIRE(in_order.times[i] >= in_order.times[i - 1]);
+}
+
+TEST_CASE("generator duration ends the stream in event time", "[generator]") {
+  generator_options o;
+  o.event_rate = 500;
+  o.duration_ns = 2'000'000'000;
+  o.burstiness = 0;
+  auto b = run(o);
+  CHECK(b.size() == 1000);
+  auto last = std::get<std::int64_t>(b.row(b.size() - 1)[0]);
+  CHECK(last < o.start_ms + 2000);
+}
+
+TEST_CASE("generator rate pacing returns idle when ahead of schedule", "[generator]") {
+  generator_options o;
+  o.rate = 1;  // one record per second
+  auto src = make_generator(o);
+  src->open({});
+  auto t0 = std::chrono::steady_clock::now();
+  core::outputs out;
+  out.main = core::batch(6);
+  CHECK(src->poll(out, 100) == core::poll_status::data);
+  CHECK(out.main.size() == 1);
+  int idle = 0;
+  for (int i = 0; i < 100; ++i)
+    if (src->poll(out, 100) == core::poll_status::idle) ++idle;
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  // Unless the machine stalled for a second, every further poll was early.
+  if (elapsed < std::chrono::milliseconds(900)) {
+    CHECK(idle == 100);
+    CHECK(out.main.size() == 1);
+  }
+
+  // At a high rate the budget follows the clock: polls emit records, never a burst of
+  // max_rows right away.
+  o.rate = 1000;
+  auto fast = make_generator(o);
+  fast->open({});
+  core::outputs o2;
+  o2.main = core::batch(6);
+  auto start = std::chrono::steady_clock::now();
+  fast->poll(o2, 100000);
+  CHECK(o2.main.size() < 100);
+  bool reached = pel::testing::poll_until([&] {
+    fast->poll(o2, 100000);
+    return o2.main.size() >= 50;
+  });
+  REQUIRE(reached);
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= std::chrono::milliseconds(45));
+}
+
+TEST_CASE("generator bad sensor records come at the configured fraction", "[generator]") {
+  generator_options o;
+  o.profile = generator_profile::sensors;
+  o.devices = 10;
+  o.count = 20000;
+  o.bad_records = 0.1;
+  auto b = run(o);
+  int bad = 0, kinds_null = 0, kinds_nan = 0, kinds_err = 0, kinds_spike = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const auto& t = b.row(i)[2];
+    if (!bad_temperature(t)) {
+      double d = std::get<double>(t);
+      REQUIRE(d > -20);
+      REQUIRE(d < 60);
+      continue;
+    }
+    ++bad;
+    if (core::is_null(t)) ++kinds_null;
+    else if (std::holds_alternative<std::string>(t)) ++kinds_err;
+    else if (std::isnan(std::get<double>(t))) ++kinds_nan;
+    else ++kinds_spike;
+  }
+  CHECK(bad > 1700);
+  CHECK(bad < 2300);
+  CHECK(kinds_null > 0);
+  CHECK(kinds_nan > 0);
+  CHECK(kinds_err > 0);
+  CHECK(kinds_spike > 0);
+  CHECK(std::get<std::string>(b.row(3)[1]) == "sensor-0003");
+
+  o.bad_records = 0;
+  auto good = run(o);
+  for (std::size_t i = 0; i < good.size(); ++i) REQUIRE_FALSE(bad_temperature(good.row(i)[2]));
+}
+
+TEST_CASE("trades and quotes with the same seed agree on the mid price", "[generator]") {
+  generator_options o;
+  o.symbols = 3;
+  o.count = 30000;
+  o.event_rate = 20000;
+  o.seed = 99;
+  o.profile = generator_profile::trades;
+  auto trades = run(o);
+  o.profile = generator_profile::quotes;
+  auto quotes = run(o);
+
+  std::map<std::pair<std::string, std::int64_t>, std::pair<double, double>> book;
+  for (std::size_t i = 0; i < quotes.size(); ++i) {
+    auto r = quotes.row(i);
+    auto sym = std::get<std::string>(r[1]);
+    auto ts = std::get<std::int64_t>(r[0]);
+    double bid = std::get<double>(r[2]), ask = std::get<double>(r[3]);
+    REQUIRE(bid < ask);
+    int s = sym == "AAPL" ? 0 : (sym == "MSFT" ? 1 : 2);
+    double mid = generator_mid_price(99, s, o.start_ms, ts);
+    REQUIRE(bid <= mid);
+    REQUIRE(mid <= ask);
+    CHECK((ask - bid) / mid < 0.002);
+    book[{sym, ts}] = {bid, ask};
+  }
+  int matched = 0;
+  for (std::size_t i = 0; i < trades.size(); ++i) {
+    auto r = trades.row(i);
+    auto it = book.find({std::get<std::string>(r[1]), std::get<std::int64_t>(r[0])});
+    if (it == book.end()) continue;
+    ++matched;
+    double px = std::get<double>(r[2]);
+    REQUIRE(px >= it->second.first - 1e-9);
+    REQUIRE(px <= it->second.second + 1e-9);
+  }
+  CHECK(matched > 1000);
+
+  // The walk moves: prices an hour apart differ, but realistically (well under 20%).
+  double a = generator_mid_price(99, 0, o.start_ms, o.start_ms);
+  double b = generator_mid_price(99, 0, o.start_ms, o.start_ms + 3'600'000);
+  CHECK(a == 185.0);
+  CHECK(a != b);
+  CHECK(std::fabs(b / a - 1) < 0.2);
+}
+
+TEST_CASE("generator preload replays the same records", "[generator]") {
+  generator_options o;
+  o.count = 1500;
+  o.profile = generator_profile::quotes;
+  auto live = run(o, 1, 2);
+  o.preload = true;
+  auto pre = run(o, 1, 2);
+  REQUIRE(pre.size() == 750);
+  CHECK(rows_of(pre) == rows_of(live));
+  CHECK(pre.times == live.times);
+}
+
+TEST_CASE("generator config is read and checked", "[generator]") {
+  test_config t(map({{"profile", scalar("sensors")},
+                     {"devices", scalar("7")},
+                     {"count", scalar("10")},
+                     {"start_time", scalar("2024-03-01T00:00:00Z")},
+                     {"max_delay", scalar("1s")},
+                     {"preload", scalar("true")}}),
+                generator_params());
+  auto o = read_generator_options(t.cfg);
+  CHECK(o.profile == generator_profile::sensors);
+  CHECK(o.devices == 7);
+  CHECK(o.count == 10);
+  CHECK(o.start_ms == 1709251200000);
+  CHECK(o.max_delay_ns == 1'000'000'000);
+  CHECK(o.preload);
+
+  test_config p(map({{"preload", scalar("true")}}), generator_params());
+  REQUIRE_THROWS_WITH(read_generator_options(p.cfg), "preload needs a bounded generator: set `count`");
+  test_config s(map({{"start_time", scalar("yesterday")}}), generator_params());
+  REQUIRE_THROWS_WITH(read_generator_options(s.cfg),
+                      "expected an ISO-8601 time such as 2024-01-02T14:30:00Z, found 'yesterday'");
+  test_config d(map({}), generator_params());
+  auto def = read_generator_options(d.cfg);
+  CHECK(def.start_ms == 1704205800000);
+  CHECK(def.symbols == 100);
+}
+
+TEST_CASE("ISO-8601 parsing", "[generator]") {
+  std::int64_t ms = 0;
+  REQUIRE(parse_iso8601_ms("1970-01-01T00:00:00Z", ms));
+  CHECK(ms == 0);
+  REQUIRE(parse_iso8601_ms("2024-01-02T14:30:00.250Z", ms));
+  CHECK(ms == 1704205800250);
+  REQUIRE(parse_iso8601_ms("2024-01-02T15:30:00+01:00", ms));
+  CHECK(ms == 1704205800000);
+  REQUIRE(parse_iso8601_ms("2024-01-02", ms));
+  CHECK(ms == 1704153600000);
+  CHECK_FALSE(parse_iso8601_ms("2024-13-02", ms));
+  CHECK_FALSE(parse_iso8601_ms("2024-01-02T14:30:00Zjunk", ms));
+}
