@@ -94,9 +94,9 @@ core::operator_ptr make_filter(const spec::config& cfg, const std::vector<core::
   const core::schema_ptr& in = inputs.at(0);
   auto where = expr::compile_config(cfg, "where", *in);
   if (auto t = where.result_type(); t && *t != core::value_type::boolean && *t != core::value_type::null)
-    cfg.fail("where", "the condition '" + where.text() + "' gives a " +
-                          std::string(core::to_string(*t)) +
-                          ", not a bool (compare it, e.g. `" + where.text() + " > 0`)");
+    cfg.fail("where", "the condition '" + where.text() + "' gives " +
+                          std::string(core::to_string(*t)) + ", not bool: compare it, e.g. `" +
+                          where.text() + " > 0`");
   return std::make_unique<filter_operator>(in, std::move(where));
 }
 

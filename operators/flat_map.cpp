@@ -255,10 +255,12 @@ private:
 
   void drop_empty() {
     std::size_t w = 0;
-    for (auto& p : pieces_) {
+    for (std::size_t r = 0; r < pieces_.size(); ++r) {
+      auto& p = pieces_[r];
       if (core::is_null(p)) continue;
       if (auto s = std::get_if<std::string>(&p); s && s->empty()) continue;
-      pieces_[w++] = std::move(p);
+      if (w != r) pieces_[w] = std::move(p);  // never self-move: it would empty the string
+      ++w;
     }
     pieces_.resize(w);
   }
