@@ -1,0 +1,105 @@
+#pragma once
+/// \file
+/// Running a physical plan: one actor per instance of every fused chain, connected by
+/// credit-based channels. No CAF type appears here; the actor system lives behind a pimpl.
+
+#include "pel/plan/plan.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pel::runtime {
+
+/// Settings of a job that are not part of the pipeline file.
+struct options {
+  std::size_t threads = 2;                      ///< scheduler worker threads
+  std::int64_t watermark_interval_ns = 1'000'000;  ///< sources emit a watermark at most this often
+  std::int64_t idle_backoff_min_ns = 1'000'000;    ///< first pause after an idle poll
+  std::int64_t idle_backoff_max_ns = 50'000'000;   ///< longest pause between idle polls
+  std::uint32_t dead_letter_log_per_second = 20;   ///< `dead_letter: log` lines per second
+};
+
+/// Counters of one instance of one component. Rows are counted per batch.
+struct instance_metrics {
+  std::string component;
+  std::uint32_t instance = 0;
+  int chain = 0;
+  std::uint64_t rows_in = 0;       ///< rows given to process/write
+  std::uint64_t rows_out = 0;      ///< rows on the main output
+  std::uint64_t dead_letters = 0;  ///< rows sent to the dead-letter port
+  std::uint64_t late = 0;          ///< rows sent to the late port
+  // Of the chain instance this component belongs to:
+  std::uint64_t batches_in = 0;
+  std::uint64_t batches_out = 0;
+  std::int64_t busy_ns = 0;
+  std::int64_t backpressure_ns = 0;  ///< time spent holding output without credit
+  std::uint32_t queued_batches = 0;  ///< input batches waiting now
+  std::uint32_t max_queued_batches = 0;  ///< high-water mark of `queued_batches`
+  std::uint32_t max_outbound_batches = 0;  ///< high-water mark of sealed, unsent batches
+};
+
+/// Totals of one component over its instances.
+struct component_stats {
+  std::string name;
+  std::uint64_t rows_in = 0;
+  std::uint64_t rows_out = 0;
+  std::uint64_t dead_letters = 0;
+  std::uint64_t late = 0;
+  std::int64_t busy_ns = 0;
+  std::int64_t backpressure_ns = 0;
+};
+
+/// How a job ended.
+struct result {
+  bool ok = true;
+  std::string error;  ///< "component: message" when !ok
+  std::vector<component_stats> components;  ///< in plan order
+  std::uint64_t dead_letters_logged = 0;   ///< written to the log (`dead_letter: log`)
+  std::uint64_t dead_letters_dropped = 0;  ///< dropped (`drop`, or beyond the log rate)
+
+  /// The stats of `name`, or nullptr.
+  const component_stats* find(const std::string& name) const;
+};
+
+/// A running pipeline. Create, `start()`, then `wait()`. All methods are thread-safe;
+/// `stop()` may be called from any thread (e.g. one that watches signals).
+class job {
+public:
+  /// Copies what it needs from `plan`. Throws nothing; errors surface from `wait()`.
+  explicit job(const plan::physical_plan& plan, options opts = {});
+  /// Stops (forcefully if still running) and waits for every actor.
+  ~job();
+  job(const job&) = delete;
+  job& operator=(const job&) = delete;
+
+  /// Spawns the instance actors and starts the sources. Call once.
+  void start();
+
+  /// Blocks until every instance has ended (all sinks closed) or the job failed.
+  result wait();
+
+  /// Waits up to `timeout`; true when the job has finished (then `wait()` returns at once).
+  bool wait_for(std::chrono::nanoseconds timeout);
+
+  /// Graceful stop: sources stop reading and send end of stream, sinks flush and close.
+  void stop();
+
+  /// A snapshot of every instance's counters, one entry per (component, instance).
+  std::vector<instance_metrics> metrics() const;
+
+  /// Summed progress of the bounded sources (units of `source_base::progress`).
+  void progress(std::uint64_t& done, std::uint64_t& total) const;
+
+  /// The highest checkpoint id committed to the sources so far (0: none).
+  std::uint64_t committed_checkpoint() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace pel::runtime

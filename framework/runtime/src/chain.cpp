@@ -1,0 +1,731 @@
+#include "chain.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <limits>
+#include <stdexcept>
+
+namespace pel::runtime {
+
+namespace {
+constexpr std::int64_t wm_min = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t wm_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::uint32_t dead_letter_width = 6;
+} // namespace
+
+// -- internal types ------------------------------------------------------------------------
+
+struct chain_instance::node_rt {
+  const plan::node* n = nullptr;
+  int index = -1;
+  core::operator_ptr op;
+  core::source_ptr src;
+  core::sink_ptr sink;
+  core::outputs out;
+  std::uint32_t main_width = 0;
+  std::uint32_t late_width = 0;
+  std::vector<int> main_edges, dead_edges, late_edges;  // indices into edges_
+  node_counters* counters = nullptr;
+  std::int64_t timer_ns = 0;
+  bool closed = false;
+};
+
+struct chain_instance::edge_rt {
+  plan::partitioning part = plan::partitioning::forward;
+  std::vector<int> keys;
+  std::vector<std::uint32_t> targets;  // by downstream instance (one for forward)
+  std::uint32_t rr = 0;
+  std::uint32_t max_parallelism = 128;
+};
+
+struct out_item {
+  bool is_batch = false;
+  core::batch b;
+  control_kind k = control_kind::watermark;
+  std::int64_t v = 0;
+};
+
+struct chain_instance::target_rt {
+  std::uint32_t credits = 0;
+  std::uint32_t width = 0;
+  core::batch pending;
+  std::int64_t since = 0;
+  std::deque<out_item> queue;
+};
+
+struct chain_instance::in_item {
+  std::uint32_t slot = 0;
+  bool is_batch = false;
+  core::batch b;
+  control_kind k = control_kind::watermark;
+  std::int64_t v = 0;
+};
+
+struct chain_instance::slot_rt {
+  int input = 0;
+  bool ended = false;
+  bool idle = false;
+  std::int64_t wm = wm_min;
+  std::uint64_t barrier = 0;
+};
+
+// -- construction --------------------------------------------------------------------------
+
+chain_instance::chain_instance(job_state& js, std::uint32_t global_id, transport& t)
+  : js_(js), tr_(t), id_(global_id), w_(js.wiring[global_id]),
+    chain_(js.plan.chains[js.wiring[global_id].chain]),
+    batch_size_(std::max<std::uint32_t>(1, js.plan.settings.batch_size)),
+    linger_ns_(js.plan.settings.batch_linger_ns), cm_(*js.chain_metrics[global_id]) {
+  const auto& plan = js_.plan;
+  nodes_.resize(chain_.nodes.size());
+  current_ = &plan.nodes[chain_.nodes.front()].name;
+  processing_time_ = plan.settings.time == "processing";
+  for (std::size_t pos = 0; pos < chain_.nodes.size(); ++pos) {
+    node_rt& nr = nodes_[pos];
+    nr.index = chain_.nodes[pos];
+    nr.n = &plan.nodes[nr.index];
+    nr.counters = js_.node_metrics[nr.index][w_.instance].get();
+    if (nr.n->output_schema) nr.main_width = static_cast<std::uint32_t>(nr.n->output_schema->size());
+    if (auto ls = nr.n->port_schema(plan::port_kind::late)) nr.late_width = static_cast<std::uint32_t>(ls->size());
+    nr.out.main.width = nr.main_width;
+    nr.out.late.width = nr.late_width;
+    nr.out.dead_letter.width = dead_letter_width;
+    for (int ei : nr.n->out_edges) {
+      const plan::edge& pe = plan.edges[ei];
+      if (pe.fused) continue;
+      edge_rt er;
+      er.part = pe.part;
+      er.keys = pe.key_columns;
+      er.max_parallelism = std::max<std::uint32_t>(1, plan.settings.max_parallelism);
+      std::uint32_t fanout = pe.part == plan::partitioning::forward ? 1 : plan.nodes[pe.to].parallelism;
+      er.targets.assign(fanout, 0);
+      for (std::uint32_t t = 0; t < w_.targets.size(); ++t) {
+        const auto& tw = w_.targets[t];
+        if (tw.edge != ei) continue;
+        er.targets[pe.part == plan::partitioning::forward ? 0 : tw.down_instance] = t;
+      }
+      int idx = static_cast<int>(edges_.size());
+      edges_.push_back(std::move(er));
+      switch (pe.port) {
+        case plan::port_kind::main: nr.main_edges.push_back(idx); break;
+        case plan::port_kind::dead_letter: nr.dead_edges.push_back(idx); break;
+        case plan::port_kind::late: nr.late_edges.push_back(idx); break;
+      }
+    }
+  }
+  targets_.resize(w_.targets.size());
+  for (std::size_t t = 0; t < targets_.size(); ++t) {
+    targets_[t].credits = std::max<std::uint32_t>(1, plan.settings.channel_credits);
+    const auto& pe = plan.edges[w_.targets[t].edge];
+    targets_[t].width = pe.schema ? static_cast<std::uint32_t>(pe.schema->size()) : 0;
+    targets_[t].pending.width = targets_[t].width;
+  }
+  slots_.resize(w_.slots.size());
+  for (std::size_t s = 0; s < slots_.size(); ++s) slots_[s].input = w_.slots[s].input;
+}
+
+chain_instance::~chain_instance() = default;
+
+bool chain_instance::is_blocking_source() const noexcept {
+  return source_ != nullptr && source_->blocking();
+}
+
+void chain_instance::start() {
+  const auto& plan = js_.plan;
+  const std::uint32_t maxp = std::max<std::uint32_t>(1, plan.settings.max_parallelism);
+  for (auto& nr : nodes_) {
+    current_ = &nr.n->name;
+    core::operator_context ctx;
+    ctx.name = nr.n->name;
+    ctx.instance = w_.instance;
+    ctx.parallelism = nr.n->parallelism;
+    ctx.max_parallelism = maxp;
+    // Flink's key-group ranges: instance i owns [ceil(i*m/p), ceil((i+1)*m/p)), which is
+    // exactly the set of key groups kg with kg * p / m == i.
+    ctx.key_group_begin = static_cast<std::uint32_t>(
+        (std::uint64_t{w_.instance} * maxp + ctx.parallelism - 1) / ctx.parallelism);
+    ctx.key_group_end = static_cast<std::uint32_t>(
+        (std::uint64_t{w_.instance + 1} * maxp + ctx.parallelism - 1) / ctx.parallelism);
+    const auto& settings = nr.n->spec.settings;
+    switch (nr.n->kind) {
+      case spec::component_kind::source:
+        nr.src = nr.n->make_source(settings);
+        nr.src->open(ctx);
+        source_ = nr.src.get();
+        break;
+      case spec::component_kind::operator_:
+        nr.op = nr.n->make_operator(settings, nr.n->input_schemas);
+        nr.op->open(ctx);
+        nr.timer_ns = nr.op->timer_interval_ns();
+        break;
+      case spec::component_kind::sink:
+        nr.sink = nr.n->make_sink(settings);
+        nr.sink->open(ctx, nr.n->input_schemas.empty() ? core::schema_ptr{} : nr.n->input_schemas.front());
+        break;
+    }
+  }
+  current_ = &nodes_.front().n->name;
+  started_ = true;
+  for (std::size_t pos = 0; pos < nodes_.size(); ++pos)
+    if (nodes_[pos].timer_ns > 0) tr_.schedule_timer(static_cast<int>(pos), nodes_[pos].timer_ns);
+  if (source_ != nullptr) {
+    const plan::node& n = *nodes_.front().n;
+    if (n.spec.event_time) {
+      const auto& et = *n.spec.event_time;
+      ooo_ns_ = et.max_out_of_orderness_ns;
+      idle_timeout_ns_ = et.idle_timeout_ns;
+      core::parse_time_format(et.format, time_parser_.format);
+      core::parse_utc_offset(et.timezone, time_parser_.tz_offset_ns);
+    }
+    last_row_ns_ = core::steady_ns();
+    if (plan.settings.checkpoint_interval_ns > 0) tr_.schedule_barrier(plan.settings.checkpoint_interval_ns);
+    poll_scheduled_ = true;
+    tr_.schedule_poll(0);
+  }
+  pump();
+  // A chain without inputs that is not a source (cannot happen in a valid plan) ends at once.
+  if (source_ == nullptr && slots_.empty()) end_chain(0);
+}
+
+// -- inputs --------------------------------------------------------------------------------
+
+void chain_instance::on_batch(std::uint32_t slot, core::batch&& b) {
+  in_item it;
+  it.slot = slot;
+  it.is_batch = true;
+  it.b = std::move(b);
+  in_queue_.push_back(std::move(it));
+  ++queued_batches_;
+  cm_.queued.store(queued_batches_, std::memory_order_relaxed);
+  if (queued_batches_ > cm_.max_queued.load(std::memory_order_relaxed))
+    cm_.max_queued.store(queued_batches_, std::memory_order_relaxed);
+  pump();
+}
+
+void chain_instance::on_control(std::uint32_t slot, control_kind k, std::int64_t v) {
+  in_item it;
+  it.slot = slot;
+  it.k = k;
+  it.v = v;
+  in_queue_.push_back(std::move(it));
+  pump();
+}
+
+void chain_instance::on_credit(std::uint32_t target, std::uint32_t n) {
+  if (target >= targets_.size()) return;
+  targets_[target].credits += n;
+  drain(target);
+  pump();
+  check_finished();
+}
+
+bool chain_instance::blocked() const noexcept { return outbound_ > 0; }
+
+void chain_instance::pump() {
+  if (!started_ || in_pump_) return;
+  in_pump_ = true;
+  while (!in_queue_.empty() && !blocked() && !finished_) {
+    in_item it = std::move(in_queue_.front());
+    in_queue_.pop_front();
+    if (it.is_batch) --queued_batches_;
+    handle(it);
+  }
+  in_pump_ = false;
+  cm_.queued.store(queued_batches_, std::memory_order_relaxed);
+  if (source_ != nullptr && poll_wanted_ && !blocked() && !source_done_ && !poll_scheduled_) {
+    poll_wanted_ = false;
+    poll_scheduled_ = true;
+    tr_.schedule_poll(0);
+  }
+  note_blocked();
+}
+
+void chain_instance::note_blocked() {
+  bool waiting = blocked() && (!in_queue_.empty() || poll_wanted_);
+  if (waiting) {
+    if (bp_since_ == 0) bp_since_ = core::steady_ns();
+  } else if (bp_since_ != 0) {
+    cm_.backpressure_ns.fetch_add(core::steady_ns() - bp_since_, std::memory_order_relaxed);
+    bp_since_ = 0;
+  }
+}
+
+void chain_instance::handle(in_item& it) {
+  slot_rt& s = slots_[it.slot];
+  if (it.is_batch) {
+    std::int64_t t0 = core::steady_ns();
+    cm_.batches_in.fetch_add(1, std::memory_order_relaxed);
+    if (!ended_) run_node(0, it.b, s.input);
+    tr_.send_credit(it.slot, 1);
+    cm_.busy_ns.fetch_add(core::steady_ns() - t0, std::memory_order_relaxed);
+    return;
+  }
+  switch (it.k) {
+    case control_kind::watermark:
+      s.wm = std::max(s.wm, it.v);
+      s.idle = false;
+      recompute_watermark();
+      break;
+    case control_kind::idle:
+      s.idle = true;
+      recompute_watermark();
+      break;
+    case control_kind::barrier:
+      s.barrier = std::max<std::uint64_t>(s.barrier, static_cast<std::uint64_t>(it.v));
+      recompute_barrier();
+      break;
+    case control_kind::end_of_stream: {
+      s.ended = true;
+      bool all = std::all_of(slots_.begin(), slots_.end(), [](const slot_rt& x) { return x.ended; });
+      if (all) {
+        end_chain(0);
+      } else {
+        recompute_watermark();
+        recompute_barrier();
+      }
+      break;
+    }
+  }
+}
+
+// -- data path -----------------------------------------------------------------------------
+
+void chain_instance::run_node(std::size_t pos, core::batch& in, int input) {
+  node_rt& n = nodes_[pos];
+  current_ = &n.n->name;
+  n.counters->rows_in.fetch_add(in.size(), std::memory_order_relaxed);
+  if (n.sink) {
+    n.sink->write(in);
+    return;
+  }
+  n.op->process(in, input, n.out);
+  drain_node(pos);
+}
+
+void chain_instance::drain_node(std::size_t pos) {
+  node_rt& n = nodes_[pos];
+  core::outputs& o = n.out;
+  if (!o.dead_letter.empty()) {
+    n.counters->dead.fetch_add(o.dead_letter.size(), std::memory_order_relaxed);
+    route_dead(n, o.dead_letter);
+    o.dead_letter.clear();
+    o.dead_letter.width = dead_letter_width;
+  }
+  if (!o.late.empty()) {
+    n.counters->late.fetch_add(o.late.size(), std::memory_order_relaxed);
+    if (!n.late_edges.empty()) emit(n.late_edges, o.late, n.late_width);
+    o.late.clear();
+    o.late.width = n.late_width;
+  }
+  if (!o.main.empty()) {
+    n.counters->rows_out.fetch_add(o.main.size(), std::memory_order_relaxed);
+    if (pos + 1 < nodes_.size()) {
+      run_node(pos + 1, o.main, 0);
+      current_ = &n.n->name;
+      o.main.clear();
+      o.main.width = n.main_width;
+    } else {
+      emit(n.main_edges, o.main, n.main_width);
+    }
+  }
+}
+
+void chain_instance::route_dead(node_rt& n, core::batch& b) {
+  if (!n.dead_edges.empty()) emit(n.dead_edges, b, dead_letter_width);
+  else if (js_.plan.dead_letters == plan::dead_letter_mode::log) js_.log_dead_letters(b);
+  else js_.dead_dropped.fetch_add(b.size(), std::memory_order_relaxed);
+}
+
+void chain_instance::emit(const std::vector<int>& edges, core::batch& b, std::uint32_t width) {
+  now_ = core::steady_ns();
+  for (std::size_t i = 0; i < edges.size(); ++i) emit_edge(edges_[edges[i]], b, i + 1 == edges.size());
+  b.clear();
+  b.width = width;
+  if (b.cells.capacity() == 0) b.reserve(batch_size_);
+}
+
+void chain_instance::emit_edge(edge_rt& e, core::batch& b, bool consume) {
+  switch (e.part) {
+    case plan::partitioning::forward: push_rows(e.targets[0], b, consume); break;
+    case plan::partitioning::rebalance: {
+      std::uint32_t t = e.targets[e.rr];
+      e.rr = e.rr + 1 == e.targets.size() ? 0 : e.rr + 1;
+      push_rows(t, b, consume);
+      break;
+    }
+    case plan::partitioning::broadcast:
+      for (std::size_t k = 0; k < e.targets.size(); ++k)
+        push_rows(e.targets[k], b, consume && k + 1 == e.targets.size());
+      break;
+    case plan::partitioning::hash: {
+      const std::uint64_t n = e.targets.size();
+      const std::uint64_t m = e.max_parallelism;
+      const std::size_t rows = b.size();
+      for (std::size_t r = 0; r < rows; ++r) {
+        core::value* row = b.row(r);
+        std::uint64_t h = core::stable_hash(row[e.keys[0]]);
+        for (std::size_t k = 1; k < e.keys.size(); ++k)
+          h = core::hash_combine(h, core::stable_hash(row[e.keys[k]]));
+        std::uint64_t owner = (h % m) * n / m;
+        push_row(e.targets[owner], row, b.times[r], consume);
+      }
+      break;
+    }
+  }
+}
+
+void chain_instance::push_rows(std::uint32_t t, core::batch& b, bool consume) {
+  target_rt& tg = targets_[t];
+  const std::size_t rows = b.size();
+  if (rows == 0) return;
+  if (consume && tg.pending.empty() && rows * 2 >= batch_size_) {
+    // Big enough to travel as it is: no copy.
+    out_item it;
+    it.is_batch = true;
+    it.b = std::move(b);
+    b = core::batch(tg.width);
+    tg.queue.push_back(std::move(it));
+    ++outbound_;
+    drain(t);
+    return;
+  }
+  const std::uint32_t w = tg.width;
+  std::size_t r = 0;
+  while (r < rows) {
+    if (tg.pending.empty()) {
+      tg.since = now_;
+      if (tg.pending.cells.capacity() == 0) tg.pending.reserve(batch_size_);
+    }
+    std::size_t n = std::min<std::size_t>(rows - r, batch_size_ - tg.pending.size());
+    auto cb = b.cells.begin() + static_cast<std::ptrdiff_t>(r * w);
+    auto ce = cb + static_cast<std::ptrdiff_t>(n * w);
+    if (consume) tg.pending.cells.insert(tg.pending.cells.end(), std::make_move_iterator(cb), std::make_move_iterator(ce));
+    else tg.pending.cells.insert(tg.pending.cells.end(), cb, ce);
+    tg.pending.times.insert(tg.pending.times.end(), b.times.begin() + static_cast<std::ptrdiff_t>(r),
+                            b.times.begin() + static_cast<std::ptrdiff_t>(r + n));
+    r += n;
+    if (tg.pending.size() >= batch_size_) seal(t);
+  }
+  if (!tg.pending.empty()) {
+    if (linger_ns_ <= 0) seal(t);
+    else arm_tick();
+  }
+}
+
+void chain_instance::push_row(std::uint32_t t, core::value* row, std::int64_t time, bool consume) {
+  target_rt& tg = targets_[t];
+  if (tg.pending.empty()) {
+    tg.since = now_;
+    if (tg.pending.cells.capacity() == 0) tg.pending.reserve(batch_size_);
+    if (linger_ns_ > 0) arm_tick();
+  }
+  if (consume) tg.pending.append_move(row, time);
+  else tg.pending.append_copy(row, time);
+  if (tg.pending.size() >= batch_size_ || linger_ns_ <= 0) seal(t);
+}
+
+void chain_instance::seal(std::uint32_t t) {
+  target_rt& tg = targets_[t];
+  if (tg.pending.empty()) return;
+  out_item it;
+  it.is_batch = true;
+  it.b = std::move(tg.pending);
+  tg.pending = core::batch(tg.width);
+  tg.queue.push_back(std::move(it));
+  ++outbound_;
+  if (outbound_ > cm_.max_outbound.load(std::memory_order_relaxed))
+    cm_.max_outbound.store(outbound_, std::memory_order_relaxed);
+  drain(t);
+}
+
+void chain_instance::drain(std::uint32_t t) {
+  target_rt& tg = targets_[t];
+  while (!tg.queue.empty()) {
+    out_item& f = tg.queue.front();
+    if (f.is_batch) {
+      if (tg.credits == 0) break;
+      --tg.credits;
+      --outbound_;
+      cm_.batches_out.fetch_add(1, std::memory_order_relaxed);
+      tr_.send_batch(t, std::move(f.b));
+    } else {
+      tr_.send_control(t, f.k, f.v);
+    }
+    tg.queue.pop_front();
+  }
+}
+
+void chain_instance::push_control(control_kind k, std::int64_t v) {
+  for (std::uint32_t t = 0; t < targets_.size(); ++t) {
+    target_rt& tg = targets_[t];
+    if (!tg.pending.empty()) {
+      out_item it;
+      it.is_batch = true;
+      it.b = std::move(tg.pending);
+      tg.pending = core::batch(tg.width);
+      tg.queue.push_back(std::move(it));
+      ++outbound_;
+    }
+    out_item c;
+    c.k = k;
+    c.v = v;
+    tg.queue.push_back(std::move(c));
+    drain(t);
+  }
+}
+
+void chain_instance::arm_tick() {
+  if (tick_armed_) return;
+  tick_armed_ = true;
+  tr_.schedule_tick(linger_ns_);
+}
+
+void chain_instance::on_tick() {
+  tick_armed_ = false;
+  std::int64_t now = core::steady_ns();
+  std::int64_t next = wm_max;
+  for (std::uint32_t t = 0; t < targets_.size(); ++t) {
+    target_rt& tg = targets_[t];
+    if (tg.pending.empty()) continue;
+    std::int64_t age = now - tg.since;
+    if (age >= linger_ns_) seal(t);
+    else next = std::min(next, linger_ns_ - age);
+  }
+  if (next != wm_max) {
+    tick_armed_ = true;
+    tr_.schedule_tick(next);
+  }
+  pump();
+}
+
+// -- sources -------------------------------------------------------------------------------
+
+void chain_instance::assign_event_times(core::outputs& out) {
+  core::batch& b = out.main;
+  const std::size_t rows = b.size();
+  const plan::node& n = *nodes_.front().n;
+  if (processing_time_) {
+    std::int64_t now = core::processing_time::now().ns;
+    std::fill(b.times.begin(), b.times.end(), now);
+    max_seen_ = std::max(max_seen_, now);
+    return;
+  }
+  const int col = n.event_time_column;
+  if (col < 0) {
+    for (std::size_t r = 0; r < rows; ++r) max_seen_ = std::max(max_seen_, b.times[r]);
+    return;
+  }
+  std::size_t keep = 0;
+  const std::uint32_t w = b.width;
+  for (std::size_t r = 0; r < rows; ++r) {
+    core::value* row = b.row(r);
+    std::int64_t t = 0;
+    if (time_parser_(row[col], t)) {
+      max_seen_ = std::max(max_seen_, t);
+      if (keep != r) {
+        core::value* dst = b.row(keep);
+        for (std::uint32_t c = 0; c < w; ++c) dst[c] = std::move(row[c]);
+      }
+      b.times[keep] = t;
+      ++keep;
+    } else {
+      const auto& et = *n.spec.event_time;
+      std::string reason = "cannot read event time field '" + et.field + "' as " + et.format +
+                           ": " + (core::is_null(row[col]) ? std::string("null") : core::to_text(row[col]));
+      out.dead(n.name, reason, row, *n.output_schema, b.times[r], n.name);
+    }
+  }
+  if (keep != rows) {
+    b.cells.resize(keep * w);
+    b.times.resize(keep);
+  }
+}
+
+void chain_instance::on_poll() {
+  poll_scheduled_ = false;
+  if (source_done_ || finished_ || !started_) return;
+  if (blocked()) {
+    poll_wanted_ = true;
+    note_blocked();
+    return;
+  }
+  node_rt& n = nodes_.front();
+  current_ = &n.n->name;
+  std::int64_t t0 = core::steady_ns();
+  core::poll_status st = source_->poll(n.out, batch_size_);
+  std::uint64_t done = 0, total = 0;
+  source_->progress(done, total);
+  cm_.progress_done.store(done, std::memory_order_relaxed);
+  cm_.progress_total.store(total, std::memory_order_relaxed);
+  bool had_rows = !n.out.main.empty();
+  if (had_rows) {
+    assign_event_times(n.out);
+    last_row_ns_ = t0;
+    if (source_idle_) {
+      source_idle_ = false;
+      if (wm_ != wm_min) push_control(control_kind::watermark, wm_);
+    }
+  }
+  drain_node(0);
+  std::int64_t now = core::steady_ns();
+  source_watermark(now, st != core::poll_status::data);
+  cm_.busy_ns.fetch_add(now - t0, std::memory_order_relaxed);
+  switch (st) {
+    case core::poll_status::data:
+      backoff_ns_ = 0;
+      poll_scheduled_ = true;
+      tr_.schedule_poll(0);
+      break;
+    case core::poll_status::idle:
+      if (idle_timeout_ns_ > 0 && !source_idle_ && now - last_row_ns_ >= idle_timeout_ns_) {
+        source_idle_ = true;
+        push_control(control_kind::idle, 0);
+      }
+      backoff_ns_ = backoff_ns_ == 0 ? js_.opts.idle_backoff_min_ns
+                                     : std::min(backoff_ns_ * 2, js_.opts.idle_backoff_max_ns);
+      poll_scheduled_ = true;
+      tr_.schedule_poll(backoff_ns_);
+      break;
+    case core::poll_status::end:
+      source_done_ = true;
+      end_chain(1);
+      break;
+  }
+}
+
+void chain_instance::source_watermark(std::int64_t now, bool force) {
+  std::int64_t cand = source_->watermark().ns;
+  if (cand == wm_min && max_seen_ != wm_min)
+    cand = max_seen_ - ooo_ns_ < max_seen_ ? max_seen_ - ooo_ns_ : wm_min;
+  if (cand > wm_ && (force || now - last_wm_emit_ns_ >= js_.opts.watermark_interval_ns)) {
+    last_wm_emit_ns_ = now;
+    advance_watermark(cand, 1);
+  }
+}
+
+void chain_instance::on_stop() {
+  if (source_ == nullptr || source_done_ || !started_) return;
+  source_done_ = true;
+  end_chain(1);
+}
+
+void chain_instance::on_commit(std::uint64_t id) {
+  if (source_ == nullptr || source_done_ || !started_) return;
+  current_ = &nodes_.front().n->name;
+  source_->on_committed(id);
+}
+
+void chain_instance::on_timer(int position) {
+  if (ended_ || !started_) return;
+  node_rt& n = nodes_[static_cast<std::size_t>(position)];
+  current_ = &n.n->name;
+  n.op->on_timer(core::processing_time::now(), n.out);
+  drain_node(static_cast<std::size_t>(position));
+  tr_.schedule_timer(position, n.timer_ns);
+}
+
+// -- watermarks, barriers, end of stream ---------------------------------------------------
+
+void chain_instance::advance_watermark(std::int64_t wm, std::size_t from) {
+  wm_ = wm;
+  for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
+    node_rt& n = nodes_[pos];
+    if (!n.op) continue;
+    current_ = &n.n->name;
+    n.op->on_watermark(core::event_time{wm}, n.out);
+    drain_node(pos);
+  }
+  push_control(control_kind::watermark, wm);
+}
+
+void chain_instance::recompute_watermark() {
+  bool any_open = false, any_active = false;
+  std::int64_t m = wm_max;
+  for (const auto& s : slots_) {
+    if (s.ended) continue;
+    any_open = true;
+    if (s.idle) continue;
+    any_active = true;
+    m = std::min(m, s.wm);
+  }
+  if (!any_open) return;
+  if (!any_active) {
+    if (!idle_out_) {
+      idle_out_ = true;
+      push_control(control_kind::idle, 0);
+    }
+    return;
+  }
+  bool resend = idle_out_;
+  idle_out_ = false;
+  if (m > wm_) advance_watermark(m, 0);
+  else if (resend && wm_ != wm_min) push_control(control_kind::watermark, wm_);
+}
+
+void chain_instance::recompute_barrier() {
+  bool any = false;
+  std::uint64_t m = std::numeric_limits<std::uint64_t>::max();
+  for (const auto& s : slots_) {
+    if (s.ended) continue;
+    any = true;
+    m = std::min(m, s.barrier);
+  }
+  if (any && m > forwarded_barrier_) forward_barrier(m, 0);
+}
+
+void chain_instance::on_barrier_tick() {
+  if (source_ == nullptr || source_done_ || ended_) return;
+  ++barrier_id_;
+  current_ = &nodes_.front().n->name;
+  source_->on_barrier(barrier_id_);
+  forward_barrier(barrier_id_, 1);
+  tr_.schedule_barrier(js_.plan.settings.checkpoint_interval_ns);
+}
+
+void chain_instance::forward_barrier(std::uint64_t id, std::size_t from) {
+  forwarded_barrier_ = id;
+  for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
+    node_rt& n = nodes_[pos];
+    if (!n.sink || n.closed) continue;
+    current_ = &n.n->name;
+    n.sink->flush();
+    js_.sink_flushed(n.index, w_.instance, id);
+  }
+  push_control(control_kind::barrier, static_cast<std::int64_t>(id));
+}
+
+void chain_instance::end_chain(std::size_t from) {
+  if (ended_) return;
+  ended_ = true;
+  if (source_ != nullptr && from == 1) {
+    current_ = &nodes_.front().n->name;
+    source_->close();
+  }
+  if (wm_ != wm_max) advance_watermark(wm_max, from);
+  for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
+    node_rt& n = nodes_[pos];
+    current_ = &n.n->name;
+    if (n.op) {
+      n.op->finish(n.out);
+      drain_node(pos);
+    } else if (n.sink && !n.closed) {
+      n.sink->flush();
+      n.sink->close();
+      n.closed = true;
+      js_.sink_closed(n.index, w_.instance);
+    }
+  }
+  // Partial batches go out now, before end of stream.
+  push_control(control_kind::end_of_stream, 0);
+  check_finished();
+}
+
+void chain_instance::check_finished() {
+  if (ended_ && !finished_ && outbound_ == 0) {
+    finished_ = true;
+    note_blocked();
+    tr_.finished();
+  }
+}
+
+} // namespace pel::runtime

@@ -1,0 +1,146 @@
+#pragma once
+/// \file
+/// Internal: one instance of a fused chain — the components it runs, its input slots and
+/// output channels (partitioning, batching, credits), watermarks, barriers and end of
+/// stream. Knows nothing of CAF: the hosting actor implements `transport` and forwards its
+/// messages to the `on_*` methods. Not thread-safe: one actor drives it.
+
+#include "pel/core/operator.hpp"
+#include "pel/core/sink.hpp"
+#include "pel/core/source.hpp"
+#include "pel/core/time_format.hpp"
+#include "shared.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace pel::runtime {
+
+/// What a chain instance needs from its host actor.
+class transport {
+public:
+  virtual ~transport() = default;
+  virtual void send_batch(std::uint32_t target, core::batch&& b) = 0;
+  virtual void send_control(std::uint32_t target, control_kind k, std::int64_t v) = 0;
+  virtual void send_credit(std::uint32_t slot, std::uint32_t n) = 0;
+  virtual void schedule_tick(std::int64_t delay_ns) = 0;
+  virtual void schedule_poll(std::int64_t delay_ns) = 0;
+  virtual void schedule_timer(int position, std::int64_t delay_ns) = 0;
+  virtual void schedule_barrier(std::int64_t delay_ns) = 0;
+  /// The instance has ended and sent everything: the host may terminate.
+  virtual void finished() = 0;
+};
+
+/// Thrown (internally) to attribute a failure to a component.
+struct component_failure {
+  std::string component;
+  std::string what;
+};
+
+class chain_instance {
+public:
+  chain_instance(job_state& js, std::uint32_t global_id, transport& t);
+  ~chain_instance();
+
+  /// Creates and opens the components; a source starts polling.
+  void start();
+  void on_batch(std::uint32_t slot, core::batch&& b);
+  void on_control(std::uint32_t slot, control_kind k, std::int64_t v);
+  void on_credit(std::uint32_t target, std::uint32_t n);
+  void on_tick();
+  void on_poll();
+  void on_timer(int position);
+  void on_barrier_tick();
+  void on_commit(std::uint64_t id);
+  /// Graceful stop: a source stops reading and ends its stream.
+  void on_stop();
+
+  bool is_source() const noexcept { return source_ != nullptr; }
+  bool is_blocking_source() const noexcept;
+  /// The component being called, for error messages.
+  const std::string& current_component() const noexcept { return *current_; }
+
+private:
+  struct node_rt;
+  struct edge_rt;
+  struct target_rt;
+  struct in_item;
+  struct slot_rt;
+
+  // -- data path ---------------------------------------------------------------------------
+  void run_node(std::size_t pos, core::batch& in, int input);
+  void drain_node(std::size_t pos);
+  void emit(const std::vector<int>& edges, core::batch& b, std::uint32_t width);
+  void emit_edge(edge_rt& e, core::batch& b, bool consume);
+  void push_rows(std::uint32_t t, core::batch& b, bool consume);
+  void push_row(std::uint32_t t, core::value* row, std::int64_t time, bool consume);
+  void seal(std::uint32_t t);
+  void drain(std::uint32_t t);
+  void push_control(control_kind k, std::int64_t v);
+  bool blocked() const noexcept;
+  void pump();
+  void arm_tick();
+  void note_blocked();
+  void handle(in_item& item);
+  void assign_event_times(core::outputs& out);
+  void route_dead(node_rt& n, core::batch& b);
+
+  // -- time, barriers, end -----------------------------------------------------------------
+  void source_watermark(std::int64_t now, bool force);
+  void advance_watermark(std::int64_t wm, std::size_t from);
+  void recompute_watermark();
+  void recompute_barrier();
+  void forward_barrier(std::uint64_t id, std::size_t from);
+  void end_chain(std::size_t from);
+  void check_finished();
+
+  job_state& js_;
+  transport& tr_;
+  std::uint32_t id_;
+  const instance_wiring& w_;
+  const plan::chain& chain_;
+  std::uint32_t batch_size_;
+  std::int64_t linger_ns_;
+  std::vector<node_rt> nodes_;
+  std::vector<edge_rt> edges_;      ///< outgoing channel edges (any node, any port)
+  std::vector<target_rt> targets_;  ///< one per outgoing channel
+  std::vector<slot_rt> slots_;
+  std::deque<in_item> in_queue_;
+  chain_counters& cm_;
+  const std::string* current_;
+
+  core::source_base* source_ = nullptr;
+  bool started_ = false;
+  bool in_pump_ = false;
+  bool tick_armed_ = false;
+  bool poll_wanted_ = false;
+  bool poll_scheduled_ = false;
+  bool source_done_ = false;
+  bool ended_ = false;
+  bool finished_ = false;
+  bool idle_out_ = false;
+  std::int64_t bp_since_ = 0;
+  std::uint32_t outbound_ = 0;  ///< sealed batches not yet sent, over all targets
+  std::uint32_t queued_batches_ = 0;  ///< batches in `in_queue_`
+  std::int64_t now_ = 0;  ///< steady clock, cached per emit
+  bool processing_time_ = false;
+
+  // Source state.
+  core::time_parser time_parser_;
+  std::int64_t max_seen_ = INT64_MIN;
+  std::int64_t ooo_ns_ = 0;
+  std::int64_t idle_timeout_ns_ = 0;
+  std::int64_t last_row_ns_ = 0;
+  std::int64_t last_wm_emit_ns_ = 0;
+  std::int64_t backoff_ns_ = 0;
+  bool source_idle_ = false;
+  std::uint64_t barrier_id_ = 0;
+
+  // Watermark and barrier state of the instance.
+  std::int64_t wm_ = INT64_MIN;
+  std::uint64_t forwarded_barrier_ = 0;
+};
+
+} // namespace pel::runtime

@@ -1,0 +1,171 @@
+#include "test_components.hpp"
+
+#include "pel/plan/plan.hpp"
+#include "pel/runtime/job.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+using namespace pel;
+using namespace pel::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return cond();
+}
+
+/// Waits for the job with a deadline, so a hang fails the test instead of blocking it.
+runtime::result finish(runtime::job& j, std::chrono::seconds limit = 30s) {
+  REQUIRE(j.wait_for(limit));
+  return j.wait();
+}
+
+struct env {
+  spec::registry reg;
+  pipeline_builder b;
+  std::shared_ptr<const std::vector<row>> rows;
+  std::shared_ptr<source_probe> probe = std::make_shared<source_probe>();
+  std::shared_ptr<collected> out = std::make_shared<collected>();
+
+  explicit env(std::vector<row> r = make_rows(20, 500), std::size_t chunk = 64, bool end = true,
+               int sink_delay_us = 0)
+    : rows(std::make_shared<const std::vector<row>>(std::move(r))) {
+    add_test_operators(reg);
+    auto rs = rows;
+    auto pr = probe;
+    reg.add_source(schema_of("vec", 0, 0), [rs, chunk, end, pr](const spec::config&) {
+      return std::make_unique<vector_source>(rs, chunk, end, pr);
+    });
+    reg.add_source(schema_of("vec_text", 0, 0), [rs, chunk, end, pr](const spec::config&) {
+      return std::make_unique<vector_source>(rs, chunk, end, pr, false, true);
+    });
+    reg.add_source(schema_of("endless", 0, 0), [pr](const spec::config&) {
+      return std::make_unique<vector_source>(nullptr, 1u << 20, false, pr, true);
+    });
+    auto o = out;
+    reg.add_sink(schema_of("collect", 0, -1), [o, sink_delay_us](const spec::config&) {
+      return std::make_unique<collect_sink>(o, sink_delay_us);
+    });
+  }
+  plan::physical_plan plan() { return plan::build(b.p, reg); }
+};
+
+std::vector<std::vector<core::value>> sorted(std::vector<std::vector<core::value>> v) {
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+      int c = core::compare(a[i], b[i]);
+      if (c != 0) return c < 0;
+    }
+    return a.size() < b.size();
+  });
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("a bounded pipeline delivers every row once and wait() returns", "[runtime]") {
+  env e;
+  e.b.source("src", "vec");
+  e.b.op("p", "pass", {"src"});
+  e.b.sink("out", "collect", {"p"});
+  auto plan = e.plan();
+  runtime::job j(plan);
+  j.start();
+  auto r = finish(j);
+  REQUIRE(r.ok);
+  CHECK(e.out->size() == e.rows->size());
+  CHECK(e.out->closed == 1);
+  REQUIRE(r.find("p") != nullptr);
+  CHECK(r.find("p")->rows_in == e.rows->size());
+  CHECK(r.find("out")->rows_in == e.rows->size());
+  std::uint64_t done = 0, total = 0;
+  j.progress(done, total);
+  CHECK(total == e.rows->size());
+  CHECK(done == total);
+}
+
+TEST_CASE("same rows, each once and in per-key order, at parallelism 1, 2 and 4", "[runtime]") {
+  std::vector<std::vector<core::value>> reference;
+  for (std::uint32_t par : {1u, 2u, 4u}) {
+    env e(make_rows(37, 300), 50);
+    e.b.p.settings.batch_size = 128;
+    e.b.source("src", "vec", par);
+    e.b.op("k", "keyed", {"src"}, par);
+    e.b.op("p", "pass", {"k"}, par);
+    e.b.sink("out", "collect", {"p"}, par == 4 ? 2 : par);
+    auto plan = e.plan();
+    if (par > 1) {
+      const auto& edge = plan.edges[plan.nodes[plan.find("k")].in_edges[0]];
+      CHECK(edge.part == plan::partitioning::hash);
+    }
+    runtime::job j(plan);
+    j.start();
+    auto r = finish(j);
+    INFO("parallelism " << par << ": " << r.error);
+    REQUIRE(r.ok);
+    auto got = sorted(e.out->rows);
+    REQUIRE(got.size() == e.rows->size());
+    if (reference.empty()) reference = got;
+    else CHECK(got == reference);
+  }
+}
+
+TEST_CASE("an operator exception fails the job with the operator's name", "[runtime]") {
+  env e(make_rows(10, 1000), 16);
+  e.b.source("src", "vec");
+  e.b.op("exploder", "boom", {"src"}, 2);
+  e.b.sink("out", "collect", {"exploder"});
+  auto plan = e.plan();
+  runtime::job j(plan);
+  j.start();
+  auto r = finish(j);
+  CHECK_FALSE(r.ok);
+  CHECK(r.error == "exploder: boom");
+}
+
+TEST_CASE("a slow sink keeps queued batches bounded by the credits", "[runtime][backpressure]") {
+  env e({}, 1u << 20, false, 300);
+  const std::uint32_t credits = 4, batch = 100;
+  e.b.p.settings.channel_credits = credits;
+  e.b.p.settings.batch_size = batch;
+  e.b.source("src", "endless");
+  e.b.op("p", "pass", {"src"}, 2);
+  e.b.sink("out", "collect", {"p"}, 1);
+  auto plan = e.plan();
+  REQUIRE(plan.chains.size() == 3);
+  runtime::job j(plan);
+  j.start();
+  REQUIRE(eventually([&] { return e.out->written.load() >= 200 * batch; }, 60s));
+  auto ms = j.metrics();
+  std::uint64_t produced = 0, consumed = 0;
+  for (const auto& m : ms) {
+    if (m.component == "src") produced += m.rows_out;
+    if (m.component == "out") consumed += m.rows_in;
+    // Each instance has at most `credits` batches in flight per input channel.
+    std::uint32_t inputs = m.component == "p" ? 1 : m.component == "out" ? 2 : 0;
+    CHECK(m.max_queued_batches <= credits * inputs);
+  }
+  // Everything between source and sink sits in channels bounded by credits: src→p (2
+  // channels), p's queue and output, p→out (2 channels), out's queue; a few batches slack.
+  const std::uint64_t bound = (2 * credits + 2 * (credits + 2) + 2 * credits + 2 * credits + 4) * batch;
+  CHECK(produced - consumed <= bound);
+  CHECK(produced < 5'000'000);  // the source could produce millions; it was held back
+  auto src_bp = std::find_if(ms.begin(), ms.end(), [](const auto& m) { return m.component == "src"; });
+  CHECK(src_bp->backpressure_ns > 0);
+  j.stop();
+  auto r = finish(j);
+  CHECK(r.ok);
+  CHECK(e.out->written.load() == r.find("src")->rows_out);
+}
