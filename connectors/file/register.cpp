@@ -1,0 +1,62 @@
+#include "file_connectors.hpp"
+#include "pel/connectors/register.hpp"
+
+namespace pel::connectors {
+
+void register_file_connectors(spec::registry& reg) {
+  spec::component_schema src;
+  src.type = "file";
+  src.kind = spec::component_kind::source;
+  src.summary = "Reads a file of JSON lines, CSV or raw lines; optionally follows it as it grows.";
+  src.description =
+      "Reads with large buffered reads and decodes one record per line (CSV records may span "
+      "lines inside quotes). Without `schema:` the schema is inferred from the first 100 "
+      "lines when the pipeline is built: CSV column names from the header and types from the "
+      "values, JSON field names in first-seen order. Lines that do not decode go to the "
+      "dead-letter output with the reason and their position `path:line`.\n\n"
+      "Bounded by default: the stream ends at end of file, and progress is bytes read over "
+      "the file size. With `follow: true` it never ends and behaves like `tail -F`.\n\n"
+      "Parallelism: a file has one reader; with parallelism > 1 only instance 0 reads and "
+      "the others end at once. Rows carry the processing time at read unless `event_time` "
+      "names a field.";
+  src.params = file_source_params();
+  src.example =
+      "sources:\n"
+      "  trades:\n"
+      "    type: file\n"
+      "    path: examples/trading/data/trades.csv\n"
+      "    format: csv\n"
+      "    event_time: {field: ts, format: epoch_ms}\n";
+  reg.add_source(std::move(src), [](const spec::config& cfg) -> core::source_ptr {
+    return std::make_unique<file_source>(cfg);
+  });
+
+  spec::component_schema snk;
+  snk.type = "file";
+  snk.kind = spec::component_kind::sink;
+  snk.summary = "Writes one JSON object, CSV row or raw line per record to a file.";
+  snk.description =
+      "Encodes rows into a buffer that is written in large writes; each flush (checkpoint, "
+      "end of stream) writes the buffer and calls fdatasync. At-least-once: after a failure, "
+      "rows since the last checkpoint may be written again. With parallelism > 1, instance "
+      "i writes its own file, `path` with `-i` before the extension. Missing directories are "
+      "created.";
+  snk.params = file_sink_params();
+  snk.example =
+      "sources:\n"
+      "  ticks:\n"
+      "    type: generator\n"
+      "    count: 1000\n"
+      "sinks:\n"
+      "  archive:\n"
+      "    type: file\n"
+      "    input: ticks\n"
+      "    path: out/ticks.csv\n"
+      "    format: csv\n"
+      "    mode: overwrite\n";
+  reg.add_sink(std::move(snk), [](const spec::config& cfg) -> core::sink_ptr {
+    return std::make_unique<file_sink>(cfg);
+  });
+}
+
+} // namespace pel::connectors
