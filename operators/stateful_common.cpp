@@ -1,5 +1,6 @@
 #include "stateful_common.hpp"
 
+#include "pel/expr/expression.hpp"
 #include "pel/spec/diagnostics.hpp"
 #include "pel/spec/node.hpp"
 
@@ -116,27 +117,27 @@ void reorder_buffer::load(core::state_reader& r, const std::function<bool(const 
 number_expr number_expr::compile(const spec::config& cfg, std::string_view key, const std::string& text,
                                  const core::schema& in) {
   number_expr e;
-  std::string s = text;
-  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  if (s.empty()) cfg.fail(key, "expected an expression");
-  int col = in.index_of(s);
-  if (col >= 0) {
-    e.fn_ = [col](const core::value* row, std::int64_t, double& out) {
-      return core::as_number(row[col], out);
-    };
-    return e;
+  expr::expression x;
+  auto at = cfg.raw() && cfg.raw()->is_map() ? cfg.raw()->find(key) : nullptr;
+  if (at && at->value->is_scalar() && at->value->text == text) {
+    x = expr::compile_config(cfg, key, in);  // located at the exact column
+  } else {
+    try {
+      x = expr::compile(text, in);
+    } catch (const expr::parse_error& err) {
+      cfg.fail(key, std::string("in '") + text + "': " + err.what());
+    }
   }
-  char* end = nullptr;
-  double lit = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() + s.size()) {
-    e.fn_ = [lit](const core::value*, std::int64_t, double& out) {
-      out = lit;
-      return true;
-    };
-    return e;
-  }
-  cfg.fail(key, "unknown field '" + s + "'; the input has: " + in.names());
+  if (auto t = x.result_type(); t && *t != core::value_type::integer && *t != core::value_type::number)
+    cfg.fail(key, "'" + text + "' is not a number (it is " + std::string(core::to_string(*t)) + ")");
+  e.fn_ = [x](const core::value* row, std::int64_t t, double& out) {
+    try {
+      return x.eval_number(row, t, out);
+    } catch (const expr::eval_error&) {
+      return false;  // a value that is not a number counts as missing
+    }
+  };
+  return e;
 }
 
 spec::param order_param() {

@@ -1,0 +1,1 @@
+#include "stateful_test_support.hpp"

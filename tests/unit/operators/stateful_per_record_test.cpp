@@ -1,0 +1,273 @@
+// Each per-record operator against a direct computation on the same seeded, out-of-order input.
+#include "stateful_test_support.hpp"
+
+#include <map>
+
+using namespace pel;
+using namespace pel::test;
+
+namespace {
+
+const auto trades_schema = schema_of({"symbol", "price", "qty", "trade_id"});
+
+recs sorted_by_time(recs r) {
+  std::stable_sort(r.begin(), r.end(), [](const rec& a, const rec& b) { return a.t < b.t; });
+  return r;
+}
+
+recs run_one(const std::string& type, const std::string& yaml, const recs& input,
+             std::int64_t delay = 200'000'000, core::outputs* keep = nullptr) {
+  driver d;
+  d.start(1, [&] { return make(type, yaml, {trades_schema}); });
+  d.feed({input}, 37, delay);
+  auto res = d.results();
+  if (keep) *keep = std::move(d.out);
+  return res;
+}
+
+/// The trades, time-ordered, and an arrival order out of order by up to 150 ms.
+struct fixture {
+  recs ordered = make_trades(3000, 7);
+  recs arrival = shuffle_bounded(ordered, 150'000'000, 11);
+};
+
+} // namespace
+
+TEST_CASE("zscore alerts match a direct computation, out-of-order input", "[stateful][zscore]") {
+  fixture f;
+  REQUIRE(canonical(f.arrival)[0].t == f.ordered[0].t);
+  const std::size_t n = 40;
+  const double k = 2.5;
+  const std::int64_t min_samples = 10;
+  recs want;
+  std::map<std::string, std::vector<double>> hist;
+  for (auto& r : f.ordered) {
+    auto& h = hist[std::get<std::string>(r.v[0])];
+    double x = num(r.v[1]);
+    std::size_t from = h.size() > n ? h.size() - n : 0;
+    double m = 0, ss = 0, cnt = static_cast<double>(h.size() - from);
+    for (auto i = from; i < h.size(); ++i) m += h[i];
+    if (cnt > 0) m /= cnt;
+    for (auto i = from; i < h.size(); ++i) ss += (h[i] - m) * (h[i] - m);
+    double sd = cnt > 1 ? std::sqrt(ss / (cnt - 1)) : std::nan("");
+    if (cnt >= min_samples && sd > 0 && std::fabs((x - m) / sd) > k)
+      want.push_back({{r.v[0], x, m, sd, (x - m) / sd, std::string("zscore"), r.t}, r.t});
+    h.push_back(x);
+  }
+  REQUIRE(want.size() > 5);  // the input has jumps
+  auto got = run_one("zscore", "key: symbol\nvalue: price\nrows: 40\nk: 2.5\nmin_samples: 10\n", f.arrival);
+  require_same(got, want);
+
+  SECTION("mode all annotates every record") {
+    auto all = run_one("zscore", "key: symbol\nvalue: price\nrows: 40\nk: 2.5\nmin_samples: 10\nmode: all\n",
+                       f.arrival);
+    REQUIRE(all.size() == f.ordered.size());
+    std::size_t alerts = 0;
+    for (auto& r : all) alerts += r.v[7] == value(std::string("zscore"));
+    REQUIRE(alerts == want.size());
+  }
+  SECTION("thresholds alert without history") {
+    auto got2 = run_one("zscore", "key: symbol\nvalue: price\nabove: 1000\nbelow: 99\nmin_samples: 100000\n",
+                        f.arrival);
+    std::size_t below = 0;
+    for (auto& r : f.ordered) below += num(r.v[1]) < 99;
+    REQUIRE(got2.size() == below);
+    REQUIRE(below > 0);
+  }
+}
+
+TEST_CASE("rolling rows and range match a direct computation", "[stateful][rolling]") {
+  fixture f;
+  for (bool by_rows : {true, false}) {
+    DYNAMIC_SECTION((by_rows ? "rows" : "range")) {
+      const std::size_t n = 25;
+      const std::int64_t range = 2'000'000'000;
+      recs want;
+      std::map<std::string, recs> hist;
+      for (auto& r : f.ordered) {
+        auto& h = hist[std::get<std::string>(r.v[0])];
+        h.push_back(r);
+        std::size_t from = 0;
+        if (by_rows) from = h.size() > n ? h.size() - n : 0;
+        else
+          while (h[from].t <= r.t - range) ++from;
+        double sum = 0, mn = INFINITY, mx = -INFINITY, qty = 0;
+        for (auto i = from; i < h.size(); ++i) {
+          double p = num(h[i].v[1]);
+          sum += p;
+          mn = std::min(mn, p);
+          mx = std::max(mx, p);
+          qty += num(h[i].v[2]);
+        }
+        double cnt = static_cast<double>(h.size() - from), m = sum / cnt, ss = 0;
+        for (auto i = from; i < h.size(); ++i) ss += (num(h[i].v[1]) - m) * (num(h[i].v[1]) - m);
+        auto out = r.v;
+        out.insert(out.end(), {value(m), value(mn), value(mx), value(qty), value(static_cast<std::int64_t>(cnt)),
+                               opt(cnt > 1 ? std::sqrt(ss / (cnt - 1)) : std::nan("")), h[from].v[1]});
+        want.push_back({out, r.t});
+      }
+      std::string yaml = std::string("key: symbol\n") + (by_rows ? "rows: 25\n" : "range: 2s\n") +
+                         "aggregates:\n  avg_price: avg(price)\n  low: min(price)\n  high: max(price)\n"
+                         "  volume: sum(qty)\n  n: count()\n  sd: stddev(price)\n  oldest: first(price)\n";
+      require_same(run_one("rolling", yaml, f.arrival), want);
+    }
+  }
+}
+
+TEST_CASE("ema by alpha and by half-life match a direct computation", "[stateful][ema]") {
+  fixture f;
+  for (bool half : {false, true}) {
+    DYNAMIC_SECTION((half ? "half_life" : "alpha")) {
+      recs want;
+      std::map<std::string, std::pair<double, std::int64_t>> st;
+      for (auto& r : f.ordered) {
+        auto key = std::get<std::string>(r.v[0]);
+        double x = num(r.v[1]);
+        auto it = st.find(key);
+        if (it == st.end()) {
+          st[key] = {x, r.t};
+        } else {
+          double a = half ? 1 - std::pow(2.0, -static_cast<double>(r.t - it->second.second) / 1e9) : 0.2;
+          it->second.first += a * (x - it->second.first);
+          it->second.second = r.t;
+        }
+        auto out = r.v;
+        out.push_back(st[key].first);
+        want.push_back({out, r.t});
+      }
+      auto yaml = std::string("key: symbol\nvalue: price\noutput: smooth\n") + (half ? "half_life: 1s\n" : "alpha: 0.2\n");
+      require_same(run_one("ema", yaml, f.arrival), want);
+    }
+  }
+}
+
+TEST_CASE("dedupe drops repeats within the horizon and expires state", "[stateful][dedupe]") {
+  // Records keyed by qty (1..100) repeat often; horizon 500 ms.
+  fixture f;
+  recs want;
+  std::map<std::int64_t, std::int64_t> first;
+  for (auto& r : f.ordered) {
+    auto q = std::get<std::int64_t>(r.v[2]);
+    auto it = first.find(q);
+    if (it != first.end() && r.t - it->second <= 500'000'000) continue;
+    first[q] = r.t;
+    want.push_back(r);
+  }
+  REQUIRE(want.size() < f.ordered.size());
+  REQUIRE(want.size() > 100);
+  require_same(run_one("dedupe", "key: qty\nhorizon: 500ms\n", f.arrival), want);
+}
+
+TEST_CASE("throttle limits the rate per key and samples deterministically", "[stateful][throttle]") {
+  fixture f;
+  SECTION("rate") {
+    recs want;
+    std::map<std::string, std::vector<std::int64_t>> acc;
+    for (auto& r : f.ordered) {
+      auto& a = acc[std::get<std::string>(r.v[0])];
+      std::size_t in_window = 0;
+      for (auto t : a) in_window += t > r.t - 1'000'000'000;
+      if (in_window < 3) {
+        a.push_back(r.t);
+        want.push_back(r);
+      }
+    }
+    REQUIRE(want.size() < f.ordered.size());
+    require_same(run_one("throttle", "key: symbol\nrate: 3\nper: 1s\n", f.arrival), want);
+  }
+  SECTION("dropped records can go to the dead-letter port") {
+    core::outputs out;
+    auto kept = run_one("throttle", "key: symbol\nrate: 3\nper: 1s\ndropped: dead_letter\n", f.arrival, 200'000'000, &out);
+    REQUIRE(kept.size() + out.dead_letter.size() == f.ordered.size());
+    REQUIRE(out.dead_letter.size() > 0);
+  }
+  SECTION("sample every") {
+    recs want;
+    std::map<std::string, int> seen;
+    for (auto& r : f.ordered)
+      if (seen[std::get<std::string>(r.v[0])]++ % 4 == 0) want.push_back(r);
+    require_same(run_one("throttle", "key: symbol\nmode: sample\nevery: 4\n", f.arrival), want);
+  }
+  SECTION("sample fraction is repeatable and near the fraction") {
+    auto a = run_one("throttle", "key: symbol\nmode: sample\nfraction: 0.3\nseed: 5\n", f.arrival);
+    auto b = run_one("throttle", "key: symbol\nmode: sample\nfraction: 0.3\nseed: 5\n", f.ordered);
+    auto c = run_one("throttle", "key: symbol\nmode: sample\nfraction: 0.3\nseed: 6\n", f.ordered);
+    require_same(a, b);
+    REQUIRE(canonical(a).size() > 700);
+    REQUIRE(canonical(a).size() < 1100);
+    bool differs = a.size() != c.size();
+    for (std::size_t i = 0; !differs && i < a.size(); ++i) differs = canonical(a)[i].t != canonical(c)[i].t;
+    REQUIRE(differs);
+  }
+}
+
+TEST_CASE("top_k ranks keys per tumbling window", "[stateful][top_k]") {
+  fixture f;
+  const std::int64_t w = 5'000'000'000;
+  std::map<std::int64_t, std::map<std::string, double>> sums;
+  for (auto& r : f.ordered) {
+    auto start = r.t - r.t % w;
+    sums[start][std::get<std::string>(r.v[0])] += num(r.v[2]);
+  }
+  recs want;
+  for (auto& [start, m] : sums) {
+    std::vector<std::pair<double, std::string>> v;
+    for (auto& [k, s] : m) v.emplace_back(-s, k);
+    std::sort(v.begin(), v.end());
+    for (std::size_t i = 0; i < std::min<std::size_t>(2, v.size()); ++i)
+      want.push_back({{value(start), value(start + w), value(static_cast<std::int64_t>(i + 1)), value(v[i].second),
+                       value(-v[i].first)},
+                      start + w - 1});
+  }
+  require_same(run_one("top_k", "key: symbol\nby: sum(qty)\nk: 2\nwindow: 5s\noutput: volume\n", f.arrival), want);
+}
+
+TEST_CASE("change_detect reports each jump once", "[stateful][change_detect]") {
+  fixture f;
+  const std::int64_t within = 3'000'000'000;
+  recs want;
+  std::map<std::string, recs> hist;
+  for (auto& r : f.ordered) {
+    auto& h = hist[std::get<std::string>(r.v[0])];
+    double x = num(r.v[1]), lo = INFINITY, hi = -INFINITY;
+    bool any = false;
+    for (auto& p : h)
+      if (p.t >= r.t - within) {
+        lo = std::min(lo, num(p.v[1]));
+        hi = std::max(hi, num(p.v[1]));
+        any = true;
+      }
+    if (any) {
+      double ref = (x - lo >= hi - x) ? lo : hi;
+      double pct = (x - ref) / std::fabs(ref) * 100;
+      if (std::fabs(pct) > 2.0) {
+        want.push_back({{r.v[0], x, ref, x - ref, pct, std::string(x > ref ? "up" : "down"), r.t}, r.t});
+        h.clear();
+      }
+    }
+    h.push_back(r);
+  }
+  REQUIRE(want.size() > 3);
+  require_same(run_one("change_detect", "key: symbol\nvalue: price\nwithin: 3s\npercent: 2\n", f.arrival), want);
+}
+
+TEST_CASE("late records go to the late port", "[stateful][late]") {
+  fixture f;
+  // Arrival out of order by up to 150 ms but a watermark delay of only 10 ms: some are late.
+  core::outputs out;
+  auto got = run_one("ema", "key: symbol\nvalue: price\nalpha: 0.5\n", f.arrival, 10'000'000, &out);
+  REQUIRE(out.late.size() > 0);
+  REQUIRE(got.size() + out.late.size() == f.ordered.size());
+}
+
+TEST_CASE("config errors are located and say what to do", "[stateful][config]") {
+  spec::node_ptr root;
+  auto cfg = config_of("ema", "key: symbol\nvalue: prize\nalpha: 0.5\n", root);
+  REQUIRE_THROWS_AS(stateful_registry().find_operator("ema")->make(cfg, {trades_schema}), spec::config_error);
+  auto cfg2 = config_of("rolling", "key: symbol\nrows: 5\naggregates:\n  a: median(price)\n", root);
+  REQUIRE_THROWS_WITH(stateful_registry().find_operator("rolling")->make(cfg2, {trades_schema}),
+                      Catch::Contains("unknown aggregate 'median'"));
+  auto cfg3 = config_of("ema", "key: symbol\nvalue: price\n", root);
+  REQUIRE_THROWS_WITH(stateful_registry().find_operator("ema")->make(cfg3, {trades_schema}),
+                      Catch::Contains("exactly one of `alpha` and `half_life`"));
+}
