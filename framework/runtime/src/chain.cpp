@@ -596,7 +596,7 @@ void chain_instance::on_poll() {
 void chain_instance::source_watermark(std::int64_t now, bool force) {
   std::int64_t cand = source_->watermark().ns;
   if (cand == wm_min && max_seen_ != wm_min)
-    cand = max_seen_ - ooo_ns_ < max_seen_ ? max_seen_ - ooo_ns_ : wm_min;
+    cand = max_seen_ >= wm_min + ooo_ns_ ? max_seen_ - ooo_ns_ : wm_min;
   if (cand > wm_ && (force || now - last_wm_emit_ns_ >= js_.opts.watermark_interval_ns)) {
     last_wm_emit_ns_ = now;
     advance_watermark(cand, 1);

@@ -169,3 +169,160 @@ TEST_CASE("a slow sink keeps queued batches bounded by the credits", "[runtime][
   CHECK(r.ok);
   CHECK(e.out->written.load() == r.find("src")->rows_out);
 }
+
+namespace {
+
+std::vector<row> rows_at(std::int64_t first_ms, int n) {
+  std::vector<row> v;
+  for (int i = 0; i < n; ++i) v.push_back({i % 3, i, first_ms + i});
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("watermark is the minimum over inputs; an idle input stops holding it back",
+          "[runtime][watermark]") {
+  env e;
+  auto a = std::make_shared<const std::vector<row>>(rows_at(10'000, 100));
+  auto b = std::make_shared<const std::vector<row>>(rows_at(5'000, 50));
+  e.reg.add_source(schema_of("vec_a", 0, 0), [a](const spec::config&) {
+    return std::make_unique<vector_source>(a, 8, false, nullptr);
+  });
+  e.reg.add_source(schema_of("vec_b", 0, 0), [b](const spec::config&) {
+    return std::make_unique<vector_source>(b, 8, false, nullptr);
+  });
+  auto log = std::make_shared<wm_log>();
+  e.reg.add_operator(schema_of("wm", 1, 2), [log](const spec::config&, const std::vector<schema_ptr>& in) {
+    return std::make_unique<wm_op>(in.at(0), log);
+  });
+  spec::event_time_spec et;
+  et.max_out_of_orderness_ns = 0;
+  e.b.source("a", "vec_a").event_time = et;
+  et.idle_timeout_ns = 150'000'000;
+  e.b.source("b", "vec_b").event_time = et;
+  e.b.op("w", "wm", {"a", "b"});
+  e.b.sink("out", "collect", {"w"});
+  auto plan = e.plan();
+  runtime::job j(plan);
+  j.start();
+  const std::int64_t wm_b = 5'049'000'000, wm_a = 10'099'000'000;
+  bool reached = eventually([&] { return log->last() == wm_a; });
+  {
+    std::lock_guard<std::mutex> lock(log->mu);
+    for (auto w : log->wms) UNSCOPED_INFO("watermark " << w);
+  }
+  REQUIRE(reached);
+  {
+    std::lock_guard<std::mutex> lock(log->mu);
+    auto first_b = std::find(log->wms.begin(), log->wms.end(), wm_b);
+    REQUIRE(first_b != log->wms.end());  // held at b's watermark, the minimum
+    CHECK(std::all_of(log->wms.begin(), first_b, [&](std::int64_t w) { return w <= wm_b; }));
+    CHECK(std::is_sorted(log->wms.begin(), log->wms.end()));
+  }
+  j.stop();
+  auto r = finish(j);
+  REQUIRE(r.ok);
+  CHECK(log->last() == INT64_MAX);  // end of stream delivers the final watermark
+  CHECK(log->finished == 1);
+  CHECK(e.out->size() == 150);
+}
+
+TEST_CASE("sources commit a checkpoint only after the sinks flushed what came before it",
+          "[runtime][checkpoint]") {
+  env e({}, 1u << 20, false);
+  e.b.p.settings.checkpoint_interval_ns = 5'000'000;
+  e.b.p.settings.batch_size = 256;
+  auto out = e.out;
+  e.probe->flushed_rows = [out] { return out->flushed.load(); };
+  e.b.source("src", "endless");
+  e.b.op("p", "pass", {"src"}, 2);
+  e.b.sink("out", "collect", {"p"}, 2);
+  auto plan = e.plan();
+  runtime::job j(plan);
+  j.start();
+  REQUIRE(eventually([&] {
+    std::lock_guard<std::mutex> lock(e.probe->mu);
+    return e.probe->committed.size() >= 3;
+  }));
+  j.stop();
+  auto r = finish(j);
+  REQUIRE(r.ok);
+  CHECK(e.probe->commit_violations == 0);
+  std::lock_guard<std::mutex> lock(e.probe->mu);
+  CHECK(std::is_sorted(e.probe->committed.begin(), e.probe->committed.end()));
+  CHECK(j.committed_checkpoint() >= 3);
+  CHECK(e.out->written.load() == r.find("src")->rows_out);
+}
+
+TEST_CASE("dead letters go to the log, are dropped, or go to a sink", "[runtime][dead_letter]") {
+  env e(make_rows(5, 200));
+  auto dlq = std::make_shared<collected>();
+  e.reg.add_sink(schema_of("collect2", 0, -1), [dlq](const spec::config&) {
+    return std::make_unique<collect_sink>(dlq);
+  });
+  const std::uint64_t expected_dead = 5 * 20;  // seq % 10 == 0
+  e.b.source("src", "vec");
+  e.b.op("d", "dead", {"src"}, 2);
+  e.b.sink("out", "collect", {"d"});
+
+  SECTION("drop") {
+    e.b.p.settings.dead_letter = "drop";
+    auto plan = e.plan();
+    runtime::job j(plan);
+    j.start();
+    auto r = finish(j);
+    REQUIRE(r.ok);
+    CHECK(r.find("d")->dead_letters == expected_dead);
+    CHECK(r.dead_letters_dropped == expected_dead);
+    CHECK(r.dead_letters_logged == 0);
+    CHECK(e.out->size() == e.rows->size() - expected_dead);
+  }
+  SECTION("log, rate-limited") {
+    e.b.p.settings.dead_letter = "log";
+    auto plan = e.plan();
+    runtime::options o;
+    o.dead_letter_log_per_second = 7;
+    runtime::job j(plan, o);
+    j.start();
+    auto r = finish(j);
+    REQUIRE(r.ok);
+    CHECK(r.dead_letters_logged >= 7);
+    CHECK(r.dead_letters_logged < expected_dead);
+    CHECK(r.dead_letters_logged + r.dead_letters_dropped == expected_dead);
+  }
+  SECTION("sink") {
+    e.b.p.settings.dead_letter = "dlq";
+    e.b.sink("dlq", "collect2", {});
+    auto plan = e.plan();
+    REQUIRE(plan.dead_letters == plan::dead_letter_mode::sink);
+    runtime::job j(plan);
+    j.start();
+    auto r = finish(j);
+    REQUIRE(r.ok);
+    REQUIRE(dlq->size() == expected_dead);
+    CHECK(*dlq->schema == *core::dead_letter_schema());
+    CHECK(std::get<std::string>(dlq->rows[0][0]) == "seq is a multiple of 10");
+    CHECK(std::get<std::string>(dlq->rows[0][1]) == "dead_op");
+    CHECK(r.dead_letters_dropped == 0);
+    CHECK(e.out->size() == e.rows->size() - expected_dead);
+  }
+}
+
+TEST_CASE("event time comes from the configured field; unparseable rows become dead letters",
+          "[runtime][event_time]") {
+  env e(make_rows(4, 100));
+  e.b.p.settings.dead_letter = "drop";
+  spec::event_time_spec et;
+  et.field = "ts";
+  et.format = "epoch_ms";
+  e.b.source("src", "vec_text").event_time = et;
+  e.b.sink("out", "collect", {"src"});
+  auto plan = e.plan();
+  runtime::job j(plan);
+  j.start();
+  auto r = finish(j);
+  REQUIRE(r.ok);
+  const std::uint64_t bad = 4 * 10;  // seq % 10 == 3
+  CHECK(r.find("src")->dead_letters == bad);
+  CHECK(e.out->size() == e.rows->size() - bad);
+}
