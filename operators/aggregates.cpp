@@ -972,8 +972,8 @@ aggregate_set aggregate_set::compile(const std::vector<spec::config::named_text>
   return set;
 }
 
-aggregate_set aggregate_set::compile(const std::vector<aggregate_spec>& entries,
-                                     const core::schema& input) {
+aggregate_set aggregate_set::compile_text(const std::vector<aggregate_spec>& entries,
+                                          const core::schema& input) {
   aggregate_set set;
   for (const auto& e : entries) set.append(compile_aggregate(e.name, e.text, input));
   return set;

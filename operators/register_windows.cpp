@@ -25,7 +25,7 @@ spec::component_schema window_schema() {
       "- `sliding`: `size` every `slide` (slide <= size); a record is added once to a pane of "
       "gcd(size, slide) and panes are merged when a window fires.\n"
       "- `session`: a window per burst of a key's records, closed after `gap` without records; "
-      "sessions that come within `gap` of each other merge.\n\n"
+      "a record less than `gap` after a session's last record joins it, and sessions it bridges merge.\n\n"
       "Aggregates are `name: function(args)`: count() (rows), count(x) (non-null x), sum, min, "
       "max, avg, stddev and variance (sample; Welford), first and last (by event time), "
       "distinct_count (exact to 64 values, then HyperLogLog, ~1.6 % standard error), "

@@ -198,7 +198,7 @@ void window_operator::add_record(const core::value* row, std::int64_t t, core::o
         const key_state& ks = map_.at(idx);
         for (std::size_t s = 0; s < ks.count && !joins; ++s) {
           const slot_header* h = slot(ks, s);
-          joins = h->start <= last_end && h->end >= t;
+          joins = h->start < last_end && h->end > t;
         }
       }
     }
@@ -244,11 +244,12 @@ void window_operator::add_record(const core::value* row, std::int64_t t, core::o
 void window_operator::add_session(map_type::index idx, std::int64_t t) {
   key_state& ks = map_.at(idx);
   const std::int64_t end = sat_add(t, opts_.gap_ns);
-  // Sessions are disjoint, non-touching and sorted: the ones [t, end) touches are a run.
+  // Sessions are disjoint half-open intervals, sorted: the ones [t, end) overlaps are a run.
+  // A record exactly `gap` after the last one starts a new session.
   std::size_t i = 0;
-  while (i < ks.count && slot(ks, i)->end < t) ++i;
+  while (i < ks.count && slot(ks, i)->end <= t) ++i;
   std::size_t j = i;
-  while (j < ks.count && slot(ks, j)->start <= end) ++j;
+  while (j < ks.count && slot(ks, j)->start < end) ++j;
   slot_header* h;
   if (i == j) {
     h = insert_slot(ks, i, t, end);

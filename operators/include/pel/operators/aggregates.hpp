@@ -129,8 +129,8 @@ public:
   static aggregate_set compile(const std::vector<spec::config::named_text>& entries,
                                const core::schema& input);
   /// From plain text (tests, benchmarks); errors are `std::invalid_argument`.
-  static aggregate_set compile(const std::vector<aggregate_spec>& entries,
-                               const core::schema& input);
+  static aggregate_set compile_text(const std::vector<aggregate_spec>& entries,
+                                    const core::schema& input);
 
   std::size_t state_size() const noexcept { return size_; }
   /// Every output field in order (ohlc contributes six).

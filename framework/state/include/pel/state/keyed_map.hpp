@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -44,7 +45,7 @@ public:
     for (std::size_t s = home(hash);; s = (s + 1) & mask_) {
       index e = slots_[s];
       if (e == 0) return npos;
-      const entry& en = entries_[e - 1];
+      const entry& en = ent(e - 1);
       if (en.hash == hash && en.k.equals(row, cols, n)) return e - 1;
     }
   }
@@ -66,13 +67,13 @@ public:
 
   /// Removes entry `i`; its index may be reused by a later insert.
   void erase(index i) {
-    entry& en = entries_[i];
+    entry& en = ent(i);
     // Find the slot pointing at i and delete it with backward shifting (no tombstones).
     std::size_t s = home(en.hash);
     while (slots_[s] != i + 1) s = (s + 1) & mask_;
     std::size_t hole = s;
     for (std::size_t j = (hole + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-      std::size_t h = home(entries_[slots_[j] - 1].hash);
+      std::size_t h = home(ent(slots_[j] - 1).hash);
       // Move j into the hole when its home is not in (hole, j] (cyclically).
       bool in_between = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
       if (!in_between) {
@@ -81,7 +82,7 @@ public:
       }
     }
     slots_[hole] = 0;
-    en.live = false;
+    en.kg = dead;
     ++en.generation;
     en.k = key();
     en.value = V{};
@@ -89,14 +90,14 @@ public:
     --size_;
   }
 
-  V& at(index i) noexcept { return entries_[i].value; }
-  const V& at(index i) const noexcept { return entries_[i].value; }
-  const key& key_of(index i) const noexcept { return entries_[i].k; }
-  key_group group_of(index i) const noexcept { return entries_[i].kg; }
-  std::uint32_t generation(index i) const noexcept { return entries_[i].generation; }
+  V& at(index i) noexcept { return ent(i).value; }
+  const V& at(index i) const noexcept { return ent(i).value; }
+  const key& key_of(index i) const noexcept { return ent(i).k; }
+  key_group group_of(index i) const noexcept { return ent(i).kg; }
+  std::uint32_t generation(index i) const noexcept { return ent(i).generation; }
   /// True when `i` is a live entry whose generation is `gen`.
   bool valid(index i, std::uint32_t gen) const noexcept {
-    return i < entries_.size() && entries_[i].live && entries_[i].generation == gen;
+    return i < count_ && ent(i).live() && ent(i).generation == gen;
   }
 
   std::size_t size() const noexcept { return size_; }
@@ -105,13 +106,14 @@ public:
   /// Calls `f(index, const key&, V&)` for every live entry.
   template <class F>
   void for_each(F&& f) {
-    for (index i = 0; i < entries_.size(); ++i)
-      if (entries_[i].live) f(i, entries_[i].k, entries_[i].value);
+    for (index i = 0; i < count_; ++i)
+      if (ent(i).live()) f(i, ent(i).k, ent(i).value);
   }
 
   /// Removes every entry.
   void clear() {
-    entries_.clear();
+    chunks_.clear();
+    count_ = 0;
     free_.clear();
     slots_.clear();
     mask_ = 0;
@@ -121,10 +123,10 @@ public:
   /// Bytes held by the table itself (slots, entry slab, keys' heap); the caller adds what its
   /// `V`s own on the heap.
   std::size_t table_bytes() const noexcept {
-    std::size_t n = slots_.capacity() * sizeof(index) + entries_.capacity() * sizeof(entry) +
-                    free_.capacity() * sizeof(index);
-    for (const auto& e : entries_)
-      if (e.live) n += e.k.heap_bytes();
+    std::size_t n = slots_.capacity() * sizeof(index) + chunks_.size() * chunk * sizeof(entry) +
+                    chunks_.capacity() * sizeof(void*) + free_.capacity() * sizeof(index);
+    for (index i = 0; i < count_; ++i)
+      if (ent(i).live()) n += ent(i).k.heap_bytes();
     return n;
   }
 
@@ -139,8 +141,8 @@ public:
     // Counting sort of the live entries by key group.
     const std::uint32_t groups = range.size();
     std::vector<std::uint32_t> start(groups + 1, 0);
-    for (const auto& e : entries_)
-      if (e.live && range.contains(e.kg)) ++start[e.kg - range.begin + 1];
+    for (index i = 0; i < count_; ++i)
+      if (ent(i).live() && range.contains(ent(i).kg)) ++start[ent(i).kg - range.begin + 1];
     std::uint32_t sections = 0;
     for (std::uint32_t g = 0; g < groups; ++g) {
       if (start[g + 1] != 0) ++sections;
@@ -148,9 +150,9 @@ public:
     }
     std::vector<index> order(start[groups]);
     std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
-    for (index i = 0; i < entries_.size(); ++i)
-      if (entries_[i].live && range.contains(entries_[i].kg))
-        order[fill[entries_[i].kg - range.begin]++] = i;
+    for (index i = 0; i < count_; ++i)
+      if (ent(i).live() && range.contains(ent(i).kg))
+        order[fill[ent(i).kg - range.begin]++] = i;
 
     w.put<std::uint32_t>(magic);
     w.put<std::uint32_t>(sections);
@@ -159,7 +161,7 @@ public:
       if (n == 0) continue;
       core::state_writer section;
       for (std::uint32_t j = start[g]; j < start[g + 1]; ++j) {
-        const entry& e = entries_[order[j]];
+        const entry& e = ent(order[j]);
         e.k.write(section);
         write_value(section, e.value);
       }
@@ -201,13 +203,15 @@ public:
 private:
   static constexpr std::uint32_t magic = 0x5045534bu;  // "KSEP"
 
+  static constexpr key_group dead = std::numeric_limits<key_group>::max();
+
   struct entry {
     key k;
     std::uint64_t hash = 0;
-    key_group kg = 0;
+    key_group kg = dead;  // `dead` marks a free slab slot
     std::uint32_t generation = 0;
     V value{};
-    bool live = false;
+    bool live() const noexcept { return kg != dead; }
   };
 
   std::size_t home(std::uint64_t hash) const noexcept {
@@ -223,23 +227,23 @@ private:
       i = free_.back();
       free_.pop_back();
     } else {
-      if (entries_.size() >= npos - 1) throw std::length_error("keyed_map: too many keys");
-      i = static_cast<index>(entries_.size());
-      entries_.emplace_back();
+      if (count_ >= npos - 1) throw std::length_error("keyed_map: too many keys");
+      i = static_cast<index>(count_);
+      if ((i & (chunk - 1)) == 0) chunks_.emplace_back(new entry[chunk]);
+      ++count_;
     }
-    entry& e = entries_[i];
+    entry& e = ent(i);
     e.k = std::move(k);
     e.hash = hash;
     e.kg = key_group_of(hash, max_parallelism_);
     e.value = std::move(v);
-    e.live = true;
     place(i);
     ++size_;
     return i;
   }
 
   void place(index i) {
-    std::size_t s = home(entries_[i].hash);
+    std::size_t s = home(ent(i).hash);
     while (slots_[s] != 0) s = (s + 1) & mask_;
     slots_[s] = i + 1;
   }
@@ -250,12 +254,18 @@ private:
     mask_ = cap - 1;
     shift_ = 64;
     for (std::size_t c = cap; c > 1; c >>= 1) --shift_;
-    for (index i = 0; i < entries_.size(); ++i)
-      if (entries_[i].live) place(i);
+    for (index i = 0; i < count_; ++i)
+      if (ent(i).live()) place(i);
   }
 
   std::uint32_t max_parallelism_;
-  std::vector<entry> entries_;
+  // Entries live in fixed chunks: indices stay valid, growth copies nothing, and the slab
+  // overshoots by less than one chunk (a doubling vector would by up to 2x).
+  static constexpr std::size_t chunk = 1024;
+  entry& ent(index i) noexcept { return chunks_[i / chunk][i % chunk]; }
+  const entry& ent(index i) const noexcept { return chunks_[i / chunk][i % chunk]; }
+  std::vector<std::unique_ptr<entry[]>> chunks_;
+  std::size_t count_ = 0;
   std::vector<index> free_;
   std::vector<index> slots_;
   std::size_t mask_ = 0;
