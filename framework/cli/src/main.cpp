@@ -1,0 +1,408 @@
+// The pel command line: run, lint, docs and kafka-broker.
+//
+// Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage. Only this file prints to
+// the terminal or exits; the libraries report through return values and exceptions.
+
+#include "pel/connectors/register.hpp"
+#include "pel/operators/register.hpp"
+#include "pel/plan/plan.hpp"
+#include "pel/runtime/job.hpp"
+#include "pel/spec/diagnostics.hpp"
+#include "pel/spec/pipeline.hpp"
+#include "pel/spec/reference.hpp"
+#include "pel/spec/registry.hpp"
+
+#ifdef PEL_HAVE_KAFKA
+#include "pel/connectors/kafka_broker.hpp"
+#endif
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <pthread.h>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_invalid = 2;
+
+// ---- signals ---------------------------------------------------------------------------
+
+/// Blocks SIGINT and SIGTERM in every thread started after this call, and watches them on a
+/// thread of its own: the first signal calls `on_stop`, a second one exits at once.
+class signal_watcher {
+public:
+  signal_watcher() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR1);  // used to wake the watcher when the command ends by itself
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+
+  /// Starts watching; `on_stop` runs on the watcher thread.
+  void start(std::function<void()> on_stop) {
+    thread_ = std::thread([this, on_stop = std::move(on_stop)] {
+      int count = 0;
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (sig == SIGUSR1 || done_.load()) return;
+        if (++count == 1) {
+          spdlog::info("stopping: finishing in-flight records (press Ctrl-C again to abort)");
+          on_stop();
+        } else {
+          std::fprintf(stderr, "aborted\n");
+          std::_Exit(130);
+        }
+      }
+    });
+  }
+
+  ~signal_watcher() {
+    done_ = true;
+    if (thread_.joinable()) {
+      pthread_kill(thread_.native_handle(), SIGUSR1);
+      thread_.join();
+    }
+  }
+
+private:
+  sigset_t set_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+};
+
+// ---- logging -----------------------------------------------------------------------------
+
+void setup_logging(const std::string& level, const std::string& format) {
+  auto logger = spdlog::stderr_color_mt("pel");
+  if (format == "json") {
+    logger->set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","thread":%t,"msg":"%v"})");
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  }
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+// ---- registry and loading ----------------------------------------------------------------
+
+pel::spec::registry builtin_registry() {
+  pel::spec::registry reg;
+  pel::operators::register_builtin_operators(reg);
+  pel::connectors::register_builtin_connectors(reg);
+  return reg;
+}
+
+/// Loads and plans one file. On errors prints every diagnostic and returns nullopt.
+std::optional<pel::plan::physical_plan> load_and_plan(const std::string& file,
+                                                      const pel::spec::registry& reg) {
+  try {
+    auto pipeline = pel::spec::load_file(file, reg);
+    return pel::plan::build(pipeline, reg);
+  } catch (const pel::spec::spec_error& e) {
+    std::cerr << e.diags().format();
+    std::cerr << file << ": " << e.diags().size() << (e.diags().size() == 1 ? " error" : " errors")
+              << ", nothing started\n";
+  } catch (const std::exception& e) {
+    std::cerr << file << ":0:0: " << e.what() << "\n";
+  }
+  return std::nullopt;
+}
+
+std::string summary(const pel::plan::physical_plan& plan) {
+  std::size_t instances = 0, actors = 0;
+  for (const auto& n : plan.nodes) instances += n.parallelism;
+  for (const auto& c : plan.chains) actors += c.parallelism;
+  return std::to_string(plan.nodes.size()) + " components, " + std::to_string(instances) +
+         " instances in " + std::to_string(actors) + " actors";
+}
+
+// ---- pel lint ----------------------------------------------------------------------------
+
+struct lint_args {
+  std::vector<std::string> files;
+  bool explain = false;
+  bool quiet = false;
+};
+
+int cmd_lint(const lint_args& a) {
+  auto reg = builtin_registry();
+  int rc = exit_ok;
+  for (const auto& f : a.files) {
+    auto plan = load_and_plan(f, reg);
+    if (!plan) {
+      rc = exit_invalid;
+      continue;
+    }
+    if (!a.quiet) std::cout << f << ": ok (" << summary(*plan) << ")\n";
+    if (a.explain) std::cout << pel::plan::explain(*plan);
+  }
+  return rc;
+}
+
+// ---- pel run -----------------------------------------------------------------------------
+
+struct run_args {
+  std::vector<std::string> files;
+  bool explain = false;
+  std::size_t threads = 2;
+  std::string progress = "auto";
+  std::vector<std::string> embedded_kafka_topics;
+  bool embedded_kafka = false;
+};
+
+std::string human_count(double x) {
+  char buf[32];
+  if (x >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", x / 1e9);
+  else if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  else if (x >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", x);
+  return buf;
+}
+
+/// Prints a one-line progress report on stderr while bounded sources are read.
+class progress_line {
+public:
+  explicit progress_line(bool enabled) : enabled_(enabled) {}
+
+  void update(const std::vector<std::unique_ptr<pel::runtime::job>>& jobs) {
+    if (!enabled_) return;
+    std::uint64_t done = 0, total = 0, rows = 0;
+    for (const auto& j : jobs) {
+      std::uint64_t d = 0, t = 0;
+      j->progress(d, t);
+      done += d;
+      total += t;
+      for (const auto& m : j->metrics())
+        if (m.rows_in == 0) rows += m.rows_out;  // sources: rows they emitted
+    }
+    auto now = std::chrono::steady_clock::now();
+    double secs = std::chrono::duration<double>(now - start_).count();
+    std::string line = "  " + human_count(static_cast<double>(rows)) + " rows";
+    if (secs > 0) line += ", " + human_count(rows / secs) + " rows/s";
+    if (total > 0) {
+      char pct[16];
+      std::snprintf(pct, sizeof pct, "%5.1f%%", 100.0 * static_cast<double>(done) / total);
+      line = std::string("  ") + pct + line;
+    }
+    std::fprintf(stderr, "\r%-60s", line.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+  }
+
+  void clear() {
+    if (shown_) std::fprintf(stderr, "\r%-60s\r", "");
+  }
+
+private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+int cmd_run(const run_args& a, signal_watcher& signals) {
+  auto reg = builtin_registry();
+
+#ifdef PEL_HAVE_KAFKA
+  std::unique_ptr<pel::connectors::kafka_broker> broker;
+  if (a.embedded_kafka) {
+    pel::connectors::kafka_broker_options bo;
+    bo.topics = a.embedded_kafka_topics;
+    try {
+      broker = std::make_unique<pel::connectors::kafka_broker>(bo);
+    } catch (const std::exception& e) {
+      spdlog::error("embedded Kafka broker: {}", e.what());
+      return exit_failure;
+    }
+    setenv("PEL_KAFKA_BOOTSTRAP", broker->bootstraps().c_str(), 1);
+    spdlog::info("embedded Kafka broker at {} (PEL_KAFKA_BOOTSTRAP)", broker->bootstraps());
+  }
+#else
+  if (a.embedded_kafka) {
+    std::cerr << "this pel was built without Kafka (PEL_WITH_KAFKA=OFF)\n";
+    return exit_invalid;
+  }
+#endif
+
+  std::vector<pel::plan::physical_plan> plans;
+  bool invalid = false;
+  for (const auto& f : a.files) {
+    auto plan = load_and_plan(f, reg);
+    if (!plan) {
+      invalid = true;
+      continue;
+    }
+    if (a.explain) std::cerr << pel::plan::explain(*plan);
+    plans.push_back(std::move(*plan));
+  }
+  if (invalid) return exit_invalid;
+
+  pel::runtime::options opts;
+  opts.threads = a.threads;
+  std::vector<std::unique_ptr<pel::runtime::job>> jobs;
+  for (const auto& p : plans) {
+    spdlog::info("starting {} ({})", p.file, summary(p));
+    jobs.push_back(std::make_unique<pel::runtime::job>(p, opts));
+  }
+  signals.start([&jobs] {
+    for (auto& j : jobs) j->stop();
+  });
+  for (auto& j : jobs) j->start();
+
+  bool show_progress = a.progress == "always" || (a.progress == "auto" && isatty(STDERR_FILENO));
+  progress_line progress(show_progress);
+  for (;;) {
+    bool all_done = true;
+    for (auto& j : jobs)
+      if (!j->wait_for(std::chrono::milliseconds(j == jobs.front() ? 250 : 0))) all_done = false;
+    if (all_done) break;
+    progress.update(jobs);
+  }
+  progress.clear();
+
+  int rc = exit_ok;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto r = jobs[i]->wait();
+    std::uint64_t dead = 0;
+    for (const auto& c : r.components) dead += c.dead_letters;
+    if (!r.ok) {
+      spdlog::error("{}: failed: {}", plans[i].file, r.error);
+      rc = exit_failure;
+    } else {
+      spdlog::info("{}: finished ({} dead letters)", plans[i].file, dead);
+    }
+  }
+  return rc;
+}
+
+// ---- pel docs ----------------------------------------------------------------------------
+
+int cmd_docs(const std::string& out_dir) {
+  auto reg = builtin_registry();
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) {
+    std::cerr << out_dir << ": " << ec.message() << "\n";
+    return exit_failure;
+  }
+  for (const auto& page : pel::spec::reference_pages(reg)) {
+    auto path = std::filesystem::path(out_dir) / page.file;
+    std::ofstream f(path);
+    f << page.markdown;
+    if (!f) {
+      std::cerr << path.string() << ": cannot write\n";
+      return exit_failure;
+    }
+    std::cout << "wrote " << path.string() << "\n";
+  }
+  return exit_ok;
+}
+
+// ---- pel kafka-broker ----------------------------------------------------------------------
+
+#ifdef PEL_HAVE_KAFKA
+int cmd_kafka_broker(const pel::connectors::kafka_broker_options& o, signal_watcher& signals) {
+  static std::atomic<bool> stop{false};
+  signals.start([] { stop = true; });
+  return pel::connectors::run_kafka_broker(o, stop);
+}
+#endif
+
+} // namespace
+
+int main(int argc, char** argv) {
+  signal_watcher signals;  // before any thread starts, so that all inherit the mask
+
+  CLI::App app{
+      "pel: YAML pipelines become actor graphs.\n\n"
+      "  pel lint pipeline.yaml          check a pipeline, every error as file:line:column\n"
+      "  pel lint --explain p.yaml       ...and print its physical plan\n"
+      "  pel run pipeline.yaml           run it until its inputs end or Ctrl-C\n"
+      "  pel docs --out docs/reference   write the YAML reference\n"
+      "  pel kafka-broker --topics t:4   host an embedded Kafka broker\n\n"
+      "Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage.",
+      "pel"};
+  app.require_subcommand(1);
+  std::string log_level = "info", log_format = "text";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", log_format, "text or json (one JSON object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  lint_args lint;
+  auto* lint_cmd = app.add_subcommand("lint", "Validate pipeline files without running them");
+  lint_cmd->add_option("files", lint.files, "Pipeline files")->required()->check(CLI::ExistingFile);
+  lint_cmd->add_flag("--explain", lint.explain, "Print the physical plan: actors, instances, partitioning, schemas");
+  lint_cmd->add_flag("-q,--quiet", lint.quiet, "Print only errors");
+
+  run_args run;
+  auto* run_cmd = app.add_subcommand(
+      "run", "Run pipelines in this process until their inputs end (or SIGINT/SIGTERM)");
+  run_cmd->add_option("files", run.files, "Pipeline files, run side by side")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run_cmd->add_flag("--explain", run.explain, "Print the physical plan before starting");
+  run_cmd->add_option("--threads", run.threads, "Scheduler threads")->check(CLI::Range(1, 256));
+  run_cmd->add_option("--progress", run.progress, "Progress line on stderr: auto (on a terminal), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  run_cmd->add_option("--embedded-kafka", run.embedded_kafka_topics,
+                      "Start the embedded Kafka broker with these topics (name:partitions) and "
+                      "export its address as PEL_KAFKA_BOOTSTRAP for ${PEL_KAFKA_BOOTSTRAP} in the files")
+      ->expected(0, -1);
+
+  std::string docs_out = "docs/reference";
+  auto* docs_cmd = app.add_subcommand("docs", "Write the YAML reference generated from the component schemas");
+  docs_cmd->add_option("--out", docs_out, "Output folder");
+
+#ifdef PEL_HAVE_KAFKA
+  pel::connectors::kafka_broker_options broker;
+  auto* broker_cmd = app.add_subcommand(
+      "kafka-broker", "Host an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM");
+  broker_cmd->add_option("--brokers", broker.brokers, "Number of brokers")->check(CLI::Range(1, 16));
+  broker_cmd->add_option("--port", broker.port, "Bootstrap port on 127.0.0.1 (0: any free port)")
+      ->check(CLI::Range(0, 65535));
+  broker_cmd->add_option("--topics", broker.topics, "Topics to create, as name:partitions")->delimiter(',');
+  broker_cmd->add_option("--bootstrap-file", broker.bootstrap_file, "Also write the bootstrap address to this file");
+#endif
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_invalid;
+  }
+  setup_logging(log_level, log_format);
+  run.embedded_kafka = run_cmd->count("--embedded-kafka") > 0;
+
+  try {
+    if (*lint_cmd) return cmd_lint(lint);
+    if (*run_cmd) return cmd_run(run, signals);
+    if (*docs_cmd) return cmd_docs(docs_out);
+#ifdef PEL_HAVE_KAFKA
+    if (*broker_cmd) return cmd_kafka_broker(broker, signals);
+#endif
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return exit_failure;
+  }
+  return exit_invalid;
+}
