@@ -104,11 +104,12 @@ bool scale_int(std::int64_t v, std::int64_t mul, std::int64_t& ns) noexcept {
   return true;
 }
 
+// Whole and fractional parts apart, so that large epochs keep their sub-unit digits.
 bool scale_double(double v, double mul, std::int64_t& ns) noexcept {
-  if (!std::isfinite(v)) return false;
-  double r = std::round(v * mul);
-  if (r >= 9.2e18 || r <= -9.2e18) return false;
-  ns = static_cast<std::int64_t>(r);
+  if (!std::isfinite(v) || std::fabs(v * mul) >= 9.2e18) return false;
+  double whole = std::trunc(v);
+  std::int64_t frac = static_cast<std::int64_t>(std::llround((v - whole) * mul));
+  ns = static_cast<std::int64_t>(whole) * static_cast<std::int64_t>(mul) + frac;
   return true;
 }
 

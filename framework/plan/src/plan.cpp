@@ -1,5 +1,7 @@
 #include "pel/plan/plan.hpp"
 
+#include "pel/core/time_format.hpp"
+
 #include <algorithm>
 #include <exception>
 #include <map>
@@ -219,13 +221,25 @@ private:
           if (!proto) throw std::runtime_error("the factory returned no source");
           n.output_schema = proto->output_schema();
           if (!n.output_schema) throw std::runtime_error("the source declares no output schema");
-          if (c.event_time && !c.event_time->field.empty()) {
-            n.event_time_column = n.output_schema->index_of(c.event_time->field);
-            if (n.event_time_column < 0) {
-              diag(c.at, path_of(c) + ".event_time.field",
-                   "unknown field '" + c.event_time->field + "'; the source's fields are: " +
-                       n.output_schema->names());
-              return false;
+          // Event-time errors are reported, but the schema is known: downstream is checked.
+          if (c.event_time) {
+            const auto& et = *c.event_time;
+            core::time_format fmt;
+            std::int64_t off = 0;
+            if (!core::parse_time_format(et.format, fmt))
+              diag(c.at, path_of(c) + ".event_time.format",
+                   "unknown time format '" + et.format +
+                       "'; use auto, epoch_s, epoch_ms, epoch_us, epoch_ns, iso8601 or datetime");
+            if (!core::parse_utc_offset(et.timezone, off))
+              diag(c.at, path_of(c) + ".event_time.timezone",
+                   "unknown time zone '" + et.timezone +
+                       "'; use UTC or a fixed offset such as +08:00 (zone names are not supported)");
+            if (!et.field.empty()) {
+              n.event_time_column = n.output_schema->index_of(et.field);
+              if (n.event_time_column < 0)
+                diag(c.at, path_of(c) + ".event_time.field",
+                     "unknown field '" + et.field + "'; the source's fields are: " +
+                         n.output_schema->names());
             }
           }
           break;
