@@ -85,18 +85,12 @@ expression compile(std::string_view text, const core::schema& input) {
 
 namespace {
 
-/// Turns an offset inside a scalar into a file position. Exact for one-line scalars; for
-/// multi-line ones the line is advanced by the newlines before the offset.
+/// Turns an offset inside a scalar into a file position: exact for one-line scalars. For
+/// multi-line (folded or block) scalars the file layout is not known from the text, so the
+/// position of the value itself is given.
 spec::mark locate(spec::mark at, bool quoted, std::string_view text, std::size_t offset) {
-  if (at.line == 0) return at;
-  offset = std::min(offset, text.size());
-  auto nl = text.rfind('\n', offset == 0 ? 0 : offset - 1);
-  if (offset > 0 && nl != std::string_view::npos) {
-    at.line += static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(offset), '\n'));
-    at.column = static_cast<int>(offset - nl);  // best effort: indentation is not known
-    return at;
-  }
-  at.column += static_cast<int>(offset) + (quoted ? 1 : 0);
+  if (at.line == 0 || text.find('\n') != std::string_view::npos) return at;
+  at.column += static_cast<int>(std::min(offset, text.size())) + (quoted ? 1 : 0);
   return at;
 }
 

@@ -97,3 +97,15 @@ TEST_CASE("closest_name suggests near misses only", "[expr][suggest]") {
   CHECK(closest_name("volume", names).empty());
   CHECK(closest_name("x", {}).empty());
 }
+
+TEST_CASE("errors in multi-line scalars point at the value", "[expr][config]") {
+  spec::config::named_text block{"x", "qty +\n  prce\n", {4, 8}, "p", true};
+  try {
+    compile_named(block, sample_schema());
+    FAIL("expected a config_error");
+  } catch (const spec::config_error& e) {
+    CHECK(e.at().line == 4);
+    CHECK(e.at().column == 8);
+    CHECK(std::string(e.what()).find("unknown field 'prce'") == 0);
+  }
+}
