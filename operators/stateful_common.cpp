@@ -2,6 +2,7 @@
 
 #include "pel/expr/expression.hpp"
 #include "pel/spec/diagnostics.hpp"
+#include "pel/state/key.hpp"
 #include "pel/spec/node.hpp"
 
 #include <cstdlib>
@@ -27,18 +28,12 @@ std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key, c
 }
 
 std::uint64_t key_hash(const core::value* row, const std::vector<int>& cols) noexcept {
-  std::uint64_t h = 0;
-  for (int c : cols) h = core::hash_combine(h, core::stable_hash(row[c]));
-  return h;
+  return state::hash_key(row, cols.data(), cols.size());
 }
 
 std::uint32_t key_group_of(std::uint64_t hash, std::uint32_t max_parallelism) noexcept {
   if (max_parallelism == 0) return 0;
-  // Mix the bits so that hashes differing only in their high bits still spread.
-  hash ^= hash >> 33;
-  hash *= 0xff51afd7ed558ccdULL;
-  hash ^= hash >> 33;
-  return static_cast<std::uint32_t>(hash % max_parallelism);
+  return state::key_group_of(hash, max_parallelism);
 }
 
 bool key_equals(const core::value* row, const std::vector<int>& cols,

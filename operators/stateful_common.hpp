@@ -43,10 +43,11 @@ std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key,
 std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
                                const std::vector<std::string>& names, const core::schema& in);
 
-/// Stable hash of the key fields `cols` of `row` (the same the runtime partitions by).
+/// Stable hash of the key fields `cols` of `row`: `state::hash_key`, the hash the runtime
+/// partitions by.
 std::uint64_t key_hash(const core::value* row, const std::vector<int>& cols) noexcept;
 
-/// The key group of a key hash.
+/// The key group of a key hash (`state::key_group_of`).
 std::uint32_t key_group_of(std::uint64_t hash, std::uint32_t max_parallelism) noexcept;
 
 /// True when the key fields `cols` of `row` equal `key`.
@@ -141,8 +142,9 @@ public:
       for (std::uint32_t c = 0; c < width; ++c) e.key.push_back(r.get_value());
       load(r, e.state);
       if (group < ctx.key_group_begin || group >= ctx.key_group_end) continue;
-      std::uint64_t h = 0;
-      for (const auto& k : e.key) h = core::hash_combine(h, core::stable_hash(k));
+      cols_.resize(e.key.size());
+      for (std::size_t c = 0; c < cols_.size(); ++c) cols_[c] = static_cast<int>(c);
+      auto h = key_hash(e.key.data(), cols_);
       e.hash = h;
       buckets_[h].push_back(std::move(e));
       ++size_;
@@ -152,6 +154,7 @@ public:
 private:
   std::unordered_map<std::uint64_t, std::vector<entry>> buckets_;
   std::size_t size_ = 0;
+  std::vector<int> cols_;  // 0..n-1, for hashing restored keys
 };
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "pel/operators/register.hpp"
 #include "pel/spec/registry.hpp"
 #include "pel/spec/yaml.hpp"
+#include "pel/state/key.hpp"
 #include "stateful_common.hpp"
 
 #include <catch2/catch.hpp>
@@ -116,8 +117,9 @@ struct driver {
       c.instance = i;
       c.parallelism = p;
       c.max_parallelism = max_parallelism;
-      c.key_group_begin = i * max_parallelism / p;
-      c.key_group_end = (i + 1) * max_parallelism / p;
+      auto range = state::key_group_range_of(i, p, max_parallelism);
+      c.key_group_begin = range.begin;
+      c.key_group_end = range.end;
       ops.back()->open(c);
       ctx.push_back(c);
     }
