@@ -221,6 +221,7 @@ private:
           if (!proto) throw std::runtime_error("the factory returned no source");
           n.output_schema = proto->output_schema();
           if (!n.output_schema) throw std::runtime_error("the source declares no output schema");
+          n.blocking = proto->blocking();
           // Event-time errors are reported, but the schema is known: downstream is checked.
           if (c.event_time) {
             const auto& et = *c.event_time;

@@ -192,16 +192,9 @@ void job::start() {
     const auto& ch = js.plan.chains[js.wiring[id].chain];
     const auto& head = js.plan.nodes[ch.nodes.front()];
     bool is_source = head.kind == spec::component_kind::source;
-    // A blocking source (stdin) gets a thread of its own. Whether it blocks is known only
-    // from an instance, so ask a prototype.
-    bool blocking = false;
-    if (is_source) {
-      try {
-        blocking = head.make_source(head.spec.settings)->blocking();
-      } catch (...) {
-      }
-      im.source_actors.push_back(id);
-    }
+    // A blocking source (stdin) gets a thread of its own.
+    bool blocking = is_source && head.blocking;
+    if (is_source) im.source_actors.push_back(id);
     caf::actor a = blocking ? im.sys->spawn<chain_actor, caf::detached>(&js, id, &im.actors)
                             : im.sys->spawn<chain_actor>(&js, id, &im.actors);
     a->attach_functor([&js] { js.actor_done(); });

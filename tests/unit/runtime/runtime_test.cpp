@@ -326,3 +326,34 @@ TEST_CASE("event time comes from the configured field; unparseable rows become d
   CHECK(r.find("src")->dead_letters == bad);
   CHECK(e.out->size() == e.rows->size() - bad);
 }
+
+namespace {
+class count_sink : public core::sink_base {
+public:
+  explicit count_sink(std::shared_ptr<std::atomic<std::uint64_t>> n) : n_(std::move(n)) {}
+  void open(const core::operator_context&, const schema_ptr&) override {}
+  void write(const core::batch& b) override { n_->fetch_add(b.size(), std::memory_order_relaxed); }
+
+private:
+  std::shared_ptr<std::atomic<std::uint64_t>> n_;
+};
+} // namespace
+
+// Not a correctness test: prints the rate of endless → pass (x2) → count (run with "[.perf]").
+TEST_CASE("throughput of a channel pipeline", "[.perf]") {
+  env e({}, 1u << 20, false);
+  auto n = std::make_shared<std::atomic<std::uint64_t>>(0);
+  e.reg.add_sink(schema_of("count", 0, -1), [n](const spec::config&) { return std::make_unique<count_sink>(n); });
+  e.b.source("src", "endless", 2);
+  e.b.op("p", "pass", {"src"}, 2).partition = spec::partitioning::rebalance;
+  e.b.sink("out", "count", {"p"}, 2);
+  auto plan = e.plan();
+  runtime::job j(plan);
+  auto t0 = std::chrono::steady_clock::now();
+  j.start();
+  REQUIRE(eventually([&] { return n->load() >= 20'000'000; }, 60s));
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  WARN("rows/s: " << n->load() / s);
+  j.stop();
+  CHECK(finish(j).ok);
+}

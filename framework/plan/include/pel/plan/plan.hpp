@@ -46,6 +46,7 @@ struct node {
   core::schema_ptr output_schema;               ///< main port; null for sinks
   std::vector<std::vector<int>> key_columns;    ///< per input; empty when not keyed
   int event_time_column = -1;  ///< sources: position of `event_time.field`, or -1
+  bool blocking = false;       ///< sources: `source_base::blocking()` (needs its own thread)
   spec::operator_factory make_operator;  ///< set for operators
   spec::source_factory make_source;      ///< set for sources
   spec::sink_factory make_sink;          ///< set for sinks
