@@ -30,6 +30,12 @@ namespace {
 
 using detail::reporter;
 
+/// "; did you mean 'X'?" or ";", to go before a list of what is allowed.
+std::string hint(std::string_view word, const std::vector<std::string>& candidates) {
+  auto dym = did_you_mean(word, candidates);
+  return dym.empty() ? ";" : dym;
+}
+
 std::string join_path(const std::string& path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
 }
@@ -264,7 +270,7 @@ private:
                    const std::string& path) {
     const auto allowed_keys = keys(params);
     out_.error(e.key_mark, join_path(path, e.key),
-               "unknown key '" + e.key + "'" + did_you_mean(e.key, allowed_keys) +
+               "unknown key '" + e.key + "'" + hint(e.key, allowed_keys) +
                    " allowed keys: " + join(allowed_keys));
   }
 
@@ -289,7 +295,7 @@ private:
 
   void allowed(const node& v, const param& p, const std::string& path) {
     if (std::find(p.allowed.begin(), p.allowed.end(), v.text) != p.allowed.end()) return;
-    out_.error(v.at, path, "'" + v.text + "' is not allowed here" + did_you_mean(v.text, p.allowed) +
+    out_.error(v.at, path, "'" + v.text + "' is not allowed here" + hint(v.text, p.allowed) +
                                " allowed values: " + join(p.allowed));
   }
 
@@ -337,7 +343,7 @@ public:
     for (const auto& e : root.entries)
       if (std::find(sections.begin(), sections.end(), e.key) == sections.end())
         out_.error(e.key_mark, e.key,
-                   "unknown section '" + e.key + "'" + did_you_mean(e.key, sections) +
+                   "unknown section '" + e.key + "'" + hint(e.key, sections) +
                        " allowed keys: " + join(sorted));
 
     const node::entry* settings = root.find("pipeline");
@@ -394,7 +400,7 @@ private:
     if (!v.is_map()) {
       out_.error(v.at, path, std::string("expected a map with at least `type:`, found ") + shown(v));
       b.is_map = false;
-      if (inserted) blocks_.push_back(std::move(b));
+      blocks_.push_back(std::move(b));
       return;
     }
 
@@ -412,7 +418,7 @@ private:
         const auto names = reg_.names(kind);
         out_.error(type->value->at, path + ".type",
                    std::string("unknown ") + to_string(kind) + " type '" + type->value->text + "'" +
-                       did_you_mean(type->value->text, names) + " " + to_string(kind) +
+                       hint(type->value->text, names) + " " + to_string(kind) +
                        " types: " + type_list(kind));
       } else {
         type_known = true;
@@ -435,8 +441,7 @@ private:
         refs(*in->value, path + ".input", b.inputs);
       }
     }
-    if (inserted) blocks_.push_back(std::move(b));
-    else duplicates_.push_back(std::move(b));
+    blocks_.push_back(std::move(b));
   }
 
   std::string type_list(component_kind kind) const {
@@ -484,6 +489,7 @@ private:
     for (const auto& b : blocks_)
       if (b.kind != component_kind::sink) readable.push_back(b.name);
     std::sort(readable.begin(), readable.end());
+    readable.erase(std::unique(readable.begin(), readable.end()), readable.end());
     for (auto& b : blocks_) {
       if (b.kind == component_kind::source || !b.is_map || !b.has_input_key) continue;
       const node& in = *b.n->find("input")->value;
@@ -505,8 +511,8 @@ private:
         auto it = names_.find(r.component);
         if (it == names_.end()) {
           out_.error(r.at, path,
-                     "unknown input '" + r.component + "'" + did_you_mean(r.component, readable) +
-                         (readable.empty() ? std::string(" nothing can be read: add a source")
+                     "unknown input '" + r.component + "'" + hint(r.component, readable) +
+                         (readable.empty() ? std::string(" there is nothing to read: add a source")
                                            : " sources and operators: " + join(readable)));
           continue;
         }
@@ -523,7 +529,7 @@ private:
           if (std::find(ports.begin(), ports.end(), r.port) == ports.end())
             out_.error(r.at, path,
                        "'" + r.component + "' has no output port '" + r.port + "'" +
-                           did_you_mean(r.port, ports) + " ports of '" + r.component +
+                           hint(r.port, ports) + " ports of '" + r.component +
                            "': " + join(ports) + " (or '" + r.component + "' for its main output)");
         }
       }
@@ -678,8 +684,8 @@ private:
         candidates.insert(candidates.end(), sinks.begin(), sinks.end());
         out_.error(dl->value->at, "pipeline.dead_letter",
                    "'" + target + "' is neither log, drop nor a sink" +
-                       did_you_mean(target, candidates) +
-                       (sinks.empty() ? std::string(" (there are no sinks)") : " sinks: " + join(sinks)));
+                       hint(target, candidates) +
+                       (sinks.empty() ? std::string(" there are no sinks") : " sinks: " + join(sinks)));
       }
     }
     max_parallelism(s);
@@ -770,8 +776,7 @@ private:
   reporter& out_;
   checker check_;
   pipeline& p_;
-  std::vector<block_info> blocks_;
-  std::vector<block_info> duplicates_;
+  std::vector<block_info> blocks_;  ///< every block in file order, duplicates included
   std::unordered_map<std::string, std::size_t> names_;
 };
 

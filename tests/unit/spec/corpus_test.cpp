@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -54,7 +55,10 @@ std::string diagnostics_of(const fs::path& p, const std::string& shown_as) {
 
 } // namespace
 
+// With PEL_BLESS_CORPUS=1 in the environment, writes each .expected file from what the
+// files give now instead of comparing (review the diff before committing it).
 TEST_CASE("bad files give exactly their expected diagnostics", "[spec][corpus]") {
+  const bool bless = std::getenv("PEL_BLESS_CORPUS") != nullptr;
   const auto files = yaml_files("bad");
   REQUIRE(files.size() >= 20);
   for (const auto& f : files) {
@@ -62,8 +66,9 @@ TEST_CASE("bad files give exactly their expected diagnostics", "[spec][corpus]")
     DYNAMIC_SECTION(name) {
       fs::path expected = f;
       expected.replace_extension(".expected");
-      REQUIRE(fs::exists(expected));
       const std::string got = diagnostics_of(f, "tests/data/bad/" + name);
+      if (bless) std::ofstream(expected, std::ios::binary) << got;
+      REQUIRE(fs::exists(expected));
       CHECK_FALSE(got.empty());
       CHECK(got == slurp(expected));
     }

@@ -151,7 +151,7 @@ TEST_CASE("unknown keys suggest the closest and list the allowed ones", "[spec][
         "'parallelism'? allowed keys: description, input, parallelism, partition, type, where\n");
   CHECK(errors_of(with_operators("  large:\n    type: filter\n    input: ticks\n    where: x\n"
                                  "    colour: red\n")) ==
-        "p.yaml:9:5: operators.large.colour: unknown key 'colour' allowed keys: description, input, "
+        "p.yaml:9:5: operators.large.colour: unknown key 'colour'; allowed keys: description, input, "
         "parallelism, partition, type, where\n");
 }
 
@@ -175,11 +175,11 @@ TEST_CASE("unknown keys in sections, the pipeline block and nested objects", "[s
 
 TEST_CASE("keys of one kind are unknown on another", "[spec][validate]") {
   CHECK(errors_of("sources:\n  ticks:\n    type: gen\n    input: x\n" + base.substr(sources_block.size())) ==
-        "p.yaml:4:5: sources.ticks.input: unknown key 'input' allowed keys: description, event_time, "
+        "p.yaml:4:5: sources.ticks.input: unknown key 'input'; allowed keys: description, event_time, "
         "fields, parallelism, profile, rate, type\n");
   CHECK(errors_of(with_operators("  large:\n    type: filter\n    input: ticks\n    where: x\n"
                                  "    event_time: {field: ts}\n")) ==
-        "p.yaml:9:5: operators.large.event_time: unknown key 'event_time' allowed keys: description, "
+        "p.yaml:9:5: operators.large.event_time: unknown key 'event_time'; allowed keys: description, "
         "input, parallelism, partition, type, where\n");
 }
 
@@ -323,7 +323,7 @@ TEST_CASE("unknown component types suggest and list the types of that kind", "[s
       "operators:\n  large:\n    type: filtr\n    input: ticks\n    where: x\n    anything: 1\n"
       "sinks:\n  out:\n    type: [print]\n    input: large\n";
   CHECK(errors_of(text) ==
-        "p.yaml:3:11: sources.ticks.type: unknown source type 'generator' source types: gen, lines\n"
+        "p.yaml:3:11: sources.ticks.type: unknown source type 'generator'; source types: gen, lines\n"
         "p.yaml:6:11: operators.large.type: unknown operator type 'filtr'; did you mean 'filter'? "
         "operator types: filter, join, map, union, window\n"
         "p.yaml:12:11: sinks.out.type: expected a string, found a list\n");
@@ -349,7 +349,7 @@ TEST_CASE("inputs must name components and ports that exist", "[spec][validate]"
   CHECK(errors_of(text) ==
         "p.yaml:7:12: operators.large.input: unknown input 'tiks'; did you mean 'ticks'? sources and "
         "operators: large, m, n, ticks, w\n"
-        "p.yaml:11:12: operators.w.input: 'large' has no output port 'lat' ports of 'large': "
+        "p.yaml:11:12: operators.w.input: 'large' has no output port 'lat'; ports of 'large': "
         "dead_letter (or 'large' for its main output)\n"
         "p.yaml:19:12: operators.n.input: operator type 'map' takes exactly 1 input, found 4\n"
         "p.yaml:19:13: operators.n.input: 'out' is a sink and has no output; read a source or an "
@@ -423,7 +423,7 @@ TEST_CASE("pipeline.dead_letter names log, drop or a sink", "[spec][validate]") 
         "p.yaml:1:25: pipeline.dead_letter: 'lgo' is neither log, drop nor a sink; did you mean 'log'? "
         "sinks: out\n");
   CHECK(errors_of("pipeline: {dead_letter: large}\n" + base) ==
-        "p.yaml:1:25: pipeline.dead_letter: 'large' is neither log, drop nor a sink sinks: out\n");
+        "p.yaml:1:25: pipeline.dead_letter: 'large' is neither log, drop nor a sink; sinks: out\n");
   CHECK(errors_of("pipeline: {dead_letter: out}\n" + base) == "");
   CHECK(errors_of("pipeline: {dead_letter: drop}\n" + base) == "");
 }
@@ -465,7 +465,7 @@ TEST_CASE("every problem is gathered, sorted by position", "[spec][validate]") {
   const std::string errors = errors_of(text);
   CHECK(errors ==
         "p.yaml:2:16: pipeline.parallelism: 0 is out of range; use a value from 1 to 1024\n"
-        "p.yaml:3:16: pipeline.dead_letter: 'nowhere' is neither log, drop nor a sink sinks: out\n"
+        "p.yaml:3:16: pipeline.dead_letter: 'nowhere' is neither log, drop nor a sink; sinks: out\n"
         "p.yaml:7:5: sources.ticks.rat: unknown key 'rat'; did you mean 'rate'? allowed keys: "
         "description, event_time, fields, parallelism, profile, rate, type\n"
         "p.yaml:10:11: operators.large.type: unknown operator type 'filtr'; did you mean 'filter'? "
@@ -476,7 +476,7 @@ TEST_CASE("every problem is gathered, sorted by position", "[spec][validate]") {
         "this is true are kept.\n"
         "p.yaml:14:12: operators.a.input: operators read each other in a cycle: a -> a; an operator "
         "cannot read its own output, directly or through others\n"
-        "p.yaml:19:13: sinks.out.format: 'xml' is not allowed here allowed values: json, csv\n");
+        "p.yaml:19:13: sinks.out.format: 'xml' is not allowed here; allowed values: json, csv\n");
   CHECK(std::count(errors.begin(), errors.end(), '\n') == 8);
 }
 
