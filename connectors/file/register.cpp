@@ -26,6 +26,7 @@ void register_file_connectors(spec::registry& reg) {
       "    type: file\n"
       "    path: examples/trading/data/trades.csv\n"
       "    format: csv\n"
+      "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
       "    event_time: {field: ts, format: epoch_ms}\n";
   reg.add_source(std::move(src), [](const spec::config& cfg) -> core::source_ptr {
     return std::make_unique<file_source>(cfg);

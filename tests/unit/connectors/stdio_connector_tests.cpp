@@ -4,6 +4,8 @@
 #include "pel/connectors/register.hpp"
 #include "pel/spec/diagnostics.hpp"
 #include "pel/spec/registry.hpp"
+#include "pel/spec/pipeline.hpp"
+#include "pel/plan/plan.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -195,4 +197,26 @@ TEST_CASE("connectors register their types with schemas and examples", "[stdio][
   spec::config empty(map({}), "sources.g", &gen->schema.params);
   auto src = gen->make(empty);
   CHECK(src->output_schema()->names() == "ts, symbol, price, qty, side, trade_id");
+}
+
+TEST_CASE("connector examples lint and build clean", "[register]") {
+  spec::registry reg;
+  register_builtin_connectors(reg);
+  std::vector<const spec::component_schema*> mine;
+  for (auto name : {"file", "stdin", "generator"}) mine.push_back(&reg.find_source(name)->schema);
+  for (auto name : {"file", "stdout", "discard"}) mine.push_back(&reg.find_sink(name)->schema);
+  for (const auto* s : mine) {
+    INFO(s->type << ":\n" << s->example);
+    std::string text = s->example;
+    if (text.find("sinks:") == std::string::npos)
+      text += "sinks:\n  out:\n    type: discard\n    input: " +
+              text.substr(text.find('\n') + 3, text.find(':', text.find('\n')) - text.find('\n') - 3) + "\n";
+    spec::pipeline p;
+    try {
+      p = spec::load_text(text, "example.yaml", reg);
+    } catch (const spec::spec_error& e) {
+      FAIL(e.what());
+    }
+    CHECK_NOTHROW(plan::build(p, reg));
+  }
 }
