@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 namespace pel::connectors {
 
@@ -65,6 +66,10 @@ struct walk {
   std::uint64_t key_seed = 0;
   std::int64_t k = 0;
   std::int64_t w = 0;
+  // Cache of the mid prices at the ends of step `mid_k` (prices only).
+  std::int64_t mid_k = INT64_MIN;
+  double mid_lo = 0;
+  double mid_hi = 0;
 
   std::int64_t z(std::int64_t j) const noexcept {
     return step_noise(mix64(key_seed + static_cast<std::uint64_t>(j) * 0x9e3779b97f4a7c15ULL));
@@ -125,14 +130,20 @@ symbol_model model_of(std::uint64_t seed, std::uint32_t s) {
   return m;
 }
 
-/// The mid price from a walk positioned anywhere (the walk is moved).
+/// The mid price from a walk positioned anywhere (the walk is moved): the walk's prices at
+/// the two whole seconds around `ts_ms`, interpolated linearly. Cached per second, so most
+/// records cost no exp().
 double mid_from(const symbol_model& m, walk& w, std::int64_t start_ms, std::int64_t ts_ms) {
   std::int64_t off = ts_ms - start_ms;
   std::int64_t k = floor_div(off, 1000);
+  if (w.mid_k != k) {
+    std::int64_t wk = w.at(k);
+    w.mid_lo = m.base * std::exp(m.sigma * static_cast<double>(wk));
+    w.mid_hi = m.base * std::exp(m.sigma * static_cast<double>(wk + w.z(k)));
+    w.mid_k = k;
+  }
   double frac = static_cast<double>(off - k * 1000) / 1000.0;
-  double wk = static_cast<double>(w.at(k));
-  double zk = static_cast<double>(w.z(k));
-  return m.base * std::exp(m.sigma * (wk + frac * zk));
+  return w.mid_lo + frac * (w.mid_hi - w.mid_lo);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,6 +180,7 @@ public:
     configure(ctx.instance, std::max<std::uint32_t>(1, ctx.parallelism));
     if (opt_.preload) {
       preloaded_ = core::batch(width_);
+      if (opt_.count > 0) preloaded_.reserve(opt_.count / parallelism_ + 1);
       std::uint64_t n;
       std::int64_t base;
       while (next(n, base)) {
@@ -195,24 +207,29 @@ public:
       budget = std::min<double>(static_cast<double>(budget), allowed);
     }
     std::size_t made = 0;
+    if (opt_.preload && budget > 0) {
+      // Replay a whole range at once.
+      std::size_t n = std::min(budget, preloaded_.size() - replay_);
+      auto first = preloaded_.cells.begin() + static_cast<std::ptrdiff_t>(replay_ * width_);
+      out.main.cells.insert(out.main.cells.end(), std::make_move_iterator(first),
+                            std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n * width_)));
+      out.main.times.insert(out.main.times.end(), preloaded_.times.begin() + static_cast<std::ptrdiff_t>(replay_),
+                            preloaded_.times.begin() + static_cast<std::ptrdiff_t>(replay_ + n));
+      replay_ += n;
+      made = n;
+      emitted_ += n;
+      if (replay_ >= preloaded_.size()) done_ = true;
+    }
     while (made < budget) {
-      if (opt_.preload) {
-        if (replay_ >= preloaded_.size()) {
-          done_ = true;
-          break;
-        }
-        out.main.append_move(preloaded_.row(replay_), preloaded_.times[replay_]);
-        ++replay_;
-      } else {
-        std::uint64_t n;
-        std::int64_t base;
-        if (!next(n, base)) {
-          done_ = true;
-          break;
-        }
-        core::value* row = out.main.append(0);
-        out.main.times.back() = fill(n, base, row);
+      if (opt_.preload) break;  // replayed above
+      std::uint64_t n;
+      std::int64_t base;
+      if (!next(n, base)) {
+        done_ = true;
+        break;
       }
+      core::value* row = out.main.append(0);
+      out.main.times.back() = fill(n, base, row);
       ++made;
       ++emitted_;
     }
@@ -247,13 +264,17 @@ private:
     n = next_n_;
     if (opt_.count > 0 && n >= opt_.count) return false;
     // Arrivals come in cycles of 64 records; within a cycle they bunch towards its start
-    // (position^a with a random a ≥ 1 per cycle), more so with higher burstiness. The time
-    // is non-decreasing in n and the mean rate is unchanged.
+    // (x ↦ x / (A − (A−1)·x), convex for a random A ≥ 1 per cycle), more so with higher
+    // burstiness. The time is non-decreasing in n and the mean rate is unchanged.
     constexpr std::uint64_t cycle = 64;
     std::uint64_t c = n / cycle, j = n % cycle;
-    double a = 1.0 + 8.0 * opt_.burstiness * u01(hash3(opt_.seed, salt_burst, c));
+    if (c != burst_cycle_) {
+      burst_cycle_ = c;
+      burst_a_ = 1.0 + 15.0 * opt_.burstiness * u01(hash3(opt_.seed, salt_burst, c));
+    }
+    double x = static_cast<double>(j) / cycle;
     double pos = static_cast<double>(c * cycle) +
-                 static_cast<double>(cycle) * std::pow(static_cast<double>(j) / cycle, a);
+                 static_cast<double>(cycle) * (x / (burst_a_ - (burst_a_ - 1.0) * x));
     double off = dt_ns_ * pos;
     if (opt_.duration_ns > 0 && off >= static_cast<double>(opt_.duration_ns)) return false;
     base_ns = opt_.start_ms * 1'000'000 + static_cast<std::int64_t>(off);
@@ -296,7 +317,7 @@ private:
     row[1] = names_[s];
     row[2] = static_cast<double>(cents) / 100.0;
     row[3] = qty;
-    row[4] = std::string(u >= 0.5 ? "buy" : "sell");
+    row[4] = u >= 0.5 ? buy_ : sell_;
     row[5] = static_cast<std::int64_t>(n + 1);
   }
 
@@ -352,11 +373,15 @@ private:
   std::vector<symbol_model> models_;
   std::vector<walk> walks_;
   std::uint64_t symbol_salt_ = 0;
+  const core::value buy_{std::string("buy")};
+  const core::value sell_{std::string("sell")};
 
   std::uint32_t instance_ = 0;
   std::uint32_t parallelism_ = 1;
   std::uint64_t next_n_ = 0;
   double dt_ns_ = 1e6;
+  std::uint64_t burst_cycle_ = UINT64_MAX;
+  double burst_a_ = 1.0;
 
   std::uint64_t emitted_ = 0;
   std::int64_t t0_ = -1;
