@@ -3,13 +3,13 @@
 #include "pel/core/time.hpp"
 #include "pel/spec/diagnostics.hpp"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <filesystem>
-#include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
 
 namespace pel::connectors {
 
@@ -20,7 +20,9 @@ void unique_fd::reset(int fd) noexcept {
 
 namespace {
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 
 /// The first lines of `path` (at most `max_lines`, blank ones skipped), for inference.
 bool sample_lines(const std::string& path, std::size_t max_lines, bool csv, char quote,
@@ -64,7 +66,7 @@ bool sample_lines(const std::string& path, std::size_t max_lines, bool csv, char
   return true;
 }
 
-} // namespace
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -79,12 +81,18 @@ std::vector<spec::param> file_source_params() {
       "Keep reading as the file grows, like `tail -F`: the stream never ends; a truncated "
       "file is read again from its start and a replaced (rotated) one from the new file's "
       "start."));
-  p.push_back(param::string("start_at").one_of({"beginning", "end"}).def("beginning").doc(
-      "With `follow`: read the existing content (`beginning`) or only lines appended after "
-      "the start (`end`)."));
-  p.push_back(param::boolean("skip_header").def("false").doc(
-      "Skip the first line of the file (any format). With `format: csv` and `csv.header: "
-      "true` the first line is the header and is skipped anyway."));
+  p.push_back(
+      param::string("start_at")
+          .one_of({"beginning", "end"})
+          .def("beginning")
+          .doc(
+              "With `follow`: read the existing content (`beginning`) or only lines appended after "
+              "the start (`end`)."));
+  p.push_back(
+      param::boolean("skip_header")
+          .def("false")
+          .doc("Skip the first line of the file (any format). With `format: csv` and `csv.header: "
+               "true` the first line is the header and is skipped anyway."));
   return p;
 }
 
@@ -96,13 +104,17 @@ std::vector<spec::param> file_sink_params() {
           "inserted before the extension (`out.json` → `out-0.json`, `out-1.json`)."),
   };
   for (auto& f : format_params(false)) p.push_back(std::move(f));
-  p.push_back(param::string("mode").one_of({"overwrite", "append"}).def("overwrite").doc(
-      "`overwrite` truncates the file at start; `append` adds to it (a CSV header is written "
-      "only to an empty file)."));
+  p.push_back(param::string("mode")
+                  .one_of({"overwrite", "append"})
+                  .def("overwrite")
+                  .doc("`overwrite` truncates the file at start; `append` adds to it (a CSV header "
+                       "is written "
+                       "only to an empty file)."));
   return p;
 }
 
-std::string instance_path(const std::string& path, std::uint32_t instance, std::uint32_t parallelism) {
+std::string instance_path(const std::string& path, std::uint32_t instance,
+                          std::uint32_t parallelism) {
   if (parallelism <= 1) return path;
   std::size_t slash = path.find_last_of('/');
   std::size_t name_start = slash == std::string::npos ? 0 : slash + 1;
@@ -190,7 +202,8 @@ void file_source::restart_counting() {
 }
 
 bool file_source::check_rotation(core::outputs& out, std::int64_t now) {
-  struct stat cur {}, named {};
+  struct stat cur {
+  }, named{};
   if (::fstat(fd_.get(), &cur) != 0) return false;
   if (static_cast<std::uint64_t>(cur.st_size) < offset_) {
     // Truncated in place: start over.
@@ -264,7 +277,9 @@ void file_source::progress(std::uint64_t& done, std::uint64_t& total) const {
   total = follow_ ? 0 : std::max(size_at_open_, done);
 }
 
-void file_source::close() { fd_.reset(); }
+void file_source::close() {
+  fd_.reset();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Sink
@@ -344,4 +359,4 @@ void file_sink::close() {
     throw std::runtime_error("file sink: closing '" + path_ + "': " + errno_text(errno));
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

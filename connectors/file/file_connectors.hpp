@@ -47,7 +47,8 @@ std::vector<spec::param> file_sink_params();
 
 /// The path instance `instance` of `parallelism` writes: `path` itself for one instance,
 /// otherwise `-<instance>` inserted before the extension (`out/t.json` → `out/t-1.json`).
-std::string instance_path(const std::string& path, std::uint32_t instance, std::uint32_t parallelism);
+std::string instance_path(const std::string& path, std::uint32_t instance,
+                          std::uint32_t parallelism);
 
 /// Reads a file line by line with large buffered reads, decoding each line; optionally keeps
 /// following it as it grows (tail -F: truncation and replacement are noticed at end of file).
@@ -118,4 +119,4 @@ private:
   std::uint64_t delivered_ = 0;
 };
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

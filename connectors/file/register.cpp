@@ -1,5 +1,5 @@
-#include "file_connectors.hpp"
 #include "pel/connectors/register.hpp"
+#include "file_connectors.hpp"
 
 namespace pel::connectors {
 
@@ -60,4 +60,4 @@ void register_file_connectors(spec::registry& reg) {
   });
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

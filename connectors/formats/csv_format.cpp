@@ -39,8 +39,8 @@ bool split_csv(std::string_view record, const csv_options& opt, std::vector<csv_
       fields.push_back({std::string_view(scratch.data() + start, scratch.size() - start), true});
       if (i == n) break;
       if (record[i] != delim) {
-        error = "field " + std::to_string(fields.size()) +
-                ": unexpected text after the closing quote";
+        error =
+            "field " + std::to_string(fields.size()) + ": unexpected text after the closing quote";
         return false;
       }
       ++i;
@@ -105,13 +105,18 @@ private:
     if (!type) {
       std::int64_t i;
       double d;
-      if (!f.quoted && parse_int(f.text, i)) out = i;
-      else if (!f.quoted && parse_double(f.text, d)) out = d;
-      else out = std::string(f.text);
+      if (!f.quoted && parse_int(f.text, i))
+        out = i;
+      else if (!f.quoted && parse_double(f.text, d))
+        out = d;
+      else
+        out = std::string(f.text);
       return true;
     }
     switch (*type) {
-      case value_type::string: out = std::string(f.text); return true;
+      case value_type::string:
+        out = std::string(f.text);
+        return true;
       case value_type::integer: {
         std::int64_t i;
         if (!parse_int(f.text, i)) return false;
@@ -130,7 +135,8 @@ private:
         out = b;
         return true;
       }
-      case value_type::null: return true;
+      case value_type::null:
+        return true;
     }
     return false;
   }
@@ -158,8 +164,10 @@ public:
   void encode(const core::value* row, std::string& out) override {
     for (std::size_t i = 0; i < width_; ++i) {
       if (i > 0) out += opt_.delimiter;
-      if (auto s = std::get_if<std::string>(&row[i])) append_field(out, *s);
-      else append_text(out, row[i]);
+      if (auto s = std::get_if<std::string>(&row[i]))
+        append_field(out, *s);
+      else
+        append_text(out, row[i]);
     }
   }
 
@@ -193,7 +201,7 @@ private:
   std::string header_;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<decoder> make_csv_decoder(csv_options opt, core::schema_ptr schema) {
   return std::make_unique<csv_decoder>(std::move(opt), std::move(schema));
@@ -203,6 +211,6 @@ std::unique_ptr<encoder> make_csv_encoder(csv_options opt, const core::schema_pt
   return std::make_unique<csv_encoder>(std::move(opt), *schema);
 }
 
-} // namespace detail
+}  // namespace detail
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

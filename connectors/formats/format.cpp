@@ -11,7 +11,7 @@ namespace {
 
 const std::vector<std::string> format_names{"json", "csv", "raw"};
 
-} // namespace
+}  // namespace
 
 std::vector<spec::param> format_params(bool for_source) {
   using spec::param;
@@ -27,31 +27,32 @@ std::vector<spec::param> format_params(bool for_source) {
                                "schema order), `csv` or `raw` (the field `value`, or the first "
                                "field, as text)."));
   if (for_source) {
-    out.push_back(
-        param::string_map("schema")
-            .doc("The fields and their types, in order, e.g. `{ts: int, symbol: string, price: "
-                 "double}`. Types: `bool`, `int`, `double`, `string`, `any`. A JSON field that "
-                 "is missing is null; a value that does not fit its type makes the record "
-                 "malformed (dead letter). When absent, the schema is inferred from the first "
-                 "100 lines where the connector can sample its input."));
+    out.push_back(param::string_map("schema").doc(
+        "The fields and their types, in order, e.g. `{ts: int, symbol: string, price: "
+        "double}`. Types: `bool`, `int`, `double`, `string`, `any`. A JSON field that "
+        "is missing is null; a value that does not fit its type makes the record "
+        "malformed (dead letter). When absent, the schema is inferred from the first "
+        "100 lines where the connector can sample its input."));
     out.push_back(param::object(
-        "csv",
-        {param::string("delimiter").def(",").doc("Field separator, one character (`\\t` or "
-                                                 "`tab` for a tab)."),
-         param::string("quote").def("\"").doc("Quote character, one character."),
-         param::boolean("header").def("true").doc(
-             "The first line names the columns (and is not a record)."),
-         param::string_list("null_values")
-             .doc("Unquoted field texts read as null. Default: `[\"\", NA, null]`.")}));
+        "csv", {param::string("delimiter")
+                    .def(",")
+                    .doc("Field separator, one character (`\\t` or "
+                         "`tab` for a tab)."),
+                param::string("quote").def("\"").doc("Quote character, one character."),
+                param::boolean("header").def("true").doc(
+                    "The first line names the columns (and is not a record)."),
+                param::string_list("null_values")
+                    .doc("Unquoted field texts read as null. Default: `[\"\", NA, null]`.")}));
     out.back().doc("CSV options (used when `format: csv`).");
   } else {
     out.push_back(param::object(
-        "csv",
-        {param::string("delimiter").def(",").doc("Field separator, one character (`\\t` or "
-                                                 "`tab` for a tab)."),
-         param::string("quote").def("\"").doc("Quote character, one character."),
-         param::boolean("header").def("true").doc("Write a header line with the field names "
-                                                  "first.")}));
+        "csv", {param::string("delimiter")
+                    .def(",")
+                    .doc("Field separator, one character (`\\t` or "
+                         "`tab` for a tab)."),
+                param::string("quote").def("\"").doc("Quote character, one character."),
+                param::boolean("header").def("true").doc("Write a header line with the field names "
+                                                         "first.")}));
     out.back().doc("CSV options (used when `format: csv`).");
   }
   return out;
@@ -82,7 +83,7 @@ char one_char(const spec::config& csv, std::string_view key, char def) {
   return s[0];
 }
 
-} // namespace
+}  // namespace
 
 csv_options read_csv_options(const spec::config& cfg) {
   csv_options o;
@@ -145,7 +146,7 @@ private:
   bool empty_ = false;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<decoder> make_decoder(const spec::config& cfg, core::schema_ptr schema) {
   auto f = format_name(cfg);
@@ -176,7 +177,7 @@ type_guess merge(type_guess a, type_guess b) noexcept {
   return type_guess::mixed;
 }
 
-} // namespace detail
+}  // namespace detail
 
 namespace {
 
@@ -234,10 +235,17 @@ core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string
   for (std::size_t i = 0; i < names.size(); ++i) {
     core::value_type t = core::value_type::string;
     switch (guesses[i]) {
-      case type_guess::integer: t = core::value_type::integer; break;
-      case type_guess::number: t = core::value_type::number; break;
-      case type_guess::boolean: t = core::value_type::boolean; break;
-      default: break;
+      case type_guess::integer:
+        t = core::value_type::integer;
+        break;
+      case type_guess::number:
+        t = core::value_type::number;
+        break;
+      case type_guess::boolean:
+        t = core::value_type::boolean;
+        break;
+      default:
+        break;
     }
     std::string name = names[i];
     if (s->index_of(name) >= 0) name += "_" + std::to_string(i + 1);
@@ -246,7 +254,7 @@ core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string
   return s;
 }
 
-} // namespace
+}  // namespace
 
 core::schema_ptr infer_schema(const spec::config& cfg, const std::vector<std::string>& samples) {
   auto f = format_name(cfg);
@@ -279,7 +287,7 @@ std::string_view trim(std::string_view t) noexcept {
   while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
   return t;
 }
-} // namespace
+}  // namespace
 
 bool parse_int(std::string_view t, std::int64_t& out) noexcept {
   t = trim(t);
@@ -305,16 +313,22 @@ bool parse_bool(std::string_view t, bool& out) noexcept {
       if ((a[i] | 0x20) != b[i]) return false;
     return true;
   };
-  if (eq(t, "true")) out = true;
-  else if (eq(t, "false")) out = false;
-  else return false;
+  if (eq(t, "true"))
+    out = true;
+  else if (eq(t, "false"))
+    out = false;
+  else
+    return false;
   return true;
 }
 
 void append_text(std::string& out, const core::value& v) {
   switch (core::type_of(v)) {
-    case core::value_type::null: break;
-    case core::value_type::boolean: out += std::get<bool>(v) ? "true" : "false"; break;
+    case core::value_type::null:
+      break;
+    case core::value_type::boolean:
+      out += std::get<bool>(v) ? "true" : "false";
+      break;
     case core::value_type::integer: {
       char buf[24];
       auto r = std::to_chars(buf, buf + sizeof buf, std::get<std::int64_t>(v));
@@ -332,7 +346,9 @@ void append_text(std::string& out, const core::value& v) {
       }
       break;
     }
-    case core::value_type::string: out += std::get<std::string>(v); break;
+    case core::value_type::string:
+      out += std::get<std::string>(v);
+      break;
   }
 }
 
@@ -348,6 +364,6 @@ std::string describe(std::string_view text) {
   return out;
 }
 
-} // namespace detail
+}  // namespace detail
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

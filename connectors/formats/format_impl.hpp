@@ -38,4 +38,4 @@ std::unique_ptr<encoder> make_csv_encoder(csv_options opt, const core::schema_pt
 /// JSON part of `infer_schema`.
 core::schema_ptr infer_json(const std::vector<std::string>& samples);
 
-} // namespace pel::connectors::detail
+}  // namespace pel::connectors::detail

@@ -20,18 +20,25 @@ using simdjson::dom::element_type;
 
 std::string describe_element(const element& e) {
   switch (e.type()) {
-    case element_type::ARRAY: return "array";
-    case element_type::OBJECT: return "object";
-    case element_type::INT64: return "int " + std::to_string(int64_t(e));
-    case element_type::UINT64: return "int " + std::to_string(uint64_t(e));
+    case element_type::ARRAY:
+      return "array";
+    case element_type::OBJECT:
+      return "object";
+    case element_type::INT64:
+      return "int " + std::to_string(int64_t(e));
+    case element_type::UINT64:
+      return "int " + std::to_string(uint64_t(e));
     case element_type::DOUBLE: {
       std::string out = "double ";
       append_text(out, core::value{double(e)});
       return out;
     }
-    case element_type::STRING: return "string " + describe(std::string_view(e));
-    case element_type::BOOL: return bool(e) ? "bool true" : "bool false";
-    case element_type::NULL_VALUE: return "null";
+    case element_type::STRING:
+      return "string " + describe(std::string_view(e));
+    case element_type::BOOL:
+      return bool(e) ? "bool true" : "bool false";
+    case element_type::NULL_VALUE:
+      return "null";
   }
   return "?";
 }
@@ -39,14 +46,21 @@ std::string describe_element(const element& e) {
 /// The value of `e` without a declared type.
 core::value natural(const element& e) {
   switch (e.type()) {
-    case element_type::INT64: return std::int64_t(e);
-    case element_type::UINT64: return static_cast<double>(std::uint64_t(e));
-    case element_type::DOUBLE: return double(e);
-    case element_type::STRING: return std::string(std::string_view(e));
-    case element_type::BOOL: return bool(e);
-    case element_type::NULL_VALUE: return {};
+    case element_type::INT64:
+      return std::int64_t(e);
+    case element_type::UINT64:
+      return static_cast<double>(std::uint64_t(e));
+    case element_type::DOUBLE:
+      return double(e);
+    case element_type::STRING:
+      return std::string(std::string_view(e));
+    case element_type::BOOL:
+      return bool(e);
+    case element_type::NULL_VALUE:
+      return {};
     case element_type::ARRAY:
-    case element_type::OBJECT: return simdjson::minify(e);
+    case element_type::OBJECT:
+      return simdjson::minify(e);
   }
   return {};
 }
@@ -91,14 +105,18 @@ bool coerce(const element& e, value_type t, core::value& out) {
       }
       return false;
     case value_type::number:
-      if (et == element_type::INT64) out = static_cast<double>(std::int64_t(e));
-      else if (et == element_type::UINT64) out = static_cast<double>(std::uint64_t(e));
-      else if (et == element_type::DOUBLE) out = double(e);
+      if (et == element_type::INT64)
+        out = static_cast<double>(std::int64_t(e));
+      else if (et == element_type::UINT64)
+        out = static_cast<double>(std::uint64_t(e));
+      else if (et == element_type::DOUBLE)
+        out = double(e);
       else if (et == element_type::STRING) {
         double d;
         if (!parse_double(std::string_view(e), d)) return false;
         out = d;
-      } else return false;
+      } else
+        return false;
       return true;
     case value_type::boolean:
       if (et == element_type::BOOL) {
@@ -112,19 +130,26 @@ bool coerce(const element& e, value_type t, core::value& out) {
         return true;
       }
       return false;
-    case value_type::null: return true;
+    case value_type::null:
+      return true;
   }
   return false;
 }
 
 const char* json_kind(element_type t) {
   switch (t) {
-    case element_type::ARRAY: return "an array";
-    case element_type::OBJECT: return "an object";
-    case element_type::STRING: return "a string";
-    case element_type::NULL_VALUE: return "null";
-    case element_type::BOOL: return "a bool";
-    default: return "a number";
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
+    case element_type::STRING:
+      return "a string";
+    case element_type::NULL_VALUE:
+      return "null";
+    case element_type::BOOL:
+      return "a bool";
+    default:
+      return "a number";
   }
 }
 
@@ -189,8 +214,12 @@ private:
 
 void append_json_value(std::string& out, const core::value& v) {
   switch (core::type_of(v)) {
-    case value_type::null: out += "null"; break;
-    case value_type::boolean: out += std::get<bool>(v) ? "true" : "false"; break;
+    case value_type::null:
+      out += "null";
+      break;
+    case value_type::boolean:
+      out += std::get<bool>(v) ? "true" : "false";
+      break;
     case value_type::integer:
     case value_type::number: {
       if (auto d = std::get_if<double>(&v); d && !std::isfinite(*d)) {
@@ -200,7 +229,9 @@ void append_json_value(std::string& out, const core::value& v) {
       append_text(out, v);
       break;
     }
-    case value_type::string: core::append_json(out, v); break;
+    case value_type::string:
+      core::append_json(out, v);
+      break;
   }
 }
 
@@ -233,16 +264,21 @@ private:
 
 type_guess guess_element(const element& e) {
   switch (e.type()) {
-    case element_type::INT64: return type_guess::integer;
+    case element_type::INT64:
+      return type_guess::integer;
     case element_type::UINT64:
-    case element_type::DOUBLE: return type_guess::number;
-    case element_type::BOOL: return type_guess::boolean;
-    case element_type::NULL_VALUE: return type_guess::unseen;
-    default: return type_guess::string;  // strings, and nested JSON kept as text
+    case element_type::DOUBLE:
+      return type_guess::number;
+    case element_type::BOOL:
+      return type_guess::boolean;
+    case element_type::NULL_VALUE:
+      return type_guess::unseen;
+    default:
+      return type_guess::string;  // strings, and nested JSON kept as text
   }
 }
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<decoder> make_json_decoder(core::schema_ptr schema) {
   return std::make_unique<json_decoder>(std::move(schema));
@@ -278,14 +314,24 @@ core::schema_ptr infer_json(const std::vector<std::string>& samples) {
   auto out = std::make_shared<core::schema>();
   for (std::size_t i = 0; i < names.size(); ++i) {
     switch (guesses[i]) {
-      case type_guess::boolean: out->add(names[i], value_type::boolean); break;
-      case type_guess::integer: out->add(names[i], value_type::integer); break;
-      case type_guess::number: out->add(names[i], value_type::number); break;
-      case type_guess::string: out->add(names[i], value_type::string); break;
-      default: out->add(names[i]); break;
+      case type_guess::boolean:
+        out->add(names[i], value_type::boolean);
+        break;
+      case type_guess::integer:
+        out->add(names[i], value_type::integer);
+        break;
+      case type_guess::number:
+        out->add(names[i], value_type::number);
+        break;
+      case type_guess::string:
+        out->add(names[i], value_type::string);
+        break;
+      default:
+        out->add(names[i]);
+        break;
     }
   }
   return out;
 }
 
-} // namespace pel::connectors::detail
+}  // namespace pel::connectors::detail

@@ -44,7 +44,7 @@ std::string_view line_buffer::take_rest() noexcept {
 }
 
 line_decoder::line_decoder(std::unique_ptr<decoder> dec, char csv_quote)
-  : dec_(std::move(dec)), csv_quote_(csv_quote) {
+    : dec_(std::move(dec)), csv_quote_(csv_quote) {
   width_ = static_cast<std::uint32_t>(dec_->schema()->size());
 }
 
@@ -89,9 +89,8 @@ bool line_decoder::decode(std::string_view text, std::uint64_t line_no, core::ou
   out.main.cells.resize(out.main.cells.size() - width_);
   out.main.times.pop_back();
   ++malformed_;
-  dead_letter_message(out, component_, error_, text, now,
-                      where_ + ":" + std::to_string(line_no));
+  dead_letter_message(out, component_, error_, text, now, where_ + ":" + std::to_string(line_no));
   return false;
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

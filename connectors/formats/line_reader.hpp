@@ -91,4 +91,4 @@ private:
   std::uint32_t width_ = 0;
 };
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

@@ -38,13 +38,16 @@ inline std::uint64_t hash3(std::uint64_t seed, std::uint64_t salt, std::uint64_t
 }
 
 /// Uniform in [0, 1).
-inline double u01(std::uint64_t h) noexcept { return static_cast<double>(h >> 11) * 0x1.0p-53; }
+inline double u01(std::uint64_t h) noexcept {
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
 
 /// An integer, roughly normal step: the sum of four 16-bit uniforms, centred. Integers keep
 /// random walks exact whatever path (forwards, backwards, in jumps) computes them.
 inline std::int64_t step_noise(std::uint64_t h) noexcept {
-  std::int64_t s = static_cast<std::int64_t>(h & 0xffff) + static_cast<std::int64_t>((h >> 16) & 0xffff) +
-                   static_cast<std::int64_t>((h >> 32) & 0xffff) + static_cast<std::int64_t>(h >> 48);
+  std::int64_t s =
+      static_cast<std::int64_t>(h & 0xffff) + static_cast<std::int64_t>((h >> 16) & 0xffff) +
+      static_cast<std::int64_t>((h >> 32) & 0xffff) + static_cast<std::int64_t>(h >> 48);
   return 2 * s - 262140;  // 2 × (sum − mean), so it is symmetric around 0
 }
 constexpr double step_noise_std = 75674.4;  // sqrt(4 × (65536² − 1) / 12) × 2
@@ -94,16 +97,16 @@ struct known_symbol {
 };
 
 constexpr known_symbol known_symbols[] = {
-    {"AAPL", 185.0},  {"MSFT", 370.0}, {"AMZN", 150.0},  {"GOOGL", 140.0}, {"META", 350.0},
-    {"NVDA", 480.0},  {"TSLA", 240.0}, {"BRK.B", 360.0}, {"JPM", 170.0},   {"V", 260.0},
-    {"JNJ", 160.0},   {"WMT", 160.0},  {"PG", 148.0},    {"MA", 425.0},    {"UNH", 530.0},
-    {"HD", 350.0},    {"XOM", 100.0},  {"BAC", 33.0},    {"KO", 60.0},     {"PEP", 170.0},
-    {"ABBV", 155.0},  {"CVX", 150.0},  {"MRK", 108.0},   {"COST", 660.0},  {"AVGO", 1100.0},
-    {"ADBE", 590.0},  {"CRM", 260.0},  {"NFLX", 470.0},  {"AMD", 140.0},   {"INTC", 48.0},
-    {"CSCO", 50.0},   {"ORCL", 105.0}, {"DIS", 90.0},    {"NKE", 105.0},   {"MCD", 290.0},
-    {"T", 17.0},      {"VZ", 38.0},    {"PFE", 29.0},    {"CMCSA", 44.0},  {"QCOM", 145.0},
-    {"TXN", 170.0},   {"IBM", 160.0},  {"GS", 385.0},    {"MS", 93.0},     {"BA", 250.0},
-    {"CAT", 290.0},   {"GE", 125.0},   {"SBUX", 94.0},   {"PYPL", 61.0},   {"UBER", 62.0},
+    {"AAPL", 185.0}, {"MSFT", 370.0}, {"AMZN", 150.0},  {"GOOGL", 140.0}, {"META", 350.0},
+    {"NVDA", 480.0}, {"TSLA", 240.0}, {"BRK.B", 360.0}, {"JPM", 170.0},   {"V", 260.0},
+    {"JNJ", 160.0},  {"WMT", 160.0},  {"PG", 148.0},    {"MA", 425.0},    {"UNH", 530.0},
+    {"HD", 350.0},   {"XOM", 100.0},  {"BAC", 33.0},    {"KO", 60.0},     {"PEP", 170.0},
+    {"ABBV", 155.0}, {"CVX", 150.0},  {"MRK", 108.0},   {"COST", 660.0},  {"AVGO", 1100.0},
+    {"ADBE", 590.0}, {"CRM", 260.0},  {"NFLX", 470.0},  {"AMD", 140.0},   {"INTC", 48.0},
+    {"CSCO", 50.0},  {"ORCL", 105.0}, {"DIS", 90.0},    {"NKE", 105.0},   {"MCD", 290.0},
+    {"T", 17.0},     {"VZ", 38.0},    {"PFE", 29.0},    {"CMCSA", 44.0},  {"QCOM", 145.0},
+    {"TXN", 170.0},  {"IBM", 160.0},  {"GS", 385.0},    {"MS", 93.0},     {"BA", 250.0},
+    {"CAT", 290.0},  {"GE", 125.0},   {"SBUX", 94.0},   {"PYPL", 61.0},   {"UBER", 62.0},
 };
 constexpr std::uint32_t known_count = sizeof(known_symbols) / sizeof(known_symbols[0]);
 
@@ -167,10 +170,10 @@ public:
         names_.push_back(generator_symbol_name(i));
       }
       models_.push_back(model_of(opt_.seed, i));
-      walks_[i].key_seed =
-          walk_seed(opt_.seed, sensors ? salt_sensor_walk : salt_price_walk, i);
+      walks_[i].key_seed = walk_seed(opt_.seed, sensors ? salt_sensor_walk : salt_price_walk, i);
     }
-    symbol_salt_ = opt_.profile == generator_profile::quotes ? salt_symbol_quotes : salt_symbol_trades;
+    symbol_salt_ =
+        opt_.profile == generator_profile::quotes ? salt_symbol_quotes : salt_symbol_trades;
     configure(0, 1);
   }
 
@@ -211,9 +214,11 @@ public:
       // Replay a whole range at once.
       std::size_t n = std::min(budget, preloaded_.size() - replay_);
       auto first = preloaded_.cells.begin() + static_cast<std::ptrdiff_t>(replay_ * width_);
-      out.main.cells.insert(out.main.cells.end(), std::make_move_iterator(first),
-                            std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n * width_)));
-      out.main.times.insert(out.main.times.end(), preloaded_.times.begin() + static_cast<std::ptrdiff_t>(replay_),
+      out.main.cells.insert(
+          out.main.cells.end(), std::make_move_iterator(first),
+          std::make_move_iterator(first + static_cast<std::ptrdiff_t>(n * width_)));
+      out.main.times.insert(out.main.times.end(),
+                            preloaded_.times.begin() + static_cast<std::ptrdiff_t>(replay_),
                             preloaded_.times.begin() + static_cast<std::ptrdiff_t>(replay_ + n));
       replay_ += n;
       made = n;
@@ -242,9 +247,10 @@ public:
 
   void progress(std::uint64_t& done, std::uint64_t& total) const override {
     done = emitted_;
-    total = opt_.count > 0 ? (opt_.count - std::min<std::uint64_t>(opt_.count, instance_) +
-                              parallelism_ - 1) / parallelism_
-                           : 0;
+    total = opt_.count > 0
+                ? (opt_.count - std::min<std::uint64_t>(opt_.count, instance_) + parallelism_ - 1) /
+                      parallelism_
+                : 0;
   }
 
 private:
@@ -252,9 +258,8 @@ private:
     instance_ = instance;
     parallelism_ = parallelism;
     next_n_ = instance;
-    double event_rate = opt_.event_rate > 0
-                            ? opt_.event_rate
-                            : (opt_.rate > 0 ? opt_.rate * parallelism : 1000.0);
+    double event_rate =
+        opt_.event_rate > 0 ? opt_.event_rate : (opt_.rate > 0 ? opt_.rate * parallelism : 1000.0);
     dt_ns_ = 1e9 / event_rate;
   }
 
@@ -292,9 +297,15 @@ private:
     row[0] = ts;
     const std::uint64_t r = hash3(opt_.seed, salt_value, n);
     switch (opt_.profile) {
-      case generator_profile::trades: fill_trade(n, ts, r, row); break;
-      case generator_profile::quotes: fill_quote(n, ts, r, row); break;
-      case generator_profile::sensors: fill_sensor(n, ts, r, row); break;
+      case generator_profile::trades:
+        fill_trade(n, ts, r, row);
+        break;
+      case generator_profile::quotes:
+        fill_quote(n, ts, r, row);
+        break;
+      case generator_profile::sensors:
+        fill_sensor(n, ts, r, row);
+        break;
     }
     return ts * 1'000'000;
   }
@@ -312,8 +323,10 @@ private:
     std::int64_t cents = std::llround((mid + half * (2.0 * u - 1.0)) * 100.0);
     std::uint64_t r2 = mix64(r);
     std::int64_t qty;
-    if (u01(r2) < 0.25) qty = 100 * static_cast<std::int64_t>(1 + (r2 >> 20) % 10);  // round lots
-    else qty = 1 + static_cast<std::int64_t>(std::pow(u01(mix64(r2)), 3.0) * 299.0);  // odd lots
+    if (u01(r2) < 0.25)
+      qty = 100 * static_cast<std::int64_t>(1 + (r2 >> 20) % 10);  // round lots
+    else
+      qty = 1 + static_cast<std::int64_t>(std::pow(u01(mix64(r2)), 3.0) * 299.0);  // odd lots
     row[1] = names_[s];
     row[2] = static_cast<double>(cents) / 100.0;
     row[3] = qty;
@@ -344,7 +357,8 @@ private:
     double phase = 6.283185307179586 * u01(mix64(dh + 7));
     std::int64_t off = ts - opt_.start_ms;
     double drift = 0.02 * static_cast<double>(walks_[d].at(floor_div(off, 1000))) / step_noise_std;
-    double day = 6.283185307179586 * static_cast<double>(((ts % 86'400'000) + 86'400'000) % 86'400'000) / 86'400'000.0;
+    double day = 6.283185307179586 *
+                 static_cast<double>(((ts % 86'400'000) + 86'400'000) % 86'400'000) / 86'400'000.0;
     double temp = base_t + 4.0 * std::sin(day + phase) + drift + 0.2 * gauss(r);
     double hum = base_h - 1.2 * (temp - base_t) + gauss(mix64(r));
     hum = std::clamp(hum, 5.0, 100.0);
@@ -355,9 +369,15 @@ private:
     std::uint64_t b = hash3(opt_.seed, salt_bad, n);
     if (opt_.bad_records > 0 && u01(b) < opt_.bad_records) {
       switch ((b >> 8) % 4) {
-        case 0: row[2] = core::value{}; break;
-        case 1: row[2] = std::nan(""); break;
-        case 2: row[2] = std::string("ERR"); break;
+        case 0:
+          row[2] = core::value{};
+          break;
+        case 1:
+          row[2] = std::nan("");
+          break;
+        case 2:
+          row[2] = std::string("ERR");
+          break;
         default:
           row[2] = ((b >> 16) & 1) ? -(100.0 + std::round(u01(mix64(b)) * 17315.0) / 100.0)
                                    : 200.0 + std::round(u01(mix64(b)) * 80000.0) / 100.0;
@@ -390,7 +410,7 @@ private:
   std::size_t replay_ = 0;
 };
 
-} // namespace
+}  // namespace
 
 std::string generator_symbol_name(std::uint32_t i) {
   if (i < known_count) return known_symbols[i].name;
@@ -411,18 +431,20 @@ core::schema_ptr generator_schema(generator_profile p) {
   std::vector<core::field> f;
   switch (p) {
     case generator_profile::trades:
-      f = {{"ts", value_type::integer},    {"symbol", value_type::string},
-           {"price", value_type::number},  {"qty", value_type::integer},
-           {"side", value_type::string},   {"trade_id", value_type::integer}};
+      f = {{"ts", value_type::integer},   {"symbol", value_type::string},
+           {"price", value_type::number}, {"qty", value_type::integer},
+           {"side", value_type::string},  {"trade_id", value_type::integer}};
       break;
     case generator_profile::quotes:
-      f = {{"ts", value_type::integer},     {"symbol", value_type::string},
-           {"bid", value_type::number},     {"ask", value_type::number},
+      f = {{"ts", value_type::integer},       {"symbol", value_type::string},
+           {"bid", value_type::number},       {"ask", value_type::number},
            {"bid_size", value_type::integer}, {"ask_size", value_type::integer}};
       break;
     case generator_profile::sensors:
-      f = {{"ts", value_type::integer},         {"device", value_type::string},
-           {"temperature", value_type::number}, {"humidity", value_type::number},
+      f = {{"ts", value_type::integer},
+           {"device", value_type::string},
+           {"temperature", value_type::number},
+           {"humidity", value_type::number},
            {"status", value_type::string}};
       break;
   }
@@ -457,7 +479,7 @@ bool digits(std::string_view t, std::size_t pos, std::size_t n, int& out) noexce
   return true;
 }
 
-} // namespace
+}  // namespace
 
 bool parse_iso8601_ms(std::string_view t, std::int64_t& ms) noexcept {
   int y, mo, d, h = 0, mi = 0, s = 0, frac_ms = 0;
@@ -515,10 +537,12 @@ bool parse_iso8601_ms(std::string_view t, std::int64_t& ms) noexcept {
 std::vector<spec::param> generator_params() {
   using spec::param;
   return {
-      param::string("profile").one_of({"trades", "quotes", "sensors"}).def("trades").doc(
-          "What to generate. `trades`: ts, symbol, price, qty, side, trade_id. `quotes`: ts, "
-          "symbol, bid, ask, bid_size, ask_size. `sensors`: ts, device, temperature, "
-          "humidity, status."),
+      param::string("profile")
+          .one_of({"trades", "quotes", "sensors"})
+          .def("trades")
+          .doc("What to generate. `trades`: ts, symbol, price, qty, side, trade_id. `quotes`: ts, "
+               "symbol, bid, ask, bid_size, ask_size. `sensors`: ts, device, temperature, "
+               "humidity, status."),
       param::integer("symbols").min(1).max(1000000).def("100").doc(
           "Distinct symbols (trades, quotes): real tickers first (AAPL, MSFT, ...; 50 of "
           "them), then SYM0050, SYM0051, ..."),
@@ -528,29 +552,41 @@ std::vector<spec::param> generator_params() {
       param::number("rate").min(0).def("0").doc(
           "Records per second per instance on the wall clock; 0 generates as fast as the "
           "pipeline takes them."),
-      param::number("event_rate").min(0).def("0").doc(
-          "Records per second of event time over all instances. 0: `rate` × parallelism when "
-          "`rate` is set (event time keeps pace with the clock), else 1000."),
+      param::number("event_rate")
+          .min(0)
+          .def("0")
+          .doc("Records per second of event time over all instances. 0: `rate` × parallelism when "
+               "`rate` is set (event time keeps pace with the clock), else 1000."),
       param::integer("count").min(0).def("0").doc(
           "Records to generate over all instances; 0 is unbounded. A bounded generator ends "
           "its stream."),
-      param::duration("duration").doc(
-          "Stop after this much event time (from `start_time`)."),
+      param::duration("duration").doc("Stop after this much event time (from `start_time`)."),
       param::integer("seed").min(0).def("42").doc(
           "Random seed. The same seed and settings give the same records at any parallelism."),
-      param::string("start_time").def("2024-01-02T14:30:00Z").doc(
-          "Event time of the first record, ISO-8601 (`2024-01-02T14:30:00Z`)."),
-      param::number("out_of_order").min(0).max(1).def("0").doc(
-          "Fraction of records whose timestamp is moved back by up to `max_delay`."),
-      param::duration("max_delay").def("500ms").doc(
-          "How far back an out-of-order record's timestamp may be (use it for "
-          "`event_time.max_out_of_orderness`)."),
-      param::number("burstiness").min(0).max(1).def("0.3").doc(
-          "0 spaces records evenly in event time; towards 1 they arrive in clusters (the "
-          "mean rate stays the same)."),
-      param::number("bad_records").min(0).max(1).def("0").doc(
-          "Sensors: fraction of readings whose temperature is bad: null, NaN, the string "
-          "\"ERR\", or an absurd spike (below -100 or above 200)."),
+      param::string("start_time")
+          .def("2024-01-02T14:30:00Z")
+          .doc("Event time of the first record, ISO-8601 (`2024-01-02T14:30:00Z`)."),
+      param::number("out_of_order")
+          .min(0)
+          .max(1)
+          .def("0")
+          .doc("Fraction of records whose timestamp is moved back by up to `max_delay`."),
+      param::duration("max_delay")
+          .def("500ms")
+          .doc("How far back an out-of-order record's timestamp may be (use it for "
+               "`event_time.max_out_of_orderness`)."),
+      param::number("burstiness")
+          .min(0)
+          .max(1)
+          .def("0.3")
+          .doc("0 spaces records evenly in event time; towards 1 they arrive in clusters (the "
+               "mean rate stays the same)."),
+      param::number("bad_records")
+          .min(0)
+          .max(1)
+          .def("0")
+          .doc("Sensors: fraction of readings whose temperature is bad: null, NaN, the string "
+               "\"ERR\", or an absurd spike (below -100 or above 200)."),
       param::boolean("preload").def("false").doc(
           "Generate this instance's `count` records into memory at start and replay them, so "
           "a benchmark measures the pipeline, not the random generator. Needs `count`."),
@@ -560,10 +596,14 @@ std::vector<spec::param> generator_params() {
 generator_options read_generator_options(const spec::config& cfg) {
   generator_options o;
   auto profile = cfg.get_string("profile");
-  if (profile.empty() || profile == "trades") o.profile = generator_profile::trades;
-  else if (profile == "quotes") o.profile = generator_profile::quotes;
-  else if (profile == "sensors") o.profile = generator_profile::sensors;
-  else cfg.fail("profile", "unknown profile '" + profile + "'; use trades, quotes or sensors");
+  if (profile.empty() || profile == "trades")
+    o.profile = generator_profile::trades;
+  else if (profile == "quotes")
+    o.profile = generator_profile::quotes;
+  else if (profile == "sensors")
+    o.profile = generator_profile::sensors;
+  else
+    cfg.fail("profile", "unknown profile '" + profile + "'; use trades, quotes or sensors");
   auto bounded_int = [&](std::string_view key, std::int64_t lo, std::int64_t hi, std::int64_t def) {
     if (!cfg.has(key)) return def;
     auto v = cfg.get_int(key);
@@ -574,7 +614,8 @@ generator_options read_generator_options(const spec::config& cfg) {
   auto bounded_number = [&](std::string_view key, double lo, double hi, double def) {
     if (!cfg.has(key)) return def;
     auto v = cfg.get_number(key);
-    if (v < lo || v > hi) cfg.fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    if (v < lo || v > hi)
+      cfg.fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
     return v;
   };
   o.symbols = static_cast<std::uint32_t>(bounded_int("symbols", 1, 1000000, 100));
@@ -590,8 +631,8 @@ generator_options read_generator_options(const spec::config& cfg) {
   if (cfg.has("start_time")) {
     auto text = cfg.get_string("start_time");
     if (!parse_iso8601_ms(text, o.start_ms))
-      cfg.fail("start_time", "expected an ISO-8601 time such as 2024-01-02T14:30:00Z, found '" +
-                                 text + "'");
+      cfg.fail("start_time",
+               "expected an ISO-8601 time such as 2024-01-02T14:30:00Z, found '" + text + "'");
   }
   o.out_of_order = bounded_number("out_of_order", 0, 1, 0);
   if (cfg.has("max_delay")) {
@@ -608,4 +649,4 @@ generator_options read_generator_options(const spec::config& cfg) {
   return o;
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

@@ -1,5 +1,5 @@
-#include "pel/connectors/generator.hpp"
 #include "pel/connectors/register.hpp"
+#include "pel/connectors/generator.hpp"
 
 namespace pel::connectors {
 
@@ -41,4 +41,4 @@ void register_generator_connectors(spec::registry& reg) {
   });
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

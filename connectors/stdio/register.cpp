@@ -68,4 +68,4 @@ void register_stdio_connectors(spec::registry& reg) {
   });
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

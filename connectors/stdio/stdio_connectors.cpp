@@ -2,10 +2,10 @@
 
 #include "pel/core/time.hpp"
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <unistd.h>
 
 namespace pel::connectors {
 
@@ -14,12 +14,15 @@ std::vector<spec::param> stdin_params() {
   auto p = format_params(true);
   for (auto& f : p)
     if (f.key == "schema")
-      f.doc("The fields and their types, in order, e.g. `{ts: int, symbol: string, price: "
-            "double}` (types: `bool`, `int`, `double`, `string`, `any`). Required for json "
-            "and csv: standard input cannot be sampled before the pipeline starts.");
-  p.push_back(param::boolean("skip_header").def("false").doc(
-      "Skip the first line. With `format: csv` and `csv.header: true` the first line is the "
-      "header and is skipped anyway."));
+      f.doc(
+          "The fields and their types, in order, e.g. `{ts: int, symbol: string, price: "
+          "double}` (types: `bool`, `int`, `double`, `string`, `any`). Required for json "
+          "and csv: standard input cannot be sampled before the pipeline starts.");
+  p.push_back(param::boolean("skip_header")
+                  .def("false")
+                  .doc("Skip the first line. With `format: csv` and `csv.header: true` the first "
+                       "line is the "
+                       "header and is skipped anyway."));
   return p;
 }
 
@@ -43,8 +46,9 @@ stdin_source::stdin_source(const spec::config& cfg, int fd) : fd_(fd) {
   } else {
     schema_ = declared_schema(cfg);
     if (!schema_)
-      cfg.fail("schema", "standard input cannot be sampled before the pipeline starts: "
-                         "declare `schema:` (or use `format: raw`)");
+      cfg.fail("schema",
+               "standard input cannot be sampled before the pipeline starts: "
+               "declare `schema:` (or use `format: raw`)");
   }
   header_pending_ = cfg.get_bool("skip_header") || (format == "csv" && csv_opt.header);
   lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_),
@@ -150,7 +154,7 @@ void cell_text(std::string& out, const core::value& v) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
 }
 
-} // namespace
+}  // namespace
 
 void stdout_sink::write_pretty(const core::batch& in) {
   constexpr std::size_t max_width = 40;
@@ -220,4 +224,4 @@ void stdout_sink::write_all() {
   buf_.clear();
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

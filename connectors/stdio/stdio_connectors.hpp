@@ -82,4 +82,4 @@ private:
   std::uint64_t rows_ = 0;
 };
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

@@ -53,8 +53,8 @@ struct test_config {
   std::shared_ptr<std::vector<spec::param>> params;
   spec::config cfg;
   test_config(spec::node_ptr n, std::vector<spec::param> p)
-    : params(std::make_shared<std::vector<spec::param>>(std::move(p))),
-      cfg(std::move(n), "sources.test", params.get()) {}
+      : params(std::make_shared<std::vector<spec::param>>(std::move(p))),
+        cfg(std::move(n), "sources.test", params.get()) {}
 };
 
 /// A fresh directory under the system temp directory, removed on destruction.
@@ -102,4 +102,4 @@ bool poll_until(F&& step, std::chrono::milliseconds timeout = std::chrono::secon
   return step();
 }
 
-} // namespace pel::testing
+}  // namespace pel::testing

@@ -44,7 +44,8 @@ struct collected {
     last = s.poll(o, max_rows);
     if (out.main.width == 0) out.main.width = o.main.width;
     if (out.dead_letter.width == 0) out.dead_letter.width = o.dead_letter.width;
-    for (std::size_t i = 0; i < o.main.size(); ++i) out.main.append_copy(o.main.row(i), o.main.times[i]);
+    for (std::size_t i = 0; i < o.main.size(); ++i)
+      out.main.append_copy(o.main.row(i), o.main.times[i]);
     for (std::size_t i = 0; i < o.dead_letter.size(); ++i)
       out.dead_letter.append_copy(o.dead_letter.row(i), o.dead_letter.times[i]);
     return last;
@@ -60,7 +61,7 @@ struct collected {
   }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("file source reads JSON lines and sends bad lines to the dead letter", "[file]") {
   temp_dir dir;
@@ -132,7 +133,8 @@ TEST_CASE("file source reads a large file in buffered chunks", "[file]") {
   auto path = dir.file("big.json");
   std::string text;
   const int n = 60000;
-  for (int i = 0; i < n; ++i) text += "{\"i\":" + std::to_string(i) + ",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
+  for (int i = 0; i < n; ++i)
+    text += "{\"i\":" + std::to_string(i) + ",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
   write_file(path, text);
   auto t = source_cfg({{"path", scalar(path)}});  // schema inferred
   file_source src(t.cfg);
@@ -147,12 +149,14 @@ TEST_CASE("file source reads a large file in buffered chunks", "[file]") {
 TEST_CASE("file source schema errors name the fix", "[file]") {
   temp_dir dir;
   auto missing = source_cfg({{"path", scalar(dir.file("nope.json"))}});
-  REQUIRE_THROWS_WITH(file_source(missing.cfg),
-                      Catch::Contains("to infer its schema (No such file or directory); declare `schema:`"));
+  REQUIRE_THROWS_WITH(
+      file_source(missing.cfg),
+      Catch::Contains("to infer its schema (No such file or directory); declare `schema:`"));
   write_file(dir.file("empty.json"), "");
   auto empty = source_cfg({{"path", scalar(dir.file("empty.json"))}});
   REQUIRE_THROWS_WITH(file_source(empty.cfg), Catch::Contains("(it is empty); declare `schema:`"));
-  auto start = source_cfg({{"path", scalar(dir.file("empty.json"))}, {"start_at", scalar("end")},
+  auto start = source_cfg({{"path", scalar(dir.file("empty.json"))},
+                           {"start_at", scalar("end")},
                            {"format", scalar("raw")}});
   REQUIRE_THROWS_AS(file_source(start.cfg), spec::config_error);
 }
@@ -177,7 +181,8 @@ TEST_CASE("file source follows a growing, truncated and rotated file", "[file][f
   temp_dir dir;
   auto path = dir.file("log.txt");
   write_file(path, "one\ntwo\n");
-  auto t = source_cfg({{"path", scalar(path)}, {"format", scalar("raw")}, {"follow", scalar("true")}});
+  auto t =
+      source_cfg({{"path", scalar(path)}, {"format", scalar("raw")}, {"follow", scalar("true")}});
   file_source src(t.cfg);
   src.open(ctx_of());
   collected c;
@@ -222,7 +227,9 @@ TEST_CASE("file source start_at end skips existing lines", "[file][follow]") {
   temp_dir dir;
   auto path = dir.file("s.csv");
   write_file(path, "a,b\n1,2\n3,4\n");
-  auto t = source_cfg({{"path", scalar(path)}, {"format", scalar("csv")}, {"follow", scalar("true")},
+  auto t = source_cfg({{"path", scalar(path)},
+                       {"format", scalar("csv")},
+                       {"follow", scalar("true")},
                        {"start_at", scalar("end")}});
   file_source src(t.cfg);
   CHECK(src.output_schema()->names() == "a, b");
@@ -240,8 +247,8 @@ TEST_CASE("file source start_at end skips existing lines", "[file][follow]") {
 TEST_CASE("file sink writes, appends and flushes", "[file][sink]") {
   temp_dir dir;
   auto path = dir.file("sub/out.csv");
-  auto schema = std::make_shared<core::schema>(
-      std::vector<core::field>{{"sym", core::value_type::string}, {"px", core::value_type::number}});
+  auto schema = std::make_shared<core::schema>(std::vector<core::field>{
+      {"sym", core::value_type::string}, {"px", core::value_type::number}});
   core::batch b(2);
   auto r = b.append(1);
   r[0] = std::string("A,B");
@@ -265,7 +272,8 @@ TEST_CASE("file sink writes, appends and flushes", "[file][sink]") {
   }
   CHECK(read_file(path) == "sym,px\n\"A,B\",1.5\nC,\n\"A,B\",1.5\nC,\n");
 
-  auto ta = sink_cfg({{"path", scalar(path)}, {"format", scalar("csv")}, {"mode", scalar("append")}});
+  auto ta =
+      sink_cfg({{"path", scalar(path)}, {"format", scalar("csv")}, {"mode", scalar("append")}});
   file_sink app(ta.cfg);
   app.open(ctx_of(), schema);
   app.write(b);
@@ -283,16 +291,19 @@ TEST_CASE("file sink writes, appends and flushes", "[file][sink]") {
   part.write(b);
   part.close();
   CHECK(part.path() == dir.file("p-1.json"));
-  CHECK(read_file(dir.file("p-1.json")) == "{\"sym\":\"A,B\",\"px\":1.5}\n{\"sym\":\"C\",\"px\":null}\n");
+  CHECK(read_file(dir.file("p-1.json")) ==
+        "{\"sym\":\"A,B\",\"px\":1.5}\n{\"sym\":\"C\",\"px\":null}\n");
 }
 
 TEST_CASE("file sink and source round-trip", "[file]") {
   temp_dir dir;
   for (std::string fmt : {"csv", "json"}) {
     auto path = dir.file("rt." + fmt);
-    auto schema = std::make_shared<core::schema>(std::vector<core::field>{
-        {"id", core::value_type::integer}, {"name", core::value_type::string},
-        {"x", core::value_type::number}, {"ok", core::value_type::boolean}});
+    auto schema =
+        std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
+                                                                {"name", core::value_type::string},
+                                                                {"x", core::value_type::number},
+                                                                {"ok", core::value_type::boolean}});
     core::batch b(4);
     const char* names[] = {"plain", "with,comma", "with \"quotes\"", "multi\nline", "", "NA"};
     for (int i = 0; i < 6; ++i) {

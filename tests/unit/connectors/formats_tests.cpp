@@ -21,11 +21,11 @@ test_config source_cfg(std::vector<std::pair<std::string, spec::node_ptr>> entri
 }
 
 core::schema_ptr trade_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{
-      {"symbol", core::value_type::string},
-      {"qty", core::value_type::integer},
-      {"price", core::value_type::number},
-      {"ok", core::value_type::boolean}});
+  return std::make_shared<core::schema>(
+      std::vector<core::field>{{"symbol", core::value_type::string},
+                               {"qty", core::value_type::integer},
+                               {"price", core::value_type::number},
+                               {"ok", core::value_type::boolean}});
 }
 
 std::vector<core::value> decode_ok(decoder& d, std::string_view msg) {
@@ -45,7 +45,7 @@ std::string decode_error(decoder& d, std::string_view msg) {
   return err;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("format params declare format, schema and csv", "[formats]") {
   auto src = format_params(true);
@@ -108,9 +108,11 @@ TEST_CASE("JSON decoding follows the declared schema", "[formats][json]") {
     CHECK(std::get<std::int64_t>(s[1]) == 7);
   }
   SECTION("wrong types make the record malformed with a clear reason") {
-    CHECK(decode_error(*d, R"({"qty":"abc"})") == "field 'qty': expected int, found string \"abc\"");
+    CHECK(decode_error(*d, R"({"qty":"abc"})") ==
+          "field 'qty': expected int, found string \"abc\"");
     CHECK(decode_error(*d, R"({"qty":1.5})") == "field 'qty': expected int, found double 1.5");
-    CHECK(decode_error(*d, R"({"price":true})") == "field 'price': expected double, found bool true");
+    CHECK(decode_error(*d, R"({"price":true})") ==
+          "field 'price': expected double, found bool true");
     CHECK(decode_error(*d, R"({"ok":{"a":1}})") == "field 'ok': expected bool, found object");
   }
   SECTION("not JSON, not an object") {
@@ -119,7 +121,8 @@ TEST_CASE("JSON decoding follows the declared schema", "[formats][json]") {
     CHECK(decode_error(*d, "").rfind("invalid JSON", 0) == 0);
   }
   SECTION("nulls and nested values") {
-    auto any = std::make_shared<core::schema>(std::vector<core::field>{{"a", {}}, {"b", {}}, {"c", {}}});
+    auto any =
+        std::make_shared<core::schema>(std::vector<core::field>{{"a", {}}, {"b", {}}, {"c", {}}});
     auto da = make_decoder(t.cfg, any);
     auto r = decode_ok(*da, R"({"a":null,"b":{"x":[1, 2]},"c":-3})");
     CHECK(core::is_null(r[0]));
@@ -162,8 +165,7 @@ TEST_CASE("CSV splitting follows RFC 4180", "[formats][csv]") {
 }
 
 TEST_CASE("CSV decoding converts by schema with null values", "[formats][csv]") {
-  auto t = source_cfg({{"format", scalar("csv")},
-                       {"csv", map({{"delimiter", scalar(";")}})}});
+  auto t = source_cfg({{"format", scalar("csv")}, {"csv", map({{"delimiter", scalar(";")}})}});
   auto d = make_decoder(t.cfg, trade_schema());
   auto r = decode_ok(*d, "AAPL;100;189.25;true");
   CHECK(std::get<std::string>(r[0]) == "AAPL");
@@ -185,9 +187,9 @@ TEST_CASE("CSV decoding converts by schema with null values", "[formats][csv]") 
   CHECK(decode_error(*d, "AAPL;1;1") == "expected 4 fields, found 3");
 
   SECTION("custom null values and tab delimiter") {
-    auto t2 = source_cfg({{"format", scalar("csv")},
-                          {"csv", map({{"delimiter", scalar("\\t")},
-                                       {"null_values", list({scalar("-")})}})}});
+    auto t2 = source_cfg(
+        {{"format", scalar("csv")},
+         {"csv", map({{"delimiter", scalar("\\t")}, {"null_values", list({scalar("-")})}})}});
     auto d2 = make_decoder(t2.cfg, trade_schema());
     auto r2 = decode_ok(*d2, "NA\t-\t1.5\t-");
     CHECK(std::get<std::string>(r2[0]) == "NA");
@@ -210,7 +212,8 @@ TEST_CASE("raw decoding gives one string field", "[formats][raw]") {
 
 TEST_CASE("JSON encoding: schema order, shortest doubles, NaN as null", "[formats][json]") {
   auto t = test_config(map({{"format", scalar("json")}}), format_params(false));
-  auto s = std::make_shared<core::schema>(std::vector<core::field>{{"b", {}}, {"a", {}}, {"q\"", {}}});
+  auto s =
+      std::make_shared<core::schema>(std::vector<core::field>{{"b", {}}, {"a", {}}, {"q\"", {}}});
   auto e = make_encoder(t.cfg, s);
   std::vector<core::value> row{0.1, std::numeric_limits<double>::quiet_NaN(), std::string("x\ny")};
   std::string out;
@@ -243,15 +246,16 @@ TEST_CASE("CSV encoding quotes where needed and round-trips", "[formats][csv]") 
   auto back2 = decode_ok(*d, out2);
   CHECK(back2 == row2);
 
-  auto noheader = test_config(map({{"format", scalar("csv")}, {"csv", map({{"header", scalar("false")}})}}),
-                              format_params(false));
+  auto noheader =
+      test_config(map({{"format", scalar("csv")}, {"csv", map({{"header", scalar("false")}})}}),
+                  format_params(false));
   CHECK(make_encoder(noheader.cfg, trade_schema())->header().empty());
 }
 
 TEST_CASE("schema inference from CSV samples", "[formats][csv][infer]") {
   auto t = source_cfg({{"format", scalar("csv")}});
-  auto s = infer_schema(t.cfg, {"id,price,name,flag,empty", "1,2,x,true,", "2,2.5,\"3\",false,NA",
-                                "3,NA,y,TRUE,"});
+  auto s = infer_schema(
+      t.cfg, {"id,price,name,flag,empty", "1,2,x,true,", "2,2.5,\"3\",false,NA", "3,NA,y,TRUE,"});
   REQUIRE(s);
   REQUIRE(s->size() == 5);
   CHECK((*s)[0].name == "id");

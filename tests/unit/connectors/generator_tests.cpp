@@ -24,7 +24,8 @@ core::batch drain(core::source_base& src, std::size_t max_rows = 1000) {
     core::outputs out;
     out.main = core::batch(all.width);
     auto st = src.poll(out, max_rows);
-    for (std::size_t r = 0; r < out.main.size(); ++r) all.append_move(out.main.row(r), out.main.times[r]);
+    for (std::size_t r = 0; r < out.main.size(); ++r)
+      all.append_move(out.main.row(r), out.main.times[r]);
     if (st == core::poll_status::end) return all;
   }
   FAIL("the source did not end");
@@ -53,12 +54,15 @@ bool bad_temperature(const core::value& v) {
   return std::isnan(d) || d < -100 || d > 200;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("generator schemas per profile", "[generator]") {
-  CHECK(generator_schema(generator_profile::trades)->names() == "ts, symbol, price, qty, side, trade_id");
-  CHECK(generator_schema(generator_profile::quotes)->names() == "ts, symbol, bid, ask, bid_size, ask_size");
-  CHECK(generator_schema(generator_profile::sensors)->names() == "ts, device, temperature, humidity, status");
+  CHECK(generator_schema(generator_profile::trades)->names() ==
+        "ts, symbol, price, qty, side, trade_id");
+  CHECK(generator_schema(generator_profile::quotes)->names() ==
+        "ts, symbol, bid, ask, bid_size, ask_size");
+  CHECK(generator_schema(generator_profile::sensors)->names() ==
+        "ts, device, temperature, humidity, status");
   CHECK((*generator_schema(generator_profile::trades))[2].type == core::value_type::number);
   generator_options o;
   o.profile = generator_profile::sensors;
@@ -108,7 +112,8 @@ TEST_CASE("generator output is the same at any parallelism", "[generator]") {
     auto part = run(o, i, 3);
     total += part.size();
     for (std::size_t r = 0; r < part.size(); ++r)
-      by_id[std::get<std::int64_t>(part.row(r)[5])] = std::vector<core::value>(part.row(r), part.row(r) + part.width);
+      by_id[std::get<std::int64_t>(part.row(r)[5])] =
+          std::vector<core::value>(part.row(r), part.row(r) + part.width);
   }
   REQUIRE(total == 3001);
   REQUIRE(by_id.size() == 3001);
@@ -144,7 +149,7 @@ TEST_CASE("generator timestamps follow the event rate, with bursts", "[generator
   }
   int busiest = 0;
   for (auto& [ms, n] : per_ms) busiest = std::max(busiest, n);
-  CHECK(busiest > 5);                  // clusters
+  CHECK(busiest > 5);                    // clusters
   CHECK(per_ms.size() < 6400u * 3 / 4);  // and gaps
 }
 
@@ -237,10 +242,14 @@ TEST_CASE("generator bad sensor records come at the configured fraction", "[gene
       continue;
     }
     ++bad;
-    if (core::is_null(t)) ++kinds_null;
-    else if (std::holds_alternative<std::string>(t)) ++kinds_err;
-    else if (std::isnan(std::get<double>(t))) ++kinds_nan;
-    else ++kinds_spike;
+    if (core::is_null(t))
+      ++kinds_null;
+    else if (std::holds_alternative<std::string>(t))
+      ++kinds_err;
+    else if (std::isnan(std::get<double>(t)))
+      ++kinds_nan;
+    else
+      ++kinds_spike;
   }
   CHECK(bad > 1700);
   CHECK(bad < 2300);
@@ -329,7 +338,8 @@ TEST_CASE("generator config is read and checked", "[generator]") {
   CHECK(o.preload);
 
   test_config p(map({{"preload", scalar("true")}}), generator_params());
-  REQUIRE_THROWS_WITH(read_generator_options(p.cfg), "preload needs a bounded generator: set `count`");
+  REQUIRE_THROWS_WITH(read_generator_options(p.cfg),
+                      "preload needs a bounded generator: set `count`");
   test_config s(map({{"start_time", scalar("yesterday")}}), generator_params());
   REQUIRE_THROWS_WITH(read_generator_options(s.cfg),
                       "expected an ISO-8601 time such as 2024-01-02T14:30:00Z, found 'yesterday'");

@@ -2,16 +2,16 @@
 
 #include "connector_test_util.hpp"
 #include "pel/connectors/register.hpp"
-#include "pel/spec/diagnostics.hpp"
-#include "pel/spec/registry.hpp"
-#include "pel/spec/pipeline.hpp"
 #include "pel/plan/plan.hpp"
+#include "pel/spec/diagnostics.hpp"
+#include "pel/spec/pipeline.hpp"
+#include "pel/spec/registry.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
+#include <cerrno>
 
 using namespace pel;
 using namespace pel::connectors;
@@ -29,7 +29,9 @@ struct pipe_pair {
     if (r >= 0) ::close(r);
     if (w >= 0) ::close(w);
   }
-  void write(const std::string& s) { REQUIRE(::write(w, s.data(), s.size()) == static_cast<ssize_t>(s.size())); }
+  void write(const std::string& s) {
+    REQUIRE(::write(w, s.data(), s.size()) == static_cast<ssize_t>(s.size()));
+  }
   void close_write() {
     ::close(w);
     w = -1;
@@ -63,15 +65,18 @@ core::batch sample_batch() {
 }
 
 core::schema_ptr sample_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{
-      {"symbol", core::value_type::string}, {"price", core::value_type::number}, {"qty", core::value_type::integer}});
+  return std::make_shared<core::schema>(
+      std::vector<core::field>{{"symbol", core::value_type::string},
+                               {"price", core::value_type::number},
+                               {"qty", core::value_type::integer}});
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("stdin source decodes lines as they arrive and ends at EOF", "[stdio]") {
   pipe_pair p;
-  test_config t(map({{"schema", map({{"symbol", scalar("string")}, {"qty", scalar("int")}})}}), stdin_params());
+  test_config t(map({{"schema", map({{"symbol", scalar("string")}, {"qty", scalar("int")}})}}),
+                stdin_params());
   stdin_source src(t.cfg, p.r);
   CHECK(src.blocking());
   core::operator_context ctx;
@@ -118,7 +123,8 @@ TEST_CASE("stdin source needs a schema for json and csv", "[stdio]") {
 
 TEST_CASE("stdin source skips the CSV header", "[stdio]") {
   pipe_pair p;
-  test_config t(map({{"format", scalar("csv")}, {"schema", map({{"a", scalar("int")}, {"b", scalar("string")}})}}),
+  test_config t(map({{"format", scalar("csv")},
+                     {"schema", map({{"a", scalar("int")}, {"b", scalar("string")}})}}),
                 stdin_params());
   stdin_source src(t.cfg, p.r);
   p.write("a,b\n1,x\n2,\"y,z\"\n");
@@ -141,7 +147,8 @@ TEST_CASE("stdout sink writes each batch at once", "[stdio]") {
     sink.write(sample_batch());
     // Without any flush call, the batch is already in the pipe.
     CHECK(p.read_available() ==
-          "{\"symbol\":\"AAPL\",\"price\":189.5,\"qty\":100}\n{\"symbol\":\"BRK.B\",\"price\":null,\"qty\":5}\n");
+          "{\"symbol\":\"AAPL\",\"price\":189.5,\"qty\":100}\n{\"symbol\":\"BRK.B\",\"price\":null,"
+          "\"qty\":5}\n");
     CHECK(sink.delivered() == 2);
   }
   SECTION("csv with one header") {
@@ -151,7 +158,8 @@ TEST_CASE("stdout sink writes each batch at once", "[stdio]") {
     sink.open({}, sample_schema());
     sink.write(sample_batch());
     sink.write(sample_batch());
-    CHECK(p.read_available() == "symbol,price,qty\nAAPL,189.5,100\nBRK.B,,5\nAAPL,189.5,100\nBRK.B,,5\n");
+    CHECK(p.read_available() ==
+          "symbol,price,qty\nAAPL,189.5,100\nBRK.B,,5\nAAPL,189.5,100\nBRK.B,,5\n");
   }
   SECTION("pretty table") {
     pipe_pair p;
@@ -209,8 +217,10 @@ TEST_CASE("connector examples lint and build clean", "[register]") {
     INFO(s->type << ":\n" << s->example);
     std::string text = s->example;
     if (text.find("sinks:") == std::string::npos)
-      text += "sinks:\n  out:\n    type: discard\n    input: " +
-              text.substr(text.find('\n') + 3, text.find(':', text.find('\n')) - text.find('\n') - 3) + "\n";
+      text +=
+          "sinks:\n  out:\n    type: discard\n    input: " +
+          text.substr(text.find('\n') + 3, text.find(':', text.find('\n')) - text.find('\n') - 3) +
+          "\n";
     spec::pipeline p;
     try {
       p = spec::load_text(text, "example.yaml", reg);

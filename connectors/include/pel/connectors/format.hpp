@@ -107,4 +107,4 @@ core::schema_ptr infer_schema(const spec::config& cfg, const std::vector<std::st
 void dead_letter_message(core::outputs& out, std::string_view component, std::string_view reason,
                          std::string_view message, std::int64_t time, std::string_view position);
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

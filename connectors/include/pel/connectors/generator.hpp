@@ -32,12 +32,12 @@ struct generator_options {
   std::uint64_t count = 0;       ///< records over all instances; 0: unbounded
   std::int64_t duration_ns = 0;  ///< stop after this much event time; 0: no limit
   std::uint64_t seed = 42;
-  std::int64_t start_ms = 1704205800000;  ///< event-time origin (2024-01-02T14:30:00Z)
-  double out_of_order = 0;       ///< fraction of records whose timestamp is moved back
+  std::int64_t start_ms = 1704205800000;    ///< event-time origin (2024-01-02T14:30:00Z)
+  double out_of_order = 0;                  ///< fraction of records whose timestamp is moved back
   std::int64_t max_delay_ns = 500'000'000;  ///< at most this far
-  double burstiness = 0.3;       ///< 0: evenly spaced; towards 1: clustered arrivals
-  double bad_records = 0;        ///< sensors: fraction of readings with a bad temperature
-  bool preload = false;          ///< generate this instance's `count` records at open()
+  double burstiness = 0.3;                  ///< 0: evenly spaced; towards 1: clustered arrivals
+  double bad_records = 0;  ///< sensors: fraction of readings with a bad temperature
+  bool preload = false;    ///< generate this instance's `count` records at open()
 };
 
 /// The generator's YAML parameters.
@@ -68,4 +68,4 @@ double generator_mid_price(std::uint64_t seed, std::uint32_t symbol, std::int64_
 /// into ms since the epoch; false when it is not one.
 bool parse_iso8601_ms(std::string_view text, std::int64_t& ms) noexcept;
 
-} // namespace pel::connectors
+}  // namespace pel::connectors
