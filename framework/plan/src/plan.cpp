@@ -364,7 +364,10 @@ private:
           break;
       }
       // One instance on each side: every strategy delivers the same rows to the same place.
-      if (up.parallelism == 1 && down.parallelism == 1 && e.part != partitioning::forward)
+      // An explicit `partition: rebalance` still keeps the actor boundary: users split a
+      // chain that way to run its halves on two cores.
+      if (up.parallelism == 1 && down.parallelism == 1 && e.part != partitioning::forward &&
+          forced != spec::partitioning::rebalance)
         e.part = partitioning::forward, e.key_columns.clear();
     }
   }
