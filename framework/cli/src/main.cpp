@@ -342,6 +342,7 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage.",
       "pel"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
   std::string log_level = "info", log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
