@@ -132,7 +132,8 @@ reference_page pipeline_page() {
          "pipeline:\n  name: example\n  parallelism: 2\n\n"
          "sources:\n  ticks:\n    type: generator\n\n"
          "operators:\n  large:\n    type: filter\n    input: ticks\n    where: qty >= 100\n\n"
-         "sinks:\n  out:\n    type: stdout\n    input: [large, large.dead_letter]\n"
+         "sinks:\n  out:\n    type: stdout\n    input: large\n"
+         "  rejects:\n    type: stdout\n    input: large.dead_letter\n"
          "```\n\n";
   out += "## The `pipeline:` block\n\n";
   table(out, pipeline_params());

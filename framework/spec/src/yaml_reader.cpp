@@ -337,6 +337,9 @@ node_ptr read_yaml(const std::string& text, reporter& out) {
   } catch (const std::bad_alloc&) {
     out.error({1, 1}, "", "out of memory while reading the file");
     return nullptr;
+  } catch (const std::exception& e) {
+    out.error({1, 1}, "", std::string("cannot read the file as YAML: ") + e.what());
+    return nullptr;
   }
   return b.root();
 }

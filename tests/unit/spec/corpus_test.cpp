@@ -3,6 +3,7 @@
 #include "pel/connectors/register.hpp"
 #include "pel/operators/register.hpp"
 #include "pel/spec/pipeline.hpp"
+#include "pel/spec/reference.hpp"
 #include "pel/spec/registry.hpp"
 
 #include <catch2/catch.hpp>
@@ -82,4 +83,15 @@ TEST_CASE("good files load clean", "[spec][corpus]") {
     const std::string name = f.filename().string();
     DYNAMIC_SECTION(name) { CHECK(diagnostics_of(f, "tests/data/good/" + name) == ""); }
   }
+}
+
+TEST_CASE("the example in the generated pipeline.md loads clean", "[spec][corpus]") {
+  const auto pages = reference_pages(builtin());
+  const std::string& md = pages.at(0).markdown;
+  const auto start = md.find("```yaml\n");
+  REQUIRE(start != std::string::npos);
+  const auto end = md.find("```", start + 8);
+  REQUIRE(end != std::string::npos);
+  const std::string example = md.substr(start + 8, end - start - 8);
+  CHECK_NOTHROW(load_text(example, "pipeline.md", builtin()));
 }

@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 
 using namespace pel::spec;
 using pel::spec::test::errors_of;
@@ -491,5 +493,34 @@ TEST_CASE("the number of reported errors is bounded", "[spec][validate][hostile]
   } catch (const spec_error& e) {
     REQUIRE(e.diags().size() == 101);
     CHECK(e.diags().items().back().message == "too many errors: 50 more not shown; fix these first");
+  }
+}
+
+TEST_CASE("load_file reads a file and names it in messages", "[spec][validate]") {
+  const std::string path = std::string(PEL_BINARY_DIR) + "/spec_test_load_file.yaml";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << base;
+  }
+  const pipeline p = load_file(path, test_registry());
+  CHECK(p.file == path);
+  CHECK(p.operators.at(0).name == "large");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << base << "    colour: red\n";
+  }
+  try {
+    load_file(path, test_registry());
+    FAIL("no error");
+  } catch (const spec_error& e) {
+    CHECK(e.diags().format() == path + ":13:5: sinks.out.colour: unknown key 'colour'; allowed keys: "
+                                       "description, flush, format, input, parallelism, partition, type\n");
+  }
+  std::remove(path.c_str());
+  try {
+    load_file(path, test_registry());
+    FAIL("no error");
+  } catch (const spec_error& e) {
+    CHECK(e.diags().format() == path + ":0:0: cannot read the file: it does not exist or is not accessible\n");
   }
 }
