@@ -163,6 +163,22 @@ struct kafka_broker::impl {
   std::unique_ptr<bootstrap_forwarder> forwarder;
   std::mutex mutex;
 
+  /// Also runs when the constructor throws: the cluster must go before its host handle.
+  ~impl() { shutdown(); }
+
+  void shutdown() {
+    if (forwarder) forwarder->stop();
+    forwarder.reset();
+    if (cluster != nullptr) rd_kafka_mock_cluster_destroy(cluster);
+    cluster = nullptr;
+    host.reset();
+  }
+
+  rd_kafka_mock_cluster_t* live() const {
+    if (cluster == nullptr) throw std::runtime_error("the Kafka broker is stopped");
+    return cluster;
+  }
+
   void check(rd_kafka_resp_err_t err, const std::string& what) const {
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error(what + ": " + rd_kafka_err2str(err));
@@ -208,9 +224,8 @@ int kafka_broker::broker_count() const noexcept { return impl_->brokers; }
 
 void kafka_broker::create_topic(const std::string& name, int partitions) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (impl_->cluster == nullptr) throw std::runtime_error("the broker is stopped");
   if (partitions < 1) throw std::runtime_error("topic " + name + " needs at least one partition");
-  impl_->check(rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions,
+  impl_->check(rd_kafka_mock_topic_create(impl_->live(), name.c_str(), partitions,
                                           std::min(impl_->brokers, 3)),
                "cannot create topic " + name);
 }
@@ -225,17 +240,17 @@ void kafka_broker::create_topic(const std::string& spec) {
 
 void kafka_broker::broker_down(int id) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->check(rd_kafka_mock_broker_set_down(impl_->cluster, id), "broker_down");
+  impl_->check(rd_kafka_mock_broker_set_down(impl_->live(), id), "broker_down");
 }
 
 void kafka_broker::broker_up(int id) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->check(rd_kafka_mock_broker_set_up(impl_->cluster, id), "broker_up");
+  impl_->check(rd_kafka_mock_broker_set_up(impl_->live(), id), "broker_up");
 }
 
 void kafka_broker::set_rtt(int id, int rtt_ms) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->check(rd_kafka_mock_broker_set_rtt(impl_->cluster, id, rtt_ms), "set_rtt");
+  impl_->check(rd_kafka_mock_broker_set_rtt(impl_->live(), id, rtt_ms), "set_rtt");
 }
 
 void kafka_broker::push_request_errors(kafka_api api, const std::vector<int>& errors) {
@@ -243,29 +258,25 @@ void kafka_broker::push_request_errors(kafka_api api, const std::vector<int>& er
   std::vector<rd_kafka_resp_err_t> errs;
   errs.reserve(errors.size());
   for (int e : errors) errs.push_back(static_cast<rd_kafka_resp_err_t>(e));
-  rd_kafka_mock_push_request_errors_array(impl_->cluster, static_cast<std::int16_t>(api),
+  rd_kafka_mock_push_request_errors_array(impl_->live(), static_cast<std::int16_t>(api),
                                           errs.size(), errs.data());
 }
 
 void kafka_broker::set_leader(const std::string& topic, int partition, int id) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->check(rd_kafka_mock_partition_set_leader(impl_->cluster, topic.c_str(), partition, id),
+  impl_->check(rd_kafka_mock_partition_set_leader(impl_->live(), topic.c_str(), partition, id),
                "set_leader");
 }
 
 void kafka_broker::set_topic_error(const std::string& topic, int error) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  rd_kafka_mock_topic_set_error(impl_->cluster, topic.c_str(),
+  rd_kafka_mock_topic_set_error(impl_->live(), topic.c_str(),
                                 static_cast<rd_kafka_resp_err_t>(error));
 }
 
 void kafka_broker::stop() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (impl_->forwarder) impl_->forwarder->stop();
-  impl_->forwarder.reset();
-  if (impl_->cluster != nullptr) rd_kafka_mock_cluster_destroy(impl_->cluster);
-  impl_->cluster = nullptr;
-  impl_->host.reset();
+  impl_->shutdown();
 }
 
 int run_kafka_broker(const kafka_broker_options& opts, std::atomic<bool>& stop) {

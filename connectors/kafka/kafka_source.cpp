@@ -163,7 +163,10 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
   // librdkafka settings: the connector's defaults first, then the user's pass-through.
   auto* c = conf_.get();
   set_or_fail(c, cfg, "bootstrap_servers", "bootstrap.servers", cfg.get_string("bootstrap_servers"));
-  if (!group_id_.empty()) set_or_fail(c, cfg, "group_id", "group.id", group_id_);
+  // librdkafka 2.0.2 refuses assign() without a group.id even though nothing joins a group
+  // then; an explicit assignment without `group_id` gets a private one and never commits.
+  set_or_fail(c, cfg, "group_id", "group.id",
+              group_id_.empty() ? "pel-assign-" + cfg.path() : group_id_);
   set_or_fail(c, cfg, "group_id", "enable.auto.commit", "false");
   set_or_fail(c, cfg, "group_id", "enable.auto.offset.store", "false");
   set_or_fail(c, cfg, "start_from", "auto.offset.reset",

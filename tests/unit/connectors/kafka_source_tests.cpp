@@ -1,0 +1,336 @@
+// The Kafka source against the mock cluster, with kcat as the producer.
+#include "kafka_test_util.hpp"
+
+#include "pel/spec/diagnostics.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <set>
+
+using namespace pel;
+using namespace pel::kafka_test;
+
+namespace {
+
+core::operator_context ctx(std::uint32_t instance = 0, std::uint32_t parallelism = 1) {
+  core::operator_context c;
+  c.name = "in";
+  c.instance = instance;
+  c.parallelism = parallelism;
+  return c;
+}
+
+std::vector<std::int64_t> iota_ids(int from, int to) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(to - from));
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
+
+/// The mock cluster's coordinator (librdkafka 2.0.2) lets a new member join only after the
+/// session of a member that left has timed out, even after a clean LeaveGroup: keep it short.
+spec::node_ptr group_timeouts() {
+  return map({{"session.timeout.ms", scalar("6000")}, {"heartbeat.interval.ms", scalar("500")}});
+}
+
+/// Polls a little longer to prove nothing more arrives.
+void expect_no_more(connectors::kafka_source& src, core::outputs& out, std::size_t rows) {
+  poll_until([&] {
+    src.poll(out, 512);
+    return out.main.size() > rows;
+  }, std::chrono::milliseconds(500));
+  REQUIRE(out.main.size() == rows);
+}
+
+} // namespace
+
+TEST_CASE("kafka source reads exactly what kcat produced", "[kafka][source]") {
+  connectors::kafka_broker broker({1, 0, {"ticks:4"}, ""});
+  const auto boot = broker.bootstraps();
+  REQUIRE(kcat_produce(boot, "ticks", json_lines(0, 1000)) == 0);
+
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"topics", list({"ticks"})},
+                          {"assign", scalar("true")},
+                          {"start_from", scalar("earliest")},
+                          {"schema", test_schema()},
+                          {"include", list({"partition", "offset", "timestamp"})}});
+  connectors::kafka_source src(c.cfg);
+  const auto& schema = *src.output_schema();
+  REQUIRE(schema.names() == "id, sym, px, kafka_partition, kafka_offset, kafka_timestamp");
+  src.open(ctx());
+  REQUIRE(src.assignment() == std::vector<std::string>{"ticks/0", "ticks/1", "ticks/2", "ticks/3"});
+
+  core::outputs out;
+  REQUIRE(read_rows(src, out, 1000));
+  expect_no_more(src, out, 1000);
+  REQUIRE(out.dead_letter.empty());
+
+  auto ids = ints(out.main, 0);
+  std::sort(ids.begin(), ids.end());
+  REQUIRE(ids == iota_ids(0, 1000));
+  std::set<std::pair<std::int64_t, std::int64_t>> positions;
+  std::map<std::int64_t, std::int64_t> max_ts;  // partition -> max time
+  for (std::size_t i = 0; i < out.main.size(); ++i) {
+    const auto* r = out.main.row(i);
+    const auto id = std::get<std::int64_t>(r[0]);
+    REQUIRE(std::get<std::string>(r[1]) == "S" + std::to_string(id % 7));
+    REQUIRE(std::get<double>(r[2]) == Approx(static_cast<double>(id) + 0.5));
+    positions.emplace(std::get<std::int64_t>(r[3]), std::get<std::int64_t>(r[4]));
+    // Event time is the Kafka timestamp in ns.
+    REQUIRE(out.main.times[i] == std::get<std::int64_t>(r[5]) * 1'000'000);
+    auto& m = max_ts[std::get<std::int64_t>(r[3])];
+    m = std::max(m, out.main.times[i]);
+  }
+  REQUIRE(positions.size() == 1000);
+  REQUIRE(max_ts.size() == 4);
+  // Watermark: the minimum over partitions of the largest timestamp seen.
+  std::int64_t wm = INT64_MAX;
+  for (auto& [p, t] : max_ts) wm = std::min(wm, t);
+  REQUIRE(src.watermark().ns == wm);
+  src.close();
+}
+
+TEST_CASE("kafka source instances split an explicit assignment", "[kafka][source]") {
+  connectors::kafka_broker broker({1, 0, {"split:5"}, ""});
+  const auto boot = broker.bootstraps();
+  REQUIRE(kcat_produce(boot, "split", json_lines(0, 500)) == 0);
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"partitions", list({"split:0", "split:1", "split:2", "split:3", "split:4"})},
+                          {"schema", test_schema()},
+                          {"key_field", scalar("k")}});
+  connectors::kafka_source a(c.cfg), b(c.cfg);
+  a.open(ctx(0, 2));
+  b.open(ctx(1, 2));
+  REQUIRE(a.assignment() == std::vector<std::string>{"split/0", "split/2", "split/4"});
+  REQUIRE(b.assignment() == std::vector<std::string>{"split/1", "split/3"});
+  core::outputs oa, ob;
+  REQUIRE(poll_until([&] {
+    a.poll(oa, 512);
+    b.poll(ob, 512);
+    return oa.main.size() + ob.main.size() >= 500;
+  }));
+  auto ids = ints(oa.main, 0);
+  auto idb = ints(ob.main, 0);
+  ids.insert(ids.end(), idb.begin(), idb.end());
+  std::sort(ids.begin(), ids.end());
+  REQUIRE(ids == iota_ids(0, 500));
+  // kcat produced without keys: the key field is null.
+  REQUIRE(core::is_null(oa.main.row(0)[3]));
+}
+
+TEST_CASE("kafka source sends malformed messages to the dead-letter output", "[kafka][source]") {
+  connectors::kafka_broker broker({1, 0, {"bad:1"}, ""});
+  const auto boot = broker.bootstraps();
+  std::vector<std::string> lines = {
+      R"({"id":1,"sym":"A","px":1.5})",
+      "this is not json",
+      R"({"id":"two","sym":"B","px":2.5})",
+      R"({"id":3,"sym":"C","px":3.5})",
+      R"({"id":4,"sym":")" + std::string(300, 'x') + R"(","px":4.5})",
+      R"({"id":5,"sym":"F","px":5.5})",
+  };
+  REQUIRE(kcat_produce(boot, "bad", lines) == 0);
+  REQUIRE(produce_raw(boot, "bad", 0, {""}));  // kcat skips empty lines
+  lines.push_back("");
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"partitions", list({"bad:0"})},
+                          {"schema", test_schema()},
+                          {"max_message_bytes", scalar("200")}});
+  connectors::kafka_source src(c.cfg);
+  src.open(ctx());
+  core::outputs out;
+  const bool all_seen = poll_until([&] {
+    src.poll(out, 64);
+    return out.main.size() + out.dead_letter.size() >= lines.size();
+  });
+  INFO("rows " << out.main.size() << ", dead letters " << out.dead_letter.size());
+  REQUIRE(all_seen);
+  REQUIRE(ints(out.main, 0) == std::vector<std::int64_t>{1, 3, 5});
+  REQUIRE(out.dead_letter.size() == 4);
+  std::map<std::string, std::string> reasons;  // position -> reason
+  for (std::size_t i = 0; i < out.dead_letter.size(); ++i) {
+    const auto* r = out.dead_letter.row(i);
+    REQUIRE(std::get<std::string>(r[2]) == "in");  // source
+    reasons[std::get<std::string>(r[3])] = std::get<std::string>(r[0]);
+  }
+  REQUIRE(reasons.count("bad/0@1"));
+  REQUIRE(reasons.count("bad/0@2"));
+  REQUIRE(reasons.count("bad/0@4"));
+  REQUIRE(reasons.count("bad/0@6"));
+  CHECK_THAT(reasons["bad/0@2"], Catch::Contains("id"));
+  CHECK_THAT(reasons["bad/0@4"], Catch::Contains("max_message_bytes"));
+  CHECK_THAT(reasons["bad/0@6"], Catch::Contains("empty"));
+  // The dead-letter record keeps the raw message.
+  REQUIRE(std::get<std::string>(out.dead_letter.row(0)[4]) == "this is not json");
+}
+
+TEST_CASE("kafka source commits only the positions of completed checkpoints", "[kafka][source][group]") {
+  connectors::kafka_broker broker({1, 0, {"c:2"}, ""});
+  const auto boot = broker.bootstraps();
+  REQUIRE(kcat_produce(boot, "c", json_lines(0, 100)) == 0);
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"topics", list({"c"})},
+                          {"group_id", scalar("g-commit")},
+                          {"rdkafka", group_timeouts()},
+                          {"schema", test_schema()}});
+  {
+    // Reads everything but no checkpoint completes: nothing is committed.
+    connectors::kafka_source a(c.cfg);
+    a.open(ctx());
+    core::outputs out;
+    REQUIRE(read_rows(a, out, 100));
+    a.on_barrier(1);
+    a.close();
+    REQUIRE(a.commits_acknowledged() == 0);
+  }
+  {
+    // Barrier 5 after 100 rows; 50 more rows read after it; checkpoint 5 completes.
+    connectors::kafka_source b(c.cfg);
+    b.open(ctx());
+    core::outputs out;
+    const bool all_read = read_rows(b, out, 100);  // from the start again: nothing was committed
+    INFO("rows " << out.main.size() << ", rebalances " << b.rebalances() << ", last error '"
+                 << b.last_error() << "'");
+    REQUIRE(all_read);
+    b.on_barrier(5);
+    REQUIRE(kcat_produce(boot, "c", json_lines(100, 150)) == 0);
+    REQUIRE(read_rows(b, out, 150));
+    b.on_committed(5);
+    REQUIRE(poll_until([&] {
+      b.poll(out, 64);
+      return b.commits_acknowledged() >= 1;
+    }));
+    b.close();
+  }
+  {
+    // The group resumes at the committed positions: exactly the 50 rows after the barrier.
+    connectors::kafka_source d(c.cfg);
+    d.open(ctx());
+    core::outputs out;
+    REQUIRE(read_rows(d, out, 50));
+    expect_no_more(d, out, 50);
+    auto ids = ints(out.main, 0);
+    std::sort(ids.begin(), ids.end());
+    REQUIRE(ids == iota_ids(100, 150));
+    d.close();
+  }
+}
+
+TEST_CASE("two kafka sources in one group split the partitions and lose nothing", "[kafka][source][group]") {
+  connectors::kafka_broker broker({1, 0, {"g:8"}, ""});
+  const auto boot = broker.bootstraps();
+  REQUIRE(kcat_produce(boot, "g", json_lines(0, 2000)) == 0);
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"topics", list({"g"})},
+                          {"group_id", scalar("g-split")},
+                          {"rdkafka", group_timeouts()},
+                          {"schema", test_schema()}});
+  connectors::kafka_source a(c.cfg), b(c.cfg);
+  a.open(ctx());
+  b.open(ctx());
+  core::outputs oa, ob;
+  std::map<std::int64_t, int> seen;
+  auto drain = [&](connectors::kafka_source& s, core::outputs& o) {
+    s.poll(o, 512);
+    for (auto id : ints(o.main, 0)) ++seen[id];
+    o.main.clear();
+  };
+  REQUIRE(poll_until([&] {
+    drain(a, oa);
+    drain(b, ob);
+    return seen.size() >= 2000 && !a.assignment().empty() && !b.assignment().empty();
+  }, std::chrono::seconds(60)));
+  // Disjoint assignments covering all 8 partitions.
+  auto pa = a.assignment(), pb = b.assignment();
+  std::set<std::string> all(pa.begin(), pa.end());
+  all.insert(pb.begin(), pb.end());
+  REQUIRE(all.size() == 8);
+  REQUIRE(pa.size() + pb.size() == 8);
+  int dups = 0;
+  for (auto& [id, n] : seen) dups += n - 1;
+  INFO("duplicates while the group formed: " << dups);
+  REQUIRE(seen.size() == 2000);
+  // One marker per partition, so each member has read from every partition it owns before
+  // the checkpoint (a partition it has not read from yet has no position to commit).
+  for (int p = 0; p < 8; ++p)
+    REQUIRE(produce_raw(boot, "g", p, {"{\"id\":" + std::to_string(5000 + p) + ",\"sym\":\"M\",\"px\":0}"}));
+  REQUIRE(poll_until([&] {
+    drain(a, oa);
+    drain(b, ob);
+    return seen.size() >= 2008;
+  }));
+
+  // Both checkpoint; then a leaves and b takes over every partition.
+  a.on_barrier(1);
+  b.on_barrier(1);
+  a.on_committed(1);
+  b.on_committed(1);
+  const bool acked = poll_until([&] {
+    drain(a, oa);
+    drain(b, ob);
+    return a.commits_acknowledged() >= 1 && b.commits_acknowledged() >= 1;
+  });
+  INFO("a: " << a.commits_acknowledged() << " '" << a.last_error() << "', b: "
+             << b.commits_acknowledged() << " '" << b.last_error() << "'");
+  REQUIRE(acked);
+  a.close();
+  seen.clear();
+  REQUIRE(kcat_produce(boot, "g", json_lines(2000, 3000)) == 0);
+  REQUIRE(poll_until([&] {
+    drain(b, ob);
+    return seen.size() >= 1000 && b.assignment().size() == 8;
+  }, std::chrono::seconds(60)));
+  REQUIRE(b.rebalances() >= 2);
+  dups = 0;
+  for (auto& [id, n] : seen) {
+    REQUIRE((id >= 2000 && id < 3000));  // committed rows are not read again
+    dups += n - 1;
+  }
+  REQUIRE(seen.size() == 1000);
+  REQUIRE(dups == 0);
+  b.close();
+}
+
+TEST_CASE("kafka source config errors are located", "[kafka][source][config]") {
+  SECTION("unknown librdkafka property") {
+    auto c = source_config({{"bootstrap_servers", scalar("127.0.0.1:1")},
+                            {"topics", list({"t"})},
+                            {"group_id", scalar("g")},
+                            {"schema", test_schema()},
+                            {"rdkafka", map({{"no.such.property", scalar("1")}})}});
+    try {
+      connectors::kafka_source s(c.cfg);
+      FAIL("no error");
+    } catch (const spec::config_error& e) {
+      REQUIRE(e.path() == "sources.in.rdkafka.no.such.property");
+      REQUIRE_THAT(e.what(), Catch::Contains("librdkafka rejected"));
+    }
+  }
+  SECTION("neither group nor assignment") {
+    auto c = source_config({{"bootstrap_servers", scalar("127.0.0.1:1")},
+                            {"topics", list({"t"})},
+                            {"schema", test_schema()}});
+    REQUIRE_THROWS_AS(connectors::kafka_source(c.cfg), spec::config_error);
+    try {
+      connectors::kafka_source s(c.cfg);
+    } catch (const spec::config_error& e) {
+      REQUIRE(e.path() == "sources.in.group_id");
+    }
+  }
+  SECTION("unknown metadata") {
+    auto c = source_config({{"bootstrap_servers", scalar("127.0.0.1:1")},
+                            {"partitions", list({"t:0"})},
+                            {"schema", test_schema()},
+                            {"include", list({"offset", "lag"})}});
+    REQUIRE_THROWS_WITH(connectors::kafka_source(c.cfg), Catch::Contains("unknown metadata 'lag'"));
+  }
+  SECTION("bad partition entry") {
+    auto c = source_config({{"bootstrap_servers", scalar("127.0.0.1:1")},
+                            {"partitions", list({"t:x"})},
+                            {"schema", test_schema()}});
+    REQUIRE_THROWS_WITH(connectors::kafka_source(c.cfg), Catch::Contains("not topic:partition"));
+  }
+}
