@@ -10,6 +10,7 @@
 #include <yaml-cpp/parser.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -169,7 +170,7 @@ public:
       n->type = node::kind::null;
     } else {
       n->type = node::kind::scalar;
-      n->text = value;
+      n->text = value.find("${") == std::string::npos ? value : expand_env(value, n->at);
       n->quoted = !plain;
     }
     count(1, n->at);
@@ -189,6 +190,44 @@ public:
   void OnMapEnd() override { close(); }
 
 private:
+  /// Replaces `${NAME}` and `${NAME:-default}` with the environment's values (`$${` stands
+  /// for a literal `${`). An unset variable without a default is an error at the scalar.
+  std::string expand_env(const std::string& value, mark at) {
+    std::string out;
+    out.reserve(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (value.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 2;
+        continue;
+      }
+      if (value.compare(i, 2, "${") != 0) {
+        out += value[i];
+        continue;
+      }
+      auto close = value.find('}', i + 2);
+      if (close == std::string::npos) {
+        out_.error(at, "", "unterminated '${' in '" + value + "'; write ${NAME} or ${NAME:-default}");
+        return value;
+      }
+      std::string inner = value.substr(i + 2, close - i - 2);
+      std::string name = inner, fallback;
+      bool has_default = false;
+      if (auto d = inner.find(":-"); d != std::string::npos) {
+        name = inner.substr(0, d);
+        fallback = inner.substr(d + 2);
+        has_default = true;
+      }
+      const char* env = name.empty() ? nullptr : std::getenv(name.c_str());
+      if (env != nullptr && *env != '\0') out += env;
+      else if (has_default) out += fallback;
+      else out_.error(at, "", "environment variable '" + name + "' is not set; export it, or "
+                              "give a default as ${" + name + ":-default}");
+      i = close;
+    }
+    return out;
+  }
+
   struct anchored {
     node_ptr n;
     std::size_t size;

@@ -239,3 +239,21 @@ TEST_CASE("a top level that is not a map is refused", "[spec][yaml]") {
         "p.yaml:1:1: the top level must be a map with the sections pipeline, sources, operators and "
         "sinks; found 'just text'\n");
 }
+
+TEST_CASE("environment variables are substituted in scalars", "[spec][yaml]") {
+  setenv("PEL_TEST_BOOTSTRAP", "127.0.0.1:19092", 1);
+  unsetenv("PEL_TEST_UNSET");
+  auto root = parse_yaml(
+      "a: ${PEL_TEST_BOOTSTRAP}\n"
+      "b: \"kafka://${PEL_TEST_BOOTSTRAP}/x\"\n"
+      "c: ${PEL_TEST_UNSET:-fallback}\n"
+      "d: $${PEL_TEST_BOOTSTRAP}\n",
+      "f.yaml");
+  CHECK(root->find("a")->value->text == "127.0.0.1:19092");
+  CHECK(root->find("b")->value->text == "kafka://127.0.0.1:19092/x");
+  CHECK(root->find("c")->value->text == "fallback");
+  CHECK(root->find("d")->value->text == "${PEL_TEST_BOOTSTRAP}");
+  CHECK(parse_errors("a: 1\nb: ${PEL_TEST_UNSET}\n") ==
+        "f.yaml:2:4: environment variable 'PEL_TEST_UNSET' is not set; export it, or give a "
+        "default as ${PEL_TEST_UNSET:-default}\n");
+}
