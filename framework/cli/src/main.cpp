@@ -8,6 +8,7 @@
 #include "pel/plan/plan.hpp"
 #include "pel/runtime/job.hpp"
 #include "pel/spec/diagnostics.hpp"
+#include "pel/spec/node.hpp"
 #include "pel/spec/pipeline.hpp"
 #include "pel/spec/reference.hpp"
 #include "pel/spec/registry.hpp"
@@ -168,6 +169,7 @@ struct run_args {
   std::string progress = "auto";
   std::vector<std::string> embedded_kafka_topics;
   bool embedded_kafka = false;
+  std::string duration;  ///< stop gracefully after this long; empty: run until the end
 };
 
 std::string human_count(double x) {
@@ -219,6 +221,16 @@ private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+/// Stops the jobs one after the other, in the order of the files, each after the previous one
+/// has finished: a feed stops first, and the pipelines reading what it wrote still get the
+/// end of it before they stop.
+void stop_in_order(std::vector<std::unique_ptr<pel::runtime::job>>& jobs) {
+  for (auto& j : jobs) {
+    j->stop();
+    j->wait_for(std::chrono::seconds(10));
+  }
+}
+
 int cmd_run(const run_args& a, signal_watcher& signals) {
   auto reg = builtin_registry();
 
@@ -242,6 +254,13 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
     return exit_invalid;
   }
 #endif
+
+  std::int64_t stop_after_ns = 0;
+  if (!a.duration.empty() && !pel::spec::parse_duration(a.duration, stop_after_ns)) {
+    std::cerr << "--duration: expected a duration such as 30s or 2m, found '" << a.duration
+              << "'\n";
+    return exit_invalid;
+  }
 
   std::vector<pel::plan::physical_plan> plans;
   bool invalid = false;
@@ -270,7 +289,15 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
 
   bool show_progress = a.progress == "always" || (a.progress == "auto" && isatty(STDERR_FILENO));
   progress_line progress(show_progress);
+  const auto started = std::chrono::steady_clock::now();
+  bool stopping = false;
   for (;;) {
+    if (stop_after_ns > 0 && !stopping &&
+        std::chrono::steady_clock::now() - started >= std::chrono::nanoseconds(stop_after_ns)) {
+      spdlog::info("--duration {} reached: stopping", a.duration);
+      stopping = true;
+      stop_in_order(jobs);
+    }
     bool all_done = true;
     for (auto& j : jobs)
       if (!j->wait_for(std::chrono::milliseconds(j == jobs.front() ? 250 : 0))) all_done = false;
@@ -365,6 +392,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--threads", run.threads, "Scheduler threads")->check(CLI::Range(1, 256));
   run_cmd->add_option("--progress", run.progress, "Progress line on stderr: auto (on a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
+  run_cmd->add_option("--duration", run.duration,
+                      "Stop gracefully after this long (e.g. 30s); files are stopped in order");
   run_cmd->add_option("--embedded-kafka", run.embedded_kafka_topics,
                       "Start the embedded Kafka broker with these topics (name:partitions) and "
                       "export its address as PEL_KAFKA_BOOTSTRAP for ${PEL_KAFKA_BOOTSTRAP} in the files")
