@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the benchmarks in Release and runs them; each writes bench/results/<name>.json and
+# <name>.md, and this script assembles docs/benchmarks.md from the .md files.
+#   usage: bench/run.sh [pipeline|vwap|kafka ...]   (default: all)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/deployments/local/common.sh"
+PEL_BUILD_DIR="${PEL_BENCH_BUILD_DIR:-$root/build-release}"
+PEL_BUILD_TYPE=Release
+pel_install_missing
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(pipeline vwap kafka)
+targets=(pel)
+for n in "${names[@]}"; do targets+=("${n}_bench"); done
+pel_build -DPEL_BUILD_TESTS=OFF -DPEL_BUILD_BENCH=ON -- "${targets[@]}"
+for n in "${names[@]}"; do
+  echo "==> ${n}_bench"
+  "$PEL_BUILD_DIR/bench/${n}_bench"
+done
+{
+  echo "# Benchmarks"
+  echo
+  echo "Each benchmark runs its baseline in the same process on the same prepared input and"
+  echo "reports PEL's ratio to it (absolute figures on a shared 2-core machine are noise; ratios"
+  echo "hold). Regenerate with \`bench/run.sh\`; raw results are in \`bench/results/*.json\`."
+  echo "How the baselines are built: see the comment at the top of each \`bench/*_bench.cpp\`."
+  for f in "$root"/bench/results/*.md; do
+    echo
+    cat "$f"
+  done
+} > "$root/docs/benchmarks.md"
+echo "wrote docs/benchmarks.md"
