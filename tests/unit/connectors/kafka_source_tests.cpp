@@ -49,17 +49,17 @@ void expect_no_more(connectors::kafka_source& src, core::outputs& out, std::size
 TEST_CASE("kafka source reads exactly what kcat produced", "[kafka][source]") {
   connectors::kafka_broker broker({1, 0, {"ticks:4"}, ""});
   const auto boot = broker.bootstraps();
-  REQUIRE(kcat_produce(boot, "ticks", json_lines(0, 1000)) == 0);
+  REQUIRE(kcat_produce(boot, "ticks", keyed_json_lines(0, 1000), keyed) == 0);
 
   auto c = source_config({{"bootstrap_servers", scalar(boot)},
                           {"topics", list({"ticks"})},
                           {"assign", scalar("true")},
                           {"start_from", scalar("earliest")},
                           {"schema", test_schema()},
-                          {"include", list({"partition", "offset", "timestamp"})}});
+                          {"include", list({"partition", "offset", "timestamp", "key"})}});
   connectors::kafka_source src(c.cfg);
   const auto& schema = *src.output_schema();
-  REQUIRE(schema.names() == "id, sym, px, kafka_partition, kafka_offset, kafka_timestamp");
+  REQUIRE(schema.names() == "id, sym, px, kafka_partition, kafka_offset, kafka_timestamp, kafka_key");
   src.open(ctx());
   REQUIRE(src.assignment() == std::vector<std::string>{"ticks/0", "ticks/1", "ticks/2", "ticks/3"});
 
@@ -78,6 +78,7 @@ TEST_CASE("kafka source reads exactly what kcat produced", "[kafka][source]") {
     const auto id = std::get<std::int64_t>(r[0]);
     REQUIRE(std::get<std::string>(r[1]) == "S" + std::to_string(id % 7));
     REQUIRE(std::get<double>(r[2]) == Approx(static_cast<double>(id) + 0.5));
+    REQUIRE(std::get<std::string>(r[6]) == "k" + std::to_string(id));
     positions.emplace(std::get<std::int64_t>(r[3]), std::get<std::int64_t>(r[4]));
     // Event time is the Kafka timestamp in ns.
     REQUIRE(out.main.times[i] == std::get<std::int64_t>(r[5]) * 1'000'000);
@@ -96,7 +97,7 @@ TEST_CASE("kafka source reads exactly what kcat produced", "[kafka][source]") {
 TEST_CASE("kafka source instances split an explicit assignment", "[kafka][source]") {
   connectors::kafka_broker broker({1, 0, {"split:5"}, ""});
   const auto boot = broker.bootstraps();
-  REQUIRE(kcat_produce(boot, "split", json_lines(0, 500)) == 0);
+  REQUIRE(kcat_produce(boot, "split", keyed_json_lines(0, 500), keyed) == 0);
   auto c = source_config({{"bootstrap_servers", scalar(boot)},
                           {"partitions", list({"split:0", "split:1", "split:2", "split:3", "split:4"})},
                           {"schema", test_schema()},
@@ -117,8 +118,11 @@ TEST_CASE("kafka source instances split an explicit assignment", "[kafka][source
   ids.insert(ids.end(), idb.begin(), idb.end());
   std::sort(ids.begin(), ids.end());
   REQUIRE(ids == iota_ids(0, 500));
-  // kcat produced without keys: the key field is null.
-  REQUIRE(core::is_null(oa.main.row(0)[3]));
+  // key_field carries the message key.
+  const auto id0 = std::get<std::int64_t>(oa.main.row(0)[0]);
+  REQUIRE(std::get<std::string>(oa.main.row(0)[3]) == "k" + std::to_string(id0));
+  REQUIRE(!oa.main.empty());
+  REQUIRE(!ob.main.empty());
 }
 
 TEST_CASE("kafka source sends malformed messages to the dead-letter output", "[kafka][source]") {
@@ -222,7 +226,7 @@ TEST_CASE("kafka source commits only the positions of completed checkpoints", "[
 TEST_CASE("two kafka sources in one group split the partitions and lose nothing", "[kafka][source][group]") {
   connectors::kafka_broker broker({1, 0, {"g:8"}, ""});
   const auto boot = broker.bootstraps();
-  REQUIRE(kcat_produce(boot, "g", json_lines(0, 2000)) == 0);
+  REQUIRE(kcat_produce(boot, "g", keyed_json_lines(0, 2000), keyed) == 0);
   auto c = source_config({{"bootstrap_servers", scalar(boot)},
                           {"topics", list({"g"})},
                           {"group_id", scalar("g-split")},
@@ -278,7 +282,7 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
   REQUIRE(acked);
   a.close();
   seen.clear();
-  REQUIRE(kcat_produce(boot, "g", json_lines(2000, 3000)) == 0);
+  REQUIRE(kcat_produce(boot, "g", keyed_json_lines(2000, 3000), keyed) == 0);
   REQUIRE(poll_until([&] {
     drain(b, ob);
     return seen.size() >= 1000 && b.assignment().size() == 8;

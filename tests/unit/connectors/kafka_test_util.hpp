@@ -178,6 +178,17 @@ inline std::vector<std::string> json_lines(int from, int to) {
   return out;
 }
 
+/// The same lines keyed `k<i>|...` for kcat's `-K '|'`: keys spread the messages over the
+/// partitions (without keys librdkafka's sticky partitioner may put a whole burst in one).
+inline std::vector<std::string> keyed_json_lines(int from, int to) {
+  auto lines = json_lines(from, to);
+  for (int i = from; i < to; ++i) lines[i - from] = "k" + std::to_string(i) + "|" + lines[i - from];
+  return lines;
+}
+
+/// kcat option for keyed_json_lines.
+inline const char* keyed = "-K '|'";
+
 /// Polls `src` into `out` until `rows` main rows are there or `timeout` passes.
 inline bool read_rows(connectors::kafka_source& src, core::outputs& out, std::size_t rows,
                       std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
