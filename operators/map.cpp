@@ -17,19 +17,34 @@ struct computed_field {
   int pos;
 };
 
-/// Per row: the input values are moved into a working row (input fields, then the new
-/// fields), each expression writes its result into its slot in order, then the output row is
-/// filled by moving the working row's cells through the projection table.
+/// Two ways to compute a row:
+/// - direct (when no expression reads a field computed or replaced by an earlier one, the
+///   common case): every expression is evaluated on the input row itself into its own result
+///   slot, then the output row is built by moving the selected input cells and results;
+///   input fields that are not selected are never touched;
+/// - working row (otherwise): the input values are moved into a working row (input fields,
+///   then the new fields), each expression writes its result into its slot in order, then the
+///   output row is filled by moving the working row's cells through the projection table.
 class map_operator final : public core::operator_base {
 public:
   map_operator(core::schema_ptr in, core::schema_ptr work, core::schema_ptr out,
                std::vector<computed_field> fields, std::vector<int> projection)
     : in_(std::move(in)), work_schema_(std::move(work)), out_(std::move(out)),
       fields_(std::move(fields)), projection_(std::move(projection)),
-      work_(work_schema_->size()) {
+      work_(work_schema_->size()), results_(fields_.size()) {
     pass_through_ = fields_.empty() && projection_.size() == in_->size();
     for (std::size_t j = 0; pass_through_ && j < projection_.size(); ++j)
       pass_through_ = projection_[j] == static_cast<int>(j);
+    // Which computed field last wrote each working position (-1: the input value).
+    const int in_width = static_cast<int>(in_->size());
+    std::vector<int> writer(work_.size(), -1);
+    direct_ = true;
+    for (std::size_t k = 0; k < fields_.size(); ++k) {
+      for (int u : fields_[k].e.fields_used())
+        if (u >= in_width || writer[static_cast<std::size_t>(u)] >= 0) direct_ = false;
+      writer[static_cast<std::size_t>(fields_[k].pos)] = static_cast<int>(k);
+    }
+    for (int p : projection_) source_.push_back(writer[static_cast<std::size_t>(p)]);
   }
 
   core::schema_ptr output_schema() const override { return out_; }
@@ -46,21 +61,58 @@ public:
       return;
     }
     const std::size_t rows = in.size();
-    const std::uint32_t in_width = in.width;
     out.main.reserve(out.main.size() + rows);
+    if (direct_) process_direct(in, out);
+    else process_working_row(in, out);
+    in.clear();
+  }
+
+private:
+  void process_direct(core::batch& in, core::outputs& out) {
+    const std::size_t rows = in.size();
+    const std::size_t nf = fields_.size(), out_width = projection_.size();
+    auto& cells = out.main.cells;
+    for (std::size_t r = 0; r < rows; ++r) {
+      core::value* src = in.row(r);
+      const std::int64_t t = in.times[r];
+      bool ok = true;
+      for (std::size_t k = 0; k < nf; ++k) {
+        try {
+          // A reference to a row cell or a constant is copied now: the row's cells may be
+          // moved into the output below.
+          const core::value& v = fields_[k].e.eval_ref(src, t, results_[k]);
+          if (&v != &results_[k]) results_[k] = v;
+        } catch (const expr::eval_error& e) {
+          out.dead(name_, "fields." + fields_[k].name + ": " + e.what(), src, *in_, t);
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      out.main.times.push_back(t);
+      for (std::size_t j = 0; j < out_width; ++j) {
+        const int k = source_[j];
+        cells.emplace_back(std::move(k < 0 ? src[projection_[j]] : results_[static_cast<std::size_t>(k)]));
+      }
+    }
+  }
+
+  void process_working_row(core::batch& in, core::outputs& out) {
+    const std::size_t rows = in.size();
+    const std::uint32_t in_width = in.width;
+    const std::size_t out_width = projection_.size();
+    auto& cells = out.main.cells;
     core::value scratch;
     for (std::size_t r = 0; r < rows; ++r) {
       core::value* src = in.row(r);
       const std::int64_t t = in.times[r];
       for (std::uint32_t c = 0; c < in_width; ++c) work_[c] = std::move(src[c]);
       if (!compute(t, scratch, out)) continue;
-      core::value* dst = out.main.append(t);
-      for (std::uint32_t j = 0; j < out_width; ++j) dst[j] = std::move(work_[projection_[j]]);
+      out.main.times.push_back(t);
+      for (std::size_t j = 0; j < out_width; ++j) cells.emplace_back(std::move(work_[projection_[j]]));
     }
-    in.clear();
   }
 
-private:
   /// Evaluates every computed field into the working row; false (and a dead letter) on error.
   bool compute(std::int64_t t, core::value& scratch, core::outputs& out) {
     for (const auto& f : fields_) {
@@ -83,6 +135,9 @@ private:
   std::vector<computed_field> fields_;
   std::vector<int> projection_;  ///< output position → working-row position
   std::vector<core::value> work_;
+  std::vector<core::value> results_;  ///< direct mode: one result per computed field
+  std::vector<int> source_;  ///< direct mode, by output position: computed field, or -1 (input)
+  bool direct_ = false;
   bool pass_through_ = false;
   std::string name_ = "map";
 };

@@ -48,6 +48,13 @@ value expression::eval(const value* row, std::int64_t t) const {
 }
 
 bool expression::eval_bool(const value* row, std::int64_t t) const {
+  if (impl_ && impl_->root->has_test) {  // comparisons and logic: no value is built
+    try {
+      return impl_->root->test(eval_ctx{row, t}) == 1;
+    } catch (const located_error& e) {
+      rethrow_with_text(e, impl_->text);
+    }
+  }
   value scratch;
   const value& r = eval_ref(row, t, scratch);
   if (auto b = std::get_if<bool>(&r)) return *b;

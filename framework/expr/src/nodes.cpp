@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 namespace pel::expr {
 
@@ -27,6 +28,14 @@ std::string describe(const value& v) {
   return "?";
 }
 
+int node::test(const eval_ctx& c) const {
+  value s;
+  const value& v = eval(c, s);
+  if (auto b = std::get_if<bool>(&v)) return *b ? 1 : 0;
+  if (core::is_null(v)) return -1;
+  fail("needs a bool, got " + describe(v));
+}
+
 namespace {
 
 bool all_constant(const std::vector<const node*>& children) {
@@ -47,13 +56,14 @@ struct const_node final : node {
   explicit const_node(value x) : v(std::move(x)) {
     constant = true;
     type = core::type_of(v);
+    const_value = &v;
   }
   const value& eval(const eval_ctx&, value&) const override { return v; }
 };
 
 struct field_node final : node {
   int pos;
-  explicit field_node(int p) : pos(p) {}
+  explicit field_node(int p) : pos(p) { field_pos = p; }
   const value& eval(const eval_ctx& c, value&) const override { return c.row[pos]; }
 };
 
@@ -111,15 +121,25 @@ struct neg_node final : node {
   }
 };
 
-struct arith_node final : node {
+struct arith_node : node {
   arith_op op;
   node_ptr a, b;
   const value& eval(const eval_ctx& c, value& s) const override {
+    const value* x = a->leaf(c);
+    if (x == nullptr) x = &a->eval(c, s);
+    if (core::is_null(*x)) return *x;
+    if (const value* y = b->leaf(c)) return apply(*x, *y, s);
     value sb;
-    const value& x = a->eval(c, s);
-    if (core::is_null(x)) return x;
     const value& y = b->eval(c, sb);
-    if (core::is_null(y)) return y;
+    return apply(*x, y, s);
+  }
+
+  /// `x op y` into `s`; `x` may be `s` itself, `y` is never `s`.
+  const value& apply(const value& x, const value& y, value& s) const {
+    if (core::is_null(y)) {
+      s = std::monostate{};
+      return s;
+    }
     const auto tx = core::type_of(x), ty = core::type_of(y);
     if (tx == value_type::integer && ty == value_type::integer) {
       const auto i = std::get<std::int64_t>(x), j = std::get<std::int64_t>(y);
@@ -166,6 +186,29 @@ struct arith_node final : node {
   }
 };
 
+/// `a op b` where both sides are fields or constants and op is + - * /: a number that is not
+/// int op int is computed inline as a double; every other case takes arith_node's path.
+template <arith_op OP>
+struct arith_leaves_node final : arith_node {
+  arith_leaves_node() { op = OP; }
+  const value& eval(const eval_ctx& c, value& s) const override {
+    const value& x = *a->leaf(c);
+    const value& y = *b->leaf(c);
+    double dx, dy;
+    if ((x.index() == 3 || y.index() == 3) && core::as_number(x, dx) && core::as_number(y, dy)) {
+      switch (OP) {
+        case arith_op::add: return put_double(dx + dy, s);
+        case arith_op::sub: return put_double(dx - dy, s);
+        case arith_op::mul: return put_double(dx * dy, s);
+        case arith_op::div: return dy == 0 ? (s = std::monostate{}, s) : put_double(dx / dy, s);
+        case arith_op::mod: break;
+      }
+    }
+    if (core::is_null(x)) return x;
+    return apply(x, y, s);
+  }
+};
+
 // --- comparison ---------------------------------------------------------------------------
 
 const char* op_text(cmp_op op) {
@@ -207,33 +250,117 @@ inline bool compare3(const value& x, const value& y, int& out) {
   return false;
 }
 
-struct cmp_node final : node {
+inline const value& put_truth(int t, value& s) {
+  if (t < 0) s = std::monostate{};
+  else s = t == 1;
+  return s;
+}
+
+struct cmp_node : node {
   cmp_op op;
   node_ptr a, b;
-  cmp_node() { type = value_type::boolean; }
-  const value& eval(const eval_ctx& c, value& s) const override {
+  cmp_node() {
+    type = value_type::boolean;
+    has_test = true;
+  }
+  const value& eval(const eval_ctx& c, value& s) const override { return put_truth(test(c), s); }
+
+  int test(const eval_ctx& c) const override {
+    const value* x = a->leaf(c);
+    const value* y = b->leaf(c);
+    if (x != nullptr && y != nullptr) return compare(*x, *y);  // no scratch values needed
     value sa, sb;
-    const value& x = a->eval(c, sa);
-    if (core::is_null(x)) return s = std::monostate{}, s;
-    const value& y = b->eval(c, sb);
-    if (core::is_null(y)) return s = std::monostate{}, s;
+    if (x == nullptr) x = &a->eval(c, sa);
+    if (core::is_null(*x)) return -1;
+    if (y == nullptr) y = &b->eval(c, sb);
+    return compare(*x, *y);
+  }
+
+protected:
+  template <class T>
+  int apply(T i, T j) const {
+    switch (op) {
+      case cmp_op::eq: return i == j;
+      case cmp_op::ne: return i != j;
+      case cmp_op::lt: return i < j;
+      case cmp_op::le: return i <= j;
+      case cmp_op::gt: return i > j;
+      case cmp_op::ge: return i >= j;
+    }
+    return 0;
+  }
+
+  /// 1, 0, or -1 when either side is null.
+  int compare(const value& x, const value& y) const {
+    if (core::is_null(x) || core::is_null(y)) return -1;
+    if (x.index() == y.index()) {  // the common cases, without the general three-way compare
+      if (auto i = std::get_if<std::int64_t>(&x)) return apply(*i, *std::get_if<std::int64_t>(&y));
+      if (auto d = std::get_if<double>(&x)) {
+        const double dx = *d, dy = *std::get_if<double>(&y);
+        if (dx == dx && dy == dy) return apply(dx, dy);  // NaN: the general path orders it
+      }
+    }
     int r;
     if (!compare3(x, y, r))
       fail(std::string("cannot compare ") + describe(x) + " with " + describe(y) + " using '" +
            op_text(op) + "'");
-    bool t = false;
-    switch (op) {
-      case cmp_op::eq: t = r == 0; break;
-      case cmp_op::ne: t = r != 0; break;
-      case cmp_op::lt: t = r < 0; break;
-      case cmp_op::le: t = r <= 0; break;
-      case cmp_op::gt: t = r > 0; break;
-      case cmp_op::ge: t = r >= 0; break;
-    }
-    s = t;
-    return s;
+    return apply(r, 0);
   }
 };
+
+template <cmp_op OP, class T>
+inline int relate(T i, T j) {
+  switch (OP) {
+    case cmp_op::eq: return i == j;
+    case cmp_op::ne: return i != j;
+    case cmp_op::lt: return i < j;
+    case cmp_op::le: return i <= j;
+    case cmp_op::gt: return i > j;
+    case cmp_op::ge: return i >= j;
+  }
+  return 0;
+}
+
+/// `field op constant` with an int or double constant (`qty >= 100`): a field of the
+/// constant's type is compared inline; anything else takes cmp_node's path.
+template <class T>
+struct cmp_field_const_base : cmp_node {
+  int pos = 0;
+  T k{};
+};
+
+template <cmp_op OP, class T>
+struct cmp_field_const_node final : cmp_field_const_base<T> {
+  cmp_field_const_node() { this->op = OP; }
+  int test(const eval_ctx& c) const override {
+    const T k = this->k;
+    const value& x = c.row[this->pos];
+    if (auto v = std::get_if<T>(&x)) {
+      if constexpr (std::is_same_v<T, double>) {
+        if (*v == *v && k == k) return relate<OP>(*v, k);
+      } else {
+        return relate<OP>(*v, k);
+      }
+    }
+    return this->compare(x, *this->b->const_value);
+  }
+};
+
+template <class T>
+std::unique_ptr<cmp_node> make_cmp_field_const(cmp_op op, int pos, T k) {
+  std::unique_ptr<cmp_field_const_base<T>> n;
+  switch (op) {
+    case cmp_op::eq: n = std::make_unique<cmp_field_const_node<cmp_op::eq, T>>(); break;
+    case cmp_op::ne: n = std::make_unique<cmp_field_const_node<cmp_op::ne, T>>(); break;
+    case cmp_op::lt: n = std::make_unique<cmp_field_const_node<cmp_op::lt, T>>(); break;
+    case cmp_op::le: n = std::make_unique<cmp_field_const_node<cmp_op::le, T>>(); break;
+    case cmp_op::gt: n = std::make_unique<cmp_field_const_node<cmp_op::gt, T>>(); break;
+    case cmp_op::ge: n = std::make_unique<cmp_field_const_node<cmp_op::ge, T>>(); break;
+  }
+  n->pos = pos;
+  n->k = k;
+  return n;
+}
 
 // --- logic --------------------------------------------------------------------------------
 
@@ -244,53 +371,75 @@ inline int truth(const node& n, const value& v, const char* what) {
   n.fail(std::string(what) + " needs a bool, got " + describe(v));
 }
 
-inline const value& put_truth(int t, value& s) {
-  if (t < 0) s = std::monostate{};
-  else s = t == 1;
-  return s;
+/// `truth` of `n`'s result, through `test` when `n` has it.
+inline int truth_of(const node& n, const eval_ctx& c, const char* what) {
+  if (n.has_test) return n.test(c);
+  value s;
+  return truth(n, n.eval(c, s), what);
 }
 
 struct not_node final : node {
   node_ptr a;
-  not_node() { type = value_type::boolean; }
-  const value& eval(const eval_ctx& c, value& s) const override {
-    int t = truth(*a, a->eval(c, s), "'not'");
-    return put_truth(t < 0 ? -1 : 1 - t, s);
+  not_node() {
+    type = value_type::boolean;
+    has_test = true;
+  }
+  const value& eval(const eval_ctx& c, value& s) const override { return put_truth(test(c), s); }
+  int test(const eval_ctx& c) const override {
+    int t = truth_of(*a, c, "'not'");
+    return t < 0 ? -1 : 1 - t;
   }
 };
 
 struct and_node final : node {
   node_ptr a, b;
-  and_node() { type = value_type::boolean; }
-  const value& eval(const eval_ctx& c, value& s) const override {
-    int x = truth(*a, a->eval(c, s), "'and'");
-    if (x == 0) return put_truth(0, s);
-    int y = truth(*b, b->eval(c, s), "'and'");
-    if (y == 0) return put_truth(0, s);
-    return put_truth(x < 0 || y < 0 ? -1 : 1, s);
+  and_node() {
+    type = value_type::boolean;
+    has_test = true;
+  }
+  const value& eval(const eval_ctx& c, value& s) const override { return put_truth(test(c), s); }
+  int test(const eval_ctx& c) const override {
+    int x = truth_of(*a, c, "'and'");
+    if (x == 0) return 0;
+    int y = truth_of(*b, c, "'and'");
+    if (y == 0) return 0;
+    return x < 0 || y < 0 ? -1 : 1;
   }
 };
 
 struct or_node final : node {
   node_ptr a, b;
-  or_node() { type = value_type::boolean; }
-  const value& eval(const eval_ctx& c, value& s) const override {
-    int x = truth(*a, a->eval(c, s), "'or'");
-    if (x == 1) return put_truth(1, s);
-    int y = truth(*b, b->eval(c, s), "'or'");
-    if (y == 1) return put_truth(1, s);
-    return put_truth(x < 0 || y < 0 ? -1 : 0, s);
+  or_node() {
+    type = value_type::boolean;
+    has_test = true;
+  }
+  const value& eval(const eval_ctx& c, value& s) const override { return put_truth(test(c), s); }
+  int test(const eval_ctx& c) const override {
+    int x = truth_of(*a, c, "'or'");
+    if (x == 1) return 1;
+    int y = truth_of(*b, c, "'or'");
+    if (y == 1) return 1;
+    return x < 0 || y < 0 ? -1 : 0;
   }
 };
 
 struct is_null_node final : node {
   node_ptr a;
   bool negate = false;
-  is_null_node() { type = value_type::boolean; }
-  const value& eval(const eval_ctx& c, value& s) const override {
-    bool n = core::is_null(a->eval(c, s));
-    s = negate ? !n : n;
-    return s;
+  is_null_node() {
+    type = value_type::boolean;
+    has_test = true;
+  }
+  const value& eval(const eval_ctx& c, value& s) const override { return put_truth(test(c), s); }
+  int test(const eval_ctx& c) const override {
+    bool n;
+    if (const value* x = a->leaf(c)) {
+      n = core::is_null(*x);
+    } else {
+      value s;
+      n = core::is_null(a->eval(c, s));
+    }
+    return negate ? !n : n;
   }
 };
 
@@ -298,11 +447,15 @@ struct in_node final : node {
   node_ptr a;
   std::vector<node_ptr> list;
   bool negate = false;
-  in_node() { type = value_type::boolean; }
-  const value& eval(const eval_ctx& c, value& s) const override {
+  in_node() {
+    type = value_type::boolean;
+    has_test = true;
+  }
+  const value& eval(const eval_ctx& c, value& s) const override { return put_truth(test(c), s); }
+  int test(const eval_ctx& c) const override {
     value sa, si;
     const value& x = a->eval(c, sa);
-    if (core::is_null(x)) return s = std::monostate{}, s;
+    if (core::is_null(x)) return -1;
     bool saw_null = false;
     for (const auto& item : list) {
       const value& y = item->eval(c, si);
@@ -313,17 +466,17 @@ struct in_node final : node {
       int r;
       if (!compare3(x, y, r))
         item->fail("cannot compare " + describe(x) + " with " + describe(y) + " in 'in'");
-      if (r == 0) return put_truth(negate ? 0 : 1, s);
+      if (r == 0) return negate ? 0 : 1;
     }
-    if (saw_null) return put_truth(-1, s);
-    return put_truth(negate ? 1 : 0, s);
+    if (saw_null) return -1;
+    return negate ? 1 : 0;
   }
 };
 
 struct cond_node final : node {
   node_ptr c, a, b;
   const value& eval(const eval_ctx& cx, value& s) const override {
-    int t = truth(*c, c->eval(cx, s), "the condition");
+    int t = truth_of(*c, cx, "the condition");
     return t == 1 ? a->eval(cx, s) : b->eval(cx, s);
   }
 };
@@ -416,7 +569,19 @@ node_ptr make_not(node_ptr a) {
 }
 
 node_ptr make_arith(arith_op op, node_ptr a, node_ptr b) {
-  auto n = std::make_unique<arith_node>();
+  std::unique_ptr<arith_node> n;
+  if (a->field_pos >= 0 || a->const_value != nullptr) {
+    if (b->field_pos >= 0 || b->const_value != nullptr) {
+      switch (op) {
+        case arith_op::add: n = std::make_unique<arith_leaves_node<arith_op::add>>(); break;
+        case arith_op::sub: n = std::make_unique<arith_leaves_node<arith_op::sub>>(); break;
+        case arith_op::mul: n = std::make_unique<arith_leaves_node<arith_op::mul>>(); break;
+        case arith_op::div: n = std::make_unique<arith_leaves_node<arith_op::div>>(); break;
+        case arith_op::mod: break;
+      }
+    }
+  }
+  if (!n) n = std::make_unique<arith_node>();
   span(*n, *a, *b);
   n->op = op;
   n->constant = all_constant({a.get(), b.get()});
@@ -434,7 +599,14 @@ node_ptr make_arith(arith_op op, node_ptr a, node_ptr b) {
 }
 
 node_ptr make_cmp(cmp_op op, node_ptr a, node_ptr b) {
-  auto n = std::make_unique<cmp_node>();
+  std::unique_ptr<cmp_node> n;
+  if (a->field_pos >= 0 && b->const_value != nullptr) {
+    if (auto i = std::get_if<std::int64_t>(b->const_value))
+      n = make_cmp_field_const(op, a->field_pos, *i);
+    else if (auto d = std::get_if<double>(b->const_value))
+      n = make_cmp_field_const(op, a->field_pos, *d);
+  }
+  if (!n) n = std::make_unique<cmp_node>();
   span(*n, *a, *b);
   n->op = op;
   n->constant = all_constant({a.get(), b.get()});

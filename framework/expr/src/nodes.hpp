@@ -34,10 +34,24 @@ public:
   /// The result, by reference (see the file comment). Throws located_error.
   virtual const core::value& eval(const eval_ctx& c, core::value& scratch) const = 0;
 
+  /// For nodes whose result is always bool or null (`has_test`): the result as 1 (true),
+  /// 0 (false) or -1 (null), without building a value. Throws located_error.
+  virtual int test(const eval_ctx& c) const;
+
+  /// A leaf's value without a virtual call: the row cell of a field node, the value of a
+  /// constant node, nullptr for any other node.
+  const core::value* leaf(const eval_ctx& c) const noexcept {
+    if (field_pos >= 0) return c.row + field_pos;
+    return const_value;
+  }
+
   std::optional<core::value_type> type;  ///< type of a non-null result, when known
   std::size_t begin = 0;                 ///< span in the expression text
   std::size_t end = 0;
   bool constant = false;                 ///< no fields, no time: may be folded
+  bool has_test = false;                 ///< `test` is implemented (a bool-or-null result)
+  int field_pos = -1;                    ///< position read by a field node, else -1
+  const core::value* const_value = nullptr;  ///< value of a constant node, else nullptr
 
   /// Throws a located_error spanning this node.
   [[noreturn]] void fail(const std::string& msg) const { throw located_error(msg, begin, end); }
