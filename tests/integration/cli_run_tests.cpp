@@ -1,0 +1,461 @@
+// `pel run` as a user runs it: a filter/map pipeline over a generated CSV checked against a
+// plain computation, graceful stop on SIGINT/SIGTERM (nothing lost, no torn line), abort on
+// a second SIGINT, runtime failures (exit 1, component named), dead letters with reason and
+// position, and JSON logs.
+#include "e2e_support.hpp"
+#include "json_line.hpp"
+#include "process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <map>
+#include <set>
+
+using namespace pel::e2e;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+/// Complete lines (ending in '\n') of a file, and whether a partial line follows them.
+std::vector<std::string> complete_lines(const std::string& path, bool* torn = nullptr) {
+  auto text = read_file(path);
+  if (torn) *torn = !text.empty() && text.back() != '\n';
+  auto nl = text.rfind('\n');
+  return nl == std::string::npos ? std::vector<std::string>{} : lines_of(text.substr(0, nl + 1));
+}
+
+std::size_t count_char(const std::string& s, char c) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), c));
+}
+
+}  // namespace
+
+TEST_CASE("pel run: file source -> filter -> map -> file sink matches a plain computation",
+          "[e2e][run]") {
+  temp_dir dir;
+  // Input: 5000 rows with prices in quarters (exact in binary) and a few symbols.
+  struct row {
+    std::int64_t id;
+    std::string sym;
+    double price;
+    std::int64_t qty;
+  };
+  std::vector<row> input;
+  std::string csv = "id,sym,price,qty\n";
+  const char* syms[] = {"AAA", "BBB", "CCC", "DDD"};
+  for (std::int64_t i = 1; i <= 5000; ++i) {
+    row r{i, syms[(i * 7) % 4], 10.0 + static_cast<double>((i * 37) % 400) * 0.25, (i * 13) % 200};
+    input.push_back(r);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%lld,%s,%.2f,%lld\n", static_cast<long long>(r.id),
+                  r.sym.c_str(), r.price, static_cast<long long>(r.qty));
+    csv += buf;
+  }
+  write_file(dir / "in.csv", csv);
+  write_file(dir / "p.yaml",
+             "pipeline: {name: filter_map, parallelism: 2}\n"
+             "sources:\n"
+             "  src: {type: file, path: " +
+                 (dir / "in.csv") +
+                 ", format: csv, parallelism: 1}\n"
+                 "operators:\n"
+                 "  large:\n"
+                 "    type: filter\n"
+                 "    input: src\n"
+                 "    where: qty >= 50 and sym != 'CCC'\n"
+                 "  priced:\n"
+                 "    type: map\n"
+                 "    input: large\n"
+                 "    fields: {notional: price * qty, half: qty / 2}\n"
+                 "sinks:\n"
+                 "  out: {type: file, input: priced, path: " +
+                 (dir / "out.json") + ", parallelism: 1}\n");
+  auto r = run_pel({"run", "--progress", "never", dir / "p.yaml"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  // The same in plain C++.
+  std::map<std::int64_t, const row*> expected;
+  for (const auto& x : input)
+    if (x.qty >= 50 && x.sym != "CCC") expected[x.id] = &x;
+  REQUIRE(expected.size() > 1000);
+  REQUIRE(expected.size() < input.size());
+
+  auto rows = parse_json_lines(read_file(dir / "out.json"));
+  REQUIRE(rows.size() == expected.size());
+  std::set<std::int64_t> seen;
+  for (const auto& o : rows) {
+    auto id = o.integer("id");
+    INFO("id " << id);
+    REQUIRE(seen.insert(id).second);
+    auto it = expected.find(id);
+    REQUIRE(it != expected.end());
+    const row& x = *it->second;
+    CHECK(o.order == std::vector<std::string>{"id", "sym", "price", "qty", "notional", "half"});
+    CHECK(o.str("sym") == x.sym);
+    CHECK(o.num("price") == x.price);
+    CHECK(o.integer("qty") == x.qty);
+    CHECK(close_to(o.num("notional"), x.price * static_cast<double>(x.qty)));
+    CHECK(o.integer("half") == x.qty / 2);  // int / int is integer division
+  }
+}
+
+TEST_CASE("pel run: an unbounded pipeline stops gracefully on SIGINT and SIGTERM",
+          "[e2e][run][signals]") {
+  for (int sig : {SIGINT, SIGTERM}) {
+    DYNAMIC_SECTION("signal " << sig) {
+      temp_dir dir;
+      auto keep = dir / "keep.json";
+      write_file(dir / "p.yaml",
+                 "pipeline: {checkpoint_interval: 100ms}\n"
+                 "sources:\n"
+                 "  src: {type: generator, rate: 20000, parallelism: 1}\n"
+                 "sinks:\n"
+                 "  show: {type: stdout, input: src}\n"
+                 "  keep: {type: file, input: src, path: " +
+                     keep + "}\n");
+      process p({pel_binary(), "run", "--progress", "never", dir / "p.yaml"},
+                {source_dir(), {}, {}});
+      // Running: rows arrive on stdout and (at checkpoints) in the file.
+      REQUIRE(p.wait_until([&] { return count_char(p.out(), '\n') >= 2000; }, milliseconds(15000)));
+      REQUIRE(eventually([&] { return !complete_lines(keep).empty(); }, milliseconds(10000)));
+      CHECK_FALSE(p.exited());
+      p.send_signal(sig);
+      auto r = p.wait(milliseconds(15000));
+      INFO(r.err);
+      REQUIRE_FALSE(r.timed_out);
+      CHECK(r.exit_code == 0);
+      CHECK(contains(r.err, "stopping"));
+      CHECK(contains(r.err, "finished"));
+
+      // Every row it reported on stdout is in the file, once, whole; ids 1..n without gaps.
+      bool torn = true;
+      auto file_lines = complete_lines(keep, &torn);
+      CHECK_FALSE(torn);
+      auto shown = parse_json_lines(r.out);
+      REQUIRE(r.out.back() == '\n');
+      auto kept = parse_json_lines(read_file(keep));
+      REQUIRE(kept.size() == file_lines.size());
+      REQUIRE(shown.size() >= 2000);
+      CHECK(kept.size() == shown.size());
+      std::vector<std::int64_t> a, b;
+      for (const auto& o : shown) a.push_back(o.integer("trade_id"));
+      for (const auto& o : kept) b.push_back(o.integer("trade_id"));
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      CHECK(a == b);
+      bool contiguous = true;
+      for (std::size_t i = 0; i < b.size(); ++i)
+        contiguous = contiguous && b[i] == static_cast<std::int64_t>(i + 1);
+      CHECK(contiguous);
+    }
+  }
+}
+
+TEST_CASE("pel run: a followed file is read as it grows and kept whole after SIGTERM",
+          "[e2e][run][signals]") {
+  temp_dir dir;
+  auto in = dir / "in.jsonl";
+  auto out = dir / "out.json";
+  auto line = [](int i) {
+    return "{\"n\":" + std::to_string(i) + ",\"word\":\"w" + std::to_string(i % 7) + "\"}\n";
+  };
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += line(i);
+  write_file(in, text);
+  write_file(dir / "p.yaml",
+             "pipeline: {checkpoint_interval: 100ms}\n"
+             "sources:\n"
+             "  src: {type: file, path: " +
+                 in +
+                 ", format: json, follow: true,\n"
+                 "        schema: {n: int, word: string}}\n"
+                 "sinks:\n"
+                 "  out: {type: file, input: src, path: " +
+                 out + "}\n");
+  process p({pel_binary(), "run", "--progress", "never", dir / "p.yaml"}, {source_dir(), {}, {}});
+  REQUIRE(p.wait_until([&] { return complete_lines(out).size() >= 100; }, milliseconds(15000)));
+  {
+    std::ofstream f(in, std::ios::app);
+    for (int i = 100; i < 250; ++i) f << line(i);
+  }
+  // The appended lines arrive although the file had ended: the source follows it.
+  REQUIRE(p.wait_until([&] { return complete_lines(out).size() >= 250; }, milliseconds(15000)));
+  CHECK_FALSE(p.exited());
+  p.send_signal(SIGTERM);
+  auto r = p.wait(milliseconds(15000));
+  INFO(r.err);
+  REQUIRE_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  bool torn = true;
+  auto rows = parse_json_lines(read_file(out));
+  complete_lines(out, &torn);
+  CHECK_FALSE(torn);
+  REQUIRE(rows.size() == 250);
+  for (int i = 0; i < 250; ++i) {
+    CHECK(rows[static_cast<std::size_t>(i)].integer("n") == i);
+    CHECK(rows[static_cast<std::size_t>(i)].str("word") == "w" + std::to_string(i % 7));
+  }
+}
+
+TEST_CASE("pel run: a second SIGINT aborts with exit 130", "[e2e][run][signals]") {
+  temp_dir dir;
+  write_file(dir / "p.yaml",
+             "sources:\n"
+             "  src: {type: generator}\n"
+             "sinks:\n"
+             "  show: {type: stdout, input: src}\n");
+  process p({pel_binary(), "run", "--progress", "never", dir / "p.yaml"}, {source_dir(), {}, {}});
+  // The test does not read stdout: the unbounded generator fills the pipe and the stdout
+  // sink blocks in write, so a graceful stop cannot finish until someone reads.
+  REQUIRE(eventually([&] { return p.stdout_pending() >= 60000; }, milliseconds(15000)));
+  p.send_signal(SIGINT);
+  // The first signal is taken (the watcher logs it; signals do not queue, so the second
+  // must come after) but the stop waits on the blocked sink.
+  REQUIRE(p.wait_until_stderr([&] { return contains(p.err(), "press Ctrl-C again"); },
+                              milliseconds(10000)));
+  CHECK_FALSE(p.exited());
+  p.send_signal(SIGINT);
+  auto r = p.wait(milliseconds(15000));
+  REQUIRE_FALSE(r.timed_out);
+  CHECK(r.exit_code == 130);
+  CHECK(contains(r.err, "press Ctrl-C again to abort"));
+  CHECK(contains(r.err, "aborted"));
+}
+
+TEST_CASE("pel run: runtime failures exit 1 and name the component", "[e2e][run][errors]") {
+  temp_dir dir;
+  SECTION("a file source on a missing file") {
+    write_file(dir / "p.yaml",
+               "sources:\n"
+               "  readings: {type: file, path: " +
+                   (dir / "missing.csv") +
+                   ", format: csv, schema: {a: int}}\n"
+                   "sinks:\n"
+                   "  out: {type: file, input: readings, path: " +
+                   (dir / "out.json") + "}\n");
+    auto r = run_pel({"run", dir / "p.yaml"});
+    CHECK(r.exit_code == 1);
+    CHECK(contains(r.err, "failed: readings: file source: cannot open '" + (dir / "missing.csv") +
+                              "': No such file or directory"));
+  }
+  SECTION("a file sink whose path is a directory") {
+    fs::create_directory(dir.path() / "a_dir");
+    write_file(dir / "p.yaml",
+               "sources:\n"
+               "  ticks: {type: generator, count: 1000}\n"
+               "sinks:\n"
+               "  archive: {type: file, input: ticks, path: " +
+                   (dir / "a_dir") + "}\n");
+    auto r = run_pel({"run", dir / "p.yaml"});
+    CHECK(r.exit_code == 1);
+    CHECK(contains(r.err, "failed: archive: file sink: cannot open '" + (dir / "a_dir") + "'"));
+  }
+  SECTION("a file sink into a missing directory creates it (not a failure)") {
+    auto path = (dir.path() / "new" / "deeper" / "out.json").string();
+    write_file(dir / "p.yaml",
+               "sources:\n"
+               "  ticks: {type: generator, count: 1000}\n"
+               "sinks:\n"
+               "  archive: {type: file, input: ticks, path: " +
+                   path + "}\n");
+    auto r = run_pel({"run", dir / "p.yaml"});
+    CHECK(r.exit_code == 0);
+    CHECK(lines_of(read_file(path)).size() == 1000);
+  }
+}
+
+TEST_CASE("pel run: malformed records go to the dead-letter sink with reason and position",
+          "[e2e][run][dead_letter]") {
+  temp_dir dir;
+  auto csv_path = dir / "in.csv";
+  auto json_path = dir / "in.jsonl";
+  // CSV: 300 records; every 10th has a bad price, every 25th a missing field, every 40th
+  // an extra one. Line numbers count the header as line 1.
+  std::string csv = "id,name,price,qty\n";
+  std::map<std::string, std::string> bad_csv;  // position -> reason fragment
+  std::size_t good_csv = 0;
+  for (int i = 1; i <= 300; ++i) {
+    std::string pos = csv_path + ":" + std::to_string(i + 1);
+    if (i % 10 == 0) {
+      csv += std::to_string(i) + ",n" + std::to_string(i) + ",oops,1\n";
+      bad_csv[pos] = "field 'price': expected double";
+    } else if (i % 25 == 0) {
+      csv += std::to_string(i) + ",n" + std::to_string(i) + ",2.5\n";
+      bad_csv[pos] = "expected 4 fields, found 3";
+    } else if (i % 40 == 0) {
+      csv += std::to_string(i) + ",n" + std::to_string(i) + ",2.5,1,9\n";
+      bad_csv[pos] = "expected 4 fields, found 5";
+    } else {
+      csv += std::to_string(i) + ",n" + std::to_string(i) + ",2.5," + std::to_string(i) + "\n";
+      ++good_csv;
+    }
+  }
+  write_file(csv_path, csv);
+  // JSON lines: 200 records; every 15th is cut short, every 35th has a string id.
+  std::string jsonl;
+  std::map<std::string, std::string> bad_json;
+  std::size_t good_json = 0;
+  for (int i = 1; i <= 200; ++i) {
+    std::string pos = json_path + ":" + std::to_string(i);
+    if (i % 15 == 0) {
+      jsonl += "{\"id\":" + std::to_string(i) + ",\n";
+      bad_json[pos] = "invalid JSON";
+    } else if (i % 35 == 0) {
+      jsonl += "{\"id\":\"x" + std::to_string(i) + "\",\"name\":\"n\"}\n";
+      bad_json[pos] = "field 'id': expected int";
+    } else {
+      jsonl += "{\"id\":" + std::to_string(i) + ",\"name\":\"n" + std::to_string(i) + "\"}\n";
+      ++good_json;
+    }
+  }
+  write_file(json_path, jsonl);
+  write_file(dir / "p.yaml",
+             "pipeline: {dead_letter: rejected}\n"
+             "sources:\n"
+             "  table: {type: file, path: " +
+                 csv_path +
+                 ", format: csv,\n"
+                 "          schema: {id: int, name: string, price: double, qty: int}}\n"
+                 "  events: {type: file, path: " +
+                 json_path +
+                 ", format: json,\n"
+                 "           schema: {id: int, name: string}}\n"
+                 "sinks:\n"
+                 "  table_out: {type: file, input: table, path: " +
+                 (dir / "table.json") +
+                 "}\n"
+                 "  events_out: {type: file, input: events, path: " +
+                 (dir / "events.json") +
+                 "}\n"
+                 "  rejected: {type: file, input: table.dead_letter, path: " +
+                 (dir / "dead.json") + "}\n");
+  auto r = run_pel({"run", dir / "p.yaml"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(
+      r.err, "finished (" + std::to_string(bad_csv.size() + bad_json.size()) + " dead letters)"));
+
+  auto table = parse_json_lines(read_file(dir / "table.json"));
+  auto events = parse_json_lines(read_file(dir / "events.json"));
+  auto dead = parse_json_lines(read_file(dir / "dead.json"));
+  // Nothing lost, nothing doubled: good + dead == input records, per source.
+  CHECK(table.size() == good_csv);
+  CHECK(events.size() == good_json);
+  CHECK(table.size() + events.size() + dead.size() == 300 + 200);
+
+  std::size_t from_csv = 0, from_json = 0;
+  std::set<std::string> positions;
+  for (const auto& d : dead) {
+    CHECK(d.order ==
+          std::vector<std::string>{"reason", "operator", "source", "position", "record", "time"});
+    auto pos = d.str("position");
+    INFO("dead letter at " << pos << ": " << d.str("reason"));
+    CHECK(positions.insert(pos).second);
+    if (bad_csv.count(pos)) {
+      ++from_csv;
+      CHECK(d.str("source") == "table");
+      CHECK(contains(d.str("reason"), bad_csv[pos]));
+      // The record is the input line itself.
+      auto line_no = std::stoul(pos.substr(csv_path.size() + 1));
+      CHECK(d.str("record") == lines_of(csv)[line_no - 1]);
+    } else if (bad_json.count(pos)) {
+      ++from_json;
+      CHECK(d.str("source") == "events");
+      CHECK(contains(d.str("reason"), bad_json[pos]));
+      auto line_no = std::stoul(pos.substr(json_path.size() + 1));
+      CHECK(d.str("record") == lines_of(jsonl)[line_no - 1]);
+    } else {
+      FAIL("unexpected dead letter position " << pos);
+    }
+  }
+  CHECK(from_csv == bad_csv.size());
+  CHECK(from_json == bad_json.size());
+  // The good rows are all there with their values.
+  std::set<std::int64_t> ids;
+  for (const auto& o : table) {
+    ids.insert(o.integer("id"));
+    CHECK(o.integer("qty") == o.integer("id"));
+  }
+  CHECK(ids.size() == good_csv);
+}
+
+TEST_CASE("pel --log-format json: every stderr line is a JSON object with time, level, msg",
+          "[e2e][logging]") {
+  temp_dir dir;
+  // Dead letters go to the log (the default), and their text holds quotes and backslashes.
+  write_file(dir / "in.csv", "id,name\n1,\"a \"\"quoted\"\" name\"\nx,\"back\\slash\"\n3,c\n");
+  write_file(dir / "p.yaml",
+             "sources:\n"
+             "  src: {type: file, path: " +
+                 (dir / "in.csv") +
+                 ", format: csv,\n"
+                 "        schema: {id: int, name: string}}\n"
+                 "sinks:\n"
+                 "  out: {type: file, input: src, path: " +
+                 (dir / "out.json") + "}\n");
+  auto check_json_log = [](const std::string& err, std::size_t min_lines) {
+    auto lines = lines_of(err);
+    CHECK(lines.size() >= min_lines);
+    for (const auto& l : lines) {
+      INFO("stderr line: " << l);
+      std::string why;
+      auto o = parse_json_object(l, &why);
+      INFO(why);
+      REQUIRE(o);
+      CHECK_NOTHROW(o->str("time"));
+      CHECK_NOTHROW(o->str("level"));
+      CHECK_NOTHROW(o->str("msg"));
+    }
+    return lines;
+  };
+  auto r = run_pel({"--log-format", "json", "--log-level", "debug", "run", dir / "p.yaml"});
+  CHECK(r.exit_code == 0);
+  auto lines = check_json_log(r.err, 3);
+  // The dead letter reached the log, with its reason readable after decoding.
+  bool found = false;
+  for (const auto& l : lines) {
+    auto o = parse_json_object(l);
+    if (!o) continue;
+    const auto& msg = o->str("msg");
+    auto brace = msg.find('{');
+    if (msg.rfind("dead letter", 0) != 0 || brace == std::string::npos) continue;
+    // The message holds the dead letter as JSON in turn; its record is the line as read.
+    auto dl = parse_json_object(msg.substr(brace));
+    REQUIRE(dl);
+    CHECK(contains(dl->str("reason"), "expected int"));
+    CHECK(dl->str("record") == "x,\"back\\slash\"");
+    found = true;
+  }
+  CHECK(found);
+  CHECK(lines_of(read_file(dir / "out.json")).size() == 2);
+
+  // A failure is logged as JSON too, at level error; global options may follow the command.
+  write_file(dir / "fail.yaml",
+             "sources:\n"
+             "  src: {type: file, path: " +
+                 (dir / "nope.csv") +
+                 ", format: csv, schema: {a: int}}\n"
+                 "sinks:\n"
+                 "  out: {type: file, input: src, path: " +
+                 (dir / "o.json") + "}\n");
+  auto f = run_pel({"run", dir / "fail.yaml", "--log-format", "json"});
+  CHECK(f.exit_code == 1);
+  auto flines = check_json_log(f.err, 2);
+  bool error_line = false;
+  for (const auto& l : flines) {
+    auto o = parse_json_object(l);
+    if (o && o->str("level") == "error" && contains(o->str("msg"), "src: file source"))
+      error_line = true;
+  }
+  CHECK(error_line);
+
+  // Text format is not JSON (so the checks above can fail).
+  auto t = run_pel({"run", dir / "p.yaml"});
+  REQUIRE_FALSE(lines_of(t.err).empty());
+  CHECK_FALSE(parse_json_object(lines_of(t.err).front()));
+}
