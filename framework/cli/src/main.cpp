@@ -18,6 +18,7 @@
 #endif
 
 #include <CLI/CLI.hpp>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -92,11 +93,45 @@ private:
 
 // ---- logging -----------------------------------------------------------------------------
 
+/// `%*`: the message as the body of a JSON string (quotes, backslashes and control
+/// characters escaped), so that every JSON log line parses whatever the message holds.
+class json_message_flag final : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    for (char c : msg.payload) {
+      const char* esc = nullptr;
+      switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: break;
+      }
+      if (esc) {
+        dest.append(esc, esc + std::char_traits<char>::length(esc));
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char buf[8];
+        int n = std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+        dest.append(buf, buf + n);
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<json_message_flag>();
+  }
+};
+
 void setup_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_color_mt("pel");
   if (format == "json") {
-    logger->set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","thread":%t,"msg":"%v"})");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<json_message_flag>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","thread":%t,"msg":"%*"})");
+    logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
   }
