@@ -1,0 +1,11 @@
+# End-to-end Kafka tests (labels kafka, e2e): the pel binary with the embedded broker and kcat.
+find_program(PEL_KCAT_E2E kcat)
+if(TARGET pel_connectors_kafka AND TARGET pel_e2e_support AND PEL_KCAT_E2E)
+  pel_test(kafka_e2e_tests
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/kafka_e2e_tests.cpp
+    DEPS pel_e2e_support pel_connectors_kafka
+    LABELS "kafka;e2e")
+  if(TARGET pel)
+    add_dependencies(kafka_e2e_tests pel)
+  endif()
+endif()

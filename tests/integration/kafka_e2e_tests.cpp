@@ -1,0 +1,167 @@
+// End-to-end: the real `pel` binary with Kafka. `pel kafka-broker` starts and stops on a
+// signal; `pel run` reads a topic that kcat filled, filters, and writes a topic kcat reads.
+#include "process.hpp"
+
+#include "pel/connectors/kafka_broker.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string pel_binary = PEL_BINARY_DIR "/framework/cli/pel";
+
+/// A fresh directory, removed on destruction.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path() /
+           ("pel-kafka-e2e-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string file(const std::string& n) const { return (path / n).string(); }
+};
+
+std::string shell(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(l);
+  return out;
+}
+
+template <class F>
+bool poll_until(F&& f, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return f();
+}
+
+} // namespace
+
+TEST_CASE("pel kafka-broker serves topics until SIGTERM", "[kafka][e2e]") {
+  REQUIRE(std::filesystem::exists(pel_binary));
+  temp_dir dir;
+  const auto file = dir.file("bootstrap");
+  pel::e2e::process broker({pel_binary, "kafka-broker", "--brokers", "2", "--topics", "in:4,out:2",
+                            "--bootstrap-file", file});
+  REQUIRE(broker.wait_until([&] { return broker.out().find("bootstrap: ") != std::string::npos; }, 30s));
+  std::string boot;
+  REQUIRE(poll_until([&] {
+    std::ifstream f(file);
+    return static_cast<bool>(std::getline(f, boot)) && !boot.empty();
+  }, 10s));
+  REQUIRE(broker.out().find(boot) != std::string::npos);
+  const auto meta = shell("timeout 30 kcat -b " + boot + " -L 2>&1");
+  CHECK(meta.find("2 brokers") != std::string::npos);
+  CHECK(meta.find("topic \"in\" with 4 partitions") != std::string::npos);
+  CHECK(meta.find("topic \"out\" with 2 partitions") != std::string::npos);
+  broker.send_signal(SIGTERM);
+  auto r = broker.wait(15s);
+  REQUIRE_FALSE(r.timed_out);
+  REQUIRE(r.exit_code == 0);
+}
+
+TEST_CASE("pel run: kafka source -> filter -> kafka sink, checked with kcat", "[kafka][e2e]") {
+  REQUIRE(std::filesystem::exists(pel_binary));
+  pel::connectors::kafka_broker broker({1, 0, {"ticks:4", "large:4"}, ""});
+  const auto boot = broker.bootstraps();
+  temp_dir dir;
+
+  // kcat fills the input: ids 0..999, keyed so they spread over the partitions.
+  {
+    std::ofstream f(dir.file("in.txt"));
+    for (int i = 0; i < 1000; ++i)
+      f << "k" << i << "|{\"id\":" << i << ",\"sym\":\"S" << i % 7 << "\",\"qty\":" << i << "}\n";
+  }
+  REQUIRE(std::system(("kcat -b " + boot + " -P -t ticks -K '|' -l " + dir.file("in.txt")).c_str()) == 0);
+
+  {
+    std::ofstream y(dir.file("pipeline.yaml"));
+    y << "pipeline:\n"
+         "  name: kafka_e2e\n"
+         "  checkpoint_interval: 200ms\n"
+         "sources:\n"
+         "  ticks:\n"
+         "    type: kafka\n"
+         "    bootstrap_servers: ${BOOT}\n"
+         "    topics: [ticks]\n"
+         "    group_id: e2e\n"
+         "    rdkafka: {session.timeout.ms: 6000}\n"
+         "    schema: {id: int, sym: string, qty: int}\n"
+         "operators:\n"
+         "  big:\n"
+         "    type: filter\n"
+         "    input: ticks\n"
+         "    where: qty >= 600\n"
+         "sinks:\n"
+         "  out:\n"
+         "    type: kafka\n"
+         "    input: big\n"
+         "    bootstrap_servers: ${BOOT}\n"
+         "    topic: large\n"
+         "    key: sym\n"
+         "    format: json\n";
+  }
+  pel::e2e::process_options opt;
+  opt.env.push_back("BOOT=" + boot);
+  pel::e2e::process run({pel_binary, "run", dir.file("pipeline.yaml")}, opt);
+
+  std::vector<std::string> got;
+  const bool all = poll_until([&] {
+    run.wait_until([] { return false; }, 10ms);  // keep its pipes drained
+    got = lines_of(shell("timeout 30 kcat -b " + boot + " -C -t large -o beginning -e -q -f '%s\\n' 2>/dev/null"));
+    return got.size() >= 400 || run.exited();
+  }, 90s);
+  INFO("pel stderr: " << run.err());
+  REQUIRE(all);
+  REQUIRE_FALSE(run.exited());
+
+  run.send_signal(SIGTERM);
+  auto r = run.wait(30s);
+  REQUIRE_FALSE(r.timed_out);
+  REQUIRE(r.exit_code == 0);
+
+  // Exactly ids 600..999, each once (a clean run has no replays).
+  std::multiset<long> ids;
+  for (const auto& l : got) {
+    auto p = l.find("\"id\":");
+    REQUIRE(p != std::string::npos);
+    ids.insert(std::stol(l.substr(p + 5)));
+  }
+  REQUIRE(ids.size() == 400);
+  REQUIRE(std::set<long>(ids.begin(), ids.end()).size() == 400);
+  REQUIRE(*ids.begin() == 600);
+  REQUIRE(*ids.rbegin() == 999);
+}
