@@ -338,6 +338,42 @@ void f_parse_double(args_t a, std::size_t, value& out) {
   else out = std::monostate{};
 }
 
+// --- time ---------------------------------------------------------------------------------
+
+/// Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1..12, d 1..31), counting
+/// whole 400-year eras from 0000-03-01 so that leap days fall at the end of each year.
+std::int64_t days_from_civil(std::int64_t y, std::int64_t m, std::int64_t d) noexcept {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const std::int64_t yoe = y - era * 400;                                  // 0..399
+  const std::int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;  // 0..365
+  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;          // 0..146096
+  return era * 146097 + doe - 719468;
+}
+
+bool is_leap(std::int64_t y) noexcept { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+/// datetime(year, month, day[, hour[, minute[, second]]]): epoch milliseconds of that UTC
+/// civil time; null when a part is out of range (year 1..9999, real calendar days).
+void f_datetime(args_t a, std::size_t n, value& out) {
+  static const char* const names[] = {"year", "month", "day", "hour", "minute", "second"};
+  std::int64_t part[6] = {0, 1, 1, 0, 0, 0};
+  for (std::size_t i = 0; i < n; ++i) part[i] = need_int(*a[i], names[i]);
+  static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const auto [y, mo, d, h, mi, s] = part;
+  if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+      s < 0 || s > 59) {
+    out = std::monostate{};
+    return;
+  }
+  const std::int64_t last = month_days[mo - 1] + (mo == 2 && is_leap(y) ? 1 : 0);
+  if (d > last) {
+    out = std::monostate{};
+    return;
+  }
+  out = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60'000 + s * 1000;
+}
+
 } // namespace
 
 const std::vector<function_def>& functions() {
@@ -370,6 +406,8 @@ const std::vector<function_def>& functions() {
       {"bool", 1, 1, "bool(x)", true, f_bool, t_bool},
       {"parse_int", 1, 1, "parse_int(s)", true, f_parse_int, t_int},
       {"parse_double", 1, 1, "parse_double(s)", true, f_parse_double, t_double},
+      {"datetime", 3, 6, "datetime(year, month, day[, hour[, minute[, second]]])", true, f_datetime,
+       t_int},
   };
   return table;
 }

@@ -235,12 +235,17 @@ private:
               diag(c.at, path_of(c) + ".event_time.timezone",
                    "unknown time zone '" + et.timezone +
                        "'; use UTC or a fixed offset such as +08:00 (zone names are not supported)");
-            if (!et.field.empty()) {
+            if (!et.field.empty() && !et.expression.empty())
+              diag(c.at, path_of(c) + ".event_time",
+                   "give either `field` or `expression`, not both");
+            else if (!et.field.empty()) {
               n.event_time_column = n.output_schema->index_of(et.field);
               if (n.event_time_column < 0)
                 diag(c.at, path_of(c) + ".event_time.field",
                      "unknown field '" + et.field + "'; the source's fields are: " +
                          n.output_schema->names());
+            } else if (!et.expression.empty()) {
+              compile_event_time(c, n);
             }
           }
           break;
@@ -278,6 +283,22 @@ private:
       return false;
     }
     return true;
+  }
+
+  /// Compiles `event_time.expression` against the source's schema; errors are reported at
+  /// their place in the expression (or at the source when the pipeline was built in code).
+  void compile_event_time(const spec::component& c, node& n) {
+    const auto& et = *c.event_time;
+    try {
+      if (et.settings.raw())
+        n.event_time_expression = expr::compile_config(et.settings, "expression", *n.output_schema);
+      else
+        n.event_time_expression = expr::compile(et.expression, *n.output_schema);
+    } catch (const spec::config_error& e) {
+      diag(e.at(), e.path().empty() ? path_of(c) + ".event_time.expression" : e.path(), e.what());
+    } catch (const expr::parse_error& e) {
+      diag(c.at, path_of(c) + ".event_time.expression", e.what());
+    }
   }
 
   bool unknown_type(const spec::component& c) {
@@ -478,8 +499,11 @@ std::string explain(const physical_plan& p) {
       for (std::size_t i = 0; i < n.input_schemas.size(); ++i)
         out += "      in " + std::to_string(i) + ": " + fields_text(n.input_schemas[i]) + "\n";
       if (n.output_schema) out += "      out: " + fields_text(n.output_schema) + "\n";
-      if (n.event_time_column >= 0)
-        out += "      event time: " + n.spec.event_time->field + " (" + n.spec.event_time->format +
+      if (n.event_time_column >= 0 || n.event_time_expression.valid())
+        out += "      event time: " +
+               (n.event_time_column >= 0 ? n.spec.event_time->field
+                                         : "expression " + n.spec.event_time->expression) +
+               " (" + n.spec.event_time->format +
                ", out of order " + duration_text(n.spec.event_time->max_out_of_orderness_ns) +
                ", idle " + duration_text(n.spec.event_time->idle_timeout_ns) + ")\n";
     }

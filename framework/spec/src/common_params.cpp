@@ -54,10 +54,18 @@ std::vector<detail::common_key> make_common_keys() {
       false, true, true);
   add(param::object("event_time", {
           param::string("field").doc("The field holding the event time; empty: the source's own "
-                                     "time (e.g. the Kafka timestamp) or the time of reading."),
+                                     "time (e.g. the Kafka timestamp) or the time of reading. "
+                                     "Exclusive with `expression`."),
+          param::expression("expression").doc(
+              "An expression over the source's fields that gives the event time, read like "
+              "`field` with `format` and `timezone`, e.g. "
+              "`datetime(year, month, day, hour) - 8 * 3600 * 1000` with `format: epoch_ms`. "
+              "A record whose expression fails or gives a value that cannot be read goes to "
+              "the dead-letter output. Exclusive with `field`."),
           param::string("format").def("auto").one_of(
               {"epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "iso8601", "datetime", "auto"}).doc(
-              "How `field` is written; `auto` guesses from the first value."),
+              "How `field` (or the value of `expression`) is written; `auto` guesses from the "
+              "first value."),
           param::string("timezone").def("UTC").doc("Time zone of `datetime` values "
                                                    "(`YYYY-MM-DD HH:MM:SS`)."),
           param::duration("max_out_of_orderness").def("0ms").doc(

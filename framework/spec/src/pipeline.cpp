@@ -429,6 +429,7 @@ private:
     // Unknown keys are only known when the type is; `type` and `input` have their own
     // messages when missing.
     check_.block(&v, params, path, e.key_mark, type_known, {"type", "input"});
+    if (kind == component_kind::source) event_time_choice(v, path);
 
     if (kind != component_kind::source) {
       const node::entry* in = v.find("input");
@@ -442,6 +443,19 @@ private:
       }
     }
     blocks_.push_back(std::move(b));
+  }
+
+  /// `event_time` takes a `field` or an `expression`, not both.
+  void event_time_choice(const node& v, const std::string& path) {
+    const node::entry* et = v.find("event_time");
+    if (et == nullptr || !et->value->is_map()) return;
+    const node::entry* field = et->value->find("field");
+    const node::entry* expression = et->value->find("expression");
+    if (field != nullptr && expression != nullptr)
+      out_.error(expression->key_mark, path + ".event_time.expression",
+                 "give either `field` or `expression`, not both; remove `field: " +
+                     (field->value->is_scalar() ? field->value->text : std::string("...")) +
+                     "` to take the time from the expression");
   }
 
   std::string type_list(component_kind kind) const {
@@ -759,6 +773,8 @@ private:
         const config et = common.child("event_time");
         event_time_spec t;
         t.field = et.get_string("field");
+        t.expression = et.get_string("expression");
+        t.settings = et;
         t.format = et.get_string("format");
         t.timezone = et.get_string("timezone");
         t.max_out_of_orderness_ns = et.get_duration_ns("max_out_of_orderness");

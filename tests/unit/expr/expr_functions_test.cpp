@@ -3,8 +3,10 @@
 #include "expr_test_util.hpp"
 
 #include "pel/core/time.hpp"
+#include "pel/core/time_format.hpp"
 
 #include <cmath>
+#include <cstdio>
 
 using namespace pel::expr;
 using namespace pel::expr::test;
@@ -123,4 +125,64 @@ TEST_CASE("event_time and now_ns", "[expr][functions]") {
   CHECK(std::get<std::int64_t>(v) >= before);
   CHECK(std::get<std::int64_t>(v) <= after);
   REQUIRE_THROWS_WITH(compile("event_time(1)", sample_schema()), Contains("takes 0 arguments"));
+}
+
+TEST_CASE("datetime builds epoch milliseconds from civil UTC parts", "[expr][functions][datetime]") {
+  CHECK(ev("datetime(1970, 1, 1)") == I(0));
+  CHECK(ev("datetime(2013, 3, 1)") == I(1'362'096'000'000));
+  CHECK(ev("datetime(2000, 2, 29, 12, 34, 56)") == I(951'827'696'000));
+  CHECK(ev("datetime(1969, 12, 31, 23, 59, 59)") == I(-1'000));
+  CHECK(ev("datetime(1, 1, 1)") == I(-62'135'596'800'000));
+  CHECK(ev("datetime(9999, 12, 31, 23, 59, 59)") == I(253'402'300'799'000));
+  CHECK(ev("datetime(2013, 3, 1, 8) - 8 * 3600 * 1000") == I(1'362'096'000'000));
+  CHECK(ev("datetime(2013.0, 3, qty)") == I(1'362'096'000'000 + 2 * 86'400'000));
+  CHECK(compile("datetime(2013, 3, qty)", sample_schema()).result_type() == value_type::integer);
+
+  // Null in, null out; out-of-range parts give null.
+  CHECK(ev("datetime(2013, 3, note)") == N);
+  CHECK(ev("datetime(2013, 2, 29)") == N);  // not a leap year
+  CHECK(ev("datetime(2012, 2, 29)") == I(1'330'473'600'000));
+  CHECK(ev("datetime(1900, 2, 29)") == N);
+  CHECK(ev("datetime(2013, 4, 31)") == N);
+  CHECK(ev("datetime(2013, 13, 1)") == N);
+  CHECK(ev("datetime(2013, 0, 1)") == N);
+  CHECK(ev("datetime(2013, 1, 0)") == N);
+  CHECK(ev("datetime(2013, 1, 1, 24)") == N);
+  CHECK(ev("datetime(2013, 1, 1, 0, 60)") == N);
+  CHECK(ev("datetime(2013, 1, 1, 0, 0, -1)") == N);
+  CHECK(ev("datetime(0, 1, 1)") == N);
+  CHECK(ev("datetime(10000, 1, 1)") == N);
+
+  // Not whole numbers: an error, as for the other functions taking whole numbers.
+  REQUIRE_THROWS_WITH(ev("datetime(symbol, 1, 1)"), Contains("datetime: needs a whole number for year"));
+  REQUIRE_THROWS_WITH(ev("datetime(2013, 1, 1.5)"), Contains("needs a whole number for day"));
+  // Arity is checked at compile time.
+  CHECK(error_offset("datetime(2013, 3)") != std::string::npos);
+  CHECK(error_offset("datetime(2013, 3, 1, 0, 0, 0, 0)") != std::string::npos);
+}
+
+TEST_CASE("datetime agrees with the event-time parser of core on every day of 1999-2025",
+          "[expr][functions][datetime]") {
+  const pel::core::schema s({{"y", value_type::integer}, {"m", value_type::integer},
+                        {"d", value_type::integer}, {"h", value_type::integer}});
+  const auto e = compile("datetime(y, m, d, h, 7, 30)", s);
+  int checked = 0;
+  for (int y = 1999; y <= 2025; ++y)
+    for (int m = 1; m <= 12; ++m)
+      for (int d = 1; d <= 31; ++d) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%04d-%02d-%02d %02d:07:30", y, m, d, d % 24);
+        std::int64_t ns = 0;
+        const bool valid = pel::core::parse_datetime(text, 0, ns);
+        std::vector<value> row{I(y), I(m), I(d), I(d % 24)};
+        const value got = e.eval(row.data(), 0);
+        INFO(text);
+        if (valid) {
+          REQUIRE(got == I(ns / 1'000'000));
+          ++checked;
+        } else {
+          REQUIRE(got == N);
+        }
+      }
+  CHECK(checked == 9862);  // the days of 27 years (7 of them leap years)
 }

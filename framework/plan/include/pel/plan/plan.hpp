@@ -5,6 +5,7 @@
 /// `pel lint --explain` and by the runtime, which creates the instances from it.
 
 #include "pel/core/schema.hpp"
+#include "pel/expr/expression.hpp"
 #include "pel/spec/pipeline.hpp"
 #include "pel/spec/registry.hpp"
 
@@ -46,6 +47,9 @@ struct node {
   core::schema_ptr output_schema;               ///< main port; null for sinks
   std::vector<std::vector<int>> key_columns;    ///< per input; empty when not keyed
   int event_time_column = -1;  ///< sources: position of `event_time.field`, or -1
+  /// Sources: `event_time.expression` compiled against the output schema (else not valid).
+  /// Exclusive with `event_time_column`.
+  expr::expression event_time_expression;
   bool blocking = false;       ///< sources: `source_base::blocking()` (needs its own thread)
   spec::operator_factory make_operator;  ///< set for operators
   spec::source_factory make_source;      ///< set for sources

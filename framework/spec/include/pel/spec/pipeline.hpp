@@ -29,10 +29,14 @@ enum class partitioning { automatic, forward, rebalance, hash, broadcast };
 /// Event-time settings of a source (its `event_time:` block).
 struct event_time_spec {
   std::string field;             ///< empty: the source's own time (e.g. Kafka timestamp)
+  /// An expression over the source's fields giving the time (exclusive with `field`); its
+  /// value is read with `format` and `timezone` like a field's. Compiled by `plan::build`.
+  std::string expression;
   std::string format = "auto";   ///< epoch_s|epoch_ms|epoch_us|epoch_ns|iso8601|datetime|auto
   std::string timezone = "UTC";  ///< for `datetime` (`YYYY-MM-DD HH:MM:SS`)
   std::int64_t max_out_of_orderness_ns = 0;
   std::int64_t idle_timeout_ns = 0;  ///< 0: never idle
+  config settings;  ///< the block as written (locates `expression` errors); empty when built in code
 };
 
 /// One source, operator or sink block.
