@@ -511,16 +511,28 @@ void chain_instance::assign_event_times(core::outputs& out) {
     return;
   }
   const int col = n.event_time_column;
-  if (col < 0) {
+  const expr::expression& time_expr = n.event_time_expression;
+  if (col < 0 && !time_expr.valid()) {
     for (std::size_t r = 0; r < rows; ++r) max_seen_ = std::max(max_seen_, b.times[r]);
     return;
   }
   std::size_t keep = 0;
   const std::uint32_t w = b.width;
+  core::value scratch;
   for (std::size_t r = 0; r < rows; ++r) {
     core::value* row = b.row(r);
     std::int64_t t = 0;
-    if (time_parser_(row[col], t)) {
+    // The time is a field, or the value of `event_time.expression` (compiled by the plan).
+    const core::value* v = col >= 0 ? &row[col] : nullptr;
+    std::string eval_failed;
+    if (v == nullptr) {
+      try {
+        v = &time_expr.eval_ref(row, b.times[r], scratch);
+      } catch (const expr::eval_error& e) {
+        eval_failed = e.what();
+      }
+    }
+    if (v != nullptr && time_parser_(*v, t)) {
       max_seen_ = std::max(max_seen_, t);
       if (keep != r) {
         core::value* dst = b.row(keep);
@@ -530,8 +542,13 @@ void chain_instance::assign_event_times(core::outputs& out) {
       ++keep;
     } else {
       const auto& et = *n.spec.event_time;
-      std::string reason = "cannot read event time field '" + et.field + "' as " + et.format +
-                           ": " + (core::is_null(row[col]) ? std::string("null") : core::to_text(row[col]));
+      std::string reason;
+      if (v == nullptr)
+        reason = "event time expression '" + et.expression + "' failed: " + eval_failed;
+      else
+        reason = "cannot read event time " +
+                 (col >= 0 ? "field '" + et.field + "'" : "expression '" + et.expression + "'") +
+                 " as " + et.format + ": " + (core::is_null(*v) ? std::string("null") : core::to_text(*v));
       out.dead(n.name, reason, row, *n.output_schema, b.times[r], n.name);
     }
   }
