@@ -92,7 +92,7 @@ private:
       out.main.times.push_back(t);
       for (std::size_t j = 0; j < out_width; ++j) {
         const int k = source_[j];
-        cells.emplace_back(std::move(k < 0 ? src[projection_[j]] : results_[static_cast<std::size_t>(k)]));
+        push_cell(cells, k < 0 ? src[projection_[j]] : results_[static_cast<std::size_t>(k)]);
       }
     }
   }
@@ -109,7 +109,7 @@ private:
       for (std::uint32_t c = 0; c < in_width; ++c) work_[c] = std::move(src[c]);
       if (!compute(t, scratch, out)) continue;
       out.main.times.push_back(t);
-      for (std::size_t j = 0; j < out_width; ++j) cells.emplace_back(std::move(work_[projection_[j]]));
+      for (std::size_t j = 0; j < out_width; ++j) push_cell(cells, work_[projection_[j]]);
     }
   }
 

@@ -26,6 +26,16 @@ const std::string no_text;
   throw eval_error(std::string(e.what()) + " in '" + where + "'");
 }
 
+/// expression::eval_bool for a root without `test`: evaluate, then read the bool (kept out of
+/// line so that the common path stays small).
+[[gnu::noinline]] bool bool_of_value(const expression& e, const value* row, std::int64_t t) {
+  value scratch;
+  const value& r = e.eval_ref(row, t, scratch);
+  if (auto b = std::get_if<bool>(&r)) return *b;
+  if (core::is_null(r)) return false;
+  throw eval_error("'" + e.text() + "' must give true or false, got " + describe(r));
+}
+
 } // namespace
 
 const value& expression::eval_ref(const value* row, std::int64_t t, value& scratch) const {
@@ -48,18 +58,15 @@ value expression::eval(const value* row, std::int64_t t) const {
 }
 
 bool expression::eval_bool(const value* row, std::int64_t t) const {
-  if (impl_ && impl_->root->has_test) {  // comparisons and logic: no value is built
+  const impl* p = impl_.get();
+  if (p != nullptr && p->root->has_test) {  // comparisons and logic: no value is built
     try {
-      return impl_->root->test(eval_ctx{row, t}) == 1;
+      return p->root->test(eval_ctx{row, t}) == 1;
     } catch (const located_error& e) {
-      rethrow_with_text(e, impl_->text);
+      rethrow_with_text(e, p->text);
     }
   }
-  value scratch;
-  const value& r = eval_ref(row, t, scratch);
-  if (auto b = std::get_if<bool>(&r)) return *b;
-  if (core::is_null(r)) return false;
-  throw eval_error("'" + impl_->text + "' must give true or false, got " + describe(r));
+  return bool_of_value(*this, row, t);
 }
 
 bool expression::eval_number(const value* row, std::int64_t t, double& out) const {

@@ -122,6 +122,9 @@ chain_instance::chain_instance(job_state& js, std::uint32_t global_id, transport
   }
   slots_.resize(w_.slots.size());
   for (std::size_t s = 0; s < slots_.size(); ++s) slots_[s].input = w_.slots[s].input;
+  // Enough spares for every batch that can be in flight on our channels, plus the one being
+  // filled per target.
+  max_spares_ = targets_.size() * (std::max<std::uint32_t>(1, plan.settings.channel_credits) + 1);
 }
 
 chain_instance::~chain_instance() = default;
@@ -211,8 +214,13 @@ void chain_instance::on_control(std::uint32_t slot, control_kind k, std::int64_t
   pump();
 }
 
-void chain_instance::on_credit(std::uint32_t target, std::uint32_t n) {
+void chain_instance::on_credit(std::uint32_t target, std::uint32_t n, core::batch&& spare) {
   if (target >= targets_.size()) return;
+  if (spare.cells.capacity() >= std::size_t{batch_size_} * targets_[target].width &&
+      spares_.size() < max_spares_) {
+    spare.clear();
+    spares_.push_back(std::move(spare));
+  }
   targets_[target].credits += n;
   drain(target);
   pump();
@@ -256,7 +264,10 @@ void chain_instance::handle(in_item& it) {
     std::int64_t t0 = core::steady_ns();
     cm_.batches_in.fetch_add(1, std::memory_order_relaxed);
     if (!ended_) run_node(0, it.b, s.input);
-    tr_.send_credit(it.slot, 1);
+    // The batch's storage goes back with the credit, so that the sender refills it instead of
+    // allocating (the cells are destroyed here, where they were consumed).
+    it.b.clear();
+    tr_.send_credit(it.slot, 1, std::move(it.b));
     cm_.busy_ns.fetch_add(core::steady_ns() - t0, std::memory_order_relaxed);
     return;
   }
@@ -341,7 +352,20 @@ void chain_instance::emit(const std::vector<int>& edges, core::batch& b, std::ui
   for (std::size_t i = 0; i < edges.size(); ++i) emit_edge(edges_[edges[i]], b, i + 1 == edges.size());
   b.clear();
   b.width = width;
-  if (b.cells.capacity() == 0) b.reserve(batch_size_);
+  if (b.cells.capacity() == 0) b = fresh_batch(width);
+}
+
+core::batch chain_instance::fresh_batch(std::uint32_t width) {
+  if (!spares_.empty()) {
+    core::batch b = std::move(spares_.back());
+    spares_.pop_back();
+    b.width = width;
+    if (b.cells.capacity() < std::size_t{batch_size_} * width) b.reserve(batch_size_);
+    return b;
+  }
+  core::batch b(width);
+  b.reserve(batch_size_);
+  return b;
 }
 
 void chain_instance::emit_edge(edge_rt& e, core::batch& b, bool consume) {
@@ -378,8 +402,9 @@ void chain_instance::push_rows(std::uint32_t t, core::batch& b, bool consume) {
   target_rt& tg = targets_[t];
   const std::size_t rows = b.size();
   if (rows == 0) return;
-  if (consume && tg.pending.empty() && rows * 2 >= batch_size_) {
-    // Big enough to travel as it is: no copy.
+  if (consume && tg.pending.empty() && rows * 4 >= batch_size_) {
+    // Big enough to travel as it is: no copy. (A quarter of batch.size: a filter that keeps
+    // half of the rows must not make every batch be copied into the buffer.)
     out_item it;
     it.is_batch = true;
     it.b = std::move(b);
@@ -394,7 +419,7 @@ void chain_instance::push_rows(std::uint32_t t, core::batch& b, bool consume) {
   while (r < rows) {
     if (tg.pending.empty()) {
       tg.since = now_;
-      if (tg.pending.cells.capacity() == 0) tg.pending.reserve(batch_size_);
+      if (tg.pending.cells.capacity() == 0) tg.pending = fresh_batch(tg.width);
     }
     std::size_t n = std::min<std::size_t>(rows - r, batch_size_ - tg.pending.size());
     auto cb = b.cells.begin() + static_cast<std::ptrdiff_t>(r * w);
@@ -416,7 +441,7 @@ void chain_instance::push_row(std::uint32_t t, core::value* row, std::int64_t ti
   target_rt& tg = targets_[t];
   if (tg.pending.empty()) {
     tg.since = now_;
-    if (tg.pending.cells.capacity() == 0) tg.pending.reserve(batch_size_);
+    if (tg.pending.cells.capacity() == 0) tg.pending = fresh_batch(tg.width);
     if (linger_ns_ > 0) arm_tick();
   }
   if (consume) tg.pending.append_move(row, time);

@@ -24,7 +24,9 @@ public:
   virtual ~transport() = default;
   virtual void send_batch(std::uint32_t target, core::batch&& b) = 0;
   virtual void send_control(std::uint32_t target, control_kind k, std::int64_t v) = 0;
-  virtual void send_credit(std::uint32_t slot, std::uint32_t n) = 0;
+  /// Returns `n` credits to the sender of `slot`, with `spare`: the storage of a processed
+  /// batch (emptied, capacity kept, possibly none) for the sender to fill again.
+  virtual void send_credit(std::uint32_t slot, std::uint32_t n, core::batch&& spare) = 0;
   virtual void schedule_tick(std::int64_t delay_ns) = 0;
   virtual void schedule_poll(std::int64_t delay_ns) = 0;
   virtual void schedule_timer(int position, std::int64_t delay_ns) = 0;
@@ -48,7 +50,7 @@ public:
   void start();
   void on_batch(std::uint32_t slot, core::batch&& b);
   void on_control(std::uint32_t slot, control_kind k, std::int64_t v);
-  void on_credit(std::uint32_t target, std::uint32_t n);
+  void on_credit(std::uint32_t target, std::uint32_t n, core::batch&& spare);
   void on_tick();
   void on_poll();
   void on_timer(int position);
@@ -86,6 +88,9 @@ private:
   void handle(in_item& item);
   void assign_event_times(core::outputs& out);
   void route_dead(node_rt& n, core::batch& b);
+  /// An empty batch of `width` with room for `batch.size` rows, from the spares when one is
+  /// there (no allocation), else newly reserved.
+  core::batch fresh_batch(std::uint32_t width);
 
   // -- time, barriers, end -----------------------------------------------------------------
   void source_watermark(std::int64_t now, bool force);
@@ -108,6 +113,8 @@ private:
   std::vector<target_rt> targets_;  ///< one per outgoing channel
   std::vector<slot_rt> slots_;
   std::deque<in_item> in_queue_;
+  std::vector<core::batch> spares_;  ///< emptied batches returned with credits, for reuse
+  std::size_t max_spares_ = 0;
   chain_counters& cm_;
   const std::string* current_;
 

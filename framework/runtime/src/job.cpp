@@ -53,8 +53,8 @@ public:
         [this](ctrl_atom, std::uint32_t slot, std::uint8_t k, std::int64_t v) {
           guard([&] { chain_->on_control(slot, static_cast<control_kind>(k), v); });
         },
-        [this](credit_atom, std::uint32_t target, std::uint32_t n) {
-          guard([&] { chain_->on_credit(target, n); });
+        [this](credit_atom, std::uint32_t target, std::uint32_t n, core::batch& spare) {
+          guard([&] { chain_->on_credit(target, n, std::move(spare)); });
         },
         [this](tick_atom) { guard([&] { chain_->on_tick(); }); },
         [this](poll_atom) { guard([&] { chain_->on_poll(); }); },
@@ -82,9 +82,9 @@ public:
     const auto& tw = js_->wiring[id_].targets[target];
     send((*peers_)[tw.receiver], ctrl_atom::value, tw.receiver_slot, static_cast<std::uint8_t>(k), v);
   }
-  void send_credit(std::uint32_t slot, std::uint32_t n) override {
+  void send_credit(std::uint32_t slot, std::uint32_t n, core::batch&& spare) override {
     const auto& sw = js_->wiring[id_].slots[slot];
-    send((*peers_)[sw.sender], credit_atom::value, sw.sender_target, n);
+    send((*peers_)[sw.sender], credit_atom::value, sw.sender_target, n, std::move(spare));
   }
   void schedule_tick(std::int64_t ns) override {
     delayed_send(this, std::chrono::nanoseconds(ns), tick_atom::value);
