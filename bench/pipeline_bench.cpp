@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <mutex>
 #include <signal.h>
@@ -267,10 +268,17 @@ double run_pel(const spec::registry& reg, const prepared& p, const std::string& 
   auto pipeline = spec::load_text(yaml, "bench.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
+  timespec c0, c1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
   auto t0 = core::steady_ns();
   job.start();
+  auto ts = core::steady_ns();
   auto r = job.wait();
   auto t1 = core::steady_ns();
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+  if (std::getenv("PEL_BENCH_DEBUG"))
+    std::fprintf(stderr, "run: start %.3f ms, total %.3f ms, cpu %.3f ms\n", (ts - t0) / 1e6, (t1 - t0) / 1e6,
+                 ((c1.tv_sec - c0.tv_sec) * 1e9 + (c1.tv_nsec - c0.tv_nsec)) / 1e6);
   if (!r.ok) {
     std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
     std::exit(1);
@@ -333,13 +341,30 @@ int main(int argc, char** argv) {
   prepared p = prepare(rows, batch_rows);
   auto reg = bench_registry(p.schema);
 
+  // --only=fused|rebalance: just that PEL pipeline, `runs` times (for profilers).
+  if (const std::string only = args.get_string("only", ""); !only.empty()) {
+    checksum c;
+    for (int i = 0; i < runs; ++i) {
+      double secs = run_pel(reg, p, throughput_yaml(2, only == "rebalance"), c);
+      std::printf("pel p=2 %s: %.3g rows/s (%llu results, sum %.6e)\n", only.c_str(), p.rows / secs,
+                  static_cast<unsigned long long>(c.count), c.sum);
+    }
+    return 0;
+  }
+
   // 1. throughput ------------------------------------------------------------------------
   checksum base_sum = fused_loop(p);  // warm-up
   std::vector<double> base_rates, fused_rates, rebalance_rates;
   for (int i = 0; i < runs; ++i) {
+    timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     auto t0 = core::steady_ns();
     checksum c = fused_loop(p);
     double secs = (core::steady_ns() - t0) / 1e9;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    if (std::getenv("PEL_BENCH_DEBUG"))
+      std::fprintf(stderr, "fused loop: total %.3f ms, cpu %.3f ms\n", secs * 1e3,
+                   ((c1.tv_sec - c0.tv_sec) * 1e9 + (c1.tv_nsec - c0.tv_nsec)) / 1e6);
     base_rates.push_back(p.rows / secs);
     base_sum = c;
   }
