@@ -224,13 +224,18 @@ TEST_CASE("kafka source commits only the positions of completed checkpoints", "[
 }
 
 TEST_CASE("two kafka sources in one group split the partitions and lose nothing", "[kafka][source][group]") {
+  // Cooperative (incremental assign/unassign, the default) and eager (assign/revoke all).
+  const std::string strategy = GENERATE(as<std::string>{}, "cooperative-sticky", "range");
+  INFO("partition.assignment.strategy " << strategy);
   connectors::kafka_broker broker({1, 0, {"g:8"}, ""});
   const auto boot = broker.bootstraps();
   REQUIRE(kcat_produce(boot, "g", keyed_json_lines(0, 2000), keyed) == 0);
   auto c = source_config({{"bootstrap_servers", scalar(boot)},
                           {"topics", list({"g"})},
                           {"group_id", scalar("g-split")},
-                          {"rdkafka", group_timeouts()},
+                          {"rdkafka", map({{"session.timeout.ms", scalar("6000")},
+                                           {"heartbeat.interval.ms", scalar("500")},
+                                           {"partition.assignment.strategy", scalar(strategy)}})},
                           {"schema", test_schema()}});
   connectors::kafka_source a(c.cfg), b(c.cfg);
   a.open(ctx());
@@ -296,6 +301,30 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
   REQUIRE(seen.size() == 1000);
   REQUIRE(dups == 0);
   b.close();
+}
+
+TEST_CASE("kafka source watermark skips empty partitions; headers as JSON", "[kafka][source]") {
+  connectors::kafka_broker broker({1, 0, {"wm:2"}, ""});
+  const auto boot = broker.bootstraps();
+  // Only partition 0 gets data, with headers; partition 1 stays empty.
+  REQUIRE(kcat_produce(boot, "wm", json_lines(0, 10), "-p 0 -H app=kc -H v=1") == 0);
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"topics", list({"wm"})},
+                          {"assign", scalar("true")},
+                          {"schema", test_schema()},
+                          {"include", list({"headers"})}});
+  connectors::kafka_source src(c.cfg);
+  src.open(ctx());
+  core::outputs out;
+  REQUIRE(read_rows(src, out, 10));
+  std::int64_t max_t = INT64_MIN;
+  for (auto t : out.main.times) max_t = std::max(max_t, t);
+  // Once the empty partition has reported its end, it no longer holds the watermark back.
+  REQUIRE(poll_until([&] {
+    src.poll(out, 64);
+    return src.watermark().ns == max_t;
+  }, std::chrono::seconds(10)));
+  REQUIRE(std::get<std::string>(out.main.row(0)[3]) == R"({"app":"kc","v":"1"})");
 }
 
 TEST_CASE("kafka source config errors are located", "[kafka][source][config]") {
