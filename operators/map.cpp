@@ -72,7 +72,15 @@ private:
     const std::size_t rows = in.size();
     const std::size_t nf = fields_.size(), out_width = projection_.size();
     auto& cells = out.main.cells;
+    // Rows a few ahead are requested early (a batch straight from a source or a channel is
+    // usually not in the cache; see filter).
+    constexpr std::size_t ahead = 8;
+    const std::size_t row_bytes = std::size_t{in.width} * sizeof(core::value);
     for (std::size_t r = 0; r < rows; ++r) {
+      if (r + ahead < rows) {
+        const char* p = reinterpret_cast<const char*>(in.row(r + ahead));
+        for (std::size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(p + o);
+      }
       core::value* src = in.row(r);
       const std::int64_t t = in.times[r];
       bool ok = true;
