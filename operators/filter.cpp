@@ -1,5 +1,7 @@
 #include "filter.hpp"
 
+#include "stateless_common.hpp"
+
 #include "pel/expr/expression.hpp"
 
 #include <utility>
@@ -8,8 +10,10 @@ namespace pel::operators {
 
 namespace {
 
-/// Evaluates `where` on each row and compacts the kept rows to the front of the batch by
-/// moving them, then hands the batch's storage to the output when it is empty (no copies).
+/// Evaluates `where` on each row and appends the kept rows to the output batch, whose storage
+/// is reused from batch to batch (it stays in the cache). The input is only read (short
+/// strings and numbers are copied, which costs no allocation) and then cleared, so its memory,
+/// usually cold, is never written back.
 class filter_operator final : public core::operator_base {
 public:
   filter_operator(core::schema_ptr in, expr::expression where)
@@ -22,9 +26,11 @@ public:
   void process(core::batch& in, int, core::outputs& out) override {
     const std::size_t rows = in.size();
     const std::uint32_t w = in.width;
-    std::size_t kept = 0;
-    // The batch usually arrives from memory, not from the cache, and a row is several cache
-    // lines: ask for the rows a few ahead so that their loads overlap with this row's work.
+    out.main.width = w;
+    out.main.reserve(out.main.size() + rows);
+    auto& cells = out.main.cells;
+    // A row is several cache lines and the batch usually comes from memory: ask for the rows
+    // a few ahead so that their loads overlap with this row's work.
     constexpr std::size_t ahead = 8;
     const std::size_t row_bytes = std::size_t{w} * sizeof(core::value);
     for (std::size_t r = 0; r < rows; ++r) {
@@ -41,25 +47,9 @@ public:
         out.dead(name_, e.what(), row, *in_, t);
       }
       if (!keep) continue;
-      if (kept != r) {
-        core::value* dst = in.row(kept);
-        for (std::uint32_t c = 0; c < w; ++c) dst[c] = std::move(row[c]);
-        in.times[kept] = t;
-      }
-      ++kept;
+      out.main.times.push_back(t);
+      for (std::uint32_t c = 0; c < w; ++c) push_cell_keep_source(cells, row[c]);
     }
-    in.cells.resize(kept * w);
-    in.times.resize(kept);
-    if (kept == 0) return;
-    if (out.main.empty()) {
-      out.main.width = w;
-      out.main.cells.swap(in.cells);
-      out.main.times.swap(in.times);
-      in.clear();
-      return;
-    }
-    out.main.reserve(out.main.size() + kept);
-    for (std::size_t r = 0; r < kept; ++r) out.main.append_move(in.row(r), in.times[r]);
     in.clear();
   }
 
@@ -81,7 +71,7 @@ spec::component_schema filter_schema() {
       "the main output unchanged; records for which it is `false` or `null` are dropped. A record "
       "on which the expression fails (for example comparing a number with a string) goes to "
       "`<name>.dead_letter` with the error as its reason.\n\n"
-      "The output schema is the input schema. Kept records are moved, never copied.";
+      "The output schema is the input schema. Kept records are never deep-copied: a value is moved, or copied when that allocates nothing (numbers, short strings).";
   s.params = {
       spec::param::expression("where").req().doc(
           "The condition, in the expression language (see expressions.md). Must give a bool; "
