@@ -21,6 +21,10 @@ std::vector<spec::param> kafka_sink_params() {
       param::string_map("headers").doc("Static headers added to every message."),
       param::boolean("idempotence").def("true").doc(
           "Idempotent producer (`enable.idempotence`): retries never duplicate or reorder."),
+      param::string("timestamp").def("event").one_of({"event", "now"}).doc(
+          "Message timestamp: `event` writes each row's event time (as Kafka Streams and Flink "
+          "do), `now` lets the producer stamp the send time. Use `now` when replaying old "
+          "data into topics with time-based retention, which would otherwise drop it early."),
       param::duration("flush_timeout").def("60s").doc(
           "How long a flush (checkpoint, end of stream) waits for every delivery report "
           "before failing the pipeline."),
@@ -40,6 +44,7 @@ kafka_sink::kafka_sink(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_conf
   key_name_ = cfg.get_string("key");
   headers_ = cfg.get_string_map("headers");
   flush_timeout_ms_ = cfg.get_duration_ns("flush_timeout") / 1'000'000;
+  event_timestamps_ = cfg.get_string("timestamp") != "now";
   queue_full_timeout_ms_ = cfg.get_duration_ns("queue_full_timeout") / 1'000'000;
 
   auto* c = conf_.get();
@@ -127,7 +132,7 @@ void kafka_sink::produce_row(const core::value* row, std::int64_t t) {
       key_len = key_buf_.size();
     }
   }
-  const std::int64_t ts_ms = t > 0 ? t / 1'000'000 : 0;  // 0: the producer stamps it
+  const std::int64_t ts_ms = (event_timestamps_ && t > 0) ? t / 1'000'000 : 0;  // 0: send time
   const auto deadline = core::steady_ns() + queue_full_timeout_ms_ * 1'000'000;
   for (;;) {
     rd_kafka_headers_t* hdrs = header_proto_ ? rd_kafka_headers_copy(header_proto_.get()) : nullptr;

@@ -59,6 +59,7 @@ private:
   std::vector<std::pair<std::string, std::string>> headers_;
   std::int64_t flush_timeout_ms_ = 0;
   std::int64_t queue_full_timeout_ms_ = 0;
+  bool event_timestamps_ = true;  // message timestamp = row event time
 
   // --- runtime state -------------------------------------------------------------------
   std::string name_;

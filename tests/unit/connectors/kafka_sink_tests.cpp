@@ -94,6 +94,25 @@ TEST_CASE("kafka sink fails loudly when a delivery fails for good", "[kafka][sin
   REQUIRE_THROWS(sink.write(rows(20, 21)));
 }
 
+TEST_CASE("kafka sink waits out a full producer queue", "[kafka][sink]") {
+  connectors::kafka_broker broker({1, 0, {"small:2"}, ""});
+  // A local queue of 50 messages: writing 2,000 must wait for room again and again.
+  auto c = sink_config({{"bootstrap_servers", scalar(broker.bootstraps())},
+                        {"topic", scalar("small")},
+                        {"timestamp", scalar("now")},
+                        {"rdkafka", map({{"queue.buffering.max.messages", scalar("50")}})}});
+  connectors::kafka_sink sink(c.cfg);
+  sink.open(sink_ctx(), row_schema());
+  const auto before_ms = core::processing_time::now().ns / 1'000'000;
+  sink.write(rows(0, 2000));
+  sink.flush();
+  REQUIRE(sink.delivered() == 2000);
+  auto ts = kcat_consume(broker.bootstraps(), "small", "%T\\n");
+  REQUIRE(ts.size() == 2000);
+  // `timestamp: now`: the send time, not the rows' event time.
+  for (const auto& t : ts) REQUIRE(std::stoll(t) >= before_ms);
+}
+
 TEST_CASE("kafka sink config errors are located", "[kafka][sink][config]") {
   auto c = sink_config({{"bootstrap_servers", scalar("127.0.0.1:1")},
                         {"topic", scalar("t")},
