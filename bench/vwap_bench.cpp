@@ -1,20 +1,38 @@
 // 1-second tumbling-window VWAP per symbol over prepared trades (10,000 symbols, 2,000 trades
-// per ms of event time): a hand-written fused single-threaded loop against the window operator
-// driven directly (one instance, batches of 1024). Both read the same records, prepared in
-// memory before timing; checksums (window count, sum of VWAPs) must match. Writes
-// bench/results/vwap.json (or the path given as the second argument).
+// per ms of event time), with its baseline in the same run:
+//   1. throughput: the simplest fast program, a hand-written fused single-threaded loop over
+//      the prepared trades with symbols interned to integer indexes before timing (state is a
+//      vector indexed by symbol), against
+//      a. the full pipeline in PEL at parallelism 2 through pel::runtime::job (replay source →
+//         hash by symbol → window operator → checksum sink, from YAML), and
+//      b. the window operator alone, driven directly (one instance, no runtime);
+//      checksums (windows fired, sum of VWAPs) must match or the benchmark fails;
+//   2. state bytes per key of the window operator (VWAP, one open window per key);
+//   3. latency from a window's end to its result leaving the sink: a paced source stamps each
+//      trade's event time with the steady clock, so window end and sink arrival are on one
+//      clock; p50/p99/p99.9/max over all results at a fixed offered rate.
+// Writes bench/results/vwap.json and bench/results/vwap.md.
 //
-//   vwap_bench [trades=4000000] [out.json]
+//   vwap_bench [--trades=20000000] [--runs=3] [--latency-rate=200000] [--latency-seconds=6]
 
+#include "bench_support.hpp"
 #include "window.hpp"
 
+#include "pel/core/sink.hpp"
+#include "pel/core/source.hpp"
+#include "pel/operators/register.hpp"
+#include "pel/plan/plan.hpp"
+#include "pel/runtime/job.hpp"
+#include "pel/spec/pipeline.hpp"
+#include "pel/spec/registry.hpp"
+
 #include <algorithm>
-#include <chrono>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <cstdlib>
+#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 using namespace pel;
@@ -22,6 +40,7 @@ using namespace pel;
 namespace {
 
 constexpr std::int64_t ms = 1'000'000;
+constexpr std::int64_t window_ns = 1000 * ms;
 constexpr int symbols = 10000;
 constexpr std::size_t batch_rows = 1024;
 
@@ -30,9 +49,44 @@ struct checksum {
   double vwap_sum = 0;
 };
 
-/// The prepared input: batches of (symbol, price, qty) with event times, in time order.
-std::vector<core::batch> prepare(std::size_t n) {
-  std::vector<core::batch> out;
+bool same(const checksum& a, const checksum& b) {
+  return a.windows == b.windows && std::fabs(a.vwap_sum - b.vwap_sum) <= 1e-9 * std::fabs(a.vwap_sum);
+}
+
+std::vector<std::string> symbol_names() {
+  std::vector<std::string> names(symbols);
+  for (int s = 0; s < symbols; ++s) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "SYM%05d", s);
+    names[s] = buf;
+  }
+  return names;
+}
+
+// ---- prepared input ------------------------------------------------------------------------
+
+/// One trade as the baseline reads it: the symbol interned to its index.
+struct plain_trade {
+  std::int64_t t;
+  double price;
+  std::int64_t qty;
+  std::uint32_t sym;
+};
+
+/// The same trades twice, built before any clock starts: as PEL batches (symbol as a string,
+/// price, qty; event time in the row's time, in order) and as plain structs for the baseline.
+struct prepared {
+  core::schema_ptr schema;
+  std::vector<core::batch> batches;
+  std::vector<plain_trade> plain;
+  std::size_t rows = 0;
+};
+
+prepared prepare(std::size_t n) {
+  prepared p;
+  p.schema = std::make_shared<core::schema>(std::vector<core::field>{
+      {"symbol", core::value_type::string}, {"price", core::value_type::number},
+      {"qty", core::value_type::integer}});
   std::uint64_t x = 88172645463325252ULL;
   auto rnd = [&] {
     x ^= x << 13;
@@ -40,56 +94,55 @@ std::vector<core::batch> prepare(std::size_t n) {
     x ^= x << 17;
     return x;
   };
-  std::vector<std::string> names(symbols);
-  for (int s = 0; s < symbols; ++s) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "SYM%05d", s);
-    names[s] = buf;
-  }
+  const auto names = symbol_names();
   const std::int64_t t0 = 1'700'000'000'000 * ms;
+  p.plain.reserve(n);
   for (std::size_t i = 0; i < n; i += batch_rows) {
     core::batch b(3);
     b.reserve(batch_rows);
     for (std::size_t j = i; j < std::min(n, i + batch_rows); ++j) {
-      auto* r = b.append(t0 + static_cast<std::int64_t>(j) * ms / 2000);  // 2,000 per ms
-      r[0] = names[rnd() % symbols];
-      r[1] = 100.0 + static_cast<double>(rnd() % 10000) / 100;
-      r[2] = static_cast<std::int64_t>(1 + rnd() % 100);
+      const std::int64_t t = t0 + static_cast<std::int64_t>(j) * ms / 2000;  // 2,000 per ms
+      const auto sym = static_cast<std::uint32_t>(rnd() % symbols);
+      const double price = 100.0 + static_cast<double>(rnd() % 10000) / 100;
+      const auto qty = static_cast<std::int64_t>(1 + rnd() % 100);
+      auto* r = b.append(t);
+      r[0] = names[sym];
+      r[1] = price;
+      r[2] = qty;
+      p.plain.push_back({t, price, qty, sym});
     }
-    out.push_back(std::move(b));
+    p.batches.push_back(std::move(b));
   }
-  return out;
+  p.rows = n;
+  return p;
 }
 
-/// The simplest correct program: per symbol the current window's sums; a record in a later
-/// window closes the previous one (input is in time order); the rest close at the end.
-checksum fused(const std::vector<core::batch>& in) {
+// ---- baseline ------------------------------------------------------------------------------
+
+/// The simplest correct fast program: per symbol index, the current window's sums; a trade in
+/// a later window closes the previous one (input is in time order); the rest close at the end.
+checksum fused_loop(const std::vector<plain_trade>& in) {
   struct acc {
     std::int64_t start = INT64_MIN;
     double pq = 0, q = 0;
   };
-  std::unordered_map<std::string, acc> state;
-  state.reserve(symbols * 2);
+  std::vector<acc> state(symbols);
   checksum c;
-  const std::int64_t size = 1000 * ms;
-  for (const auto& b : in) {
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      const auto* r = b.row(i);
-      std::int64_t start = b.times[i] / size * size;
-      acc& a = state[std::get<std::string>(r[0])];
-      if (a.start != start) {
-        if (a.start != INT64_MIN && a.q != 0) {
-          ++c.windows;
-          c.vwap_sum += a.pq / a.q;
-        }
-        a = acc{start, 0, 0};
+  for (const plain_trade& tr : in) {
+    const std::int64_t start = tr.t / window_ns * window_ns;
+    acc& a = state[tr.sym];
+    if (a.start != start) {
+      if (a.start != INT64_MIN && a.q != 0) {
+        ++c.windows;
+        c.vwap_sum += a.pq / a.q;
       }
-      double p = std::get<double>(r[1]), q = static_cast<double>(std::get<std::int64_t>(r[2]));
-      a.pq += p * q;
-      a.q += q;
+      a = acc{start, 0, 0};
     }
+    const double q = static_cast<double>(tr.qty);
+    a.pq += tr.price * q;
+    a.q += q;
   }
-  for (auto& [k, a] : state)
+  for (const acc& a : state)
     if (a.start != INT64_MIN && a.q != 0) {
       ++c.windows;
       c.vwap_sum += a.pq / a.q;
@@ -97,21 +150,21 @@ checksum fused(const std::vector<core::batch>& in) {
   return c;
 }
 
+// ---- the window operator alone ---------------------------------------------------------------
+
 struct op_run {
   checksum sum;
   std::size_t state_bytes = 0;
   std::size_t keys = 0;
-  std::vector<double> fire_ns;  // time per firing watermark call with output, ns per window
+  std::int64_t fire_ns = 0;      ///< time in watermark calls that fired windows
+  std::uint64_t fired_rows = 0;  ///< windows those calls emitted
 };
 
-op_run through_operator(std::vector<core::batch>& in) {
-  auto schema = std::make_shared<core::schema>(std::vector<core::field>{
-      {"symbol", core::value_type::string}, {"price", core::value_type::number},
-      {"qty", core::value_type::integer}});
+op_run through_operator(std::vector<core::batch>& in, const core::schema_ptr& schema) {
   operators::window_options o;
   o.key = {"symbol"};
   o.kind = operators::window_kind::tumbling;
-  o.size_ns = 1000 * ms;
+  o.size_ns = window_ns;
   auto aggs = operators::aggregate_set::compile_text({{"vwap", "vwap(price, qty)"}}, *schema);
   operators::window_operator op(o, std::move(aggs), schema);
   core::operator_context ctx;
@@ -129,13 +182,15 @@ op_run through_operator(std::vector<core::batch>& in) {
     out.main.clear();
   };
   for (auto& b : in) {
+    const std::int64_t last = b.times.back();
     op.process(b, 0, out);
-    std::size_t before = out.main.size();
-    auto t0 = core::steady_ns();
-    op.on_watermark({b.times.back()}, out);
-    auto dt = core::steady_ns() - t0;
-    if (out.main.size() > before)
-      run.fire_ns.push_back(double(dt) / double(out.main.size() - before));
+    const std::size_t before = out.main.size();
+    const auto f0 = core::steady_ns();
+    op.on_watermark({last}, out);
+    if (out.main.size() > before) {
+      run.fire_ns += core::steady_ns() - f0;
+      run.fired_rows += out.main.size() - before;
+    }
     if (run.keys < op.keys()) {
       run.keys = op.keys();
       run.state_bytes = op.state_bytes();
@@ -147,66 +202,295 @@ op_run through_operator(std::vector<core::batch>& in) {
   return run;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+// ---- bench components (registered in the bench's own registry) ----------------------------
+
+std::vector<core::batch>* g_feed = nullptr;
+
+/// Replays the prepared batches; instance i of p takes batches i, i+p, ... by moving them.
+/// Event time is the rows' own time (no `event_time:` block).
+class replay_source final : public core::source_base {
+public:
+  explicit replay_source(core::schema_ptr s) : schema_(std::move(s)) {}
+  core::schema_ptr output_schema() const override { return schema_; }
+  void open(const core::operator_context& ctx) override {
+    next_ = ctx.instance;
+    step_ = ctx.parallelism;
+  }
+  core::poll_status poll(core::outputs& out, std::size_t) override {
+    if (next_ >= g_feed->size()) return core::poll_status::end;
+    auto& b = (*g_feed)[next_];
+    next_ += step_;
+    if (out.main.empty()) std::swap(out.main, b);
+    else
+      for (std::size_t i = 0; i < b.size(); ++i) out.main.append_move(b.row(i), b.times[i]);
+    return core::poll_status::data;
+  }
+
+private:
+  core::schema_ptr schema_;
+  std::size_t next_ = 0, step_ = 1;
+};
+
+std::mutex g_sum_mu;
+checksum g_sum;
+
+/// Counts windows and sums the `vwap` field.
+class checksum_sink final : public core::sink_base {
+public:
+  void open(const core::operator_context&, const core::schema_ptr& in) override {
+    col_ = in->index_of("vwap");
+  }
+  void write(const core::batch& b) override {
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      double d;
+      if (core::as_number(b.row(i)[col_], d)) {
+        ++c_.windows;
+        c_.vwap_sum += d;
+      }
+    }
+  }
+  void close() override {
+    std::lock_guard<std::mutex> g(g_sum_mu);
+    g_sum.windows += c_.windows;
+    g_sum.vwap_sum += c_.vwap_sum;
+  }
+
+private:
+  int col_ = -1;
+  checksum c_;
+};
+
+double g_paced_rate = 0, g_paced_seconds = 0;
+
+/// Trades at a fixed rate for `seconds`, event time = the steady clock at emission, symbols
+/// round robin over the 10,000 names.
+class paced_source final : public core::source_base {
+public:
+  explicit paced_source(core::schema_ptr s) : schema_(std::move(s)), names_(symbol_names()) {}
+  core::schema_ptr output_schema() const override { return schema_; }
+  void open(const core::operator_context& ctx) override {
+    start_ = core::steady_ns();
+    rate_ = g_paced_rate / ctx.parallelism;  // the instances share the offered rate
+  }
+  core::poll_status poll(core::outputs& out, std::size_t max_rows) override {
+    const std::int64_t now = core::steady_ns();
+    const double elapsed = static_cast<double>(now - start_) / 1e9;
+    if (elapsed >= g_paced_seconds) return core::poll_status::end;
+    const auto due = static_cast<std::uint64_t>(elapsed * rate_);
+    if (due <= sent_) return core::poll_status::idle;
+    const std::size_t n = std::min<std::uint64_t>(due - sent_, max_rows);
+    for (std::size_t i = 0; i < n; ++i) {
+      core::value* r = out.main.append(now);
+      r[0] = names_[(sent_ + i) % symbols];
+      r[1] = 100.0 + static_cast<double>((sent_ + i) % 1000) / 10;
+      r[2] = static_cast<std::int64_t>(1 + (sent_ + i) % 7);
+    }
+    sent_ += n;
+    return core::poll_status::data;
+  }
+
+private:
+  core::schema_ptr schema_;
+  std::vector<std::string> names_;
+  std::int64_t start_ = 0;
+  double rate_ = 0;
+  std::uint64_t sent_ = 0;
+};
+
+std::mutex g_lat_mu;
+std::vector<std::int64_t> g_latencies;
+
+/// Records steady_ns() at arrival minus the window's end (epoch ms of the steady clock).
+class latency_sink final : public core::sink_base {
+public:
+  void open(const core::operator_context&, const core::schema_ptr& in) override {
+    col_ = in->index_of("window_end");
+  }
+  void write(const core::batch& b) override {
+    const std::int64_t now = core::steady_ns();
+    for (std::size_t i = 0; i < b.size(); ++i)
+      local_.push_back(now - std::get<std::int64_t>(b.row(i)[col_]) * ms);
+  }
+  void close() override {
+    std::lock_guard<std::mutex> g(g_lat_mu);
+    g_latencies.insert(g_latencies.end(), local_.begin(), local_.end());
+  }
+
+private:
+  int col_ = -1;
+  std::vector<std::int64_t> local_;
+};
+
+spec::registry bench_registry(const core::schema_ptr& trades) {
+  spec::registry reg;
+  operators::register_builtin_operators(reg);
+  auto add_source = [&](const char* type, const char* summary, spec::source_factory f) {
+    spec::component_schema s;
+    s.type = type;
+    s.summary = summary;
+    reg.add_source(s, std::move(f));
+  };
+  auto add_sink = [&](const char* type, const char* summary, spec::sink_factory f) {
+    spec::component_schema s;
+    s.type = type;
+    s.summary = summary;
+    reg.add_sink(s, std::move(f));
+  };
+  add_source("bench_replay", "prepared trades (benchmark only)",
+             [trades](const spec::config&) { return std::make_unique<replay_source>(trades); });
+  add_source("bench_paced", "trades stamped with the steady clock at a fixed rate (benchmark only)",
+             [trades](const spec::config&) { return std::make_unique<paced_source>(trades); });
+  add_sink("bench_checksum", "count and sum of vwap (benchmark only)",
+           [](const spec::config&) { return std::make_unique<checksum_sink>(); });
+  add_sink("bench_latency", "window end to sink arrival (benchmark only)",
+           [](const spec::config&) { return std::make_unique<latency_sink>(); });
+  return reg;
+}
+
+std::string vwap_yaml(int parallelism, const char* source, const char* sink) {
+  return std::string("pipeline:\n  parallelism: ") + std::to_string(parallelism) +
+         "\n  batch: {size: " + std::to_string(batch_rows) + ", linger: 1ms}\n"
+         "sources:\n  trades:\n    type: " + source + "\n"
+         "operators:\n  vwap:\n    type: window\n    input: trades\n    key: symbol\n"
+         "    window: {type: tumbling, size: 1s}\n"
+         "    aggregates:\n      vwap: vwap(price, qty)\n"
+         "sinks:\n  out:\n    type: " + sink + "\n    input: vwap\n";
+}
+
+/// Runs the PEL pipeline over a fresh copy of the prepared input; returns seconds.
+double run_pel(const spec::registry& reg, const prepared& p, int parallelism, checksum& out) {
+  std::vector<core::batch> feed = p.batches;  // copied before the clock starts
+  g_feed = &feed;
+  g_sum = {};
+  auto pipeline = spec::load_text(vwap_yaml(parallelism, "bench_replay", "bench_checksum"), "vwap.yaml", reg);
+  auto plan = plan::build(pipeline, reg);
+  runtime::job job(plan);
+  const auto t0 = core::steady_ns();
+  job.start();
+  auto r = job.wait();
+  const auto t1 = core::steady_ns();
+  if (!r.ok) {
+    std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
+    std::exit(1);
+  }
+  out = g_sum;
+  return static_cast<double>(t1 - t0) / 1e9;
+}
+
+std::int64_t percentile(std::vector<std::int64_t>& v, double q) {
+  if (v.empty()) return 0;
+  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size() - 1)));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i];
+}
+
+void require_same(const checksum& got, const checksum& want, const char* what) {
+  if (same(got, want)) return;
+  std::fprintf(stderr, "%s: checksum mismatch: %llu windows / %.9e vs %llu / %.9e\n", what,
+               static_cast<unsigned long long>(got.windows), got.vwap_sum,
+               static_cast<unsigned long long>(want.windows), want.vwap_sum);
+  std::exit(1);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  std::size_t n = argc > 1 ? std::stoull(argv[1]) : 4'000'000;
-  std::string out_path = argc > 2 ? argv[2] : std::string(PEL_BENCH_RESULTS) + "/vwap.json";
+  bench::args args(argc, argv);
+  const std::size_t n = args.get_size("trades", 20'000'000);
+  const int runs = static_cast<int>(std::max<std::size_t>(1, args.get_size("runs", 3)));
+  const int parallelism = static_cast<int>(args.get_size("parallelism", 2));
 
-  auto input = prepare(n);
-  // The operator may move values out of its input: give each run its own copy.
-  std::vector<double> fused_rate, op_rate;
-  checksum fc, oc;
-  op_run last;
-  const int runs = 3;
-  for (int r = -1; r < runs; ++r) {  // r = -1: warm-up
-    auto t0 = std::chrono::steady_clock::now();
-    fc = fused(input);
-    double fs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto copy = input;
-    t0 = std::chrono::steady_clock::now();
-    last = through_operator(copy);
-    double os = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    oc = last.sum;
-    if (r >= 0) {
-      fused_rate.push_back(n / fs);
-      op_rate.push_back(n / os);
+  std::printf("preparing %zu trades...\n", n);
+  prepared p = prepare(n);
+  auto reg = bench_registry(p.schema);
+
+  // 1. throughput --------------------------------------------------------------------------
+  checksum base_sum = fused_loop(p.plain);  // warm-up
+  std::vector<double> base_rates, pel_rates, op_rates;
+  op_run op_last;
+  checksum c;
+  run_pel(reg, p, parallelism, c);  // warm-up
+  require_same(c, base_sum, "PEL");
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = core::steady_ns();
+    base_sum = fused_loop(p.plain);
+    base_rates.push_back(static_cast<double>(n) / (static_cast<double>(core::steady_ns() - t0) / 1e9));
+
+    pel_rates.push_back(static_cast<double>(n) / run_pel(reg, p, parallelism, c));
+    require_same(c, base_sum, "PEL");
+
+    auto copy = p.batches;
+    t0 = core::steady_ns();
+    op_last = through_operator(copy, p.schema);
+    op_rates.push_back(static_cast<double>(n) / (static_cast<double>(core::steady_ns() - t0) / 1e9));
+    require_same(op_last.sum, base_sum, "window operator");
+  }
+  const auto base = bench::stats::of(base_rates), pel_s = bench::stats::of(pel_rates),
+             op_s = bench::stats::of(op_rates);
+  const double per_key = op_last.keys ? double(op_last.state_bytes) / double(op_last.keys) : 0;
+  std::printf("checksum: %llu windows, vwap sum %.6f (fused loop, PEL and operator agree)\n",
+              static_cast<unsigned long long>(base_sum.windows), base_sum.vwap_sum);
+  std::printf("trades/s: fused loop %.3g, PEL p=%d %.3g (%.3fx), window operator alone %.3g (%.3fx)\n",
+              base.median, parallelism, pel_s.median, pel_s.median / base.median, op_s.median,
+              op_s.median / base.median);
+  const double fire_ns = op_last.fired_rows ? double(op_last.fire_ns) / double(op_last.fired_rows) : 0;
+  std::printf("state: %.1f bytes per key (%zu keys); firing %.0f ns per window\n", per_key,
+              op_last.keys, fire_ns);
+
+  // 2. latency: window end (steady clock) → result at the sink -----------------------------
+  g_paced_rate = args.get_double("latency-rate", 200'000);
+  g_paced_seconds = args.get_double("latency-seconds", 6);
+  g_latencies.clear();
+  {
+    auto pipeline = spec::load_text(vwap_yaml(parallelism, "bench_paced", "bench_latency"), "latency.yaml", reg);
+    auto plan = plan::build(pipeline, reg);
+    runtime::job job(plan);
+    job.start();
+    auto r = job.wait();
+    if (!r.ok) {
+      std::fprintf(stderr, "latency pipeline failed: %s\n", r.error.c_str());
+      return 1;
     }
   }
-  bool same = fc.windows == oc.windows &&
-              std::fabs(fc.vwap_sum - oc.vwap_sum) <= 1e-9 * std::fabs(fc.vwap_sum);
-  double fm = median(fused_rate), om = median(op_rate);
-  auto [fmin, fmax] = std::minmax_element(fused_rate.begin(), fused_rate.end());
-  auto [omin, omax] = std::minmax_element(op_rate.begin(), op_rate.end());
-  double per_key = last.keys ? double(last.state_bytes) / double(last.keys) : 0;
-  double fire = last.fire_ns.empty() ? 0 : median(last.fire_ns);
+  // The last windows close at end of stream, not by the watermark: only results of windows
+  // that ended before the source stopped count.
+  std::vector<std::int64_t> lat;
+  for (auto l : g_latencies)
+    if (l >= 0) lat.push_back(l);
+  const std::size_t lat_n = lat.size();
+  const double p50 = double(percentile(lat, 0.50)) / 1e6, p99 = double(percentile(lat, 0.99)) / 1e6,
+               p999 = double(percentile(lat, 0.999)) / 1e6,
+               lmax = lat.empty() ? 0 : double(*std::max_element(lat.begin(), lat.end())) / 1e6;
+  std::printf("latency window end → sink at %.3g trades/s (%zu results): p50 %.3f ms, p99 %.3f ms, "
+              "p99.9 %.3f ms, max %.3f ms\n",
+              g_paced_rate, lat_n, p50, p99, p999, lmax);
 
-  std::printf("vwap_bench: %zu trades, %d symbols, 1 s tumbling windows, batches of %zu\n", n,
-              symbols, batch_rows);
-  std::printf("  fused loop       %8.2f M trades/s (min %.2f, max %.2f)  windows %llu  sum %.6f\n",
-              fm / 1e6, *fmin / 1e6, *fmax / 1e6, (unsigned long long)fc.windows, fc.vwap_sum);
-  std::printf("  window operator  %8.2f M trades/s (min %.2f, max %.2f)  windows %llu  sum %.6f\n",
-              om / 1e6, *omin / 1e6, *omax / 1e6, (unsigned long long)oc.windows, oc.vwap_sum);
-  std::printf("  ratio operator/fused %.3f; state %.1f bytes/key (%zu keys); firing %.0f ns/window\n",
-              om / fm, per_key, last.keys, fire);
-  std::printf("  checksums %s\n", same ? "match" : "DIFFER");
-
-  std::ofstream js(out_path);
-  js << "{\n  \"benchmark\": \"vwap\",\n  \"trades\": " << n << ",\n  \"symbols\": " << symbols
-     << ",\n  \"window\": \"tumbling 1s\",\n  \"batch_size\": " << batch_rows
-     << ",\n  \"runs\": " << runs
-     << ",\n  \"fused_trades_per_s\": {\"median\": " << fm << ", \"min\": " << *fmin
-     << ", \"max\": " << *fmax << "},\n  \"operator_trades_per_s\": {\"median\": " << om
-     << ", \"min\": " << *omin << ", \"max\": " << *omax
-     << "},\n  \"ratio_operator_vs_fused\": " << om / fm
-     << ",\n  \"state_bytes_per_key\": " << per_key
-     << ",\n  \"firing_ns_per_window\": " << fire
-     << ",\n  \"checksum\": {\"windows\": " << fc.windows << ", \"vwap_sum\": " << fc.vwap_sum
-     << ", \"match\": " << (same ? "true" : "false") << "}\n}\n";
-  return same ? 0 : 1;
+  // results -------------------------------------------------------------------------------
+  bench::report rep("vwap", "Windows: 1 s tumbling VWAP per symbol");
+  rep.condition("trades", std::to_string(n));
+  rep.condition("symbols", std::to_string(symbols));
+  rep.condition("event time", "2,000 trades per ms, in order");
+  rep.condition("parallelism", std::to_string(parallelism));
+  rep.condition("batch size / linger", std::to_string(batch_rows) + " / 1 ms");
+  rep.condition("runs", std::to_string(runs) + " (median; min–max)");
+  rep.condition("baseline", "fused single-threaded loop over plain structs, symbols interned to "
+                            "integer indexes before timing, state in a vector by index");
+  rep.condition("checksum", std::to_string(base_sum.windows) + " windows, VWAP sum " +
+                                bench::fmt(base_sum.vwap_sum, "%.6f") + ", equal on all sides");
+  rep.metric("fused loop (baseline)", base, "trades/s", 1.0);
+  rep.metric("PEL p=" + std::to_string(parallelism) +
+                 " full pipeline (replay source → hash → window → sink, pel::runtime::job)",
+             pel_s, "trades/s", pel_s.median / base.median, 0.25);
+  rep.metric("window operator alone (1 instance, no runtime)", op_s, "trades/s",
+             op_s.median / base.median);
+  rep.value("window state per key (VWAP, one open window)", per_key, "bytes");
+  rep.value("firing cost per window (watermark call that emits, operator alone)", fire_ns, "ns");
+  rep.value("latency p50, window end → result at the sink, at " + bench::fmt_rate(g_paced_rate) +
+                " trades/s",
+            p50, "ms");
+  rep.value("latency p99", p99, "ms", 5.0, true);
+  rep.value("latency p99.9", p999, "ms");
+  rep.value("latency max", lmax, "ms");
+  rep.write(PEL_SOURCE_DIR "/bench/results");
+  return 0;
 }
