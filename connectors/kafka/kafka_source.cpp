@@ -129,6 +129,10 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
       std::int64_t ns = 0;
       if (spec::parse_duration(it->value->text, ns)) idle_timeout_ns_ = ns;
     }
+    if (auto it = et->find("max_out_of_orderness"); it && it->value->is_scalar()) {
+      std::int64_t ns = 0;
+      if (spec::parse_duration(it->value->text, ns) && ns > 0) out_of_orderness_ns_ = ns;
+    }
   }
 
   // Record schema: the decoder's fields, then the selected metadata.
@@ -501,7 +505,9 @@ core::event_time kafka_source::watermark() const {
     wm = std::min(wm, s.max_ts);
   }
   if (wm == INT64_MAX || wm == INT64_MIN) return core::event_time::min();
-  return core::event_time{wm};
+  // The runtime takes a source's own watermark as final, so the bound is applied here.
+  if (wm < INT64_MIN + out_of_orderness_ns_) return core::event_time::min();
+  return core::event_time{wm - out_of_orderness_ns_};
 }
 
 // --- checkpoints ---------------------------------------------------------------------------

@@ -38,7 +38,9 @@ public:
   void open(const core::operator_context& ctx) override;
   /// Non-blocking: takes at most `max_rows` messages already fetched by librdkafka.
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
-  /// Min over assigned partitions of the largest Kafka timestamp seen (see README.md).
+  /// Min over assigned partitions of the largest Kafka timestamp seen, minus
+  /// `event_time.max_out_of_orderness` (see README.md); `event_time::min()` when unknown or
+  /// when `event_time.field` is set.
   core::event_time watermark() const override;
   void on_barrier(std::uint64_t id) override;
   void on_committed(std::uint64_t id) override;
@@ -103,6 +105,7 @@ private:
   std::int64_t max_message_bytes_ = 0;
   bool own_event_time_ = true;      // false when event_time.field is set
   std::int64_t idle_timeout_ns_ = 0;
+  std::int64_t out_of_orderness_ns_ = 0;  // event_time.max_out_of_orderness
   std::unique_ptr<decoder> decoder_;
   std::uint32_t data_width_ = 0;
   std::vector<std::pair<meta_field, std::uint32_t>> meta_;  // metadata columns
