@@ -259,26 +259,32 @@ std::string throughput_yaml(int parallelism, bool rebalance) {
   return y;
 }
 
-/// Runs one PEL pipeline over a fresh copy of the prepared input; returns seconds.
+/// CPU time of the whole process (all threads), in seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/// Runs one PEL pipeline over a fresh copy of the prepared input; returns seconds. `cpu`
+/// receives the CPU seconds the process used meanwhile (all threads).
 double run_pel(const spec::registry& reg, const prepared& p, const std::string& yaml,
-               checksum& out) {
+               checksum& out, double* cpu = nullptr) {
   replay_feed feed{deep_copy(p.batches)};  // before the clock starts
   g_feed = &feed;
   g_sum = {};
   auto pipeline = spec::load_text(yaml, "bench.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
-  timespec c0, c1;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+  const double c0 = process_cpu_seconds();
   auto t0 = core::steady_ns();
   job.start();
-  auto ts = core::steady_ns();
   auto r = job.wait();
   auto t1 = core::steady_ns();
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+  const double c1 = process_cpu_seconds();
+  if (cpu != nullptr) *cpu = c1 - c0;
   if (std::getenv("PEL_BENCH_DEBUG"))
-    std::fprintf(stderr, "run: start %.3f ms, total %.3f ms, cpu %.3f ms\n", (ts - t0) / 1e6, (t1 - t0) / 1e6,
-                 ((c1.tv_sec - c0.tv_sec) * 1e9 + (c1.tv_nsec - c0.tv_nsec)) / 1e6);
+    std::fprintf(stderr, "run: total %.3f ms, cpu %.3f ms\n", (t1 - t0) / 1e6, (c1 - c0) * 1e3);
   if (!r.ok) {
     std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
     std::exit(1);
@@ -328,6 +334,25 @@ long idle_rss_kib(const std::string& pel_binary) {
   return rss;
 }
 
+/// Runs the latency pipeline at g_paced_rate for g_paced_seconds; fills g_latencies.
+bool run_latency(const spec::registry& reg) {
+  g_latencies.clear();
+  std::string yaml =
+      "sources:\n  src:\n    type: bench_paced\n"
+      "operators:\n"
+      "  a:\n    type: filter\n    input: src\n    where: v >= 0\n    partition: rebalance\n"
+      "  b:\n    type: map\n    input: a\n    fields: {w: v * 2}\n    partition: rebalance\n"
+      "  c:\n    type: filter\n    input: b\n    where: w % 2 == 0\n    partition: rebalance\n"
+      "sinks:\n  out:\n    type: bench_latency\n    input: c\n    partition: rebalance\n";
+  auto pipeline = spec::load_text(yaml, "latency.yaml", reg);
+  auto plan = plan::build(pipeline, reg);
+  runtime::job job(plan);
+  job.start();
+  auto r = job.wait();
+  if (!r.ok) std::fprintf(stderr, "latency pipeline failed: %s\n", r.error.c_str());
+  return r.ok;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -341,6 +366,17 @@ int main(int argc, char** argv) {
   prepared p = prepare(rows, batch_rows);
   auto reg = bench_registry(p.schema);
 
+  // --only=latency --latency-rate=R: just the latency pipeline at R rows/s.
+  if (args.get_string("only", "") == "latency") {
+    g_paced_rate = args.get_double("latency-rate", 1e6);
+    g_paced_seconds = args.get_double("latency-seconds", 5);
+    if (!run_latency(reg)) return 1;
+    auto lat = g_latencies;
+    std::printf("latency at %.3g rows/s (%zu rows): p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
+                g_paced_rate, lat.size(), percentile(lat, 0.50) / 1e6, percentile(lat, 0.99) / 1e6,
+                percentile(lat, 0.999) / 1e6);
+    return 0;
+  }
   // --only=fused|rebalance: just that PEL pipeline, `runs` times (for profilers).
   if (const std::string only = args.get_string("only", ""); !only.empty()) {
     checksum c;
@@ -355,16 +391,15 @@ int main(int argc, char** argv) {
   // 1. throughput ------------------------------------------------------------------------
   checksum base_sum = fused_loop(p);  // warm-up
   std::vector<double> base_rates, fused_rates, rebalance_rates;
+  // Cores used on average during each run (CPU seconds / wall seconds): on a shared machine
+  // the two PEL threads do not always get two cores.
+  std::vector<double> base_cpu, fused_cpu, rebalance_cpu;
   for (int i = 0; i < runs; ++i) {
-    timespec c0, c1;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    const double c0 = process_cpu_seconds();
     auto t0 = core::steady_ns();
     checksum c = fused_loop(p);
     double secs = (core::steady_ns() - t0) / 1e9;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
-    if (std::getenv("PEL_BENCH_DEBUG"))
-      std::fprintf(stderr, "fused loop: total %.3f ms, cpu %.3f ms\n", secs * 1e3,
-                   ((c1.tv_sec - c0.tv_sec) * 1e9 + (c1.tv_nsec - c0.tv_nsec)) / 1e6);
+    base_cpu.push_back((process_cpu_seconds() - c0) / secs);
     base_rates.push_back(p.rows / secs);
     base_sum = c;
   }
@@ -383,9 +418,13 @@ int main(int argc, char** argv) {
   run_pel(reg, p, throughput_yaml(2, false), c);  // warm-up
   check(c, "pel p=2");
   for (int i = 0; i < runs; ++i) {
-    fused_rates.push_back(p.rows / run_pel(reg, p, throughput_yaml(2, false), c));
+    double cpu = 0, secs = run_pel(reg, p, throughput_yaml(2, false), c, &cpu);
+    fused_rates.push_back(p.rows / secs);
+    fused_cpu.push_back(cpu / secs);
     check(c, "pel p=2");
-    rebalance_rates.push_back(p.rows / run_pel(reg, p, throughput_yaml(2, true), c));
+    secs = run_pel(reg, p, throughput_yaml(2, true), c, &cpu);
+    rebalance_rates.push_back(p.rows / secs);
+    rebalance_cpu.push_back(cpu / secs);
     check(c, "pel p=2 rebalance");
   }
   auto base = bench::stats::of(base_rates), fused = bench::stats::of(fused_rates),
@@ -393,29 +432,16 @@ int main(int argc, char** argv) {
   std::printf("throughput rows/s: fused loop %.3g, pel p=2 %.3g (%.2fx), pel p=2 rebalance %.3g (%.2fx)\n",
               base.median, fused.median, fused.median / base.median, reb.median,
               reb.median / base.median);
+  const double base_cores = bench::stats::of(base_cpu).median,
+               fused_cores = bench::stats::of(fused_cpu).median,
+               reb_cores = bench::stats::of(rebalance_cpu).median;
+  std::printf("cores used (CPU time / wall time, median): fused loop %.2f, pel p=2 %.2f, pel p=2 rebalance %.2f\n",
+              base_cores, fused_cores, reb_cores);
 
   // 2. latency at half of the rebalanced pipeline's maximum --------------------------------
   g_paced_rate = reb.median / 2;
   g_paced_seconds = args.get_double("latency-seconds", 5);
-  g_latencies.clear();
-  {
-    std::string yaml =
-        "sources:\n  src:\n    type: bench_paced\n"
-        "operators:\n"
-        "  a:\n    type: filter\n    input: src\n    where: v >= 0\n    partition: rebalance\n"
-        "  b:\n    type: map\n    input: a\n    fields: {w: v * 2}\n    partition: rebalance\n"
-        "  c:\n    type: filter\n    input: b\n    where: w % 2 == 0\n    partition: rebalance\n"
-        "sinks:\n  out:\n    type: bench_latency\n    input: c\n    partition: rebalance\n";
-    auto pipeline = spec::load_text(yaml, "latency.yaml", reg);
-    auto plan = plan::build(pipeline, reg);
-    runtime::job job(plan);
-    job.start();
-    auto r = job.wait();
-    if (!r.ok) {
-      std::fprintf(stderr, "latency pipeline failed: %s\n", r.error.c_str());
-      return 1;
-    }
-  }
+  if (!run_latency(reg)) return 1;
   auto lat = g_latencies;
   std::size_t lat_n = lat.size();
   double p50 = percentile(lat, 0.50) / 1e6, p99 = percentile(lat, 0.99) / 1e6,
@@ -439,6 +465,9 @@ int main(int argc, char** argv) {
              0.5);
   rep.metric("PEL p=2, rebalance before the sink (4 actors, channels)", reb, "rows/s",
              reb.median / base.median, 0.5);
+  rep.value("cores used by the fused loop (CPU time / wall time)", base_cores, "cores");
+  rep.value("cores used by PEL p=2 (2 scheduler threads)", fused_cores, "cores");
+  rep.value("cores used by PEL p=2, rebalance", reb_cores, "cores");
   rep.value("latency p50 at " + bench::fmt_rate(g_paced_rate) + " rows/s (3 operators, 5 actors)", p50, "ms");
   rep.value("latency p99", p99, "ms", 2.0, true);
   rep.value("latency p99.9", p999, "ms");
