@@ -62,13 +62,13 @@ struct setup {
 /// The message of row `i`: a JSON trade of about 80 bytes.
 std::string trade(std::size_t i) {
   char buf[160];
-  std::snprintf(buf, sizeof buf,
-                R"({"id":%zu,"sym":"SYM%03zu","px":%zu.25,"qty":%zu,"side":"%s"})", i, i % 500,
-                100 + i % 900, (i * 7919) % 1000, (i & 1) ? "buy" : "sell");
+  std::snprintf(buf, sizeof buf, R"({"id":%zu,"sym":"SYM%03zu","px":%zu.25,"qty":%zu,"side":"%s"})",
+                i, i % 500, 100 + i % 900, (i * 7919) % 1000, (i & 1) ? "buy" : "sell");
   return buf;
 }
 
-handle_ptr make_client(rd_kafka_type_t type, const std::vector<std::pair<std::string, std::string>>& kv) {
+handle_ptr make_client(rd_kafka_type_t type,
+                       const std::vector<std::pair<std::string, std::string>>& kv) {
   conf_ptr conf(rd_kafka_conf_new());
   std::string err;
   for (auto& [k, v] : kv)
@@ -85,7 +85,8 @@ handle_ptr make_client(rd_kafka_type_t type, const std::vector<std::pair<std::st
 void assign_all(rd_kafka_t* rk, const std::string& topic, int partitions) {
   auto list = new_tplist(partitions);
   for (int p = 0; p < partitions; ++p)
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(rk, list.get());
 }
 
@@ -106,7 +107,9 @@ void produce_input(setup& s) {
     throw std::runtime_error("could not produce the input");
 }
 
-double seconds_since(std::int64_t t0) { return (core::steady_ns() - t0) / 1e9; }
+double seconds_since(std::int64_t t0) {
+  return (core::steady_ns() - t0) / 1e9;
+}
 
 // --- (a) raw librdkafka loop ---------------------------------------------------------------
 
@@ -116,8 +119,9 @@ struct raw_counts {
 
 double run_raw(setup& s, std::uint64_t& out_count) {
   const auto out_topic = s.fresh_topic("raw_out");
-  auto consumer = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", s.boot}, {"group.id", "bench-raw"},
-                                                  {"enable.auto.commit", "false"}});
+  auto consumer = make_client(
+      RD_KAFKA_CONSUMER,
+      {{"bootstrap.servers", s.boot}, {"group.id", "bench-raw"}, {"enable.auto.commit", "false"}});
   raw_counts counts;
   conf_ptr pconf(rd_kafka_conf_new());
   std::string err;
@@ -168,7 +172,7 @@ struct yaml_config {
   std::vector<spec::param> params;
   spec::config cfg;
   yaml_config(const std::string& text, std::vector<spec::param> p, const std::string& path)
-    : params(std::move(p)), cfg(spec::parse_yaml(text, "kafka_bench"), path, &params) {}
+      : params(std::move(p)), cfg(spec::parse_yaml(text, "kafka_bench"), path, &params) {}
 };
 
 /// One PEL variant: source config, sink config, and the work between them.
@@ -180,12 +184,14 @@ struct pel_variant {
 };
 
 /// Drives source → (predicate) → sink directly, as the runtime's fused chain would.
-double run_pel(setup& s, const pel_variant& v, std::uint64_t& out_count, const std::string& out_topic) {
-  yaml_config src_cfg("bootstrap_servers: " + s.boot + "\ntopics: [" + s.input + "]\nassign: true\n" +
-                          "start_from: earliest\n" + v.source_yaml,
+double run_pel(setup& s, const pel_variant& v, std::uint64_t& out_count,
+               const std::string& out_topic) {
+  yaml_config src_cfg("bootstrap_servers: " + s.boot + "\ntopics: [" + s.input +
+                          "]\nassign: true\n" + "start_from: earliest\n" + v.source_yaml,
                       connectors::kafka_source_params(), "sources.in");
-  yaml_config sink_cfg("bootstrap_servers: " + s.boot + "\ntopic: " + out_topic + "\n" + v.sink_yaml,
-                       connectors::kafka_sink_params(), "sinks.out");
+  yaml_config sink_cfg(
+      "bootstrap_servers: " + s.boot + "\ntopic: " + out_topic + "\n" + v.sink_yaml,
+      connectors::kafka_sink_params(), "sinks.out");
   connectors::kafka_source src(src_cfg.cfg);
   connectors::kafka_sink sink(sink_cfg.cfg);
   core::operator_context ctx;
@@ -212,7 +218,8 @@ double run_pel(setup& s, const pel_variant& v, std::uint64_t& out_count, const s
       kept.clear();
       for (std::size_t i = 0; i < out.main.size(); ++i) {
         const auto* q = std::get_if<std::int64_t>(&out.main.row(i)[qty]);
-        if (q != nullptr && *q >= qty_threshold) kept.append_move(out.main.row(i), out.main.times[i]);
+        if (q != nullptr && *q >= qty_threshold)
+          kept.append_move(out.main.row(i), out.main.times[i]);
       }
       sink.write(kept);
     } else {
@@ -260,8 +267,10 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
   // The PEL passthrough: source(in) -> sink(out), low-latency client settings.
   std::thread pel([&] {
     try {
-      yaml_config src_cfg("bootstrap_servers: " + s.boot + "\ntopics: [" + in + "]\nassign: true\n" +
-                              "start_from: earliest\nformat: raw\nrdkafka: {fetch.wait.max.ms: 5, fetch.error.backoff.ms: 5}\n",
+      yaml_config src_cfg("bootstrap_servers: " + s.boot + "\ntopics: [" + in +
+                              "]\nassign: true\n" +
+                              "start_from: earliest\nformat: raw\nrdkafka: {fetch.wait.max.ms: 5, "
+                              "fetch.error.backoff.ms: 5}\n",
                           connectors::kafka_source_params(), "sources.in");
       yaml_config sink_cfg("bootstrap_servers: " + s.boot + "\ntopic: " + out +
                                "\nformat: raw\nrdkafka: {linger.ms: 1}\n",
@@ -292,8 +301,10 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
   });
 
   std::thread consumer([&] {
-    auto rk = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", s.boot}, {"group.id", "bench-lat"},
-                                              {"fetch.wait.max.ms", "5"}, {"fetch.error.backoff.ms", "5"},
+    auto rk = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", s.boot},
+                                              {"group.id", "bench-lat"},
+                                              {"fetch.wait.max.ms", "5"},
+                                              {"fetch.error.backoff.ms", "5"},
                                               {"enable.auto.commit", "false"}});
     assign_all(rk.get(), out, s.partitions);
     while (!stop_consumer) {
@@ -310,7 +321,8 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
 
   while (!pel_ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // Producer at a fixed rate: the payload is the steady-clock send time in ns.
-  auto producer = make_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", s.boot}, {"linger.ms", "1"}});
+  auto producer =
+      make_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", s.boot}, {"linger.ms", "1"}});
   const auto total = static_cast<std::size_t>(rate * (seconds + 1));
   const auto t0 = core::steady_ns();
   r.measure_from = t0 + 1'000'000'000;  // the first second warms connections and fetchers up
@@ -319,10 +331,12 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
     const auto due = t0 + static_cast<std::int64_t>(i * interval_ns);
     while (core::steady_ns() < due) {
       rd_kafka_poll(producer.get(), 0);
-      if (due - core::steady_ns() > 200'000) std::this_thread::sleep_for(std::chrono::microseconds(100));
+      if (due - core::steady_ns() > 200'000)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     auto stamp = std::to_string(core::steady_ns());
-    while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(in.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+    while (rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(in.c_str()),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_VALUE(stamp.data(), stamp.size()), RD_KAFKA_V_END) != 0)
       rd_kafka_poll(producer.get(), 1);
   }
@@ -340,7 +354,7 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
   std::sort(r.ms.begin(), r.ms.end());
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   bench::args a(argc, argv);
@@ -370,10 +384,11 @@ int main(int argc, char** argv) {
       const double rc = run_pel(s, json_filter, json_n, s.fresh_topic("json_out"));
       const bool ok = raw_n == s.messages && pass_n == s.messages && json_n == s.expected_filtered;
       counts_ok = counts_ok && ok;
-      std::cout << (i == 0 ? "warm-up" : "run " + std::to_string(i)) << ": raw " << bench::fmt_rate(ra)
-                << " msgs/s (" << raw_n << " out), pel passthrough " << bench::fmt_rate(rb) << " ("
-                << pass_n << " out), pel json+filter " << bench::fmt_rate(rc) << " (" << json_n
-                << " out, expected " << s.expected_filtered << ")\n";
+      std::cout << (i == 0 ? "warm-up" : "run " + std::to_string(i)) << ": raw "
+                << bench::fmt_rate(ra) << " msgs/s (" << raw_n << " out), pel passthrough "
+                << bench::fmt_rate(rb) << " (" << pass_n << " out), pel json+filter "
+                << bench::fmt_rate(rc) << " (" << json_n << " out, expected " << s.expected_filtered
+                << ")\n";
       if (i == 0) continue;
       raw_rates.push_back(ra);
       pass_rates.push_back(rb);
@@ -391,26 +406,33 @@ int main(int argc, char** argv) {
     rep.condition("messages", std::to_string(s.messages));
     rep.condition("partitions", std::to_string(s.partitions));
     rep.condition("message", "JSON trade, ~75 bytes");
-    rep.condition("broker", "librdkafka " + std::string(rd_kafka_version_str()) + " mock cluster, 1 broker, same process");
+    rep.condition("broker", "librdkafka " + std::string(rd_kafka_version_str()) +
+                                " mock cluster, 1 broker, same process");
     rep.condition("poll batch", "1024");
     rep.condition("runs", std::to_string(runs) + " after 1 warm-up, median (min–max)");
-    rep.condition("latency rate", bench::fmt(rate, "%.0f") + " msgs/s offered for " + bench::fmt(lat_seconds, "%.0f") +
-                                     " s after 1 s of warm-up; PEL passthrough; linger.ms 1, fetch.wait.max.ms 5");
+    rep.condition("latency rate",
+                  bench::fmt(rate, "%.0f") + " msgs/s offered for " +
+                      bench::fmt(lat_seconds, "%.0f") +
+                      " s after 1 s of warm-up; PEL passthrough; linger.ms 1, fetch.wait.max.ms 5");
     rep.condition("throughput clock", "first message consumed to last delivery acknowledged");
     rep.metric("(a) raw librdkafka consume → produce", sa, "msgs/s", 1.0);
-    rep.metric("(b) PEL kafka source → sink, raw passthrough", sb, "msgs/s", sb.median / sa.median, 0.5);
-    rep.metric("(c) PEL source → JSON decode → filter → JSON encode → sink", sc, "msgs/s", sc.median / sa.median);
+    rep.metric("(b) PEL kafka source → sink, raw passthrough", sb, "msgs/s", sb.median / sa.median,
+               0.5);
+    rep.metric("(c) PEL source → JSON decode → filter → JSON encode → sink", sc, "msgs/s",
+               sc.median / sa.median);
     rep.value("(d) end-to-end latency p50", percentile(lat.ms, 0.5), "ms");
     rep.value("(d) end-to-end latency p99", percentile(lat.ms, 0.99), "ms");
     rep.value("(d) end-to-end latency p99.9", percentile(lat.ms, 0.999), "ms");
     rep.value("(d) end-to-end latency max", lat.ms.empty() ? 0 : lat.ms.back(), "ms");
     rep.value("check: every run delivered the expected count", counts_ok ? 1 : 0, "(1 = yes)");
-    rep.value("check: latency messages received / sent", lat.sent ? double(lat.received.load()) / lat.sent : 0, "");
+    rep.value("check: latency messages received / sent",
+              lat.sent ? double(lat.received.load()) / lat.sent : 0, "");
     rep.write(out_dir);
-    std::cout << "(b)/(a) = " << bench::fmt(sb.median / sa.median, "%.2f") << ", (c)/(a) = "
-              << bench::fmt(sc.median / sa.median, "%.2f") << "; latency p50 "
-              << bench::fmt(percentile(lat.ms, 0.5)) << " ms, p99 " << bench::fmt(percentile(lat.ms, 0.99))
-              << " ms, p99.9 " << bench::fmt(percentile(lat.ms, 0.999)) << " ms\n"
+    std::cout << "(b)/(a) = " << bench::fmt(sb.median / sa.median, "%.2f")
+              << ", (c)/(a) = " << bench::fmt(sc.median / sa.median, "%.2f") << "; latency p50 "
+              << bench::fmt(percentile(lat.ms, 0.5)) << " ms, p99 "
+              << bench::fmt(percentile(lat.ms, 0.99)) << " ms, p99.9 "
+              << bench::fmt(percentile(lat.ms, 0.999)) << " ms\n"
               << "results in " << out_dir << "/kafka.json\n";
     if (!counts_ok || !lat_ok) {
       std::cerr << "error: output counts differ from the input (see above)\n";

@@ -57,9 +57,10 @@ private:
 class bootstrap_forwarder {
 public:
   bootstrap_forwarder(int port, std::string upstream_host, int upstream_port)
-    : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port) {
+      : upstream_host_(std::move(upstream_host)), upstream_port_(upstream_port) {
     listen_ = unique_fd(::socket(AF_INET, SOCK_STREAM, 0));
-    if (listen_.get() < 0) throw std::runtime_error("cannot create a socket for the bootstrap port");
+    if (listen_.get() < 0)
+      throw std::runtime_error("cannot create a socket for the bootstrap port");
     int one = 1;
     ::setsockopt(listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
@@ -153,10 +154,10 @@ private:
   std::vector<std::unique_ptr<connection>> conns_;
 };
 
-} // namespace
+}  // namespace
 
 struct kafka_broker::impl {
-  handle_ptr host;                       // the client handle the mock cluster lives in
+  handle_ptr host;  // the client handle the mock cluster lives in
   rd_kafka_mock_cluster_t* cluster = nullptr;
   int brokers = 1;
   std::string bootstraps;
@@ -190,7 +191,8 @@ kafka_broker::kafka_broker(const kafka_broker_options& opts) : impl_(std::make_u
     throw std::runtime_error("the number of brokers must be between 1 and 16, got " +
                              std::to_string(opts.brokers));
   if (opts.port < 0 || opts.port > 65535)
-    throw std::runtime_error("the port must be between 0 and 65535, got " + std::to_string(opts.port));
+    throw std::runtime_error("the port must be between 0 and 65535, got " +
+                             std::to_string(opts.port));
   impl_->brokers = opts.brokers;
 
   conf_ptr conf(rd_kafka_conf_new());
@@ -199,7 +201,8 @@ kafka_broker::kafka_broker(const kafka_broker_options& opts) : impl_(std::make_u
   try_set(conf.get(), "log_level", "0", error);
   char errstr[512];
   impl_->host.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof errstr));
-  if (!impl_->host) throw std::runtime_error(std::string("cannot start the mock cluster: ") + errstr);
+  if (!impl_->host)
+    throw std::runtime_error(std::string("cannot start the mock cluster: ") + errstr);
   conf.release();  // owned by the handle now
 
   impl_->cluster = rd_kafka_mock_cluster_new(impl_->host.get(), opts.brokers);
@@ -209,18 +212,24 @@ kafka_broker::kafka_broker(const kafka_broker_options& opts) : impl_(std::make_u
   if (opts.port != 0) {
     auto first = impl_->bootstraps.substr(0, impl_->bootstraps.find(','));
     auto colon = first.rfind(':');
-    impl_->forwarder = std::make_unique<bootstrap_forwarder>(
-        opts.port, first.substr(0, colon), std::stoi(first.substr(colon + 1)));
+    impl_->forwarder = std::make_unique<bootstrap_forwarder>(opts.port, first.substr(0, colon),
+                                                             std::stoi(first.substr(colon + 1)));
     impl_->bootstraps = "127.0.0.1:" + std::to_string(opts.port) + "," + impl_->bootstraps;
   }
   for (const auto& t : opts.topics) create_topic(t);
 }
 
-kafka_broker::~kafka_broker() { stop(); }
+kafka_broker::~kafka_broker() {
+  stop();
+}
 
-std::string kafka_broker::bootstraps() const { return impl_->bootstraps; }
+std::string kafka_broker::bootstraps() const {
+  return impl_->bootstraps;
+}
 
-int kafka_broker::broker_count() const noexcept { return impl_->brokers; }
+int kafka_broker::broker_count() const noexcept {
+  return impl_->brokers;
+}
 
 void kafka_broker::create_topic(const std::string& name, int partitions) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -321,4 +330,4 @@ int run_kafka_broker(const kafka_broker_options& opts, std::atomic<bool>& stop) 
   return 0;
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

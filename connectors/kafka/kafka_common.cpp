@@ -66,4 +66,4 @@ bool parse_topic_partition_count(std::string_view text, std::string& name, int& 
   return true;
 }
 
-} // namespace pel::connectors::kafka_detail
+}  // namespace pel::connectors::kafka_detail

@@ -82,4 +82,4 @@ std::string position_text(std::string_view topic, std::int32_t partition, std::i
 /// Parses `name:N` (N > 0); false when malformed.
 bool parse_topic_partition_count(std::string_view text, std::string& name, int& count);
 
-} // namespace pel::connectors::kafka_detail
+}  // namespace pel::connectors::kafka_detail

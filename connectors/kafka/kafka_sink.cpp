@@ -12,24 +12,32 @@ using namespace kafka_detail;
 std::vector<spec::param> kafka_sink_params() {
   using spec::param;
   std::vector<param> p = {
-      param::string("bootstrap_servers").req().doc(
-          "Comma-separated `host:port` list of Kafka brokers (librdkafka `bootstrap.servers`)."),
+      param::string("bootstrap_servers")
+          .req()
+          .doc("Comma-separated `host:port` list of Kafka brokers (librdkafka "
+               "`bootstrap.servers`)."),
       param::string("topic").req().doc("Topic to write to."),
       param::string("key").doc(
           "Field whose value is the message key; messages with the same key go to the same "
           "partition (librdkafka's default partitioner). Without it, messages have no key."),
       param::string_map("headers").doc("Static headers added to every message."),
-      param::boolean("idempotence").def("true").doc(
-          "Idempotent producer (`enable.idempotence`): retries never duplicate or reorder."),
-      param::string("timestamp").def("event").one_of({"event", "now"}).doc(
-          "Message timestamp: `event` writes each row's event time (as Kafka Streams and Flink "
-          "do), `now` lets the producer stamp the send time. Use `now` when replaying old "
-          "data into topics with time-based retention, which would otherwise drop it early."),
-      param::duration("flush_timeout").def("60s").doc(
-          "How long a flush (checkpoint, end of stream) waits for every delivery report "
-          "before failing the pipeline."),
-      param::duration("queue_full_timeout").def("60s").doc(
-          "How long a write waits for room in librdkafka's queue before failing."),
+      param::boolean("idempotence")
+          .def("true")
+          .doc("Idempotent producer (`enable.idempotence`): retries never duplicate or reorder."),
+      param::string("timestamp")
+          .def("event")
+          .one_of({"event", "now"})
+          .doc(
+              "Message timestamp: `event` writes each row's event time (as Kafka Streams and Flink "
+              "do), `now` lets the producer stamp the send time. Use `now` when replaying old "
+              "data into topics with time-based retention, which would otherwise drop it early."),
+      param::duration("flush_timeout")
+          .def("60s")
+          .doc("How long a flush (checkpoint, end of stream) waits for every delivery report "
+               "before failing the pipeline."),
+      param::duration("queue_full_timeout")
+          .def("60s")
+          .doc("How long a write waits for room in librdkafka's queue before failing."),
       param::string_map("rdkafka").doc(
           "librdkafka producer properties passed through unchanged (they override the "
           "connector's own settings), e.g. `linger.ms: 5`."),
@@ -48,8 +56,10 @@ kafka_sink::kafka_sink(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_conf
   queue_full_timeout_ms_ = cfg.get_duration_ns("queue_full_timeout") / 1'000'000;
 
   auto* c = conf_.get();
-  set_or_fail(c, cfg, "bootstrap_servers", "bootstrap.servers", cfg.get_string("bootstrap_servers"));
-  set_or_fail(c, cfg, "idempotence", "enable.idempotence", cfg.get_bool("idempotence") ? "true" : "false");
+  set_or_fail(c, cfg, "bootstrap_servers", "bootstrap.servers",
+              cfg.get_string("bootstrap_servers"));
+  set_or_fail(c, cfg, "idempotence", "enable.idempotence",
+              cfg.get_bool("idempotence") ? "true" : "false");
   set_or_fail(c, cfg, "bootstrap_servers", "linger.ms", "5");
   set_or_fail(c, cfg, "bootstrap_servers", "log_level", "3");
   apply_passthrough(c, cfg);
@@ -70,7 +80,8 @@ void kafka_sink::open(const core::operator_context& ctx, const core::schema_ptr&
   if (!key_name_.empty()) {
     key_col_ = input->index_of(key_name_);
     if (key_col_ < 0)
-      cfg_.fail("key", "field '" + key_name_ + "' is not in the input; fields are: " + input->names());
+      cfg_.fail("key",
+                "field '" + key_name_ + "' is not in the input; fields are: " + input->names());
   }
   encoder_ = make_encoder(cfg_, input);
   rd_kafka_conf_set_opaque(conf_.get(), this);
@@ -97,8 +108,8 @@ void kafka_sink::delivery_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opa
     return;
   }
   if (self->failed_++ == 0)
-    self->first_failure_ = std::string(rd_kafka_err2str(m->err)) + " (topic " +
-                           self->topic_name_ + ", partition " + std::to_string(m->partition) + ")";
+    self->first_failure_ = std::string(rd_kafka_err2str(m->err)) + " (topic " + self->topic_name_ +
+                           ", partition " + std::to_string(m->partition) + ")";
 }
 
 void kafka_sink::throw_if_failed() {
@@ -154,9 +165,10 @@ void kafka_sink::produce_row(const core::value* row, std::int64_t t) {
     rd_kafka_poll(rk_.get(), 10);
     throw_if_failed();
     if (core::steady_ns() > deadline)
-      throw std::runtime_error("kafka sink '" + name_ + "': the producer queue stayed full for " +
-                               std::to_string(queue_full_timeout_ms_) +
-                               " ms (broker unreachable?); raise queue_full_timeout or check the brokers");
+      throw std::runtime_error(
+          "kafka sink '" + name_ + "': the producer queue stayed full for " +
+          std::to_string(queue_full_timeout_ms_) +
+          " ms (broker unreachable?); raise queue_full_timeout or check the brokers");
   }
 }
 
@@ -173,7 +185,8 @@ void kafka_sink::flush() {
   auto err = rd_kafka_flush(rk_.get(), static_cast<int>(flush_timeout_ms_));
   throw_if_failed();
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw std::runtime_error("kafka sink '" + name_ + "': " + std::to_string(rd_kafka_outq_len(rk_.get())) +
+    throw std::runtime_error("kafka sink '" + name_ +
+                             "': " + std::to_string(rd_kafka_outq_len(rk_.get())) +
                              " message(s) still undelivered after flush_timeout (" +
                              std::to_string(flush_timeout_ms_) + " ms): " + rd_kafka_err2str(err));
 }
@@ -190,4 +203,4 @@ std::uint64_t kafka_sink::in_flight() const noexcept {
   return produced_ > done ? produced_ - done : 0;
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

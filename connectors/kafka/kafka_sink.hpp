@@ -76,4 +76,4 @@ private:
   std::string first_failure_;
 };
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

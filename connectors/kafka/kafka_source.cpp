@@ -35,46 +35,56 @@ bool parse_topic_partition(std::string_view text, std::string& topic, std::int32
   return true;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<spec::param> kafka_source_params() {
   using spec::param;
   std::vector<param> p = {
-      param::string("bootstrap_servers").req().doc(
-          "Comma-separated `host:port` list of Kafka brokers (librdkafka `bootstrap.servers`)."),
+      param::string("bootstrap_servers")
+          .req()
+          .doc("Comma-separated `host:port` list of Kafka brokers (librdkafka "
+               "`bootstrap.servers`)."),
       param::string_list("topics").doc(
           "Topics to read. Required with `group_id` and with `assign: true`."),
-      param::string("group_id").doc(
-          "Consumer group. Without `partitions`/`assign`, the source subscribes and the group "
-          "splits the partitions among its members; offsets are committed to this group. With "
-          "an explicit assignment it is only where offsets are committed."),
-      param::string_list("partitions").doc(
-          "Explicit assignment as `topic:partition` entries (e.g. `ticks:0`). Instance i of "
-          "the source reads entries i, i+parallelism, ... No rebalancing."),
+      param::string("group_id")
+          .doc("Consumer group. Without `partitions`/`assign`, the source subscribes and the group "
+               "splits the partitions among its members; offsets are committed to this group. With "
+               "an explicit assignment it is only where offsets are committed."),
+      param::string_list("partitions")
+          .doc("Explicit assignment as `topic:partition` entries (e.g. `ticks:0`). Instance i of "
+               "the source reads entries i, i+parallelism, ... No rebalancing."),
       param::boolean("assign").def("false").doc(
           "Assign every partition of `topics` explicitly (split among the instances) instead "
           "of joining a consumer group."),
-      param::string("start_from").def("committed")
+      param::string("start_from")
+          .def("committed")
           .one_of({"committed", "earliest", "latest", "timestamp"})
           .doc("Where to start a partition. `committed`: the group's committed offset, else "
                "earliest. In group mode `earliest`, `latest` and `timestamp` apply only to "
                "partitions the group has no committed offset for; with an explicit assignment "
                "they ignore committed offsets."),
-      param::integer("start_timestamp").min(0).doc(
-          "With `start_from: timestamp`: epoch milliseconds; each partition starts at its first "
-          "message at or after it."),
-      param::string("key_field").doc(
-          "Adds the message key as a string field with this name (null when the message has "
-          "no key)."),
+      param::integer("start_timestamp")
+          .min(0)
+          .doc("With `start_from: timestamp`: epoch milliseconds; each partition starts at its "
+               "first "
+               "message at or after it."),
+      param::string("key_field")
+          .doc("Adds the message key as a string field with this name (null when the message has "
+               "no key)."),
       param::string_list("include").doc(
           "Metadata appended to each row as extra fields: `key` (kafka_key), `partition` "
           "(kafka_partition), `offset` (kafka_offset), `timestamp` (kafka_timestamp, epoch ms), "
           "`headers` (kafka_headers, a JSON object of string values)."),
-      param::bytes("max_message_bytes").def("1MiB").min(1).doc(
-          "Messages larger than this go to the dead-letter output."),
-      param::bytes("fetch_queue_bytes").def("64MiB").min(1024).doc(
-          "Bound on messages fetched ahead and held by librdkafka while the pipeline is slow "
-          "(librdkafka `queued.max.messages.kbytes`). Memory stays bounded under backpressure."),
+      param::bytes("max_message_bytes")
+          .def("1MiB")
+          .min(1)
+          .doc("Messages larger than this go to the dead-letter output."),
+      param::bytes("fetch_queue_bytes")
+          .def("64MiB")
+          .min(1024)
+          .doc("Bound on messages fetched ahead and held by librdkafka while the pipeline is slow "
+               "(librdkafka `queued.max.messages.kbytes`). Memory stays bounded under "
+               "backpressure."),
       param::string_map("rdkafka").doc(
           "librdkafka consumer properties passed through unchanged (they override the "
           "connector's own settings), e.g. `session.timeout.ms: 10000`."),
@@ -100,16 +110,21 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
     cfg.fail("assign", "set either `partitions` or `assign: true`, not both");
   const bool explicit_mode = !explicit_partitions_.empty() || assign_all_;
   if (!explicit_mode && group_id_.empty())
-    cfg.fail("group_id", "a kafka source needs `group_id` (consumer group) or an explicit "
-                         "assignment (`partitions: [topic:0, ...]` or `assign: true`)");
+    cfg.fail("group_id",
+             "a kafka source needs `group_id` (consumer group) or an explicit "
+             "assignment (`partitions: [topic:0, ...]` or `assign: true`)");
   if ((!explicit_mode || assign_all_) && topics_.empty())
     cfg.fail("topics", "list the topics to read, e.g. topics: [ticks]");
 
   const auto start = cfg.get_string("start_from");
-  if (start == "earliest") start_ = start_mode::earliest;
-  else if (start == "latest") start_ = start_mode::latest;
-  else if (start == "timestamp") start_ = start_mode::timestamp;
-  else start_ = start_mode::committed;
+  if (start == "earliest")
+    start_ = start_mode::earliest;
+  else if (start == "latest")
+    start_ = start_mode::latest;
+  else if (start == "timestamp")
+    start_ = start_mode::timestamp;
+  else
+    start_ = start_mode::committed;
   if (start_ == start_mode::committed && group_id_.empty()) {
     if (cfg.has("start_from"))
       cfg.fail("start_from", "`start_from: committed` needs a `group_id` to read offsets from");
@@ -138,8 +153,9 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
   // Record schema: the decoder's fields, then the selected metadata.
   decoder_ = make_decoder(cfg, declared_schema(cfg));
   if (!decoder_ || !decoder_->schema() || decoder_->schema()->size() == 0)
-    cfg.fail("schema", "a kafka source needs the record fields declared under `schema:` "
-                       "(or `format: raw` for one string field `value`)");
+    cfg.fail("schema",
+             "a kafka source needs the record fields declared under `schema:` "
+             "(or `format: raw` for one string field `value`)");
   auto schema = std::make_shared<core::schema>(*decoder_->schema());
   data_width_ = static_cast<std::uint32_t>(schema->size());
   auto add_meta = [&](meta_field f, std::string name, core::value_type type, const char* key) {
@@ -152,11 +168,16 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
   for (const auto& inc : cfg.get_string_list("include")) {
     meta_field f;
     core::value_type type = core::value_type::integer;
-    if (inc == "key") f = meta_key, type = core::value_type::string;
-    else if (inc == "partition") f = meta_partition;
-    else if (inc == "offset") f = meta_offset;
-    else if (inc == "timestamp") f = meta_timestamp;
-    else if (inc == "headers") f = meta_headers, type = core::value_type::string;
+    if (inc == "key")
+      f = meta_key, type = core::value_type::string;
+    else if (inc == "partition")
+      f = meta_partition;
+    else if (inc == "offset")
+      f = meta_offset;
+    else if (inc == "timestamp")
+      f = meta_timestamp;
+    else if (inc == "headers")
+      f = meta_headers, type = core::value_type::string;
     else
       cfg.fail("include", "unknown metadata '" + inc +
                               "'; allowed: key, partition, offset, timestamp, headers");
@@ -166,7 +187,8 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
 
   // librdkafka settings: the connector's defaults first, then the user's pass-through.
   auto* c = conf_.get();
-  set_or_fail(c, cfg, "bootstrap_servers", "bootstrap.servers", cfg.get_string("bootstrap_servers"));
+  set_or_fail(c, cfg, "bootstrap_servers", "bootstrap.servers",
+              cfg.get_string("bootstrap_servers"));
   // librdkafka 2.0.2 refuses assign() without a group.id even though nothing joins a group
   // then; an explicit assignment without `group_id` gets a private one and never commits.
   set_or_fail(c, cfg, "group_id", "group.id",
@@ -194,7 +216,9 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
   rd_kafka_conf_set_log_cb(c, [](const rd_kafka_t*, int, const char*, const char*) {});
 }
 
-kafka_source::~kafka_source() { close(); }
+kafka_source::~kafka_source() {
+  close();
+}
 
 // --- lifecycle ---------------------------------------------------------------------------
 
@@ -212,8 +236,8 @@ void kafka_source::open(const core::operator_context& ctx) {
     for (const auto& t : topics_)
       rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
     if (auto err = rd_kafka_subscribe(rk_.get(), list.get()))
-      throw std::runtime_error("kafka source '" + name_ + "': cannot subscribe: " +
-                               rd_kafka_err2str(err));
+      throw std::runtime_error("kafka source '" + name_ +
+                               "': cannot subscribe: " + rd_kafka_err2str(err));
   } else {
     assign_explicit(ctx);
   }
@@ -227,16 +251,17 @@ void kafka_source::assign_explicit(const core::operator_context& ctx) {
       const rd_kafka_metadata_t* md = nullptr;
       auto err = rd_kafka_metadata(rk_.get(), 0, rkt.get(), &md, metadata_timeout_ms);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        throw std::runtime_error("kafka source '" + name_ + "': no metadata for topic " + t +
-                                 ": " + rd_kafka_err2str(err));
+        throw std::runtime_error("kafka source '" + name_ + "': no metadata for topic " + t + ": " +
+                                 rd_kafka_err2str(err));
       std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(
           md, rd_kafka_metadata_destroy);
       if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        throw std::runtime_error("kafka source '" + name_ + "': topic " + t + " is unknown: " +
-                                 rd_kafka_err2str(md->topic_cnt ? md->topics[0].err
-                                                                : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        throw std::runtime_error(
+            "kafka source '" + name_ + "': topic " + t + " is unknown: " +
+            rd_kafka_err2str(md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
       std::vector<std::int32_t> ids;
-      for (int i = 0; i < md->topics[0].partition_cnt; ++i) ids.push_back(md->topics[0].partitions[i].id);
+      for (int i = 0; i < md->topics[0].partition_cnt; ++i)
+        ids.push_back(md->topics[0].partitions[i].id);
       std::sort(ids.begin(), ids.end());
       for (auto id : ids) all.emplace_back(t, id);
     }
@@ -247,16 +272,24 @@ void kafka_source::assign_explicit(const core::operator_context& ctx) {
     if (i % n != ctx.instance) continue;
     auto* tp = rd_kafka_topic_partition_list_add(list.get(), all[i].first.c_str(), all[i].second);
     switch (start_) {
-      case start_mode::committed: tp->offset = RD_KAFKA_OFFSET_STORED; break;
-      case start_mode::earliest: tp->offset = RD_KAFKA_OFFSET_BEGINNING; break;
-      case start_mode::latest: tp->offset = RD_KAFKA_OFFSET_END; break;
-      case start_mode::timestamp: tp->offset = start_timestamp_ms_; break;
+      case start_mode::committed:
+        tp->offset = RD_KAFKA_OFFSET_STORED;
+        break;
+      case start_mode::earliest:
+        tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+        break;
+      case start_mode::latest:
+        tp->offset = RD_KAFKA_OFFSET_END;
+        break;
+      case start_mode::timestamp:
+        tp->offset = start_timestamp_ms_;
+        break;
     }
   }
   if (start_ == start_mode::timestamp) resolve_timestamps(list.get(), false);
   if (auto err = rd_kafka_assign(rk_.get(), list.get()))
-    throw std::runtime_error("kafka source '" + name_ + "': cannot assign partitions: " +
-                             rd_kafka_err2str(err));
+    throw std::runtime_error("kafka source '" + name_ +
+                             "': cannot assign partitions: " + rd_kafka_err2str(err));
   add_partitions(list.get());
 }
 
@@ -306,28 +339,33 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
   }
 }
 
-void kafka_source::resolve_timestamps(rd_kafka_topic_partition_list_t* parts, bool only_uncommitted) {
+void kafka_source::resolve_timestamps(rd_kafka_topic_partition_list_t* parts,
+                                      bool only_uncommitted) {
   auto query = new_tplist(parts->cnt);
   if (only_uncommitted) {
     // Group mode: a committed offset wins; only partitions without one start at the time.
     auto copy = tplist_ptr(rd_kafka_topic_partition_list_copy(parts));
     rd_kafka_committed(rk_.get(), copy.get(), metadata_timeout_ms);
     for (int i = 0; i < copy->cnt; ++i) {
-      parts->elems[i].offset = copy->elems[i].offset >= 0 ? copy->elems[i].offset : RD_KAFKA_OFFSET_INVALID;
+      parts->elems[i].offset =
+          copy->elems[i].offset >= 0 ? copy->elems[i].offset : RD_KAFKA_OFFSET_INVALID;
       if (copy->elems[i].offset < 0)
         rd_kafka_topic_partition_list_add(query.get(), parts->elems[i].topic,
-                                          parts->elems[i].partition)->offset = start_timestamp_ms_;
+                                          parts->elems[i].partition)
+            ->offset = start_timestamp_ms_;
     }
   } else {
     for (int i = 0; i < parts->cnt; ++i)
       rd_kafka_topic_partition_list_add(query.get(), parts->elems[i].topic,
-                                        parts->elems[i].partition)->offset = start_timestamp_ms_;
+                                        parts->elems[i].partition)
+          ->offset = start_timestamp_ms_;
   }
   if (query->cnt == 0) return;
   auto err = rd_kafka_offsets_for_times(rk_.get(), query.get(), metadata_timeout_ms);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) last_error_ = rd_kafka_err2str(err);
   for (int i = 0; i < query->cnt; ++i) {
-    auto* tp = rd_kafka_topic_partition_list_find(parts, query->elems[i].topic, query->elems[i].partition);
+    auto* tp =
+        rd_kafka_topic_partition_list_find(parts, query->elems[i].topic, query->elems[i].partition);
     if (tp == nullptr) continue;
     // -1 (no message at or after the time) means the end of the partition.
     tp->offset = (err == RD_KAFKA_RESP_ERR_NO_ERROR && query->elems[i].offset >= 0)
@@ -354,9 +392,10 @@ void kafka_source::forget_partitions(const rd_kafka_topic_partition_list_t* part
   auto revoked = [parts](const std::string& topic, std::int32_t partition) {
     return rd_kafka_topic_partition_list_find(parts, topic.c_str(), partition) != nullptr;
   };
-  states_.erase(std::remove_if(states_.begin(), states_.end(),
-                               [&](const partition_state& s) { return revoked(s.topic, s.partition); }),
-                states_.end());
+  states_.erase(
+      std::remove_if(states_.begin(), states_.end(),
+                     [&](const partition_state& s) { return revoked(s.topic, s.partition); }),
+      states_.end());
   last_state_ = 0;
   for (auto& p : pending_) {
     std::size_t w = 0;
@@ -455,9 +494,15 @@ void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& ou
       case meta_key:
         if (m->key != nullptr) v = std::string(static_cast<const char*>(m->key), m->key_len);
         break;
-      case meta_partition: v = std::int64_t{m->partition}; break;
-      case meta_offset: v = std::int64_t{m->offset}; break;
-      case meta_timestamp: v = ts_ms; break;
+      case meta_partition:
+        v = std::int64_t{m->partition};
+        break;
+      case meta_offset:
+        v = std::int64_t{m->offset};
+        break;
+      case meta_timestamp:
+        v = ts_ms;
+        break;
       case meta_headers: {
         rd_kafka_headers_t* hdrs = nullptr;
         std::string json = "{";
@@ -469,8 +514,11 @@ void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& ou
             if (i > 0) json += ',';
             core::append_json(json, core::value{std::string(name)});
             json += ':';
-            if (val == nullptr) json += "null";
-            else core::append_json(json, core::value{std::string(static_cast<const char*>(val), size)});
+            if (val == nullptr)
+              json += "null";
+            else
+              core::append_json(json,
+                                core::value{std::string(static_cast<const char*>(val), size)});
           }
         }
         json += '}';
@@ -531,7 +579,8 @@ void kafka_source::on_committed(std::uint64_t id) {
     auto list = new_tplist(static_cast<int>(it->partitions.size()));
     for (std::size_t i = 0; i < it->partitions.size(); ++i)
       rd_kafka_topic_partition_list_add(list.get(), it->partitions[i].first.c_str(),
-                                        it->partitions[i].second)->offset = it->offsets[i];
+                                        it->partitions[i].second)
+          ->offset = it->offsets[i];
     // Asynchronous: the result arrives through commit_cb during a later poll.
     if (auto err = rd_kafka_commit(rk_.get(), list.get(), 1)) last_error_ = rd_kafka_err2str(err);
   }
@@ -539,16 +588,19 @@ void kafka_source::on_committed(std::uint64_t id) {
   pending_.erase(pending_.begin(), it + 1);
 }
 
-void kafka_source::commit_cb(rd_kafka_t*, rd_kafka_resp_err_t err,
-                             rd_kafka_topic_partition_list_t*, void* opaque) {
+void kafka_source::commit_cb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
+                             void* opaque) {
   auto* self = static_cast<kafka_source*>(opaque);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) self->commits_ok_.fetch_add(1);
-  else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET) self->last_error_ = std::string("offset commit failed: ") + rd_kafka_err2str(err);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    self->commits_ok_.fetch_add(1);
+  else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    self->last_error_ = std::string("offset commit failed: ") + rd_kafka_err2str(err);
 }
 
 void kafka_source::error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto* self = static_cast<kafka_source*>(opaque);
-  self->last_error_ = std::string(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))) + ": " + reason;
+  self->last_error_ =
+      std::string(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))) + ": " + reason;
 }
 
 std::vector<std::string> kafka_source::assignment() const {
@@ -558,6 +610,8 @@ std::vector<std::string> kafka_source::assignment() const {
   return out;
 }
 
-std::string kafka_source::last_error() const { return last_error_; }
+std::string kafka_source::last_error() const {
+  return last_error_;
+}
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

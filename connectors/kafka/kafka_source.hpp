@@ -59,16 +59,22 @@ public:
 
 private:
   enum class start_mode { committed, earliest, latest, timestamp };
-  enum meta_field : std::uint8_t { meta_key, meta_partition, meta_offset, meta_timestamp, meta_headers };
+  enum meta_field : std::uint8_t {
+    meta_key,
+    meta_partition,
+    meta_offset,
+    meta_timestamp,
+    meta_headers
+  };
 
   /// What this instance knows about one assigned partition.
   struct partition_state {
     std::string topic;
     std::int32_t partition = 0;
-    rd_kafka_topic_t* rkt = nullptr;  // learned from the first message; identifies the topic
-    std::int64_t next_offset = -1;    // next offset to read, -1 before the first message
-    std::int64_t max_ts = INT64_MIN;  // largest event time seen (ns)
-    std::int64_t caught_up_since = 0; // steady ns when the partition reached its end, 0 if not
+    rd_kafka_topic_t* rkt = nullptr;   // learned from the first message; identifies the topic
+    std::int64_t next_offset = -1;     // next offset to read, -1 before the first message
+    std::int64_t max_ts = INT64_MIN;   // largest event time seen (ns)
+    std::int64_t caught_up_since = 0;  // steady ns when the partition reached its end, 0 if not
   };
   /// Positions remembered at a barrier.
   struct pending_commit {
@@ -103,7 +109,7 @@ private:
   start_mode start_ = start_mode::committed;
   std::int64_t start_timestamp_ms_ = 0;
   std::int64_t max_message_bytes_ = 0;
-  bool own_event_time_ = true;      // false when event_time.field is set
+  bool own_event_time_ = true;  // false when event_time.field is set
   std::int64_t idle_timeout_ns_ = 0;
   std::int64_t out_of_orderness_ns_ = 0;  // event_time.max_out_of_orderness
   std::unique_ptr<decoder> decoder_;
@@ -123,4 +129,4 @@ private:
   std::string scratch_;
 };
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

@@ -16,7 +16,8 @@ void register_kafka_connectors(spec::registry& reg) {
       "instances and processes; with `partitions` or `assign: true` each instance reads a "
       "fixed share. Offsets are committed only when a checkpoint completes (at-least-once). "
       "Each row's event time is the message timestamp unless `event_time.field` is set; the "
-      "source's watermark is the minimum over its partitions of the largest timestamp seen minus `event_time.max_out_of_orderness`. "
+      "source's watermark is the minimum over its partitions of the largest timestamp seen minus "
+      "`event_time.max_out_of_orderness`. "
       "Messages that do not decode, are empty, or exceed `max_message_bytes` go to the "
       "dead-letter output with their position `topic/partition@offset`.";
   src.params = kafka_source_params();
@@ -58,4 +59,4 @@ void register_kafka_connectors(spec::registry& reg) {
   });
 }
 
-} // namespace pel::connectors
+}  // namespace pel::connectors

@@ -68,7 +68,7 @@ bool poll_until(F&& f, std::chrono::milliseconds timeout) {
   return f();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("pel kafka-broker serves topics until SIGTERM", "[kafka][e2e]") {
   REQUIRE(std::filesystem::exists(pel_binary));
@@ -76,12 +76,15 @@ TEST_CASE("pel kafka-broker serves topics until SIGTERM", "[kafka][e2e]") {
   const auto file = dir.file("bootstrap");
   pel::e2e::process broker({pel_binary, "kafka-broker", "--brokers", "2", "--topics", "in:4,out:2",
                             "--bootstrap-file", file});
-  REQUIRE(broker.wait_until([&] { return broker.out().find("bootstrap: ") != std::string::npos; }, 30s));
+  REQUIRE(broker.wait_until([&] { return broker.out().find("bootstrap: ") != std::string::npos; },
+                            30s));
   std::string boot;
-  REQUIRE(poll_until([&] {
-    std::ifstream f(file);
-    return static_cast<bool>(std::getline(f, boot)) && !boot.empty();
-  }, 10s));
+  REQUIRE(poll_until(
+      [&] {
+        std::ifstream f(file);
+        return static_cast<bool>(std::getline(f, boot)) && !boot.empty();
+      },
+      10s));
   REQUIRE(broker.out().find(boot) != std::string::npos);
   const auto meta = shell("timeout 30 kcat -b " + boot + " -L 2>&1");
   CHECK(meta.find("2 brokers") != std::string::npos);
@@ -105,7 +108,8 @@ TEST_CASE("pel run: kafka source -> filter -> kafka sink, checked with kcat", "[
     for (int i = 0; i < 1000; ++i)
       f << "k" << i << "|{\"id\":" << i << ",\"sym\":\"S" << i % 7 << "\",\"qty\":" << i << "}\n";
   }
-  REQUIRE(std::system(("kcat -b " + boot + " -P -t ticks -K '|' -l " + dir.file("in.txt")).c_str()) == 0);
+  REQUIRE(std::system(
+              ("kcat -b " + boot + " -P -t ticks -K '|' -l " + dir.file("in.txt")).c_str()) == 0);
 
   {
     std::ofstream y(dir.file("pipeline.yaml"));
@@ -139,11 +143,14 @@ TEST_CASE("pel run: kafka source -> filter -> kafka sink, checked with kcat", "[
   pel::e2e::process run({pel_binary, "run", dir.file("pipeline.yaml")}, opt);
 
   std::vector<std::string> got;
-  const bool all = poll_until([&] {
-    run.wait_until([] { return false; }, 10ms);  // keep its pipes drained
-    got = lines_of(shell("timeout 30 kcat -b " + boot + " -C -t large -o beginning -e -q -f '%s\\n' 2>/dev/null"));
-    return got.size() >= 400 || run.exited();
-  }, 90s);
+  const bool all = poll_until(
+      [&] {
+        run.wait_until([] { return false; }, 10ms);  // keep its pipes drained
+        got = lines_of(shell("timeout 30 kcat -b " + boot +
+                             " -C -t large -o beginning -e -q -f '%s\\n' 2>/dev/null"));
+        return got.size() >= 400 || run.exited();
+      },
+      90s);
   INFO("pel stderr: " << run.err());
   REQUIRE(all);
   REQUIRE_FALSE(run.exited());

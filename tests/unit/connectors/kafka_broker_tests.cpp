@@ -28,7 +28,7 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("kafka broker starts with topics that kcat sees", "[kafka][broker]") {
   connectors::kafka_broker broker({3, 0, {"ticks:16", "quotes:4"}, ""});
@@ -46,7 +46,8 @@ TEST_CASE("kafka broker rejects malformed topic specs", "[kafka][broker]") {
                       Catch::Contains("must be written name:partitions"));
   REQUIRE_THROWS_WITH(connectors::kafka_broker({1, 0, {"ticks:0"}, ""}),
                       Catch::Contains("must be written name:partitions"));
-  REQUIRE_THROWS_WITH(connectors::kafka_broker({0, 0, {}, ""}), Catch::Contains("between 1 and 16"));
+  REQUIRE_THROWS_WITH(connectors::kafka_broker({0, 0, {}, ""}),
+                      Catch::Contains("between 1 and 16"));
 }
 
 TEST_CASE("kafka broker serves a fixed bootstrap port", "[kafka][broker]") {
@@ -74,12 +75,14 @@ TEST_CASE("run_kafka_broker writes the bootstrap file and stops on request", "[k
     return static_cast<bool>(std::getline(f, boot)) && !boot.empty();
   }));
   REQUIRE(boot.rfind("127.0.0.1:", 0) == 0);
-  CHECK(run("timeout 30 kcat -b " + boot + " -L 2>&1").find("with 3 partitions") != std::string::npos);
+  CHECK(run("timeout 30 kcat -b " + boot + " -L 2>&1").find("with 3 partitions") !=
+        std::string::npos);
   stop = true;
   t.join();
   REQUIRE(rc == 0);
   // Stopped: nothing listens there any more.
-  CHECK(run("timeout 10 kcat -b " + boot + " -L -m 2 2>&1").find("with 3 partitions") == std::string::npos);
+  CHECK(run("timeout 10 kcat -b " + boot + " -L -m 2 2>&1").find("with 3 partitions") ==
+        std::string::npos);
 }
 
 TEST_CASE("run_kafka_broker refuses bad options with exit code 2", "[kafka][broker]") {

@@ -14,8 +14,9 @@ using namespace pel::kafka_test;
 namespace {
 
 core::schema_ptr row_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{
-      {"id", core::value_type::integer}, {"sym", core::value_type::string}, {"px", core::value_type::number}});
+  return std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
+                                                                 {"sym", core::value_type::string},
+                                                                 {"px", core::value_type::number}});
 }
 
 core::batch rows(int from, int to) {
@@ -35,24 +36,24 @@ core::operator_context named(const char* n) {
   return c;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("kafka sink and source survive injected faults without loss", "[kafka][faults]") {
   connectors::kafka_broker broker({3, 0, {"f:4"}, ""});
   const auto boot = broker.bootstraps();
-  auto sc = sink_config({{"bootstrap_servers", scalar(boot)}, {"topic", scalar("f")}, {"key", scalar("sym")}});
+  auto sc = sink_config(
+      {{"bootstrap_servers", scalar(boot)}, {"topic", scalar("f")}, {"key", scalar("sym")}});
   connectors::kafka_sink sink(sc.cfg);
   sink.open(named("out"), row_schema());
 
   // Produce requests fail with retriable errors first.
   sink.write(rows(0, 10));
   sink.flush();
-  broker.push_request_errors(connectors::kafka_api::produce,
-                             {connectors::kafka_errc::not_leader_for_partition,
-                              connectors::kafka_errc::not_leader_for_partition,
-                              connectors::kafka_errc::request_timed_out,
-                              connectors::kafka_errc::request_timed_out,
-                              connectors::kafka_errc::not_enough_replicas});
+  broker.push_request_errors(
+      connectors::kafka_api::produce,
+      {connectors::kafka_errc::not_leader_for_partition,
+       connectors::kafka_errc::not_leader_for_partition, connectors::kafka_errc::request_timed_out,
+       connectors::kafka_errc::request_timed_out, connectors::kafka_errc::not_enough_replicas});
   sink.write(rows(10, 500));
   sink.flush();
   REQUIRE(sink.delivered() == 500);
@@ -92,12 +93,14 @@ TEST_CASE("kafka sink and source survive injected faults without loss", "[kafka]
   // Keep polling while the broker is down (whatever arrives from the others is fine).
   for (int i = 0; i < 50; ++i) src.poll(out, 64);
   broker.broker_up(3);
-  REQUIRE(poll_until([&] {
-    src.poll(out, 512);
-    std::set<std::int64_t> ids;
-    for (auto id : ints(out.main, 0)) ids.insert(id);
-    return ids.size() >= 1500;
-  }, std::chrono::seconds(60)));
+  REQUIRE(poll_until(
+      [&] {
+        src.poll(out, 512);
+        std::set<std::int64_t> ids;
+        for (auto id : ints(out.main, 0)) ids.insert(id);
+        return ids.size() >= 1500;
+      },
+      std::chrono::seconds(60)));
   std::set<std::int64_t> ids;
   for (auto id : ints(out.main, 0)) ids.insert(id);
   REQUIRE(ids.size() == 1500);

@@ -15,8 +15,9 @@ using namespace pel::kafka_test;
 namespace {
 
 core::schema_ptr row_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{
-      {"id", core::value_type::integer}, {"sym", core::value_type::string}, {"px", core::value_type::number}});
+  return std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
+                                                                 {"sym", core::value_type::string},
+                                                                 {"px", core::value_type::number}});
 }
 
 core::operator_context sink_ctx() {
@@ -37,7 +38,7 @@ core::batch rows(int from, int to) {
   return b;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("kafka sink output is exactly what kcat reads", "[kafka][sink]") {
   connectors::kafka_broker broker({1, 0, {"out:4"}, ""});
@@ -60,7 +61,9 @@ TEST_CASE("kafka sink output is exactly what kcat reads", "[kafka][sink]") {
   for (std::size_t i = 0; i < all.size(); ++i) {
     std::string s;
     enc->encode(all.row(i), s);
-    expected.insert("S" + std::to_string(i % 7) + "|" + std::to_string(1'700'000'000'000LL + static_cast<std::int64_t>(i)) + "|app=pel|" + s);
+    expected.insert("S" + std::to_string(i % 7) + "|" +
+                    std::to_string(1'700'000'000'000LL + static_cast<std::int64_t>(i)) +
+                    "|app=pel|" + s);
   }
   auto lines = kcat_consume(boot, "out", "%k|%T|%h|%s\\n");
   std::multiset<std::string> got(lines.begin(), lines.end());
@@ -127,5 +130,6 @@ TEST_CASE("kafka sink config errors are located", "[kafka][sink][config]") {
                         {"topic", scalar("t")},
                         {"key", scalar("nope")}});
   connectors::kafka_sink s(k.cfg);
-  REQUIRE_THROWS_WITH(s.open(sink_ctx(), row_schema()), Catch::Contains("field 'nope' is not in the input"));
+  REQUIRE_THROWS_WITH(s.open(sink_ctx(), row_schema()),
+                      Catch::Contains("field 'nope' is not in the input"));
 }

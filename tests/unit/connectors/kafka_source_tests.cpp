@@ -37,14 +37,16 @@ spec::node_ptr group_timeouts() {
 
 /// Polls a little longer to prove nothing more arrives.
 void expect_no_more(connectors::kafka_source& src, core::outputs& out, std::size_t rows) {
-  poll_until([&] {
-    src.poll(out, 512);
-    return out.main.size() > rows;
-  }, std::chrono::milliseconds(500));
+  poll_until(
+      [&] {
+        src.poll(out, 512);
+        return out.main.size() > rows;
+      },
+      std::chrono::milliseconds(500));
   REQUIRE(out.main.size() == rows);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("kafka source reads exactly what kcat produced", "[kafka][source]") {
   connectors::kafka_broker broker({1, 0, {"ticks:4"}, ""});
@@ -59,7 +61,8 @@ TEST_CASE("kafka source reads exactly what kcat produced", "[kafka][source]") {
                           {"include", list({"partition", "offset", "timestamp", "key"})}});
   connectors::kafka_source src(c.cfg);
   const auto& schema = *src.output_schema();
-  REQUIRE(schema.names() == "id, sym, px, kafka_partition, kafka_offset, kafka_timestamp, kafka_key");
+  REQUIRE(schema.names() ==
+          "id, sym, px, kafka_partition, kafka_offset, kafka_timestamp, kafka_key");
   src.open(ctx());
   REQUIRE(src.assignment() == std::vector<std::string>{"ticks/0", "ticks/1", "ticks/2", "ticks/3"});
 
@@ -98,10 +101,11 @@ TEST_CASE("kafka source instances split an explicit assignment", "[kafka][source
   connectors::kafka_broker broker({1, 0, {"split:5"}, ""});
   const auto boot = broker.bootstraps();
   REQUIRE(kcat_produce(boot, "split", keyed_json_lines(0, 500), keyed) == 0);
-  auto c = source_config({{"bootstrap_servers", scalar(boot)},
-                          {"partitions", list({"split:0", "split:1", "split:2", "split:3", "split:4"})},
-                          {"schema", test_schema()},
-                          {"key_field", scalar("k")}});
+  auto c =
+      source_config({{"bootstrap_servers", scalar(boot)},
+                     {"partitions", list({"split:0", "split:1", "split:2", "split:3", "split:4"})},
+                     {"schema", test_schema()},
+                     {"key_field", scalar("k")}});
   connectors::kafka_source a(c.cfg), b(c.cfg);
   a.open(ctx(0, 2));
   b.open(ctx(1, 2));
@@ -171,7 +175,8 @@ TEST_CASE("kafka source sends malformed messages to the dead-letter output", "[k
   REQUIRE(std::get<std::string>(out.dead_letter.row(0)[4]) == "this is not json");
 }
 
-TEST_CASE("kafka source commits only the positions of completed checkpoints", "[kafka][source][group]") {
+TEST_CASE("kafka source commits only the positions of completed checkpoints",
+          "[kafka][source][group]") {
   connectors::kafka_broker broker({1, 0, {"c:2"}, ""});
   const auto boot = broker.bootstraps();
   REQUIRE(kcat_produce(boot, "c", json_lines(0, 100)) == 0);
@@ -223,7 +228,8 @@ TEST_CASE("kafka source commits only the positions of completed checkpoints", "[
   }
 }
 
-TEST_CASE("two kafka sources in one group split the partitions and lose nothing", "[kafka][source][group]") {
+TEST_CASE("two kafka sources in one group split the partitions and lose nothing",
+          "[kafka][source][group]") {
   // Cooperative (incremental assign/unassign, the default) and eager (assign/revoke all).
   const std::string strategy = GENERATE(as<std::string>{}, "cooperative-sticky", "range");
   INFO("partition.assignment.strategy " << strategy);
@@ -247,11 +253,13 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
     for (auto id : ints(o.main, 0)) ++seen[id];
     o.main.clear();
   };
-  REQUIRE(poll_until([&] {
-    drain(a, oa);
-    drain(b, ob);
-    return seen.size() >= 2000 && !a.assignment().empty() && !b.assignment().empty();
-  }, std::chrono::seconds(60)));
+  REQUIRE(poll_until(
+      [&] {
+        drain(a, oa);
+        drain(b, ob);
+        return seen.size() >= 2000 && !a.assignment().empty() && !b.assignment().empty();
+      },
+      std::chrono::seconds(60)));
   // Disjoint assignments covering all 8 partitions.
   auto pa = a.assignment(), pb = b.assignment();
   std::set<std::string> all(pa.begin(), pa.end());
@@ -265,7 +273,8 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
   // One marker per partition, so each member has read from every partition it owns before
   // the checkpoint (a partition it has not read from yet has no position to commit).
   for (int p = 0; p < 8; ++p)
-    REQUIRE(produce_raw(boot, "g", p, {"{\"id\":" + std::to_string(5000 + p) + ",\"sym\":\"M\",\"px\":0}"}));
+    REQUIRE(produce_raw(boot, "g", p,
+                        {"{\"id\":" + std::to_string(5000 + p) + ",\"sym\":\"M\",\"px\":0}"}));
   REQUIRE(poll_until([&] {
     drain(a, oa);
     drain(b, ob);
@@ -282,16 +291,18 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
     drain(b, ob);
     return a.commits_acknowledged() >= 1 && b.commits_acknowledged() >= 1;
   });
-  INFO("a: " << a.commits_acknowledged() << " '" << a.last_error() << "', b: "
-             << b.commits_acknowledged() << " '" << b.last_error() << "'");
+  INFO("a: " << a.commits_acknowledged() << " '" << a.last_error()
+             << "', b: " << b.commits_acknowledged() << " '" << b.last_error() << "'");
   REQUIRE(acked);
   a.close();
   seen.clear();
   REQUIRE(kcat_produce(boot, "g", keyed_json_lines(2000, 3000), keyed) == 0);
-  REQUIRE(poll_until([&] {
-    drain(b, ob);
-    return seen.size() >= 1000 && b.assignment().size() == 8;
-  }, std::chrono::seconds(60)));
+  REQUIRE(poll_until(
+      [&] {
+        drain(b, ob);
+        return seen.size() >= 1000 && b.assignment().size() == 8;
+      },
+      std::chrono::seconds(60)));
   REQUIRE(b.rebalances() >= 2);
   dups = 0;
   for (auto& [id, n] : seen) {
@@ -303,7 +314,9 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
   b.close();
 }
 
-TEST_CASE("kafka source watermark skips empty partitions, applies out-of-orderness; headers as JSON", "[kafka][source]") {
+TEST_CASE(
+    "kafka source watermark skips empty partitions, applies out-of-orderness; headers as JSON",
+    "[kafka][source]") {
   connectors::kafka_broker broker({1, 0, {"wm:2"}, ""});
   const auto boot = broker.bootstraps();
   // Only partition 0 gets data, with headers; partition 1 stays empty.
@@ -321,10 +334,12 @@ TEST_CASE("kafka source watermark skips empty partitions, applies out-of-orderne
   std::int64_t max_t = INT64_MIN;
   for (auto t : out.main.times) max_t = std::max(max_t, t);
   // Once the empty partition has reported its end, it no longer holds the watermark back.
-  REQUIRE(poll_until([&] {
-    src.poll(out, 64);
-    return src.watermark().ns == max_t - 200'000'000;
-  }, std::chrono::seconds(10)));
+  REQUIRE(poll_until(
+      [&] {
+        src.poll(out, 64);
+        return src.watermark().ns == max_t - 200'000'000;
+      },
+      std::chrono::seconds(10)));
   REQUIRE(std::get<std::string>(out.main.row(0)[3]) == R"({"app":"kc","v":"1"})");
 }
 
@@ -347,7 +362,7 @@ TEST_CASE("kafka source starts from a timestamp", "[kafka][source]") {
   // before the timestamp.
   std::vector<std::int64_t> expected;
   for (const auto& l : split_lines(run("timeout 60 kcat -b " + boot + " -C -t ts -o s@" +
-                                        std::to_string(start_ms) + " -e -q 2>/dev/null"))) {
+                                       std::to_string(start_ms) + " -e -q 2>/dev/null"))) {
     auto p = l.find("\"id\":");
     expected.push_back(std::stoll(l.substr(p + 5)));
   }

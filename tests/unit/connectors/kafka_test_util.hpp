@@ -56,8 +56,8 @@ struct owned_config {
   std::shared_ptr<std::vector<spec::param>> params;
   spec::config cfg;
   owned_config(spec::node_ptr n, std::vector<spec::param> p, std::string path)
-    : params(std::make_shared<std::vector<spec::param>>(std::move(p))),
-      cfg(std::move(n), std::move(path), params.get()) {}
+      : params(std::make_shared<std::vector<spec::param>>(std::move(p))),
+        cfg(std::move(n), std::move(path), params.get()) {}
 };
 
 inline owned_config source_config(std::vector<std::pair<std::string, spec::node_ptr>> e) {
@@ -150,8 +150,8 @@ inline bool produce_raw(const std::string& boot, const std::string& topic, int p
   if (!rk) return false;
   conf.release();
   for (const auto& p : payloads)
-    if (rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+    if (rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_VALUE(const_cast<char*>(p.data()), p.size()),
                           RD_KAFKA_V_END) != RD_KAFKA_RESP_ERR_NO_ERROR)
       return false;
@@ -192,10 +192,12 @@ inline const char* keyed = "-K '|'";
 /// Polls `src` into `out` until `rows` main rows are there or `timeout` passes.
 inline bool read_rows(connectors::kafka_source& src, core::outputs& out, std::size_t rows,
                       std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  return poll_until([&] {
-    src.poll(out, 512);
-    return out.main.size() >= rows;
-  }, timeout);
+  return poll_until(
+      [&] {
+        src.poll(out, 512);
+        return out.main.size() >= rows;
+      },
+      timeout);
 }
 
 /// The int64 values of column `col`.
@@ -205,4 +207,4 @@ inline std::vector<std::int64_t> ints(const core::batch& b, std::size_t col) {
   return out;
 }
 
-} // namespace pel::kafka_test
+}  // namespace pel::kafka_test

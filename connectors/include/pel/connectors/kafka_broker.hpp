@@ -43,7 +43,7 @@ constexpr int request_timed_out = 7;
 constexpr int broker_not_available = 8;
 constexpr int not_enough_replicas = 19;
 constexpr int topic_authorization_failed = 29;
-} // namespace kafka_errc
+}  // namespace kafka_errc
 
 /// A running mock Kafka cluster. Starts in the constructor and stops in the destructor (or
 /// `stop()`). Thread-safe: fault-injection calls may come from any thread while clients use
@@ -106,4 +106,4 @@ private:
 /// invalid options. Signal handling is the caller's: it only sets `stop`.
 int run_kafka_broker(const kafka_broker_options& opts, std::atomic<bool>& stop);
 
-} // namespace pel::connectors
+}  // namespace pel::connectors
