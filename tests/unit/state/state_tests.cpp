@@ -138,6 +138,39 @@ TEST_CASE("erase bumps the generation so stale indices are detected", "[state]")
   REQUIRE_FALSE(m.valid(j, gen));  // ... under a new generation
 }
 
+TEST_CASE("erase_if erases while iterating and keeps the other entries findable", "[state]") {
+  state::keyed_map<counter> m(16);
+  const int col = 0;
+  for (std::int64_t k = 0; k < 3000; ++k) {
+    core::value v = k;
+    bool ins;
+    m.at(m.find_or_insert(&v, &col, 1, state::hash_key(&v, &col, 1), ins)).n = k;
+  }
+  std::size_t calls = 0;
+  auto erased = m.erase_if([&](auto, const state::key& key, counter& c) {
+    ++calls;
+    REQUIRE(std::get<std::int64_t>(key[0]) == c.n);
+    return c.n % 3 == 0;
+  });
+  REQUIRE(calls == 3000);
+  REQUIRE(erased == 1000);
+  REQUIRE(m.size() == 2000);
+  for (std::int64_t k = 0; k < 3000; ++k) {
+    core::value v = k;
+    auto i = m.find(&v, &col, 1, state::hash_key(&v, &col, 1));
+    REQUIRE((i == m.npos) == (k % 3 == 0));
+    if (i != m.npos) REQUIRE(m.at(i).n == k);
+  }
+  // Erasing everything leaves an empty map that takes new keys.
+  REQUIRE(m.erase_if([](auto, const state::key&, counter&) { return true; }) == 2000);
+  REQUIRE(m.empty());
+  core::value v = std::int64_t(7);
+  bool ins;
+  m.find_or_insert(&v, &col, 1, state::hash_key(&v, &col, 1), ins);
+  REQUIRE(ins);
+  REQUIRE(m.size() == 1);
+}
+
 TEST_CASE("snapshot and restore round-trip every key", "[state]") {
   state::keyed_map<counter> m(128);
   fill(m, 1000);

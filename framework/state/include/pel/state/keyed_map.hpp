@@ -110,6 +110,21 @@ public:
       if (ent(i).live()) f(i, ent(i).k, ent(i).value);
   }
 
+  /// Calls `pred(index, const key&, V&)` for every live entry and erases the entries for
+  /// which it returns true: the erase-while-iterating that `for_each` does not allow (state
+  /// expiry on a watermark). Indices of the other entries stay valid. Returns how many were
+  /// erased.
+  template <class P>
+  std::size_t erase_if(P&& pred) {
+    std::size_t erased = 0;
+    for (index i = 0; i < count_; ++i) {
+      if (!ent(i).live() || !pred(i, static_cast<const key&>(ent(i).k), ent(i).value)) continue;
+      erase(i);
+      ++erased;
+    }
+    return erased;
+  }
+
   /// Removes every entry.
   void clear() {
     chunks_.clear();
