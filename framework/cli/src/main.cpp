@@ -148,16 +148,16 @@ pel::spec::registry builtin_registry() {
   return reg;
 }
 
-/// Loads and plans one file. On errors prints every diagnostic and returns nullopt.
+/// Loads and plans one file. On errors prints every diagnostic of both passes and returns
+/// nullopt.
 std::optional<pel::plan::physical_plan> load_and_plan(const std::string& file,
                                                       const pel::spec::registry& reg) {
   try {
-    auto pipeline = pel::spec::load_file(file, reg);
-    return pel::plan::build(pipeline, reg);
-  } catch (const pel::spec::spec_error& e) {
-    std::cerr << e.diags().format();
-    std::cerr << file << ": " << e.diags().size() << (e.diags().size() == 1 ? " error" : " errors")
-              << ", nothing started\n";
+    auto checked = pel::plan::check_file(file, reg);
+    if (checked.plan) return std::move(checked.plan);
+    std::cerr << checked.diags.format();
+    std::cerr << file << ": " << checked.diags.size()
+              << (checked.diags.size() == 1 ? " error" : " errors") << ", nothing started\n";
   } catch (const std::exception& e) {
     std::cerr << file << ":0:0: " << e.what() << "\n";
   }

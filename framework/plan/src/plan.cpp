@@ -88,6 +88,10 @@ public:
       std::vector<pending_edge> ins;
       for (const auto& ref : c.inputs) {
         auto it = index_.find(ref.component);
+        if (it == index_.end() && is_rejected(ref.component)) {
+          ok = false;  // left out by the spec with its own errors; nothing more to say
+          continue;
+        }
         if (it == index_.end()) {
           diag(ref.at, path_of(c) + ".input", "unknown input '" + ref.component + "'");
           ok = false;
@@ -171,6 +175,10 @@ private:
     std::string s = "main, dead_letter";
     if (has_port(n, "late")) s += ", late";
     return s;
+  }
+
+  bool is_rejected(const std::string& name) const {
+    return std::find(p_.rejected.begin(), p_.rejected.end(), name) != p_.rejected.end();
   }
 
   void collect() {
@@ -467,6 +475,21 @@ std::string port_name(const physical_plan& p, const edge& e) {
 
 physical_plan build(const spec::pipeline& p, const spec::registry& reg) {
   return builder(p, reg).run();
+}
+
+checked_plan check_file(const std::string& path, const spec::registry& reg) {
+  checked_plan out;
+  auto checked = spec::check_file(path, reg);
+  out.diags = std::move(checked.diags);
+  if (!checked.plannable) return out;
+  try {
+    auto plan = build(checked.p, reg);
+    if (out.diags.empty()) out.plan = std::move(plan);
+  } catch (const spec::spec_error& e) {
+    for (const auto& d : e.diags().items()) out.diags.add(d);
+    out.diags.sort();
+  }
+  return out;
 }
 
 std::string explain(const physical_plan& p) {

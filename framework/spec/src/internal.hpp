@@ -25,6 +25,10 @@ public:
   const std::string& file() const noexcept { return file_; }
   /// Sorts what was gathered and throws `spec_error` when anything was reported.
   void throw_if_any();
+  /// Sorts what was gathered and hands it over (with the "too many errors" note).
+  diagnostics take();
+  /// Read access to what was gathered so far (unsorted).
+  const diagnostics& gathered() const noexcept { return diags_; }
 
 private:
   std::string file_;

@@ -356,10 +356,45 @@ public:
     inputs();
     cycles();
     whole(root, settings);
-    if (out_.empty()) fill(settings);
+    if (out_.empty()) {
+      fill(settings, {});
+    } else if (lenient_) {
+      std::vector<std::string> bad;
+      if (errors_confined_to_blocks(bad)) {
+        fill(settings, bad);
+        p_.rejected = std::move(bad);
+        plannable_ = true;
+      }
+    }
   }
 
+  /// Asks `run` to fill the clean components even when others have errors.
+  void lenient() { lenient_ = true; }
+  bool plannable() const noexcept { return plannable_; }
+
 private:
+  /// True when every error so far lies inside a uniquely named component block; collects
+  /// the names of those blocks into `bad`.
+  bool errors_confined_to_blocks(std::vector<std::string>& bad) const {
+    std::unordered_map<std::string, int> seen;
+    for (const auto& b : blocks_)
+      if (++seen[b.name] > 1) return false;
+    for (const auto& d : out_.gathered().items()) {
+      const block_info* owner = nullptr;
+      for (const auto& b : blocks_) {
+        const auto& bp = b.path;
+        if (d.path.compare(0, bp.size(), bp) == 0 &&
+            (d.path.size() == bp.size() || d.path[bp.size()] == '.' || d.path[bp.size()] == '[')) {
+          owner = &b;
+          break;
+        }
+      }
+      if (owner == nullptr || !owner->is_map || owner->schema == nullptr) return false;
+      if (std::find(bad.begin(), bad.end(), owner->name) == bad.end()) bad.push_back(owner->name);
+    }
+    return true;
+  }
+
   void section(const node& root, const char* name, component_kind kind) {
     const node::entry* e = root.find(name);
     if (e == nullptr || e->value->is_null()) return;
@@ -736,7 +771,8 @@ private:
   // -------------------------------------------------------------------------------------------
   // filling the result (only when the file is clean, so the getters cannot fail)
 
-  void fill(const node::entry* settings) {
+  /// Fills the result from the checked blocks, leaving out those named in `skip`.
+  void fill(const node::entry* settings, const std::vector<std::string>& skip) {
     pipeline_settings& s = p_.settings;
     config c(settings ? settings->value : nullptr, "pipeline", &pipeline_params());
     s.name = c.get_string("name");
@@ -751,6 +787,7 @@ private:
     s.dead_letter = c.get_string("dead_letter");
 
     for (const auto& b : blocks_) {
+      if (std::find(skip.begin(), skip.end(), b.name) != skip.end()) continue;
       component out;
       out.name = b.name;
       out.type = b.schema->type;
@@ -794,6 +831,8 @@ private:
   pipeline& p_;
   std::vector<block_info> blocks_;  ///< every block in file order, duplicates included
   std::unordered_map<std::string, std::size_t> names_;
+  bool lenient_ = false;
+  bool plannable_ = false;
 };
 
 } // namespace
@@ -809,6 +848,38 @@ pipeline load_text(const std::string& text, const std::string& file, const regis
   }
   out.throw_if_any();
   return p;
+}
+
+check_result check_text(const std::string& text, const std::string& file, const registry& reg) {
+  reporter out(file);
+  check_result r;
+  r.p.file = file;
+  try {
+    r.p.root = detail::read_yaml(text, out);
+  } catch (const spec_error& e) {
+    r.diags = e.diags();
+    return r;
+  }
+  if (r.p.root) {
+    loader l(reg, out, r.p);
+    l.lenient();
+    l.run();
+    r.plannable = out.empty() || l.plannable();
+  }
+  r.diags = out.take();
+  return r;
+}
+
+check_result check_file(const std::string& path, const registry& reg) {
+  reporter out(path);
+  std::string text;
+  if (!detail::read_file(path, text, out)) {
+    check_result r;
+    r.p.file = path;
+    r.diags = out.take();
+    return r;
+  }
+  return check_text(text, path, reg);
 }
 
 pipeline load_file(const std::string& path, const registry& reg) {

@@ -32,11 +32,16 @@ void reporter::error(mark at, std::string path, std::string message) {
 
 void reporter::throw_if_any() {
   if (diags_.empty()) return;
+  throw spec_error(take());
+}
+
+diagnostics reporter::take() {
   diags_.sort();
   if (dropped_ > 0)
     diags_.add(file_, first_dropped_, "",
                "too many errors: " + std::to_string(dropped_) + " more not shown; fix these first");
-  throw spec_error(std::move(diags_));
+  dropped_ = 0;
+  return std::move(diags_);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "pel/spec/registry.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,6 +110,18 @@ struct physical_plan {
 /// ports (dead_letter, late) never fuse; they leave the chain through channels and do not
 /// prevent the main edge from fusing.
 physical_plan build(const spec::pipeline& p, const spec::registry& reg);
+
+/// The outcome of `check_file`: a plan when the file is clean, else every problem found.
+struct checked_plan {
+  std::optional<physical_plan> plan;  ///< set when `diags` is empty
+  spec::diagnostics diags;            ///< sorted; empty when the file is clean
+};
+
+/// Validates and plans a pipeline file, reporting the problems of both passes at once: the
+/// spec's checks of the file, then (unless the file is unusable as a whole) the planner's
+/// checks of every component whose own block passed, such as expressions naming unknown
+/// fields. Never throws `spec_error`. This is `pel lint` and the start of `pel run`.
+checked_plan check_file(const std::string& path, const spec::registry& reg);
 
 /// A readable description of the plan for `pel lint --explain`: chains, components with
 /// parallelism and schemas, edges with partitioning and key fields, dead-letter routing.

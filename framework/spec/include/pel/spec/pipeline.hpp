@@ -73,6 +73,9 @@ struct pipeline {
   std::vector<component> operators;
   std::vector<component> sinks;
   node_ptr root;  ///< keeps the nodes alive for the configs
+  /// Components left out because their own blocks have errors (only from `check_*`); the
+  /// planner treats them as failed and says nothing more about their consumers.
+  std::vector<std::string> rejected;
 
   /// The component called `name` in any section, or nullptr.
   const component* find(std::string_view name) const;
@@ -87,5 +90,20 @@ pipeline load_file(const std::string& path, const registry& reg);
 
 /// Same, from text already in memory; `file` is the name used in messages.
 pipeline load_text(const std::string& text, const std::string& file, const registry& reg);
+
+/// The outcome of checking a file without throwing, so that `pel lint` can also plan the
+/// clean part of a file with errors and report both passes at once.
+struct check_result {
+  pipeline p;             ///< the clean components (the rest are named in `p.rejected`)
+  diagnostics diags;      ///< every problem found, sorted
+  bool plannable = false;  ///< false when errors are outside component blocks (syntax,
+                           ///< settings, sections, names), so nothing can be planned
+};
+
+/// Like `load_file`, but never throws `spec_error`.
+check_result check_file(const std::string& path, const registry& reg);
+
+/// Like `load_text`, but never throws `spec_error`.
+check_result check_text(const std::string& text, const std::string& file, const registry& reg);
 
 } // namespace pel::spec
