@@ -13,7 +13,7 @@ struct change_key {
   bool ready = false;
 };
 
-class change_detect_op final : public per_record_operator {
+class change_detect_op final : public per_record_operator<change_key> {
 public:
   change_detect_op(const spec::config& cfg, const core::schema_ptr& in) {
     init_base(in, event_order(cfg));
@@ -36,7 +36,7 @@ protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
     double x;
     if (!value_.eval(row, t, x) || !std::isfinite(x)) return;
-    auto& st = keys_.get(row, key_);
+    auto& st = state_of(row);
     if (!st.ready) {
       st.win.init(1, true);
       st.ready = true;
@@ -68,18 +68,17 @@ protected:
 
   void expire(std::int64_t wm, core::outputs&) override {
     if (wm == time_max) return;
-    keys_.erase_if([&](auto& e) { return e.state.win.empty() || e.state.win.newest_time() < wm - within_; });
+    erase_keys_if(
+        [&](const change_key& s) { return s.win.empty() || s.win.newest_time() < wm - within_; });
   }
 
-  void save_state(core::state_writer& w) const override {
-    keys_.snapshot(w, ctx_.max_parallelism, [](core::state_writer& w, const change_key& s) { s.win.save(w); });
-  }
-  void load_state(core::state_reader& r) override {
-    keys_.restore(r, ctx_, [](core::state_reader& r, change_key& s) {
-      s.win.init(1, true);
-      s.ready = true;
-      s.win.load(r);
-    });
+  void write_key(core::state_writer& w, const change_key& s) const override { s.win.save(w); }
+  change_key read_key(core::state_reader& r) const override {
+    change_key s;
+    s.win.init(1, true);
+    s.ready = true;
+    s.win.load(r);
+    return s;
   }
 
 private:
@@ -87,7 +86,6 @@ private:
   std::int64_t within_ = 0;
   bool has_percent_ = false, has_delta_ = false;
   double percent_ = 0, delta_ = 0;
-  key_table<change_key> keys_;
 };
 
 } // namespace

@@ -10,7 +10,7 @@ struct dedupe_key {
   std::int64_t first = time_min;
 };
 
-class dedupe_op final : public per_record_operator {
+class dedupe_op final : public per_record_operator<dedupe_key> {
 public:
   dedupe_op(const spec::config& cfg, const core::schema_ptr& in) {
     init_base(in, event_order(cfg));
@@ -29,7 +29,7 @@ public:
 
 protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
-    auto& st = keys_.get(row, key_);
+    auto& st = state_of(row);
     if (st.first != time_min && t - st.first <= horizon_) {
       ++dropped_;
       return;
@@ -40,21 +40,17 @@ protected:
 
   void expire(std::int64_t wm, core::outputs&) override {
     if (wm == time_max) return;
-    keys_.erase_if([&](auto& e) { return e.state.first < wm - horizon_; });
+    erase_keys_if([&](const dedupe_key& s) { return s.first < wm - horizon_; });
   }
 
-  void save_state(core::state_writer& w) const override {
-    keys_.snapshot(w, ctx_.max_parallelism,
-                   [](core::state_writer& w, const dedupe_key& s) { w.put<std::int64_t>(s.first); });
+  void write_key(core::state_writer& w, const dedupe_key& s) const override {
+    w.put<std::int64_t>(s.first);
   }
-  void load_state(core::state_reader& r) override {
-    keys_.restore(r, ctx_, [](core::state_reader& r, dedupe_key& s) { s.first = r.get<std::int64_t>(); });
-  }
+  dedupe_key read_key(core::state_reader& r) const override { return {r.get<std::int64_t>()}; }
 
 private:
   std::int64_t horizon_ = 0;
   std::uint64_t dropped_ = 0;
-  key_table<dedupe_key> keys_;
 };
 
 } // namespace

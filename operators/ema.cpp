@@ -14,7 +14,7 @@ struct ema_key {
   bool has = false;
 };
 
-class ema_op final : public per_record_operator {
+class ema_op final : public per_record_operator<ema_key> {
 public:
   ema_op(const spec::config& cfg, const core::schema_ptr& in) {
     init_base(in, event_order(cfg));
@@ -28,14 +28,15 @@ public:
       half_life_ = cfg.get_duration_ns("half_life");
       if (half_life_ <= 0) cfg.fail("half_life", "must be a positive duration");
     }
-    out_ = extend_schema(cfg, "output", *in, {cfg.get_string("output")});
+    out_ =
+        extend_schema(cfg, "output", *in, {{cfg.get_string("output"), core::value_type::number}});
   }
 
 protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
     double x;
     bool have = value_.eval(row, t, x) && std::isfinite(x);
-    auto& st = keys_.get(row, key_);
+    auto& st = state_of(row);
     if (have) {
       if (!st.has) {
         st.ema = x;
@@ -55,26 +56,23 @@ protected:
     if (st.has) o[in_->size()] = st.ema;
   }
 
-  void save_state(core::state_writer& w) const override {
-    keys_.snapshot(w, ctx_.max_parallelism, [](core::state_writer& w, const ema_key& s) {
-      w.put<double>(s.ema);
-      w.put<std::int64_t>(s.last);
-      w.put<std::uint8_t>(s.has);
-    });
+  void write_key(core::state_writer& w, const ema_key& s) const override {
+    w.put<double>(s.ema);
+    w.put<std::int64_t>(s.last);
+    w.put<std::uint8_t>(s.has);
   }
-  void load_state(core::state_reader& r) override {
-    keys_.restore(r, ctx_, [](core::state_reader& r, ema_key& s) {
-      s.ema = r.get<double>();
-      s.last = r.get<std::int64_t>();
-      s.has = r.get<std::uint8_t>() != 0;
-    });
+  ema_key read_key(core::state_reader& r) const override {
+    ema_key s;
+    s.ema = r.get<double>();
+    s.last = r.get<std::int64_t>();
+    s.has = r.get<std::uint8_t>() != 0;
+    return s;
   }
 
 private:
   number_expr value_;
   double alpha_ = 0;
   std::int64_t half_life_ = 0;
-  key_table<ema_key> keys_;
 };
 
 } // namespace

@@ -6,16 +6,9 @@ namespace pel::operators {
 
 namespace {
 
-struct interval_key {
-  row_store left;
-  row_store right;
-};
-
 class interval_join_op final : public core::operator_base {
 public:
-  interval_join_op(const spec::config& cfg, const std::vector<core::schema_ptr>& inputs)
-    : lw_(static_cast<std::uint32_t>(inputs.at(0)->size())),
-      rw_(static_cast<std::uint32_t>(inputs.at(1)->size())) {
+  interval_join_op(const spec::config& cfg, const std::vector<core::schema_ptr>& inputs) {
     keys_.init(cfg, *inputs[0], *inputs[1]);
     latest_ = cfg.get_bool("latest");
     has_lower_ = cfg.has("lower");
@@ -32,7 +25,10 @@ public:
 
   core::schema_ptr output_schema() const override { return keys_.out; }
   std::vector<int> key_columns(int input) const override { return input == 0 ? keys_.left : keys_.right; }
-  void open(const core::operator_context& ctx) override { ctx_ = ctx; }
+  void open(const core::operator_context& ctx) override {
+    ctx_ = ctx;
+    table_.set_max_parallelism(ctx.max_parallelism);
+  }
 
   void process(core::batch& in, int input, core::outputs& out) override {
     const auto& cols = input == 0 ? keys_.left : keys_.right;
@@ -48,12 +44,9 @@ public:
         }
         ++late_right_;
       }
-      auto& st = table_.get(row, cols);
-      if (st.left.width() == 0) {
-        st.left.set_width(lw_);
-        st.right.set_width(rw_);
-      }
-      (input == 0 ? st.left : st.right).insert_sorted(row, t);
+      std::uint64_t hash;
+      bool inserted;
+      table_.at(find_or_insert(table_, row, cols, hash, inserted)).add(keys_, input, row, t);
     }
   }
 
@@ -61,8 +54,7 @@ public:
     auto wm = wm_time.ns;
     if (wm <= watermark_) return;
     watermark_ = wm;
-    table_.erase_if([&](auto& e) {
-      auto& st = e.state;
+    table_.erase_if([&](auto, const state::key&, join_sides& st) {
       // Left records whose whole match range is before the watermark are complete.
       std::size_t done = 0;
       while (done < st.left.size()) {
@@ -80,7 +72,8 @@ public:
       } else if (latest_) {
         // Keep the newest record at or before next_left, and all after it.
         while (drop + 1 < st.right.size() && st.right.time(drop + 1) <= next_left) ++drop;
-        if (has_lower_ && drop < st.right.size() && st.right.time(drop) < sat_add(next_left, lower_)) ++drop;
+        if (has_lower_ && drop < st.right.size() && st.right.time(drop) < sat_add(next_left, lower_))
+          ++drop;
       } else {
         auto bound = sat_add(next_left, lower_);
         while (drop < st.right.size() && st.right.time(drop) < bound) ++drop;
@@ -94,20 +87,14 @@ public:
 
   void snapshot(core::state_writer& w) override {
     w.put<std::int64_t>(watermark_);
-    table_.snapshot(w, ctx_.max_parallelism, [](core::state_writer& w, const interval_key& s) {
-      s.left.save(w);
-      s.right.save(w);
-    });
+    table_.snapshot(w, all_groups(ctx_),
+                    [](core::state_writer& w, const join_sides& s) { s.save(w); });
   }
 
   void restore(core::state_reader& r) override {
     watermark_ = std::max(watermark_, r.get<std::int64_t>());
-    table_.restore(r, ctx_, [this](core::state_reader& r, interval_key& s) {
-      s.left.set_width(lw_);
-      s.right.set_width(rw_);
-      s.left.load(r);
-      s.right.load(r);
-    });
+    table_.restore(r, owned_groups(ctx_),
+                   [this](core::state_reader& r) { return join_sides::load(r, keys_); });
   }
 
   /// Right records that arrived behind the watermark (kept, but possibly too late).
@@ -120,7 +107,7 @@ private:
     return r;
   }
 
-  void join_one(const interval_key& st, const core::value* left, std::int64_t t, core::outputs& out) {
+  void join_one(const join_sides& st, const core::value* left, std::int64_t t, core::outputs& out) {
     const auto& right = st.right;
     bool matched = false;
     if (latest_) {
@@ -151,7 +138,6 @@ private:
     if (!matched && keys_.left_outer) keys_.emit(out.main, left, nullptr, t);
   }
 
-  std::uint32_t lw_, rw_;
   join_keys keys_;
   bool latest_ = false;
   bool has_lower_ = false;
@@ -159,7 +145,7 @@ private:
   core::operator_context ctx_;
   std::int64_t watermark_ = time_min;
   std::uint64_t late_right_ = 0;
-  key_table<interval_key> table_;
+  state::keyed_map<join_sides> table_;
 };
 
 } // namespace
@@ -180,7 +166,6 @@ spec::component_schema interval_join_schema() {
       "joined once the watermark passes t + upper, so results do not depend on arrival "
       "order; state older than any possible match is dropped as the watermark advances. Late "
       "left records go to `late`.";
-  s.params = join_params();
   s.params.push_back(param::string("lower").def("0s").doc("Start of the interval relative to the left time (signed, e.g. -5s)."));
   s.params.push_back(param::string("upper").def("0s").doc("End of the interval relative to the left time (signed)."));
   s.params.push_back(param::boolean("latest").def("false").doc("Join only the newest right record at or before the left time."));
@@ -192,14 +177,12 @@ spec::component_schema interval_join_schema() {
       "    key: symbol\n"
       "    latest: true\n"
       "    lower: -5s\n";
-  s.min_inputs = 2;
-  s.max_inputs = 2;
-  s.ports = {"late"};
+  add_join_schema(s);
   return s;
 }
 
 core::operator_ptr make_interval_join(const spec::config& cfg, const std::vector<core::schema_ptr>& inputs) {
-  if (inputs.size() != 2) cfg.fail("input", "interval_join takes two inputs: [left, right]");
+  require_two_inputs(cfg, inputs, "interval_join");
   return std::make_unique<interval_join_op>(cfg, inputs);
 }
 

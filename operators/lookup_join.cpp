@@ -217,7 +217,9 @@ public:
     auto lw = in_->size();
     for (std::size_t i = 0; i < in.size(); ++i) {
       auto row = in.row(i);
-      auto* match = table_.find(row, left_);
+      auto idx = table_.find(row, left_.data(), left_.size(),
+                             state::hash_key(row, left_.data(), left_.size()));
+      const std::vector<core::value>* match = idx == table_.npos ? nullptr : &table_.at(idx);
       if (!match && !left_outer_) continue;
       auto o = out.main.append(in.times[i]);
       for (std::size_t c = 0; c < lw; ++c) o[c] = std::move(row[c]);
@@ -254,7 +256,10 @@ private:
     auto w = t.schema->size();
     for (std::size_t r = 0; r < t.rows; ++r) {
       const core::value* row = t.cells.data() + r * w;
-      table_.get(row, table_key_).assign(row, row + w);  // the last row of a key wins
+      std::uint64_t hash;
+      bool inserted;
+      table_.at(find_or_insert(table_, row, table_key_, hash, inserted))
+          .assign(row, row + w);  // the last row of a key wins
     }
   }
 
@@ -265,7 +270,8 @@ private:
   std::int64_t reload_ns_ = 0;
   std::filesystem::file_time_type mtime_{};
   std::uint64_t reloads_ = 0, reload_failures_ = 0;
-  key_table<std::vector<core::value>> table_;
+  state::keyed_map<std::vector<core::value>>
+      table_;  // table key → table row; not snapshotted (reloaded from the file)
 };
 
 } // namespace

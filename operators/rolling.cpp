@@ -2,25 +2,65 @@
 
 #include "stateful_common.hpp"
 
+#include "pel/operators/aggregates.hpp"
+#include "pel/spec/diagnostics.hpp"
+
+#include <cctype>
 #include <cmath>
+#include <deque>
+#include <optional>
 
 namespace pel::operators {
 
 namespace {
 
-enum class agg_kind { count, count_all, sum, avg, min, max, stddev, var, first, last };
+// `rolling` takes its aggregates from the window operator's library (`aggregate_set`): the
+// function names, argument compilation, error messages, null handling, dead letters for
+// non-numbers and output types are the library's. What differs is the evaluation: the
+// library only adds and merges, while a sliding window also removes the record that leaves.
+// So rolling evaluates each function in an O(1) form that can remove: running sums for
+// count/sum/avg/stddev/variance and monotonic queues for min/max (`series_window`), and the
+// non-null values in window order for first/last. Functions without such a form
+// (distinct_count, percentile, vwap, ohlc, returns) are refused: they belong in a `window`.
 
-struct agg_spec {
-  agg_kind kind;
-  std::size_t arg = 0;  // index into the numbers kept per record
+enum class rolling_fn { count_rows, count, sum, avg, min, max, stddev, variance, first, last };
+
+std::optional<rolling_fn> rolling_fn_of(const std::string& func) {
+  static const std::pair<const char*, rolling_fn> table[] = {
+      {"count", rolling_fn::count},       {"sum", rolling_fn::sum},
+      {"avg", rolling_fn::avg},           {"min", rolling_fn::min},
+      {"max", rolling_fn::max},           {"stddev", rolling_fn::stddev},
+      {"variance", rolling_fn::variance}, {"first", rolling_fn::first},
+      {"last", rolling_fn::last}};
+  for (const auto& [name, fn] : table)
+    if (func == name) return fn;
+  return std::nullopt;
+}
+
+/// One output: its function and where its input lives (a series column, or a pick list).
+struct rolling_agg {
+  rolling_fn fn;
+  std::size_t slot = 0;
+};
+
+/// One numeric series column: the library aggregate that evaluates its argument, and whether
+/// it counts values (0 for a value, NaN for null) rather than keeping the number.
+struct rolling_column {
+  std::unique_ptr<aggregate> eval;
+  std::string name;
+  std::string key;  // function class + argument text, to share a column
+  bool counts = false;
 };
 
 struct rolling_key {
   series_window win;
-  bool ready = false;
+  /// Per first/last output: the non-null values in the window with their record numbers.
+  std::vector<std::deque<std::pair<std::uint64_t, core::value>>> picks;
+  std::uint64_t next = 0;  // number of the key's next record
+  bool ready = false;      // `win` and `picks` are set up
 };
 
-class rolling_op final : public per_record_operator {
+class rolling_op final : public per_record_operator<rolling_key> {
 public:
   rolling_op(const spec::config& cfg, const core::schema_ptr& in) {
     init_base(in, event_order(cfg));
@@ -29,116 +69,174 @@ public:
     rows_ = static_cast<std::size_t>(cfg.get_int("rows"));
     range_ = cfg.get_duration_ns("range");
     if (cfg.has("range") && range_ <= 0) cfg.fail("range", "must be a positive duration");
-    std::vector<std::string> names;
-    std::vector<std::string> arg_texts;
-    bool extrema = false;
     auto list = cfg.get_expression_map("aggregates");
     if (list.empty()) cfg.fail("aggregates", "name at least one aggregate, e.g. `avg_price: avg(price)`");
-    for (const auto& a : list) {
-      auto fail = [&](const std::string& msg) { throw spec::config_error(a.at, a.path, msg); };
-      auto open = a.text.find('(');
-      auto close = a.text.rfind(')');
-      if (open == std::string::npos || close == std::string::npos || close < open)
-        fail("expected `function(argument)` such as `avg(price)`, found '" + a.text + "'");
-      auto func = trim(a.text.substr(0, open));
-      auto arg = trim(a.text.substr(open + 1, close - open - 1));
-      agg_spec s{};
-      if (func == "count") s.kind = (arg.empty() || arg == "*") ? agg_kind::count_all : agg_kind::count;
-      else if (func == "sum") s.kind = agg_kind::sum;
-      else if (func == "avg" || func == "mean") s.kind = agg_kind::avg;
-      else if (func == "min") s.kind = agg_kind::min;
-      else if (func == "max") s.kind = agg_kind::max;
-      else if (func == "stddev") s.kind = agg_kind::stddev;
-      else if (func == "var" || func == "variance") s.kind = agg_kind::var;
-      else if (func == "first") s.kind = agg_kind::first;
-      else if (func == "last") s.kind = agg_kind::last;
-      else fail("unknown aggregate '" + func + "'; use count, sum, avg, min, max, stddev, var, first or last");
-      if (s.kind == agg_kind::min || s.kind == agg_kind::max) extrema = true;
-      if (s.kind != agg_kind::count_all) {
-        if (arg.empty()) fail(func + " needs an argument");
-        auto it = std::find(arg_texts.begin(), arg_texts.end(), arg);
-        s.arg = static_cast<std::size_t>(it - arg_texts.begin());
-        if (it == arg_texts.end()) {
-          arg_texts.push_back(arg);
-          try {
-            args_.push_back(number_expr::compile(cfg, "aggregates", arg, *in));
-          } catch (const spec::config_error& e) {
-            throw spec::config_error(a.at, a.path, e.what());
-          }
-        }
-      }
-      aggs_.push_back(s);
-      names.push_back(a.name);
-    }
-    if (args_.empty()) args_.push_back(number_expr::compile(cfg, "aggregates", "0", *in));
-    extrema_ = extrema;
-    xs_.resize(args_.size());
-    out_ = extend_schema(cfg, "aggregates", *in, names);
+    // Validates every entry (located errors, the same messages as the window operator).
+    auto set = aggregate_set::compile(list, *in);
+    for (const auto& a : list) add_aggregate(a, *in);
+    xs_.resize(columns_.size());
+    picked_.resize(picks_.size());
+    out_ = extend_schema(cfg, "aggregates", *in, set.outputs());
   }
 
 protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
-    for (std::size_t j = 0; j < args_.size(); ++j)
-      if (!args_[j].eval(row, t, xs_[j]) || !std::isfinite(xs_[j])) xs_[j] = std::nan("");
-    auto& st = keys_.get(row, key_);
+    // Evaluate every argument first: a record that cannot be aggregated goes to the dead
+    // letter output and leaves the windows as they were.
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      auto& col = columns_[c];
+      if (!col.eval->prepare(row, t, input_, error_)) return dead(col.name, row, t, out);
+      double x = input_.num[0];
+      // Non-finite numbers count as missing: one inf would poison the running sums.
+      bool missing = input_.null[0] || (!col.counts && !std::isfinite(x));
+      xs_[c] = missing ? std::nan("") : (col.counts ? 0.0 : x);
+    }
+    for (std::size_t p = 0; p < picks_.size(); ++p) {
+      if (!picks_[p].eval->prepare(row, t, input_, error_))
+        return dead(picks_[p].name, row, t, out);
+      picked_[p] = input_.null[0] ? core::value{} : *input_.val;
+    }
+
+    auto& st = state_of(row);
     if (!st.ready) {
-      st.win.init(args_.size(), extrema_);
+      st.win.init(columns_.size(), extrema_);
+      st.picks.resize(picks_.size());
       st.ready = true;
     }
     st.win.push(xs_.data(), t);
+    for (std::size_t p = 0; p < picks_.size(); ++p)
+      if (!core::is_null(picked_[p])) st.picks[p].emplace_back(st.next, std::move(picked_[p]));
+    ++st.next;
     st.win.evict(rows_, range_, t);
+    const std::uint64_t oldest = st.next - st.win.size();
+    for (auto& q : st.picks)
+      while (!q.empty() && q.front().first < oldest) q.pop_front();
+
     auto o = out.main.append(t);
     for (std::size_t c = 0; c < in_->size(); ++c) o[c] = std::move(row[c]);
     auto w = in_->size();
     auto num = [](double d) { return std::isnan(d) ? core::value{} : core::value{d}; };
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
-      auto j = aggs_[i].arg;
+      auto j = aggs_[i].slot;
       core::value& v = o[w + i];
-      switch (aggs_[i].kind) {
-        case agg_kind::count_all: v = static_cast<std::int64_t>(st.win.size()); break;
-        case agg_kind::count: v = st.win.count(j); break;
-        case agg_kind::sum: v = st.win.sum(j); break;
-        case agg_kind::avg: v = num(st.win.mean(j)); break;
-        case agg_kind::min: v = num(st.win.min(j)); break;
-        case agg_kind::max: v = num(st.win.max(j)); break;
-        case agg_kind::stddev: v = num(std::sqrt(st.win.variance(j))); break;
-        case agg_kind::var: v = num(st.win.variance(j)); break;
-        case agg_kind::first: v = num(st.win.first(j)); break;
-        case agg_kind::last: v = num(st.win.last(j)); break;
+      switch (aggs_[i].fn) {
+        case rolling_fn::count_rows:
+          v = static_cast<std::int64_t>(st.win.size());
+          break;
+        case rolling_fn::count:
+          v = st.win.count(j);
+          break;
+        case rolling_fn::sum:
+          v = st.win.count(j) > 0 ? core::value{st.win.sum(j)} : core::value{};
+          break;
+        case rolling_fn::avg:
+          v = num(st.win.mean(j));
+          break;
+        case rolling_fn::min:
+          v = num(st.win.min(j));
+          break;
+        case rolling_fn::max:
+          v = num(st.win.max(j));
+          break;
+        case rolling_fn::stddev:
+          v = num(std::sqrt(st.win.variance(j)));
+          break;
+        case rolling_fn::variance:
+          v = num(st.win.variance(j));
+          break;
+        case rolling_fn::first:
+          if (!st.picks[j].empty()) v = st.picks[j].front().second;
+          break;
+        case rolling_fn::last:
+          if (!st.picks[j].empty()) v = st.picks[j].back().second;
+          break;
       }
     }
   }
 
   void expire(std::int64_t wm, core::outputs&) override {
     if (range_ <= 0 || wm == time_max) return;
-    keys_.erase_if([&](auto& e) { return e.state.win.empty() || e.state.win.newest_time() <= wm - range_; });
+    erase_keys_if(
+        [&](const rolling_key& s) { return s.win.empty() || s.win.newest_time() <= wm - range_; });
   }
 
-  void save_state(core::state_writer& w) const override {
-    keys_.snapshot(w, ctx_.max_parallelism, [](core::state_writer& w, const rolling_key& s) { s.win.save(w); });
+  void write_key(core::state_writer& w, const rolling_key& s) const override {
+    w.put<std::uint64_t>(s.next);
+    s.win.save(w);
+    for (const auto& q : s.picks) {
+      w.put<std::uint64_t>(q.size());
+      for (const auto& [n, v] : q) {
+        w.put<std::uint64_t>(n);
+        w.put_value(v);
+      }
+    }
   }
-  void load_state(core::state_reader& r) override {
-    keys_.restore(r, ctx_, [this](core::state_reader& r, rolling_key& s) {
-      s.win.init(args_.size(), extrema_);
-      s.ready = true;
-      s.win.load(r);
-    });
+  rolling_key read_key(core::state_reader& r) const override {
+    rolling_key s;
+    s.ready = true;
+    s.next = r.get<std::uint64_t>();
+    s.win.init(columns_.size(), extrema_);
+    s.win.load(r);
+    s.picks.resize(picks_.size());
+    for (auto& q : s.picks) {
+      auto n = r.get<std::uint64_t>();
+      for (std::uint64_t i = 0; i < n; ++i) {
+        auto seq = r.get<std::uint64_t>();
+        q.emplace_back(seq, r.get_value());
+      }
+    }
+    return s;
   }
 
 private:
-  static std::string trim(std::string s) {
-    while (!s.empty() && s.front() == ' ') s.erase(s.begin());
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    return s;
+  void add_aggregate(const spec::config::named_text& a, const core::schema& in) {
+    auto text = a.text;
+    auto b = text.find_first_not_of(" \t\n");
+    auto open = text.find('(');  // present: the set compiled it
+    auto func = text.substr(b, open - b);
+    while (!func.empty() && std::isspace(static_cast<unsigned char>(func.back()))) func.pop_back();
+    auto fn = rolling_fn_of(func);
+    if (!fn)
+      throw spec::config_error(a.at, a.path,
+                               "aggregate '" + a.name +
+                                   "': rolling computes count, sum, avg, min, max, "
+                                   "stddev, variance, first and last over its sliding window; " +
+                                   func + " needs a `window` operator");
+    auto eval = compile_aggregate(a.name, a.text, in);
+    if (*fn == rolling_fn::count &&
+        text.find_first_not_of(" \t\n)", open + 1) == std::string::npos) {
+      aggs_.push_back({rolling_fn::count_rows, 0});
+      return;
+    }
+    if (*fn == rolling_fn::first || *fn == rolling_fn::last) {
+      aggs_.push_back({*fn, picks_.size()});
+      picks_.push_back({std::move(eval), a.name, {}, false});
+      return;
+    }
+    bool counts = *fn == rolling_fn::count;
+    if (*fn == rolling_fn::min || *fn == rolling_fn::max) extrema_ = true;
+    // Aggregates of the same argument share one column (avg, min, max of price: one series).
+    std::string key = (counts ? "count" : "number") + text.substr(open);
+    std::size_t c = 0;
+    while (c < columns_.size() && columns_[c].key != key) ++c;
+    if (c == columns_.size()) columns_.push_back({std::move(eval), a.name, key, counts});
+    aggs_.push_back({*fn, c});
+  }
+
+  void dead(const std::string& name, core::value* row, std::int64_t t, core::outputs& out) {
+    out.dead(ctx_.name, name + ": " + error_, row, *in_, t);
   }
 
   std::size_t rows_ = 0;
   std::int64_t range_ = 0;
   bool extrema_ = false;
-  std::vector<number_expr> args_;
-  std::vector<agg_spec> aggs_;
+  std::vector<rolling_agg> aggs_;
+  std::vector<rolling_column> columns_;
+  std::vector<rolling_column> picks_;
+  aggregate_input input_;
+  std::string error_;
   std::vector<double> xs_;
-  key_table<rolling_key> keys_;
+  std::vector<core::value> picked_;
 };
 
 } // namespace
@@ -152,9 +250,13 @@ spec::component_schema rolling_schema() {
       "Each record is emitted with its own fields followed by the `aggregates`, computed over "
       "the key's window that ends with (and includes) the record: the last `rows` records, or "
       "the records whose event time is within `range` before it (`(t - range, t]`). Aggregates "
-      "are written `name: function(expression)` with the functions count (count() counts "
-      "records, count(x) non-null values), sum, avg, min, max, stddev and var (sample), first "
-      "and last. Sums are updated in O(1) per record and min/max with monotonic queues.";
+      "are written `name: function(expression)` with the window operator's functions and "
+      "semantics: count (count() counts records, count(x) non-null values), sum, avg, min, "
+      "max, stddev and variance (sample), first and last (the oldest / newest non-null value "
+      "in the window, any type); nulls are skipped and a value that is not a number sends the "
+      "record to the dead-letter port. Non-finite numbers count as missing. Sums are updated "
+      "in O(1) per record and min/max with monotonic queues, so functions that cannot remove "
+      "a record (distinct_count, percentile, vwap, ohlc, returns) need a `window` operator.";
   s.params = {
       param::string_list("key").doc("Fields that identify a series (empty: one series)."),
       param::integer("rows").min(1).max(10000000).doc("Window size in records."),

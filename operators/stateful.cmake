@@ -13,5 +13,5 @@ pel_operator_family(stateful
     ${CMAKE_CURRENT_SOURCE_DIR}/window_join.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/interval_join.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/lookup_join.cpp
-  DEPS pel::expr pel::state
+  DEPS pel::expr pel::state pel_operators_windows
 )

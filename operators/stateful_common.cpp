@@ -27,22 +27,6 @@ std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key, c
   return resolve_names(cfg, key, names, in);
 }
 
-std::uint64_t key_hash(const core::value* row, const std::vector<int>& cols) noexcept {
-  return state::hash_key(row, cols.data(), cols.size());
-}
-
-std::uint32_t key_group_of(std::uint64_t hash, std::uint32_t max_parallelism) noexcept {
-  if (max_parallelism == 0) return 0;
-  return state::key_group_of(hash, max_parallelism);
-}
-
-bool key_equals(const core::value* row, const std::vector<int>& cols,
-                const std::vector<core::value>& key) noexcept {
-  for (std::size_t i = 0; i < cols.size(); ++i)
-    if (row[cols[i]] != key[i]) return false;
-  return true;
-}
-
 void save_row(core::state_writer& w, const core::value* row, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) w.put_value(row[i]);
 }
@@ -86,25 +70,33 @@ void row_store::load(core::state_reader& r) {
   }
 }
 
-void reorder_buffer::save(core::state_writer& w) const {
+void reorder_buffer::save(core::state_writer& w, const std::vector<int>& key,
+                          std::uint32_t max_parallelism) const {
   w.put<std::int64_t>(watermark_);
-  w.put<std::uint64_t>(pending_.size());
+  state::keyed_map<row_store> by_key(max_parallelism);
   for (std::size_t i = 0; i < pending_.size(); ++i) {
-    w.put<std::int64_t>(pending_.times[i]);
-    save_row(w, pending_.row(i), pending_.width);
+    std::uint64_t hash;
+    bool inserted;
+    auto& rows = by_key.at(find_or_insert(by_key, pending_.row(i), key, hash, inserted));
+    if (inserted) rows.set_width(pending_.width);
+    rows.push(pending_.row(i), pending_.times[i]);
   }
+  by_key.snapshot(w, {0, max_parallelism},
+                  [](core::state_writer& w, const row_store& rows) { rows.save(w); });
 }
 
-void reorder_buffer::load(core::state_reader& r, const std::function<bool(const core::value*)>& keep) {
+void reorder_buffer::load(core::state_reader& r, state::key_group_range range,
+                          std::uint32_t max_parallelism) {
   watermark_ = std::max(watermark_, r.get<std::int64_t>());
-  auto n = r.get<std::uint64_t>();
-  std::vector<core::value> tmp;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    auto t = r.get<std::int64_t>();
-    tmp.clear();
-    load_row(r, tmp, pending_.width);
-    if (keep(tmp.data())) pending_.append_move(tmp.data(), t);
-  }
+  state::keyed_map<row_store> by_key(max_parallelism);
+  by_key.restore(r, range, [this](core::state_reader& r) {
+    row_store rows(pending_.width);
+    rows.load(r);
+    return rows;
+  });
+  by_key.for_each([this](auto, const state::key&, const row_store& rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) pending_.append_copy(rows.row(i), rows.time(i));
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -158,13 +150,13 @@ std::int64_t signed_duration(const spec::config& cfg, std::string_view key) {
   return neg ? -ns : ns;
 }
 
-core::schema_ptr extend_schema(const spec::config& cfg, std::string_view key, const core::schema& in,
-                               const std::vector<std::string>& extra) {
+core::schema_ptr extend_schema(const spec::config& cfg, std::string_view key,
+                               const core::schema& in, const std::vector<core::field>& extra) {
   auto s = std::make_shared<core::schema>(in.fields());
-  for (const auto& name : extra) {
-    if (s->index_of(name) >= 0)
-      cfg.fail(key, "output field '" + name + "' is already an input field; choose another name");
-    s->add(name);
+  for (const auto& f : extra) {
+    if (s->index_of(f.name) >= 0)
+      cfg.fail(key, "output field '" + f.name + "' is already an input field; choose another name");
+    s->add(f.name, f.type);
   }
   return s;
 }
@@ -312,41 +304,6 @@ void series_window::load(core::state_reader& r) {
   }
 }
 
-// ---------------------------------------------------------------------------------------
-// per_record_operator
-
-void per_record_operator::init_base(const core::schema_ptr& in, bool ordered) {
-  in_ = in;
-  buffer_.init(static_cast<std::uint32_t>(in->size()), ordered);
-}
-
-void per_record_operator::process(core::batch& in, int, core::outputs& out) {
-  buffer_.add(in, out.late, [&](core::value* row, std::int64_t t) { handle(row, t, out); });
-}
-
-void per_record_operator::on_watermark(core::event_time wm, core::outputs& out) {
-  buffer_.advance(wm.ns, [&](core::value* row, std::int64_t t) { handle(row, t, out); });
-  expire(wm.ns, out);
-}
-
-void per_record_operator::finish(core::outputs& out) { on_watermark(core::event_time::max(), out); }
-
-bool per_record_operator::owns(const core::value* row) const {
-  if (key_.empty()) return true;
-  auto g = key_group_of(key_hash(row, key_), ctx_.max_parallelism);
-  return g >= ctx_.key_group_begin && g < ctx_.key_group_end;
-}
-
-void per_record_operator::snapshot(core::state_writer& w) {
-  buffer_.save(w);
-  save_state(w);
-}
-
-void per_record_operator::restore(core::state_reader& r) {
-  buffer_.load(r, [this](const core::value* row) { return owns(row); });
-  load_state(r);
-}
-
 } // namespace pel::operators
 
 namespace pel::operators {
@@ -366,6 +323,8 @@ void join_keys::init(const spec::config& cfg, const core::schema& l, const core:
   }
   if (left.empty()) cfg.fail("key", "name at least one key field");
   left_outer = cfg.get_string("how") == "left";
+  left_width = static_cast<std::uint32_t>(l.size());
+  right_width = static_cast<std::uint32_t>(r.size());
   out = join_schema(l, r, right, cfg.get_string("prefix"), right_map);
 }
 
@@ -376,6 +335,41 @@ void join_keys::emit(core::batch& out_batch, const core::value* left_row, const 
   for (std::size_t c = 0; c < lw; ++c) o[c] = left_row[c];
   if (right_row)
     for (std::size_t c = 0; c < right_map.size(); ++c) o[lw + c] = right_row[right_map[c]];
+}
+
+void join_sides::add(const join_keys& keys, int input, const core::value* row, std::int64_t t) {
+  if (left.width() == 0) {
+    left.set_width(keys.left_width);
+    right.set_width(keys.right_width);
+  }
+  (input == 0 ? left : right).insert_sorted(row, t);
+}
+
+void join_sides::save(core::state_writer& w) const {
+  left.save(w);
+  right.save(w);
+}
+
+join_sides join_sides::load(core::state_reader& r, const join_keys& keys) {
+  join_sides s;
+  s.left.set_width(keys.left_width);
+  s.right.set_width(keys.right_width);
+  s.left.load(r);
+  s.right.load(r);
+  return s;
+}
+
+void add_join_schema(spec::component_schema& s) {
+  auto params = join_params();
+  s.params.insert(s.params.begin(), params.begin(), params.end());
+  s.min_inputs = 2;
+  s.max_inputs = 2;
+  s.ports = {"late"};
+}
+
+void require_two_inputs(const spec::config& cfg, const std::vector<core::schema_ptr>& inputs,
+                        const std::string& type) {
+  if (inputs.size() != 2) cfg.fail("input", type + " takes two inputs: [left, right]");
 }
 
 std::vector<spec::param> join_params() {

@@ -1,8 +1,9 @@
 #pragma once
 /// \file
-/// Shared pieces of the stateful operator family (private to operators/): key extraction and
-/// hashing, a per-key state table that snapshots by key group, an event-time reorder buffer,
-/// numeric expressions, and helpers for params and output schemas.
+/// Shared pieces of the stateful operator family (private to operators/): key fields, the
+/// glue to `pel::state` (whose `keyed_map` holds every operator's per-key state and writes
+/// its snapshots by key group), an event-time reorder buffer, sliding numeric series, state
+/// per tumbling window, numeric expressions, and helpers for params and output schemas.
 
 #include "pel/core/batch.hpp"
 #include "pel/core/operator.hpp"
@@ -11,17 +12,18 @@
 #include "pel/core/value.hpp"
 #include "pel/spec/config.hpp"
 #include "pel/spec/param.hpp"
+#include "pel/state/keyed_map.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <deque>
-#include <optional>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -31,6 +33,12 @@ namespace pel::operators {
 inline constexpr std::int64_t time_max = std::numeric_limits<std::int64_t>::max();
 /// Event time earlier than every record.
 inline constexpr std::int64_t time_min = std::numeric_limits<std::int64_t>::min();
+
+/// Event time `ns` in epoch milliseconds, rounded down (how windows are written out).
+inline std::int64_t epoch_ms(std::int64_t ns) noexcept {
+  auto q = ns / 1'000'000;
+  return (ns % 1'000'000 < 0) ? q - 1 : q;
+}
 
 // ---------------------------------------------------------------------------------------
 // Keys
@@ -43,119 +51,25 @@ std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key,
 std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
                                const std::vector<std::string>& names, const core::schema& in);
 
-/// Stable hash of the key fields `cols` of `row`: `state::hash_key`, the hash the runtime
-/// partitions by.
-std::uint64_t key_hash(const core::value* row, const std::vector<int>& cols) noexcept;
+/// The key groups an instance owns (what it restores).
+inline state::key_group_range owned_groups(const core::operator_context& ctx) noexcept {
+  return {ctx.key_group_begin, ctx.key_group_end};
+}
 
-/// The key group of a key hash (`state::key_group_of`).
-std::uint32_t key_group_of(std::uint64_t hash, std::uint32_t max_parallelism) noexcept;
+/// Every key group (what an instance snapshots: all the keys it holds).
+inline state::key_group_range all_groups(const core::operator_context& ctx) noexcept {
+  return {0, ctx.max_parallelism};
+}
 
-/// True when the key fields `cols` of `row` equal `key`.
-bool key_equals(const core::value* row, const std::vector<int>& cols,
-                const std::vector<core::value>& key) noexcept;
-
-/// Per-key state: a hash table from the values of the key fields to `S`. Lookups by row do
-/// not allocate (the hash is computed from the row, collisions are compared value by value);
-/// only a new key copies its values. Snapshots write each entry with its key group so that a
-/// restore keeps only the groups its instance owns.
+/// The entry of the key `row[cols]` in `map` (inserted with `S{}` when new); `hash` receives
+/// the key's `state::hash_key`, which callers may reuse (sampling, partitioning).
 template <class S>
-class key_table {
-public:
-  struct entry {
-    std::vector<core::value> key;
-    std::uint64_t hash = 0;
-    S state;
-  };
-
-  /// The state of the row's key, created with `S{}` when new.
-  S& get(const core::value* row, const std::vector<int>& cols) {
-    auto h = key_hash(row, cols);
-    auto& bucket = buckets_[h];
-    for (auto& e : bucket)
-      if (key_equals(row, cols, e.key)) return e.state;
-    entry e;
-    e.key.reserve(cols.size());
-    for (int c : cols) e.key.push_back(row[c]);
-    e.hash = h;
-    bucket.push_back(std::move(e));
-    ++size_;
-    return bucket.back().state;
-  }
-
-  /// The state of the row's key, or nullptr.
-  S* find(const core::value* row, const std::vector<int>& cols) {
-    auto it = buckets_.find(key_hash(row, cols));
-    if (it == buckets_.end()) return nullptr;
-    for (auto& e : it->second)
-      if (key_equals(row, cols, e.key)) return &e.state;
-    return nullptr;
-  }
-
-  /// Calls `f(entry&)` for every key; entries for which it returns true are erased.
-  template <class F>
-  void erase_if(F&& f) {
-    for (auto it = buckets_.begin(); it != buckets_.end();) {
-      auto& v = it->second;
-      auto before = v.size();
-      v.erase(std::remove_if(v.begin(), v.end(), [&](entry& e) { return f(e); }), v.end());
-      size_ -= before - v.size();
-      it = v.empty() ? buckets_.erase(it) : std::next(it);
-    }
-  }
-
-  /// Calls `f(entry&)` for every key.
-  template <class F>
-  void for_each(F&& f) {
-    for (auto& [h, v] : buckets_)
-      for (auto& e : v) f(e);
-  }
-
-  std::size_t size() const noexcept { return size_; }
-  void clear() {
-    buckets_.clear();
-    size_ = 0;
-  }
-
-  /// Writes every entry as (key group, key values, state via `save(w, state)`).
-  template <class Save>
-  void snapshot(core::state_writer& w, std::uint32_t max_parallelism, Save&& save) const {
-    w.put<std::uint64_t>(size_);
-    for (const auto& [h, v] : buckets_)
-      for (const auto& e : v) {
-        w.put<std::uint32_t>(key_group_of(e.hash, max_parallelism));
-        w.put<std::uint32_t>(static_cast<std::uint32_t>(e.key.size()));
-        for (const auto& k : e.key) w.put_value(k);
-        save(w, e.state);
-      }
-  }
-
-  /// Reads what `snapshot` wrote and keeps the entries whose key group is in
-  /// [`ctx.key_group_begin`, `ctx.key_group_end`). Adds to what is already there, so the
-  /// snapshots of several former instances can be restored one after the other.
-  template <class Load>
-  void restore(core::state_reader& r, const core::operator_context& ctx, Load&& load) {
-    auto n = r.get<std::uint64_t>();
-    for (std::uint64_t i = 0; i < n; ++i) {
-      auto group = r.get<std::uint32_t>();
-      entry e;
-      auto width = r.get<std::uint32_t>();
-      for (std::uint32_t c = 0; c < width; ++c) e.key.push_back(r.get_value());
-      load(r, e.state);
-      if (group < ctx.key_group_begin || group >= ctx.key_group_end) continue;
-      cols_.resize(e.key.size());
-      for (std::size_t c = 0; c < cols_.size(); ++c) cols_[c] = static_cast<int>(c);
-      auto h = key_hash(e.key.data(), cols_);
-      e.hash = h;
-      buckets_[h].push_back(std::move(e));
-      ++size_;
-    }
-  }
-
-private:
-  std::unordered_map<std::uint64_t, std::vector<entry>> buckets_;
-  std::size_t size_ = 0;
-  std::vector<int> cols_;  // 0..n-1, for hashing restored keys
-};
+typename state::keyed_map<S>::index find_or_insert(state::keyed_map<S>& map, const core::value* row,
+                                                   const std::vector<int>& cols,
+                                                   std::uint64_t& hash, bool& inserted) {
+  hash = state::hash_key(row, cols.data(), cols.size());
+  return map.find_or_insert(row, cols.data(), cols.size(), hash, inserted);
+}
 
 // ---------------------------------------------------------------------------------------
 // Rows kept in state
@@ -168,7 +82,8 @@ void load_row(core::state_reader& r, std::vector<core::value>& out, std::size_t 
 /// Rows with their event times, stored flat (row-major); erasing from the front is amortised.
 class row_store {
 public:
-  explicit row_store(std::uint32_t width = 0) : width_(width) {}
+  row_store() = default;
+  explicit row_store(std::uint32_t width) : width_(width) {}
   void set_width(std::uint32_t w) { width_ = w; }
   std::uint32_t width() const noexcept { return width_; }
   std::size_t size() const noexcept { return times_.size() - head_; }
@@ -253,9 +168,13 @@ public:
 
   /// Kept records (for snapshots).
   core::batch& pending() noexcept { return pending_; }
-  void save(core::state_writer& w) const;
-  /// `keep(row)` decides whether a restored row belongs to this instance.
-  void load(core::state_reader& r, const std::function<bool(const core::value*)>& keep);
+  /// Writes the watermark and the kept records grouped by their key (fields `key`) in the
+  /// `state::keyed_map` snapshot format, one section per key group.
+  void save(core::state_writer& w, const std::vector<int>& key,
+            std::uint32_t max_parallelism) const;
+  /// Reads what `save` wrote and keeps the records of the key groups in `range` (after the
+  /// ones already kept, so the snapshots of several instances can be restored in turn).
+  void load(core::state_reader& r, state::key_group_range range, std::uint32_t max_parallelism);
 
 private:
   core::batch pending_;
@@ -289,8 +208,6 @@ public:
   double variance(std::size_t j) const;
   double min(std::size_t j) const;
   double max(std::size_t j) const;
-  double first(std::size_t j) const { return vals_.empty() ? std::nan("") : vals_[j]; }
-  double last(std::size_t j) const { return vals_.empty() ? std::nan("") : vals_[vals_.size() - m_ + j]; }
   std::int64_t oldest_time() const { return times_.front(); }
   std::int64_t newest_time() const { return times_.back(); }
   void clear();
@@ -337,23 +254,42 @@ private:
 // Base of the per-record keyed operators
 
 /// A single-input operator that handles records one by one in event-time order (or arrival
-/// order), keyed by `key_`. Subclasses implement `handle` and keep their per-key state in
-/// `key_table`s; the base owns the reorder buffer, the watermark and the snapshot of pending
-/// records.
+/// order), keyed by `key_`, with per-key state `S` in a `state::keyed_map`. The base owns the
+/// reorder buffer, the watermark, the key map and the snapshot of both (by key group);
+/// subclasses implement `handle` and say how one `S` is written and read.
+template <class S>
 class per_record_operator : public core::operator_base {
 public:
   std::vector<int> key_columns(int) const override { return key_; }
   core::schema_ptr output_schema() const override { return out_; }
-  void open(const core::operator_context& ctx) override { ctx_ = ctx; }
-  void process(core::batch& in, int input, core::outputs& out) override;
-  void on_watermark(core::event_time wm, core::outputs& out) override;
-  void finish(core::outputs& out) override;
-  void snapshot(core::state_writer& w) override;
-  void restore(core::state_reader& r) override;
+  void open(const core::operator_context& ctx) override {
+    ctx_ = ctx;
+    keys_.set_max_parallelism(ctx.max_parallelism);
+  }
+  void process(core::batch& in, int, core::outputs& out) override {
+    buffer_.add(in, out.late, [&](core::value* row, std::int64_t t) { handle(row, t, out); });
+  }
+  void on_watermark(core::event_time wm, core::outputs& out) override {
+    buffer_.advance(wm.ns, [&](core::value* row, std::int64_t t) { handle(row, t, out); });
+    expire(wm.ns, out);
+  }
+  void finish(core::outputs& out) override { on_watermark(core::event_time::max(), out); }
+  void snapshot(core::state_writer& w) override {
+    buffer_.save(w, key_, ctx_.max_parallelism);
+    keys_.snapshot(w, all_groups(ctx_),
+                   [this](core::state_writer& w, const S& s) { write_key(w, s); });
+  }
+  void restore(core::state_reader& r) override {
+    buffer_.load(r, owned_groups(ctx_), ctx_.max_parallelism);
+    keys_.restore(r, owned_groups(ctx_), [this](core::state_reader& r) { return read_key(r); });
+  }
 
 protected:
   /// Sets up the reorder buffer for the input schema.
-  void init_base(const core::schema_ptr& in, bool ordered);
+  void init_base(const core::schema_ptr& in, bool ordered) {
+    in_ = in;
+    buffer_.init(static_cast<std::uint32_t>(in->size()), ordered);
+  }
   /// One record, in order. May move values out of `row`.
   virtual void handle(core::value* row, std::int64_t t, core::outputs& out) = 0;
   /// The watermark advanced to `wm` after the records before it were handled.
@@ -361,16 +297,109 @@ protected:
     (void)wm;
     (void)out;
   }
-  virtual void save_state(core::state_writer& w) const { (void)w; }
-  virtual void load_state(core::state_reader& r) { (void)r; }
-  /// True when the key group of `row`'s key is owned by this instance.
-  bool owns(const core::value* row) const;
+  /// Snapshot of one key's state, and its inverse.
+  virtual void write_key(core::state_writer& w, const S& s) const = 0;
+  virtual S read_key(core::state_reader& r) const = 0;
+
+  /// The state of `row`'s key, created with `S{}` when new (`hash`: the key's hash).
+  S& state_of(const core::value* row, std::uint64_t& hash) {
+    bool inserted;
+    return keys_.at(find_or_insert(keys_, row, key_, hash, inserted));
+  }
+  S& state_of(const core::value* row) {
+    std::uint64_t hash;
+    return state_of(row, hash);
+  }
+  /// Drops the keys for which `stale(S&)` is true.
+  template <class P>
+  void erase_keys_if(P&& stale) {
+    keys_.erase_if([&](auto, const state::key&, S& s) { return stale(s); });
+  }
 
   std::vector<int> key_;
   core::schema_ptr in_;
   core::schema_ptr out_;
   core::operator_context ctx_;
   reorder_buffer buffer_;
+  state::keyed_map<S> keys_;
+};
+
+// ---------------------------------------------------------------------------------------
+// State per tumbling window
+
+/// Per-key state `S` for each open tumbling event-time window of `size` (aligned to the
+/// epoch): one `state::keyed_map` per window start. Whole windows fire when the watermark
+/// passes their end. Shared by the operators that look at all the keys of a window at once
+/// (`top_k`, `window_join`).
+template <class S>
+class tumbling_state {
+public:
+  using map_type = state::keyed_map<S>;
+
+  void init(std::int64_t size) { size_ = size; }
+  void open(const core::operator_context& ctx) { ctx_ = ctx; }
+  std::int64_t size() const noexcept { return size_; }
+  /// Start of the window of event time `t`.
+  std::int64_t start_of(std::int64_t t) const noexcept { return t - ((t % size_) + size_) % size_; }
+  /// True when the window of `t` has already fired (a record for it is late).
+  bool fired(std::int64_t t) const noexcept { return start_of(t) + size_ <= watermark_; }
+
+  /// The state of `row`'s key (fields `cols`) in the window of `t`, created when new.
+  S& get(const core::value* row, const std::vector<int>& cols, std::int64_t t) {
+    auto start = start_of(t);
+    if (!last_ || last_start_ != start) {
+      last_ = &windows_.try_emplace(start, ctx_.max_parallelism).first->second;
+      last_start_ = start;
+    }
+    std::uint64_t hash;
+    bool inserted;
+    return last_->at(find_or_insert(*last_, row, cols, hash, inserted));
+  }
+
+  /// Advances to `wm` and calls `fire(start, end, map_type&)` for each window whose end it
+  /// reached (every window at the end of stream), oldest first, then drops it.
+  template <class F>
+  void advance(std::int64_t wm, F&& fire) {
+    watermark_ = std::max(watermark_, wm);
+    while (!windows_.empty()) {
+      auto it = windows_.begin();
+      auto end = it->first + size_;
+      if (wm != time_max && end > wm) break;
+      fire(it->first, end, it->second);
+      if (last_ == &it->second) last_ = nullptr;
+      windows_.erase(it);
+    }
+  }
+
+  /// The watermark, then per window its start and its keys (`state::keyed_map` sections).
+  template <class W>
+  void snapshot(core::state_writer& w, W&& write_value) const {
+    w.put<std::int64_t>(watermark_);
+    w.put<std::uint64_t>(windows_.size());
+    for (const auto& [start, map] : windows_) {
+      w.put<std::int64_t>(start);
+      map.snapshot(w, all_groups(ctx_), write_value);
+    }
+  }
+  /// Reads what `snapshot` wrote, keeping the keys of the groups this instance owns.
+  template <class R>
+  void restore(core::state_reader& r, R&& read_value) {
+    watermark_ = std::max(watermark_, r.get<std::int64_t>());
+    auto n = r.get<std::uint64_t>();
+    for (std::uint64_t i = 0; i < n; ++i) {
+      auto start = r.get<std::int64_t>();
+      auto& map = windows_.try_emplace(start, ctx_.max_parallelism).first->second;
+      map.restore(r, owned_groups(ctx_), read_value);
+    }
+  }
+
+private:
+  std::int64_t size_ = 1;
+  core::operator_context ctx_;
+  std::int64_t watermark_ = time_min;
+  std::map<std::int64_t, map_type> windows_;
+  map_type* last_ = nullptr;  // the window the previous record went to
+  std::int64_t last_start_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -384,9 +413,9 @@ bool event_order(const spec::config& cfg);
 /// Parses a signed duration such as `-5s`, `0s`, `250ms`; fails located at `cfg[key]`.
 std::int64_t signed_duration(const spec::config& cfg, std::string_view key);
 
-/// A schema made of `in`'s fields followed by `extra` names (fails when a name collides).
-core::schema_ptr extend_schema(const spec::config& cfg, std::string_view key, const core::schema& in,
-                               const std::vector<std::string>& extra);
+/// A schema made of `in`'s fields followed by `extra` (fails at `key` when a name collides).
+core::schema_ptr extend_schema(const spec::config& cfg, std::string_view key,
+                               const core::schema& in, const std::vector<core::field>& extra);
 
 /// A schema made of the fields `cols` of `in` followed by `extra` names.
 core::schema_ptr pick_schema(const core::schema& in, const std::vector<int>& cols,
@@ -411,6 +440,7 @@ struct join_keys {
   std::vector<int> right_map;  ///< right positions copied to the output, in order
   core::schema_ptr out;
   bool left_outer = false;
+  std::uint32_t left_width = 0, right_width = 0;  ///< fields per input record
 
   /// Reads the keys from `cfg` and builds the output schema.
   void init(const spec::config& cfg, const core::schema& l, const core::schema& r);
@@ -419,7 +449,25 @@ struct join_keys {
             std::int64_t t) const;
 };
 
+/// The records of one key on both sides of a join, each side in event-time order.
+struct join_sides {
+  row_store left;
+  row_store right;
+
+  /// Adds a record of input `input` (0: left, 1: right) in time order.
+  void add(const join_keys& keys, int input, const core::value* row, std::int64_t t);
+  void save(core::state_writer& w) const;
+  static join_sides load(core::state_reader& r, const join_keys& keys);
+};
+
 /// The key params of the joins.
 std::vector<spec::param> join_params();
+
+/// The schema parts every join shares: the key params, two inputs, the `late` port.
+void add_join_schema(spec::component_schema& s);
+
+/// Fails at `input` unless `inputs` are two: `[left, right]`.
+void require_two_inputs(const spec::config& cfg, const std::vector<core::schema_ptr>& inputs,
+                        const std::string& type);
 
 } // namespace pel::operators

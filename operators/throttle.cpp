@@ -21,7 +21,7 @@ std::uint64_t mix(std::uint64_t x) noexcept {
   return x ^ (x >> 31);
 }
 
-class throttle_op final : public per_record_operator {
+class throttle_op final : public per_record_operator<throttle_key> {
 public:
   throttle_op(const spec::config& cfg, const core::schema_ptr& in) {
     init_base(in, event_order(cfg));
@@ -47,12 +47,13 @@ public:
 
 protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
-    auto& st = keys_.get(row, key_);
+    std::uint64_t key_hash;
+    auto& st = state_of(row, key_hash);
     bool keep;
     if (sample_) {
       auto n = st.seen++;
       if (fraction_ >= 0) {
-        auto h = mix(core::hash_combine(seed_ ^ key_hash(row, key_), n));
+        auto h = mix(core::hash_combine(seed_ ^ key_hash, n));
         keep = static_cast<double>(h >> 11) * 0x1.0p-53 < fraction_;
       } else {
         keep = n % every_ == 0;
@@ -72,22 +73,22 @@ protected:
 
   void expire(std::int64_t wm, core::outputs&) override {
     if (sample_ || wm == time_max) return;
-    keys_.erase_if([&](auto& e) { return e.state.accepted.empty() || e.state.accepted.back() <= wm - per_; });
+    erase_keys_if([&](const throttle_key& s) {
+      return s.accepted.empty() || s.accepted.back() <= wm - per_;
+    });
   }
 
-  void save_state(core::state_writer& w) const override {
-    keys_.snapshot(w, ctx_.max_parallelism, [](core::state_writer& w, const throttle_key& s) {
-      w.put<std::uint64_t>(s.seen);
-      w.put<std::uint64_t>(s.accepted.size());
-      for (auto t : s.accepted) w.put<std::int64_t>(t);
-    });
+  void write_key(core::state_writer& w, const throttle_key& s) const override {
+    w.put<std::uint64_t>(s.seen);
+    w.put<std::uint64_t>(s.accepted.size());
+    for (auto t : s.accepted) w.put<std::int64_t>(t);
   }
-  void load_state(core::state_reader& r) override {
-    keys_.restore(r, ctx_, [](core::state_reader& r, throttle_key& s) {
-      s.seen = r.get<std::uint64_t>();
-      auto n = r.get<std::uint64_t>();
-      for (std::uint64_t i = 0; i < n; ++i) s.accepted.push_back(r.get<std::int64_t>());
-    });
+  throttle_key read_key(core::state_reader& r) const override {
+    throttle_key s;
+    s.seen = r.get<std::uint64_t>();
+    auto n = r.get<std::uint64_t>();
+    for (std::uint64_t i = 0; i < n; ++i) s.accepted.push_back(r.get<std::int64_t>());
+    return s;
   }
 
 private:
@@ -99,7 +100,6 @@ private:
   std::uint64_t seed_ = 0;
   bool dead_letter_ = false;
   std::uint64_t dropped_ = 0;
-  key_table<throttle_key> keys_;
 };
 
 } // namespace

@@ -14,7 +14,7 @@ struct zscore_key {
   bool ready = false;
 };
 
-class zscore_op final : public per_record_operator {
+class zscore_op final : public per_record_operator<zscore_key> {
 public:
   zscore_op(const spec::config& cfg, const core::schema_ptr& in) {
     init_base(in, event_order(cfg));
@@ -35,7 +35,10 @@ public:
     using vt = core::value_type;
     if (all_) {
       out_ = extend_schema(cfg, "output_prefix", *in,
-                           {name + "mean", name + "stddev", name + "z", name + "alert"});
+                           {{name + "mean", vt::number},
+                            {name + "stddev", vt::number},
+                            {name + "z", vt::number},
+                            {name + "alert", vt::string}});
     } else {
       out_ = pick_schema(*in, key_,
                          {{"value", vt::number}, {"mean", vt::number}, {"stddev", vt::number},
@@ -47,7 +50,7 @@ protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
     double x;
     bool have = value_.eval(row, t, x) && std::isfinite(x);
-    auto& st = keys_.get(row, key_);
+    auto& st = state_of(row);
     if (!st.ready) {
       st.win.init(1, false);
       st.ready = true;
@@ -95,24 +98,22 @@ protected:
   void expire(std::int64_t wm, core::outputs&) override {
     // A key whose newest record fell out of its time range holds nothing worth keeping.
     if (range_ <= 0 || wm == time_max) return;
-    keys_.erase_if([&](auto& e) {
-      return e.state.win.empty() || e.state.win.newest_time() <= wm - range_ - cooldown_;
+    erase_keys_if([&](const zscore_key& s) {
+      return s.win.empty() || s.win.newest_time() <= wm - range_ - cooldown_;
     });
   }
 
-  void save_state(core::state_writer& w) const override {
-    keys_.snapshot(w, ctx_.max_parallelism, [](core::state_writer& w, const zscore_key& s) {
-      w.put<std::int64_t>(s.last_alert);
-      s.win.save(w);
-    });
+  void write_key(core::state_writer& w, const zscore_key& s) const override {
+    w.put<std::int64_t>(s.last_alert);
+    s.win.save(w);
   }
-  void load_state(core::state_reader& r) override {
-    keys_.restore(r, ctx_, [](core::state_reader& r, zscore_key& s) {
-      s.last_alert = r.get<std::int64_t>();
-      s.win.init(1, false);
-      s.ready = true;
-      s.win.load(r);
-    });
+  zscore_key read_key(core::state_reader& r) const override {
+    zscore_key s;
+    s.last_alert = r.get<std::int64_t>();
+    s.win.init(1, false);
+    s.ready = true;
+    s.win.load(r);
+    return s;
   }
 
 private:
@@ -125,7 +126,6 @@ private:
   bool has_above_ = false, has_below_ = false;
   double above_ = 0, below_ = 0;
   std::int64_t cooldown_ = 0;
-  key_table<zscore_key> keys_;
 };
 
 } // namespace

@@ -5,6 +5,7 @@ pel_test(stateful_operator_tests
     ${CMAKE_CURRENT_SOURCE_DIR}/stateful_join_test.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/stateful_parallel_test.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/stateful_examples_test.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/stateful_aggregates_test.cpp
   DEPS pel_operators_stateful pel::spec pel::expr
   LABELS operators)
 target_include_directories(stateful_operator_tests PRIVATE ${PROJECT_SOURCE_DIR}/operators)

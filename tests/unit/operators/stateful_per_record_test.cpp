@@ -215,9 +215,10 @@ TEST_CASE("top_k ranks keys per tumbling window", "[stateful][top_k]") {
     for (auto& [k, s] : m) v.emplace_back(-s, k);
     std::sort(v.begin(), v.end());
     for (std::size_t i = 0; i < std::min<std::size_t>(2, v.size()); ++i)
-      want.push_back({{value(start), value(start + w), value(static_cast<std::int64_t>(i + 1)), value(v[i].second),
-                       value(-v[i].first)},
-                      start + w - 1});
+      want.push_back(
+          {{value(start / 1'000'000), value((start + w) / 1'000'000),
+            value(static_cast<std::int64_t>(i + 1)), value(v[i].second), value(-v[i].first)},
+           start + w - 1});
   }
   require_same(run_one("top_k", "key: symbol\nby: sum(qty)\nk: 2\nwindow: 5s\noutput: volume\n", f.arrival), want);
 }
@@ -266,7 +267,7 @@ TEST_CASE("config errors are located and say what to do", "[stateful][config]") 
   REQUIRE_THROWS_AS(stateful_registry().find_operator("ema")->make(cfg, {trades_schema}), spec::config_error);
   auto cfg2 = config_of("rolling", "key: symbol\nrows: 5\naggregates:\n  a: median(price)\n", root);
   REQUIRE_THROWS_WITH(stateful_registry().find_operator("rolling")->make(cfg2, {trades_schema}),
-                      Catch::Contains("unknown aggregate 'median'"));
+                      Catch::Contains("unknown aggregate function 'median'"));
   auto cfg3 = config_of("ema", "key: symbol\nvalue: price\n", root);
   REQUIRE_THROWS_WITH(stateful_registry().find_operator("ema")->make(cfg3, {trades_schema}),
                       Catch::Contains("exactly one of `alpha` and `half_life`"));

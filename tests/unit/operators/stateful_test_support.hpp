@@ -131,7 +131,7 @@ struct driver {
   std::size_t owner(const value* row, int input) const {
     auto cols = ops[0]->key_columns(input);
     if (cols.empty() || ops.size() == 1) return 0;
-    auto g = operators::key_group_of(operators::key_hash(row, cols), max_parallelism);
+    auto g = state::key_group_of(state::hash_key(row, cols.data(), cols.size()), max_parallelism);
     for (std::size_t i = 0; i < ctx.size(); ++i)
       if (g >= ctx[i].key_group_begin && g < ctx[i].key_group_end) return i;
     return 0;

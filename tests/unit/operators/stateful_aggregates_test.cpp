@@ -1,0 +1,128 @@
+// `rolling` and `top_k` take their aggregate functions from the window operator's library:
+// the same names, errors, null handling, dead letters and result types.
+#include "stateful_test_support.hpp"
+
+using namespace pel;
+using namespace pel::test;
+
+namespace {
+
+const value null{};
+value text(const char* s) {
+  return value(std::string(s));
+}
+
+recs run_one(const std::string& type, const std::string& yaml, const core::schema_ptr& schema,
+             const recs& input, core::outputs* keep = nullptr) {
+  driver d;
+  d.start(1, [&] { return make(type, yaml, {schema}); });
+  d.feed({input}, 2, 0);
+  auto res = d.results();
+  if (keep) *keep = std::move(d.out);
+  return res;
+}
+
+}  // namespace
+
+TEST_CASE("rolling follows the aggregate library: nulls, first/last of any type, dead letters",
+          "[stateful][rolling][aggregates]") {
+  auto schema = schema_of({"symbol", "price", "note"});
+  recs input = {
+      {{text("A"), 1.0, text("x")}, 1},
+      {{text("A"), null, null}, 2},
+      {{text("A"), text("bad"), text("y")}, 3},  // not a number: dead letter, not in the window
+      {{text("A"), 3.0, null}, 4},
+      {{text("A"), null, text("z")}, 5},
+      {{text("A"), null, null}, 6},
+  };
+  core::outputs out;
+  auto got = run_one("rolling",
+                     "key: symbol\nrows: 2\naggregates:\n  s: sum(price)\n  f: first(note)\n"
+                     "  l: last(note)\n  n: count(price)\n  rows: count()\n",
+                     schema, input, &out);
+  auto row = [](std::vector<value> in, value s, value f, value l, std::int64_t n,
+                std::int64_t rows) {
+    in.insert(in.end(), {s, f, l, value(n), value(rows)});
+    return in;
+  };
+  recs want = {
+      {row(input[0].v, 1.0, text("x"), text("x"), 1, 1), 1},
+      {row(input[1].v, 1.0, text("x"), text("x"), 1, 2), 2},
+      {row(input[3].v, 3.0, null, null, 1, 2), 4},  // the window is rows 2 and 4
+      {row(input[4].v, 3.0, text("z"), text("z"), 1, 2), 5},
+      {row(input[5].v, null, text("z"), text("z"), 0, 2), 6},  // sum of only nulls is null
+  };
+  require_same(got, want);
+  REQUIRE(out.dead_letter.size() == 1);
+  REQUIRE(core::to_text(out.dead_letter.row(0)[0]).find("expected a number for price") !=
+          std::string::npos);
+
+  SECTION("the output types are the library's") {
+    auto op =
+        make("rolling", "rows: 2\naggregates:\n  n: count()\n  m: avg(price)\n  f: first(note)\n",
+             {schema});
+    const auto& s = *op->output_schema();
+    REQUIRE(s[3].type == core::value_type::integer);
+    REQUIRE(s[4].type == core::value_type::number);
+    REQUIRE_FALSE(s[5].type.has_value());
+  }
+}
+
+TEST_CASE("rolling refuses what the library does not know or cannot slide",
+          "[stateful][rolling][config]") {
+  auto schema = schema_of({"symbol", "price"});
+  spec::node_ptr root;
+  auto cfg = config_of("rolling", "rows: 5\naggregates:\n  v: var(price)\n", root);
+  REQUIRE_THROWS_WITH(stateful_registry().find_operator("rolling")->make(cfg, {schema}),
+                      Catch::Contains("unknown aggregate function 'var'"));
+  auto cfg2 = config_of("rolling", "rows: 5\naggregates:\n  p: percentile(price, 0.9)\n", root);
+  REQUIRE_THROWS_WITH(stateful_registry().find_operator("rolling")->make(cfg2, {schema}),
+                      Catch::Contains("percentile needs a `window` operator"));
+}
+
+TEST_CASE("top_k ranks by any single-result aggregate of the library",
+          "[stateful][top_k][aggregates]") {
+  auto schema = schema_of({"symbol", "price"});
+  const std::int64_t ms = 1'000'000;
+  recs input = {
+      {{text("A"), 5.0}, 100 * ms},  {{text("B"), 9.0}, 200 * ms},  {{text("A"), 7.0}, 300 * ms},
+      {{text("C"), null}, 400 * ms}, {{text("D"), 1.0}, 1500 * ms},
+  };
+  auto first_window = [&](const recs& r) {
+    recs w;
+    for (auto& x : r)
+      if (x.t < 1000 * ms) w.push_back(x);
+    return w;
+  };
+  const std::int64_t at = 1000 * ms - 1;
+
+  SECTION("count() counts rows, as an integer; ties go to the smaller key") {
+    auto got =
+        run_one("top_k", "key: symbol\nby: count()\nk: 2\nwindow: 1s\noutput: n\n", schema, input);
+    require_same(first_window(got), {{{value(std::int64_t(0)), value(std::int64_t(1000)),
+                                       value(std::int64_t(1)), text("A"), value(std::int64_t(2))},
+                                      at},
+                                     {{value(std::int64_t(0)), value(std::int64_t(1000)),
+                                       value(std::int64_t(2)), text("B"), value(std::int64_t(1))},
+                                      at}});
+  }
+  SECTION("max skips nulls and a key with only nulls is not ranked") {
+    auto got = run_one("top_k", "key: symbol\nby: max(price)\nk: 3\nwindow: 1s\n", schema, input);
+    require_same(first_window(got), {{{value(std::int64_t(0)), value(std::int64_t(1000)),
+                                       value(std::int64_t(1)), text("B"), 9.0},
+                                      at},
+                                     {{value(std::int64_t(0)), value(std::int64_t(1000)),
+                                       value(std::int64_t(2)), text("A"), 7.0},
+                                      at}});
+  }
+  SECTION("a value that is not a number goes to the dead letter") {
+    recs bad = input;
+    bad.push_back({{text("B"), text("oops")}, 500 * ms});
+    core::outputs out;
+    auto got =
+        run_one("top_k", "key: symbol\nby: sum(price)\nk: 1\nwindow: 1s\n", schema, bad, &out);
+    REQUIRE(out.dead_letter.size() == 1);
+    REQUIRE(first_window(got).size() == 1);
+    REQUIRE(first_window(got)[0].v[3] == text("A"));  // 12 > 9
+  }
+}
