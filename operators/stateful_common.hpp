@@ -190,6 +190,11 @@ private:
 /// (`rows`) or an event-time span (`range`), with running sums for O(1) count / sum / mean /
 /// variance and monotonic queues for O(1) amortised min / max. Sums are kept relative to the
 /// first value seen (a shift) to limit cancellation.
+///
+/// This is the sliding form of the aggregate library's count, sum, avg, variance, min and max
+/// (`pel/operators/aggregates.hpp`, whose states only add and merge): a record that leaves
+/// is subtracted instead of the window being recomputed. `rolling`, `zscore` and
+/// `change_detect` use it; the functions and their semantics are the library's.
 class series_window {
 public:
   /// `m` numbers per record; `track_extrema` keeps min/max queues.
