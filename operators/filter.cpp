@@ -71,7 +71,8 @@ spec::component_schema filter_schema() {
       "the main output unchanged; records for which it is `false` or `null` are dropped. A record "
       "on which the expression fails (for example comparing a number with a string) goes to "
       "`<name>.dead_letter` with the error as its reason.\n\n"
-      "The output schema is the input schema. Kept records are never deep-copied: a value is moved, or copied when that allocates nothing (numbers, short strings).";
+      "The output schema is the input schema. Kept records are never deep-copied: a value is "
+      "moved, or copied when that allocates nothing (numbers, short strings).";
   s.params = {
       spec::param::expression("where").req().doc(
           "The condition, in the expression language (see expressions.md). Must give a bool; "
