@@ -186,14 +186,33 @@ struct arith_node : node {
   }
 };
 
-/// `a op b` where both sides are fields or constants and op is + - * /: a number that is not
-/// int op int is computed inline as a double; every other case takes arith_node's path.
+/// `a op b` where both sides are fields or constants: two ints, or two numbers of which one
+/// is a double, are computed inline (with the same overflow, zero and non-finite rules as
+/// arith_node); every other case (nulls, strings, errors) takes arith_node's path.
 template <arith_op OP>
 struct arith_leaves_node final : arith_node {
   arith_leaves_node() { op = OP; }
   const value& eval(const eval_ctx& c, value& s) const override {
     const value& x = *a->leaf(c);
     const value& y = *b->leaf(c);
+    if (x.index() == 2 && y.index() == 2) {
+      const std::int64_t i = *std::get_if<std::int64_t>(&x), j = *std::get_if<std::int64_t>(&y);
+      std::int64_t r = 0;
+      bool bad = false;
+      switch (OP) {
+        case arith_op::add: bad = __builtin_add_overflow(i, j, &r); break;
+        case arith_op::sub: bad = __builtin_sub_overflow(i, j, &r); break;
+        case arith_op::mul: bad = __builtin_mul_overflow(i, j, &r); break;
+        case arith_op::div:
+        case arith_op::mod:
+          if (j == 0 || (j == -1 && i == std::numeric_limits<std::int64_t>::min())) bad = true;
+          else r = OP == arith_op::div ? i / j : i % j;
+          break;
+      }
+      if (bad) s = std::monostate{};
+      else s = r;
+      return s;
+    }
     double dx, dy;
     if ((x.index() == 3 || y.index() == 3) && core::as_number(x, dx) && core::as_number(y, dy)) {
       switch (OP) {
@@ -201,7 +220,8 @@ struct arith_leaves_node final : arith_node {
         case arith_op::sub: return put_double(dx - dy, s);
         case arith_op::mul: return put_double(dx * dy, s);
         case arith_op::div: return dy == 0 ? (s = std::monostate{}, s) : put_double(dx / dy, s);
-        case arith_op::mod: break;
+        case arith_op::mod:
+          return dy == 0 ? (s = std::monostate{}, s) : put_double(std::fmod(dx, dy), s);
       }
     }
     if (core::is_null(x)) return x;
@@ -345,6 +365,40 @@ struct cmp_field_const_node final : cmp_field_const_base<T> {
     return this->compare(x, *this->b->const_value);
   }
 };
+
+/// `expression op constant` with an int or double constant (`w % 2 == 0`): the left side is
+/// evaluated, and a result of the constant's type is compared inline.
+template <cmp_op OP, class T>
+struct cmp_expr_const_node final : cmp_field_const_base<T> {
+  cmp_expr_const_node() { this->op = OP; }
+  int test(const eval_ctx& c) const override {
+    value sa;
+    const value& x = this->a->eval(c, sa);
+    if (auto v = std::get_if<T>(&x)) {
+      if constexpr (std::is_same_v<T, double>) {
+        if (*v == *v && this->k == this->k) return relate<OP>(*v, this->k);
+      } else {
+        return relate<OP>(*v, this->k);
+      }
+    }
+    return this->compare(x, *this->b->const_value);
+  }
+};
+
+template <class T>
+std::unique_ptr<cmp_node> make_cmp_expr_const(cmp_op op, T k) {
+  std::unique_ptr<cmp_field_const_base<T>> n;
+  switch (op) {
+    case cmp_op::eq: n = std::make_unique<cmp_expr_const_node<cmp_op::eq, T>>(); break;
+    case cmp_op::ne: n = std::make_unique<cmp_expr_const_node<cmp_op::ne, T>>(); break;
+    case cmp_op::lt: n = std::make_unique<cmp_expr_const_node<cmp_op::lt, T>>(); break;
+    case cmp_op::le: n = std::make_unique<cmp_expr_const_node<cmp_op::le, T>>(); break;
+    case cmp_op::gt: n = std::make_unique<cmp_expr_const_node<cmp_op::gt, T>>(); break;
+    case cmp_op::ge: n = std::make_unique<cmp_expr_const_node<cmp_op::ge, T>>(); break;
+  }
+  n->k = k;
+  return n;
+}
 
 template <class T>
 std::unique_ptr<cmp_node> make_cmp_field_const(cmp_op op, int pos, T k) {
@@ -577,7 +631,7 @@ node_ptr make_arith(arith_op op, node_ptr a, node_ptr b) {
         case arith_op::sub: n = std::make_unique<arith_leaves_node<arith_op::sub>>(); break;
         case arith_op::mul: n = std::make_unique<arith_leaves_node<arith_op::mul>>(); break;
         case arith_op::div: n = std::make_unique<arith_leaves_node<arith_op::div>>(); break;
-        case arith_op::mod: break;
+        case arith_op::mod: n = std::make_unique<arith_leaves_node<arith_op::mod>>(); break;
       }
     }
   }
@@ -605,6 +659,11 @@ node_ptr make_cmp(cmp_op op, node_ptr a, node_ptr b) {
       n = make_cmp_field_const(op, a->field_pos, *i);
     else if (auto d = std::get_if<double>(b->const_value))
       n = make_cmp_field_const(op, a->field_pos, *d);
+  } else if (b->const_value != nullptr && a->const_value == nullptr) {
+    if (auto i = std::get_if<std::int64_t>(b->const_value))
+      n = make_cmp_expr_const(op, *i);
+    else if (auto d = std::get_if<double>(b->const_value))
+      n = make_cmp_expr_const(op, *d);
   }
   if (!n) n = std::make_unique<cmp_node>();
   span(*n, *a, *b);
