@@ -194,8 +194,41 @@ private:
   std::uint64_t sent_ = 0;
 };
 
+/// Latencies in 1 µs buckets up to 1 s (a fixed 4 MB, so that recording tens of millions of
+/// rows does not grow a vector, with its copies and page faults, inside the measured pipeline),
+/// plus the exact count and maximum.
+struct latency_histogram {
+  static constexpr std::size_t buckets = 1'000'000;  ///< the last one holds everything ≥ 1 s
+  std::vector<std::uint32_t> counts = std::vector<std::uint32_t>(buckets, 0);
+  std::uint64_t n = 0;
+  std::int64_t max_ns = 0;
+
+  void add(std::int64_t ns) {
+    const std::size_t us = ns <= 0 ? 0 : static_cast<std::size_t>(ns / 1000);
+    ++counts[std::min(us, buckets - 1)];
+    ++n;
+    max_ns = std::max(max_ns, ns);
+  }
+  void merge(const latency_histogram& o) {
+    for (std::size_t i = 0; i < buckets; ++i) counts[i] += o.counts[i];
+    n += o.n;
+    max_ns = std::max(max_ns, o.max_ns);
+  }
+  /// The `q` quantile in ns, to the µs (upper edge of its bucket).
+  std::int64_t quantile(double q) const {
+    if (n == 0) return 0;
+    const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(n - 1));
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < buckets; ++i) {
+      seen += counts[i];
+      if (seen > rank) return std::min<std::int64_t>(static_cast<std::int64_t>(i + 1) * 1000, max_ns);
+    }
+    return max_ns;
+  }
+};
+
 std::mutex g_lat_mu;
-std::vector<std::int64_t> g_latencies;
+latency_histogram g_latencies;
 
 /// Records steady_ns() - t0 for every row.
 class latency_sink final : public core::sink_base {
@@ -205,17 +238,16 @@ public:
   }
   void write(const core::batch& b) override {
     std::int64_t now = core::steady_ns();
-    for (std::size_t i = 0; i < b.size(); ++i)
-      local_.push_back(now - std::get<std::int64_t>(b.row(i)[col_]));
+    for (std::size_t i = 0; i < b.size(); ++i) local_.add(now - std::get<std::int64_t>(b.row(i)[col_]));
   }
   void close() override {
     std::lock_guard<std::mutex> g(g_lat_mu);
-    g_latencies.insert(g_latencies.end(), local_.begin(), local_.end());
+    g_latencies.merge(local_);
   }
 
 private:
   int col_ = -1;
-  std::vector<std::int64_t> local_;
+  latency_histogram local_;
 };
 
 double g_paced_rate = 0, g_paced_seconds = 0;
@@ -293,12 +325,6 @@ double run_pel(const spec::registry& reg, const prepared& p, const std::string& 
   return (t1 - t0) / 1e9;
 }
 
-std::int64_t percentile(std::vector<std::int64_t>& v, double q) {
-  if (v.empty()) return 0;
-  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1)));
-  std::nth_element(v.begin(), v.begin() + i, v.end());
-  return v[i];
-}
 
 /// Resident memory of a `pel run` process on an idle pipeline, in KiB (0 on failure).
 long idle_rss_kib(const std::string& pel_binary) {
@@ -336,7 +362,7 @@ long idle_rss_kib(const std::string& pel_binary) {
 
 /// Runs the latency pipeline at g_paced_rate for g_paced_seconds; fills g_latencies.
 bool run_latency(const spec::registry& reg) {
-  g_latencies.clear();
+  g_latencies = latency_histogram{};
   std::string yaml =
       "sources:\n  src:\n    type: bench_paced\n"
       "operators:\n"
@@ -371,10 +397,10 @@ int main(int argc, char** argv) {
     g_paced_rate = args.get_double("latency-rate", 1e6);
     g_paced_seconds = args.get_double("latency-seconds", 5);
     if (!run_latency(reg)) return 1;
-    auto lat = g_latencies;
-    std::printf("latency at %.3g rows/s (%zu rows): p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
-                g_paced_rate, lat.size(), percentile(lat, 0.50) / 1e6, percentile(lat, 0.99) / 1e6,
-                percentile(lat, 0.999) / 1e6);
+    const auto& lat = g_latencies;
+    std::printf("latency at %.3g rows/s (%llu rows): p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n",
+                g_paced_rate, static_cast<unsigned long long>(lat.n), lat.quantile(0.50) / 1e6,
+                lat.quantile(0.99) / 1e6, lat.quantile(0.999) / 1e6);
     return 0;
   }
   // --only=fused|rebalance: just that PEL pipeline, `runs` times (for profilers).
@@ -442,12 +468,11 @@ int main(int argc, char** argv) {
   g_paced_rate = reb.median / 2;
   g_paced_seconds = args.get_double("latency-seconds", 5);
   if (!run_latency(reg)) return 1;
-  auto lat = g_latencies;
-  std::size_t lat_n = lat.size();
-  double p50 = percentile(lat, 0.50) / 1e6, p99 = percentile(lat, 0.99) / 1e6,
-         p999 = percentile(lat, 0.999) / 1e6,
-         lmax = lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end()) / 1e6;
-  std::printf("latency at %.3g rows/s (%zu rows, 4 actors): p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms\n",
+  const auto& lat = g_latencies;
+  const auto lat_n = static_cast<unsigned long long>(lat.n);
+  double p50 = lat.quantile(0.50) / 1e6, p99 = lat.quantile(0.99) / 1e6,
+         p999 = lat.quantile(0.999) / 1e6, lmax = lat.max_ns / 1e6;
+  std::printf("latency at %.3g rows/s (%llu rows, 4 actors): p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms\n",
               g_paced_rate, lat_n, p50, p99, p999, lmax);
 
   // 3. idle memory ------------------------------------------------------------------------
