@@ -172,11 +172,29 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   (void)input;
   if (out.main.width == 0) out.main.width = width_out_;
   const std::size_t n = in.size();
-  for (std::size_t i = 0; i < n; ++i) add_record(in.row(i), in.times[i], out);
+  const std::size_t nk = key_cols_.size();
+  // Keyed state is far larger than the cache and each record touches a random key: hash the
+  // whole batch first, then look ahead while adding, loading the table cell, then the entry,
+  // then the newest window slot of the records a few rows ahead so their misses overlap.
+  hashes_.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
+    map_.prefetch(hashes_[i]);
+  }
+  constexpr std::size_t entry_ahead = 16, slot_ahead = 8;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + entry_ahead < n) map_.peek(hashes_[i + entry_ahead]);
+    if (i + slot_ahead < n) {
+      if (const key_state* ks = map_.peek(hashes_[i + slot_ahead]); ks && ks->count > 0)
+        __builtin_prefetch(ks->data + (ks->count - 1) * stride_);
+    }
+    add_record(in.row(i), in.times[i], hashes_[i], out);
+  }
   if (!dirty_.empty()) flush_dirty(out);
 }
 
-void window_operator::add_record(const core::value* row, std::int64_t t, core::outputs& out) {
+void window_operator::add_record(const core::value* row, std::int64_t t, std::uint64_t hash,
+                                 core::outputs& out) {
   const std::size_t nk = key_cols_.size();
   const std::int64_t lateness = opts_.allowed_lateness_ns;
   std::int64_t pane_start = 0, last_end;
@@ -187,7 +205,6 @@ void window_operator::add_record(const core::value* row, std::int64_t t, core::o
     last_end = opts_.kind == window_kind::tumbling ? pane_start + pane_ns_
                                                     : last_end_of_pane(pane_start);
   }
-  const std::uint64_t hash = state::hash_key(row, key_cols_.data(), nk);
 
   if (sat_add(last_end, lateness) <= wm_) {
     bool joins = false;

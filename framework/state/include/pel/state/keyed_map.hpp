@@ -42,11 +42,38 @@ public:
   index find(const core::value* row, const int* cols, std::size_t n,
              std::uint64_t hash) const noexcept {
     if (slots_.empty()) return npos;
+    const std::uint32_t t = tag(hash);
     for (std::size_t s = home(hash);; s = (s + 1) & mask_) {
-      index e = slots_[s];
-      if (e == 0) return npos;
-      const entry& en = ent(e - 1);
-      if (en.hash == hash && en.k.equals(row, cols, n)) return e - 1;
+      const std::uint64_t c = slots_[s];
+      if (c == 0) return npos;
+      // The tag in the table rejects most other keys without touching their entries.
+      if (static_cast<std::uint32_t>(c >> 32) != t) continue;
+      const index e = static_cast<index>(c) - 1;
+      const entry& en = ent(e);
+      if (en.hash == hash && en.k.equals(row, cols, n)) return e;
+    }
+  }
+
+  /// Hints the cache to load the table cell where a lookup of `hash` starts. No effect on
+  /// the map; lets a caller that knows the hashes of the next records overlap their misses.
+  void prefetch(std::uint64_t hash) const noexcept {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[home(hash)]);
+  }
+
+  /// The value of the first entry whose tag matches `hash` along its probe run (most likely
+  /// the entry a lookup will return, but the key is not compared), or nullptr; hints the cache
+  /// to load that entry. For prefetching only: the pointer is valid until the next insert.
+  const V* peek(std::uint64_t hash) const noexcept {
+    if (slots_.empty()) return nullptr;
+    const std::uint32_t t = tag(hash);
+    for (std::size_t s = home(hash);; s = (s + 1) & mask_) {
+      const std::uint64_t c = slots_[s];
+      if (c == 0) return nullptr;
+      if (static_cast<std::uint32_t>(c >> 32) != t) continue;
+      const entry& en = ent(static_cast<index>(c) - 1);
+      __builtin_prefetch(&en);
+      __builtin_prefetch(reinterpret_cast<const char*>(&en) + sizeof(entry) - 1);
+      return &en.value;
     }
   }
 
@@ -70,10 +97,10 @@ public:
     entry& en = ent(i);
     // Find the slot pointing at i and delete it with backward shifting (no tombstones).
     std::size_t s = home(en.hash);
-    while (slots_[s] != i + 1) s = (s + 1) & mask_;
+    while (static_cast<index>(slots_[s]) != i + 1) s = (s + 1) & mask_;
     std::size_t hole = s;
     for (std::size_t j = (hole + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-      std::size_t h = home(ent(slots_[j] - 1).hash);
+      std::size_t h = home(ent(static_cast<index>(slots_[j]) - 1).hash);
       // Move j into the hole when its home is not in (hole, j] (cyclically).
       bool in_between = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
       if (!in_between) {
@@ -138,7 +165,7 @@ public:
   /// Bytes held by the table itself (slots, entry slab, keys' heap); the caller adds what its
   /// `V`s own on the heap.
   std::size_t table_bytes() const noexcept {
-    std::size_t n = slots_.capacity() * sizeof(index) + chunks_.size() * chunk * sizeof(entry) +
+    std::size_t n = slots_.capacity() * sizeof(std::uint64_t) + chunks_.size() * chunk * sizeof(entry) +
                     chunks_.capacity() * sizeof(void*) + free_.capacity() * sizeof(index);
     for (index i = 0; i < count_; ++i)
       if (ent(i).live()) n += ent(i).k.heap_bytes();
@@ -229,6 +256,12 @@ private:
     bool live() const noexcept { return kg != dead; }
   };
 
+  /// The bits of the hash kept next to the entry index in the table (the high half; `home`
+  /// mixes all bits, the key group uses the low ones).
+  static std::uint32_t tag(std::uint64_t hash) noexcept {
+    return static_cast<std::uint32_t>(hash >> 32);
+  }
+
   std::size_t home(std::uint64_t hash) const noexcept {
     // Fibonacci hashing on the high bits: the low bits of the hash pick the key group, so
     // within one instance they are far from uniform.
@@ -258,9 +291,10 @@ private:
   }
 
   void place(index i) {
-    std::size_t s = home(ent(i).hash);
+    const std::uint64_t hash = ent(i).hash;
+    std::size_t s = home(hash);
     while (slots_[s] != 0) s = (s + 1) & mask_;
-    slots_[s] = i + 1;
+    slots_[s] = (std::uint64_t(tag(hash)) << 32) | (std::uint64_t(i) + 1);
   }
 
   void grow() {
@@ -282,7 +316,8 @@ private:
   std::vector<std::unique_ptr<entry[]>> chunks_;
   std::size_t count_ = 0;
   std::vector<index> free_;
-  std::vector<index> slots_;
+  // Table cells: 0 empty, else (tag(hash) << 32) | (entry index + 1).
+  std::vector<std::uint64_t> slots_;
   std::size_t mask_ = 0;
   unsigned shift_ = 64;
   std::size_t size_ = 0;
