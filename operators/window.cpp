@@ -88,10 +88,21 @@ void window_operator::open(const core::operator_context& ctx) {
 window_operator::slot_header* window_operator::insert_slot(key_state& ks, std::size_t pos,
                                                            std::int64_t start,
                                                            std::int64_t end) {
-  auto* grown = static_cast<std::byte*>(std::realloc(ks.data, (ks.count + 1) * stride_));
-  if (!grown) throw std::bad_alloc();
-  ks.data = grown;
-  std::memmove(ks.data + (pos + 1) * stride_, ks.data + pos * stride_, (ks.count - pos) * stride_);
+  const std::size_t bytes = ks.count * stride_;
+  const std::size_t grown_bytes = bytes + stride_;
+  if (ks.on_heap) {
+    auto* grown = static_cast<std::byte*>(std::realloc(ks.buf.heap, grown_bytes));
+    if (!grown) throw std::bad_alloc();
+    ks.buf.heap = grown;
+  } else if (grown_bytes > inline_bytes) {
+    auto* moved = static_cast<std::byte*>(std::malloc(grown_bytes));
+    if (!moved) throw std::bad_alloc();
+    std::memcpy(moved, ks.buf.local, bytes);
+    ks.buf.heap = moved;
+    ks.on_heap = true;
+  }
+  std::byte* d = ks.data();
+  std::memmove(d + (pos + 1) * stride_, d + pos * stride_, (ks.count - pos) * stride_);
   ++ks.count;
   slot_header* h = slot(ks, pos);
   h->start = start;
@@ -105,23 +116,28 @@ window_operator::slot_header* window_operator::insert_slot(key_state& ks, std::s
 
 void window_operator::erase_slot(key_state& ks, std::size_t pos) {
   aggs_.destroy(acc(slot(ks, pos)));
-  std::memmove(ks.data + pos * stride_, ks.data + (pos + 1) * stride_,
-               (ks.count - pos - 1) * stride_);
+  std::byte* d = ks.data();
+  std::memmove(d + pos * stride_, d + (pos + 1) * stride_, (ks.count - pos - 1) * stride_);
   --ks.count;
   --open_slots_;
-  if (ks.count == 0) {
-    std::free(ks.data);
-    ks.data = nullptr;
-  } else if (auto* shrunk = static_cast<std::byte*>(std::realloc(ks.data, ks.count * stride_))) {
-    ks.data = shrunk;
+  if (!ks.on_heap) return;
+  const std::size_t bytes = ks.count * stride_;
+  if (bytes <= inline_bytes) {
+    std::byte* old = ks.buf.heap;  // shares storage with `local`: read it first
+    std::memcpy(ks.buf.local, old, bytes);
+    std::free(old);
+    ks.on_heap = false;
+  } else if (auto* shrunk = static_cast<std::byte*>(std::realloc(ks.buf.heap, bytes))) {
+    ks.buf.heap = shrunk;
   }
 }
 
 void window_operator::clear_slots(key_state& ks) {
   for (std::size_t i = 0; i < ks.count; ++i) aggs_.destroy(acc(slot(ks, i)));
   open_slots_ -= ks.count;
-  std::free(ks.data);
-  ks.data = nullptr;
+  if (ks.on_heap) std::free(ks.buf.heap);
+  ks.buf.heap = nullptr;
+  ks.on_heap = false;
   ks.count = 0;
 }
 
@@ -181,12 +197,12 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
     map_.prefetch(hashes_[i]);
   }
-  constexpr std::size_t entry_ahead = 16, slot_ahead = 8;
+  constexpr std::size_t entry_ahead = 32, slot_ahead = 16;
   for (std::size_t i = 0; i < n; ++i) {
     if (i + entry_ahead < n) map_.peek(hashes_[i + entry_ahead]);
     if (i + slot_ahead < n) {
-      if (const key_state* ks = map_.peek(hashes_[i + slot_ahead]); ks && ks->count > 0)
-        __builtin_prefetch(ks->data + (ks->count - 1) * stride_);
+      if (const key_state* ks = map_.peek(hashes_[i + slot_ahead]); ks && ks->on_heap)
+        __builtin_prefetch(ks->buf.heap + (ks->count - 1) * stride_);
     }
     add_record(in.row(i), in.times[i], hashes_[i], out);
   }
@@ -433,7 +449,9 @@ std::size_t window_operator::state_bytes() const {
   auto& self = const_cast<window_operator&>(*this);
   self.map_.for_each([&](auto, const state::key&, key_state& ks) {
     // glibc: a chunk is the request plus 8 bytes, rounded up to 16, at least 32.
-    if (ks.count) n += std::max<std::size_t>(32, (ks.count * stride_ + 8 + 15) & ~std::size_t(15));
+    // (Slots held inline are part of the entry, counted by table_bytes.)
+    if (ks.on_heap)
+      n += std::max<std::size_t>(32, (ks.count * stride_ + 8 + 15) & ~std::size_t(15));
     for (std::size_t i = 0; i < ks.count; ++i) n += aggs_.heap_bytes(acc(self.slot(ks, i)));
   });
   return n;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <queue>
 #include <string>
 #include <vector>
@@ -79,26 +80,42 @@ public:
 private:
   /// Per key: its window slots (each a header plus an accumulator block, `stride_` bytes,
   /// sorted by start) and the time of its armed timer.
-  /// The slot buffer is sized exactly (realloc per window, not per record): most keys hold
-  /// one open window, and this keeps a VWAP key near 160 bytes.
+  /// Slots that fit in `inline_bytes` live inside the entry itself (most keys hold one open
+  /// window: a VWAP slot is 40 bytes), so a record touches the key's entry and nothing else.
+  /// Beyond that the slots move to a heap buffer sized exactly (realloc per window, not per
+  /// record). Accumulator states are moved with memcpy, as before.
+  static constexpr std::size_t inline_bytes = 48;
   struct key_state {
-    std::byte* data = nullptr;
+    union {
+      std::byte* heap;
+      alignas(8) std::byte local[inline_bytes];
+    } buf;
     std::uint32_t count = 0;
+    bool on_heap = false;
     std::int64_t timer_at = none;
 
-    key_state() = default;
-    key_state(key_state&& o) noexcept : data(o.data), count(o.count), timer_at(o.timer_at) {
-      o.data = nullptr;
+    key_state() noexcept { buf.heap = nullptr; }
+    key_state(key_state&& o) noexcept : count(o.count), on_heap(o.on_heap), timer_at(o.timer_at) {
+      std::memcpy(&buf, &o.buf, sizeof buf);
       o.count = 0;
+      o.on_heap = false;
     }
     key_state& operator=(key_state&& o) noexcept {
-      std::swap(data, o.data);
+      decltype(buf) tmp;
+      std::memcpy(&tmp, &buf, sizeof buf);
+      std::memcpy(&buf, &o.buf, sizeof buf);
+      std::memcpy(&o.buf, &tmp, sizeof buf);
       std::swap(count, o.count);
+      std::swap(on_heap, o.on_heap);
       timer_at = o.timer_at;
       return *this;
     }
-    /// Frees the buffer only: the owner destroys the accumulators first.
-    ~key_state() { std::free(data); }
+    /// Frees the heap buffer only: the owner destroys the accumulators first.
+    ~key_state() {
+      if (on_heap) std::free(buf.heap);
+    }
+    std::byte* data() noexcept { return on_heap ? buf.heap : buf.local; }
+    const std::byte* data() const noexcept { return on_heap ? buf.heap : buf.local; }
   };
   static constexpr std::int64_t none = INT64_MAX;
   using map_type = state::keyed_map<key_state>;
@@ -120,10 +137,10 @@ private:
   // --- slots
   std::size_t slot_count(const key_state& ks) const noexcept { return ks.count; }
   slot_header* slot(key_state& ks, std::size_t i) noexcept {
-    return reinterpret_cast<slot_header*>(ks.data + i * stride_);
+    return reinterpret_cast<slot_header*>(ks.data() + i * stride_);
   }
   const slot_header* slot(const key_state& ks, std::size_t i) const noexcept {
-    return reinterpret_cast<const slot_header*>(ks.data + i * stride_);
+    return reinterpret_cast<const slot_header*>(ks.data() + i * stride_);
   }
   static std::byte* acc(slot_header* h) noexcept { return reinterpret_cast<std::byte*>(h + 1); }
   slot_header* insert_slot(key_state& ks, std::size_t pos, std::int64_t start, std::int64_t end);

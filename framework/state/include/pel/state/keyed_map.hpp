@@ -71,8 +71,9 @@ public:
       if (c == 0) return nullptr;
       if (static_cast<std::uint32_t>(c >> 32) != t) continue;
       const entry& en = ent(static_cast<index>(c) - 1);
-      __builtin_prefetch(&en);
-      __builtin_prefetch(reinterpret_cast<const char*>(&en) + sizeof(entry) - 1);
+      const char* first = reinterpret_cast<const char*>(&en);
+      for (std::size_t off = 0; off < sizeof(entry); off += 64) __builtin_prefetch(first + off);
+      __builtin_prefetch(first + sizeof(entry) - 1);
       return &en.value;
     }
   }
