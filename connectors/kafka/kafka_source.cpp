@@ -85,9 +85,20 @@ std::vector<spec::param> kafka_source_params() {
           .doc("Bound on messages fetched ahead and held by librdkafka while the pipeline is slow "
                "(librdkafka `queued.max.messages.kbytes`). Memory stays bounded under "
                "backpressure."),
+      param::duration("poll_wait")
+          .def("1ms")
+          .doc("When nothing is fetched yet, a poll waits up to this long (rounded to whole "
+               "milliseconds) for the next message, so a message is handed on as soon as "
+               "librdkafka has it instead of at the runtime's next idle poll (which backs off "
+               "up to 50 ms). The source then runs on a thread of its own. A source that has had "
+               "no message for 100 ms (or `event_time.idle_timeout`, if shorter) reports itself "
+               "idle and the runtime's back-off applies again. `0s`: never wait (the runtime's "
+               "scheduler polls, with its back-off)."),
       param::string_map("rdkafka").doc(
           "librdkafka consumer properties passed through unchanged (they override the "
-          "connector's own settings), e.g. `session.timeout.ms: 10000`."),
+          "connector's own settings), e.g. `session.timeout.ms: 10000`. The connector sets "
+          "`fetch.wait.max.ms: 1` for low latency (librdkafka's default is 500); raise it to send "
+          "fewer empty fetch requests to an idle broker."),
   };
   for (auto& f : format_params(true)) p.push_back(std::move(f));
   return p;
@@ -136,6 +147,10 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
     start_timestamp_ms_ = cfg.get_int("start_timestamp");
   }
   max_message_bytes_ = cfg.get_bytes("max_message_bytes");
+  const std::int64_t wait_ns = cfg.get_duration_ns("poll_wait");
+  poll_wait_ms_ =
+      wait_ns <= 0 ? 0
+                   : static_cast<int>(std::max<std::int64_t>(1, (wait_ns + 500'000) / 1'000'000));
 
   if (auto et = event_time_block(cfg)) {
     if (auto f = et->find("field"); f && f->value->is_scalar() && !f->value->text.empty())
@@ -144,6 +159,7 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
       std::int64_t ns = 0;
       if (spec::parse_duration(it->value->text, ns)) idle_timeout_ns_ = ns;
     }
+    if (idle_timeout_ns_ > 0) quiet_after_ns_ = std::min(quiet_after_ns_, idle_timeout_ns_);
     if (auto it = et->find("max_out_of_orderness"); it && it->value->is_scalar()) {
       std::int64_t ns = 0;
       if (spec::parse_duration(it->value->text, ns) && ns > 0) out_of_orderness_ns_ = ns;
@@ -206,6 +222,10 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
   // cut throughput by 4x). The byte bound above is what keeps memory in check.
   set_or_fail(c, cfg, "max_message_bytes", "fetch.message.max.bytes",
               std::to_string(std::max<std::int64_t>(max_message_bytes_, 1024)));
+  // Low latency (README.md, "Latency"): an empty fetch is answered after at most 1 ms
+  // (librdkafka's default is 500 ms; a real broker answers at once when data arrives, the
+  // embedded mock broker only after the full wait).
+  set_or_fail(c, cfg, "bootstrap_servers", "fetch.wait.max.ms", "1");
   set_or_fail(c, cfg, "bootstrap_servers", "log_level", "3");
   apply_passthrough(c, cfg);
   rd_kafka_conf_set_rebalance_cb(c, &kafka_source::rebalance_cb);
@@ -443,9 +463,14 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   if (!rk_) return core::poll_status::idle;
   if (out.main.width == 0) out.main.width = static_cast<std::uint32_t>(schema_->size());
   std::size_t taken = 0;
+  bool waited = poll_wait_ms_ == 0;  // wait at most once per poll, only when nothing is queued
   // Bounded: at most max_rows messages plus as many events (end of partition, errors).
   for (std::size_t budget = 2 * max_rows + 16; budget > 0 && taken < max_rows; --budget) {
     message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
+    if (!m && !waited && taken == 0) {
+      waited = true;
+      m.reset(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
+    }
     if (!m) break;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       if (auto* s = state_for(m.get())) s->caught_up_since = core::steady_ns();
@@ -461,7 +486,15 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   char fatal[256];
   if (rd_kafka_fatal_error(rk_.get(), fatal, sizeof fatal) != RD_KAFKA_RESP_ERR_NO_ERROR)
     throw std::runtime_error("kafka source '" + name_ + "': fatal client error: " + fatal);
-  return taken > 0 ? core::poll_status::data : core::poll_status::idle;
+  const std::int64_t now = poll_wait_ms_ > 0 ? core::steady_ns() : 0;
+  if (taken > 0) {
+    last_message_ns_ = now;
+    return core::poll_status::data;
+  }
+  // Nothing now. While messages came recently the poll's own wait paces the calls ("call
+  // again soon"); after a quiet spell the source is idle and the runtime backs off.
+  if (poll_wait_ms_ > 0 && now - last_message_ns_ < quiet_after_ns_) return core::poll_status::data;
+  return core::poll_status::idle;
 }
 
 void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& out) {

@@ -36,8 +36,13 @@ public:
   /// Creates the consumer, then subscribes (group mode) or assigns this instance's share of
   /// the partitions (partition i of the list goes to instance i % parallelism).
   void open(const core::operator_context& ctx) override;
-  /// Non-blocking: takes at most `max_rows` messages already fetched by librdkafka.
+  /// Takes at most `max_rows` messages fetched by librdkafka. When none is queued it waits up
+  /// to `poll_wait` for one (never with `poll_wait: 0s`). Returns `data` while messages came
+  /// within the last 100 ms (or `event_time.idle_timeout`), even if this call found none, so
+  /// the runtime calls again at once (the wait paces the calls); `idle` after that.
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
+  /// True unless `poll_wait` is 0: the short wait in `poll` needs a thread of its own.
+  bool blocking() const override { return poll_wait_ms_ > 0; }
   /// Min over assigned partitions of the largest Kafka timestamp seen, minus
   /// `event_time.max_out_of_orderness` (see README.md); `event_time::min()` when unknown or
   /// when `event_time.field` is set.
@@ -109,7 +114,9 @@ private:
   start_mode start_ = start_mode::committed;
   std::int64_t start_timestamp_ms_ = 0;
   std::int64_t max_message_bytes_ = 0;
-  bool own_event_time_ = true;  // false when event_time.field is set
+  int poll_wait_ms_ = 1;                       // poll_wait, whole ms; 0: never wait
+  std::int64_t quiet_after_ns_ = 100'000'000;  // no message for this long: report idle
+  bool own_event_time_ = true;                 // false when event_time.field is set
   std::int64_t idle_timeout_ns_ = 0;
   std::int64_t out_of_orderness_ns_ = 0;  // event_time.max_out_of_orderness
   std::unique_ptr<decoder> decoder_;
@@ -125,6 +132,7 @@ private:
   std::vector<pending_commit> pending_;
   std::atomic<std::uint64_t> commits_ok_{0};
   std::uint64_t rebalances_ = 0;
+  std::int64_t last_message_ns_ = INT64_MIN / 2;  // steady ns of the last message taken
   std::string last_error_;
   std::string scratch_;
 };

@@ -310,7 +310,14 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
     dups += n - 1;
   }
   REQUIRE(seen.size() == 1000);
-  REQUIRE(dups == 0);
+  INFO("duplicates after a left: " << dups);
+  if (strategy == "cooperative-sticky") {
+    REQUIRE(dups == 0);  // b keeps its partitions and positions; a's come from the commit
+  } else {
+    // Eager: b's partitions are revoked too and restart from the commit, so what b read of
+    // the new rows before the rebalance may be read again (at-least-once), never more.
+    for (auto& [id, n] : seen) REQUIRE(n <= 2);
+  }
   b.close();
 }
 
