@@ -2,18 +2,23 @@
 // broker (librdkafka's mock cluster), in the same process and run.
 //
 //   (a) baseline: raw librdkafka consume topic A -> produce the same bytes to B
-//   (b) PEL kafka source -> kafka sink, raw format (passthrough), driven in a plain loop
+//   direct (the connectors called in a plain loop, no runtime):
+//   (b) PEL kafka source -> kafka sink, raw format (passthrough)
 //   (c) PEL kafka source (JSON decode) -> filter-like predicate -> kafka sink (JSON encode)
 //   (d) end-to-end latency of (b) at a fixed offered rate: produce (stamped) -> A -> PEL ->
 //       B -> consumer
+//   runtime (the same work as a pipeline file run by pel::runtime::job, as `pel run` does):
+//   (e) kafka source -> kafka sink, raw passthrough
+//   (f) kafka source (JSON) -> filter `qty >= 500` -> kafka sink (JSON)
+//   (g) end-to-end latency of (e) at the same offered rate
 //
 // Every run reads the same prepared topic A from the beginning (explicit assignment, no
-// consumer-group delay) and writes a fresh output topic. The PEL variants are written as
-// `driver` functions so a full-runtime variant (`pel run` with the same YAML) can be added
-// beside them once the runtime lands.
+// consumer-group delay) and writes a fresh output topic. Runtime variants stop the job once
+// the sink has been given every expected row; the output counts are checked against the
+// output topic's offsets. The latency variants use the connectors' default settings.
 //
 // Usage: kafka_bench [--messages=300000] [--partitions=16] [--runs=3] [--rate=50000]
-//                    [--latency_seconds=4] [--out=<dir>]
+//                    [--latency_seconds=4] [--out=<dir>] [--only=latency]
 
 #include "bench_support.hpp"
 
@@ -22,7 +27,13 @@
 #include "kafka_source.hpp"
 
 #include "pel/connectors/kafka_broker.hpp"
+#include "pel/connectors/register.hpp"
 #include "pel/core/time.hpp"
+#include "pel/operators/register.hpp"
+#include "pel/plan/plan.hpp"
+#include "pel/runtime/job.hpp"
+#include "pel/spec/pipeline.hpp"
+#include "pel/spec/registry.hpp"
 #include "pel/spec/yaml.hpp"
 
 #include <atomic>
@@ -242,6 +253,95 @@ const pel_variant json_filter{
     "format: json\nschema: {id: int, sym: string, px: double, qty: int, side: string}\n",
     "format: json\n", true};
 
+// --- (e), (f) the same work through the full runtime ---------------------------------------
+
+/// Messages in `topic` (sum of the partitions' high watermarks: the topic is fresh and the
+/// producer idempotent, so this is the number delivered).
+std::uint64_t topic_count(const setup& s, const std::string& topic) {
+  auto rk = make_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", s.boot}});
+  std::uint64_t n = 0;
+  for (int p = 0; p < s.partitions; ++p) {
+    std::int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 10000) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+      n += static_cast<std::uint64_t>(hi - lo);
+  }
+  return n;
+}
+
+/// The pipeline file of a full-runtime variant: what `pel run` would be given.
+std::string job_yaml(const setup& s, const pel_variant& v, const std::string& in_topic,
+                     const std::string& out_topic, int parallelism) {
+  std::string y = "pipeline:\n  name: kafka_bench\n  parallelism: " + std::to_string(parallelism) +
+                  "\nsources:\n  in:\n    type: kafka\n    bootstrap_servers: " + s.boot +
+                  "\n    topics: [" + in_topic + "]\n    assign: true\n    start_from: earliest\n";
+  auto indent = [](const std::string& block) {
+    std::string o;
+    std::size_t at = 0;
+    while (at < block.size()) {
+      auto nl = block.find('\n', at);
+      if (nl == std::string::npos) nl = block.size();
+      o += "    " + block.substr(at, nl - at) + "\n";
+      at = nl + 1;
+    }
+    return o;
+  };
+  y += indent(v.source_yaml);
+  std::string input = "in";
+  if (v.filter) {
+    y += "operators:\n  keep:\n    type: filter\n    input: in\n    where: qty >= " +
+         std::to_string(qty_threshold) + "\n";
+    input = "keep";
+  }
+  y += "sinks:\n  out:\n    type: kafka\n    input: " + input +
+       "\n    bootstrap_servers: " + s.boot + "\n    topic: " + out_topic + "\n";
+  y += indent(v.sink_yaml);
+  return y;
+}
+
+spec::registry full_registry() {
+  spec::registry reg;
+  operators::register_builtin_operators(reg);
+  connectors::register_builtin_connectors(reg);
+  return reg;
+}
+
+std::uint64_t component_rows(const std::vector<runtime::instance_metrics>& ms,
+                             const std::string& name, bool in) {
+  std::uint64_t n = 0;
+  for (const auto& m : ms)
+    if (m.component == name) n += (in ? m.rows_in : m.rows_out) + (in ? 0 : m.dead_letters);
+  return n;
+}
+
+/// Runs the variant as a pipeline through `runtime::job` (what `pel run` does) until the sink
+/// has been given every expected row, then stops the job (sources end, the sink flushes every
+/// delivery). The clock runs from the first row the source emitted to the end of the job.
+double run_job(setup& s, const spec::registry& reg, const pel_variant& v, int parallelism,
+               std::uint64_t& out_count) {
+  const auto out_topic = s.fresh_topic(v.name + "_job_out");
+  const auto yaml = job_yaml(s, v, s.input, out_topic, parallelism);
+  auto pipeline = spec::load_text(yaml, "kafka_bench.yaml", reg);
+  auto plan = plan::build(pipeline, reg);
+  runtime::job job(plan);
+  const std::uint64_t expect_out = v.filter ? s.expected_filtered : s.messages;
+  job.start();
+  std::int64_t t0 = 0;
+  const auto deadline = core::steady_ns() + 300'000'000'000LL;
+  while (core::steady_ns() < deadline) {
+    if (job.wait_for(std::chrono::microseconds(500))) break;  // ended early: a failure
+    const auto ms = job.metrics();
+    if (t0 == 0 && component_rows(ms, "in", false) > 0) t0 = core::steady_ns();
+    if (component_rows(ms, "out", true) >= expect_out) break;
+  }
+  job.stop();
+  auto r = job.wait();
+  const double secs = seconds_since(t0);
+  if (!r.ok) throw std::runtime_error("pipeline failed: " + r.error);
+  out_count = topic_count(s, out_topic);
+  return s.messages / secs;
+}
+
 // --- (d) latency ------------------------------------------------------------------------
 
 struct latency_result {
@@ -257,54 +357,125 @@ double percentile(const std::vector<double>& v, double p) {
   return v[i];
 }
 
-void run_latency(setup& s, double rate, double seconds, latency_result& r) {
+/// How the passthrough of the latency run is driven.
+enum class latency_mode { raw, direct, runtime };
+
+const char* mode_name(latency_mode m) {
+  return m == latency_mode::raw ? "raw" : m == latency_mode::direct ? "direct" : "runtime";
+}
+
+/// librdkafka settings of the raw latency loop: the connectors' defaults (README.md), so that
+/// the baseline and PEL use the same client tuning.
+const std::vector<std::pair<std::string, std::string>> raw_consumer_latency_conf = {
+    {"fetch.wait.max.ms", "1"}};
+const std::vector<std::pair<std::string, std::string>> raw_producer_latency_conf = {
+    {"linger.ms", "1"}, {"enable.idempotence", "true"}};
+
+/// The passthrough of the latency run in a thread of its own: either a raw librdkafka
+/// consume → produce loop, or the PEL connectors driven directly (source.poll → sink.write),
+/// with their default settings, as a pipeline file would have them.
+struct loop_passthrough {
+  std::atomic<bool> stop{false}, ready{false};
+  std::string failure;
+  std::thread th;
+
+  void start(setup& s, const std::string& in, const std::string& out, bool raw) {
+    th = std::thread([this, &s, in, out, raw] {
+      try {
+        if (raw)
+          run_raw_loop(s, in, out);
+        else
+          run_pel_loop(s, in, out);
+      } catch (const std::exception& e) {
+        failure = e.what();
+        ready = true;
+      }
+    });
+  }
+
+  void run_raw_loop(setup& s, const std::string& in, const std::string& out) {
+    auto cconf = raw_consumer_latency_conf;
+    cconf.insert(cconf.end(), {{"bootstrap.servers", s.boot},
+                               {"group.id", "bench-raw-lat"},
+                               {"enable.auto.commit", "false"}});
+    auto pconf = raw_producer_latency_conf;
+    pconf.emplace_back("bootstrap.servers", s.boot);
+    auto consumer = make_client(RD_KAFKA_CONSUMER, cconf);
+    auto producer = make_client(RD_KAFKA_PRODUCER, pconf);
+    topic_ptr rkt(rd_kafka_topic_new(producer.get(), out.c_str(), nullptr));
+    assign_all(consumer.get(), in, s.partitions);
+    ready = true;
+    while (!stop) {
+      std::size_t taken = 0;
+      for (; taken < 1024; ++taken) {
+        // As the PEL source does: wait up to 1 ms for a message only when none is queued.
+        message_ptr m(rd_kafka_consumer_poll(consumer.get(), taken == 0 ? 1 : 0));
+        if (!m) break;
+        if (m->err) continue;
+        while (rd_kafka_produce(rkt.get(), RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m->payload,
+                                m->len, m->key, m->key_len, nullptr) != 0)
+          rd_kafka_poll(producer.get(), 10);
+      }
+      rd_kafka_poll(producer.get(), 0);
+    }
+    rd_kafka_flush(producer.get(), 30000);
+    rd_kafka_consumer_close(consumer.get());
+  }
+
+  void run_pel_loop(setup& s, const std::string& in, const std::string& out) {
+    yaml_config src_cfg("bootstrap_servers: " + s.boot + "\ntopics: [" + in +
+                            "]\nassign: true\nstart_from: earliest\nformat: raw\n",
+                        connectors::kafka_source_params(), "sources.in");
+    yaml_config sink_cfg("bootstrap_servers: " + s.boot + "\ntopic: " + out + "\nformat: raw\n",
+                         connectors::kafka_sink_params(), "sinks.out");
+    connectors::kafka_source src(src_cfg.cfg);
+    connectors::kafka_sink sink(sink_cfg.cfg);
+    core::operator_context ctx;
+    ctx.name = "latency";
+    src.open(ctx);
+    sink.open(ctx, src.output_schema());
+    ready = true;
+    core::outputs o;
+    while (!stop) {
+      if (src.poll(o, 1024) == core::poll_status::idle) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        continue;
+      }
+      sink.write(o.main);
+      o.main.clear();
+    }
+    sink.flush();
+    src.close();
+    sink.close();
+  }
+};
+
+void run_latency(setup& s, const spec::registry& reg, latency_mode mode, double rate,
+                 double seconds, latency_result& r) {
   const auto in = s.fresh_topic("lat_in");
   const auto out = s.fresh_topic("lat_out");
-  std::atomic<bool> stop_pel{false}, stop_consumer{false};
-  std::atomic<bool> pel_ready{false};
-  std::string failure;
+  std::atomic<bool> stop_consumer{false};
 
-  // The PEL passthrough: source(in) -> sink(out), low-latency client settings.
-  std::thread pel([&] {
-    try {
-      yaml_config src_cfg("bootstrap_servers: " + s.boot + "\ntopics: [" + in +
-                              "]\nassign: true\n" +
-                              "start_from: earliest\nformat: raw\nrdkafka: {fetch.wait.max.ms: 5, "
-                              "fetch.error.backoff.ms: 5}\n",
-                          connectors::kafka_source_params(), "sources.in");
-      yaml_config sink_cfg("bootstrap_servers: " + s.boot + "\ntopic: " + out +
-                               "\nformat: raw\nrdkafka: {linger.ms: 1}\n",
-                           connectors::kafka_sink_params(), "sinks.out");
-      connectors::kafka_source src(src_cfg.cfg);
-      connectors::kafka_sink sink(sink_cfg.cfg);
-      core::operator_context ctx;
-      ctx.name = "latency";
-      src.open(ctx);
-      sink.open(ctx, src.output_schema());
-      pel_ready = true;
-      core::outputs o;
-      while (!stop_pel) {
-        if (src.poll(o, 1024) == core::poll_status::idle) {
-          std::this_thread::sleep_for(std::chrono::microseconds(50));
-          continue;
-        }
-        sink.write(o.main);
-        o.main.clear();
-      }
-      sink.flush();
-      src.close();
-      sink.close();
-    } catch (const std::exception& e) {
-      failure = e.what();
-      pel_ready = true;
-    }
-  });
+  loop_passthrough direct;
+  std::unique_ptr<runtime::job> job;
+  if (mode != latency_mode::runtime) {
+    direct.start(s, in, out, mode == latency_mode::raw);
+    const auto ready_by = core::steady_ns() + 30'000'000'000LL;
+    while (!direct.ready && core::steady_ns() < ready_by)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  } else {
+    const pel_variant raw{"latency", "format: raw\n", "format: raw\n", false};
+    auto pipeline = spec::load_text(job_yaml(s, raw, in, out, 1), "kafka_latency.yaml", reg);
+    job = std::make_unique<runtime::job>(plan::build(pipeline, reg));
+    job->start();
+  }
 
+  // The measuring consumer stands for the application reading the output topic; it uses the
+  // same fetch.wait.max.ms as the source (the mock answers an empty fetch only after it).
   std::thread consumer([&] {
     auto rk = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", s.boot},
                                               {"group.id", "bench-lat"},
-                                              {"fetch.wait.max.ms", "5"},
-                                              {"fetch.error.backoff.ms", "5"},
+                                              {"fetch.wait.max.ms", "1"},
                                               {"enable.auto.commit", "false"}});
     assign_all(rk.get(), out, s.partitions);
     while (!stop_consumer) {
@@ -319,7 +490,6 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
     rd_kafka_consumer_close(rk.get());
   });
 
-  while (!pel_ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // Producer at a fixed rate: the payload is the steady-clock send time in ns.
   auto producer =
       make_client(RD_KAFKA_PRODUCER, {{"bootstrap.servers", s.boot}, {"linger.ms", "1"}});
@@ -348,8 +518,16 @@ void run_latency(setup& s, double rate, double seconds, latency_result& r) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   stop_consumer = true;
   consumer.join();
-  stop_pel = true;
-  pel.join();
+  std::string failure;
+  if (mode != latency_mode::runtime) {
+    direct.stop = true;
+    if (direct.th.joinable()) direct.th.join();
+    failure = direct.failure;
+  } else {
+    job->stop();
+    auto jr = job->wait();
+    if (!jr.ok) failure = jr.error;
+  }
   if (!failure.empty()) throw std::runtime_error(failure);
   std::sort(r.ms.begin(), r.ms.end());
 }
@@ -365,42 +543,72 @@ int main(int argc, char** argv) {
   const double rate = a.get_double("rate", 50'000);
   const double lat_seconds = a.get_double("latency_seconds", 4);
   const std::string out_dir = a.get_string("out", PEL_SOURCE_DIR "/bench/results");
+  const std::string only = a.get_string("only", "");  // latency: just (d) and (g), no files
 
   try {
     connectors::kafka_broker broker({1, 0, {}, ""});
     s.broker = &broker;
     s.boot = broker.bootstraps();
+    const auto reg = full_registry();
+
+    if (only == "latency") {
+      for (auto mode : {latency_mode::raw, latency_mode::direct, latency_mode::runtime}) {
+        latency_result lat;
+        run_latency(s, reg, mode, rate, lat_seconds, lat);
+        std::cout << mode_name(mode) << " latency at " << rate << " msgs/s: p50 "
+                  << bench::fmt(percentile(lat.ms, 0.5)) << " ms, p99 "
+                  << bench::fmt(percentile(lat.ms, 0.99)) << " ms, p99.9 "
+                  << bench::fmt(percentile(lat.ms, 0.999)) << " ms, max "
+                  << bench::fmt(lat.ms.empty() ? 0 : lat.ms.back()) << " ms (" << lat.received
+                  << "/" << lat.sent << " received)\n";
+      }
+      return 0;
+    }
+
     broker.create_topic(s.input, s.partitions);
     std::cout << "producing " << s.messages << " prepared messages to " << s.input << " ("
               << s.partitions << " partitions)\n";
     produce_input(s);
 
-    std::vector<double> raw_rates, pass_rates, json_rates;
+    std::vector<double> raw_rates, pass_rates, json_rates, job_pass_rates, job_json_rates;
     bool counts_ok = true;
     for (std::size_t i = 0; i <= runs; ++i) {  // run 0 is the warm-up
-      std::uint64_t raw_n = 0, pass_n = 0, json_n = 0;
+      std::uint64_t raw_n = 0, pass_n = 0, json_n = 0, job_pass_n = 0, job_json_n = 0;
       const double ra = run_raw(s, raw_n);
       const double rb = run_pel(s, passthrough, pass_n, s.fresh_topic("pass_out"));
       const double rc = run_pel(s, json_filter, json_n, s.fresh_topic("json_out"));
-      const bool ok = raw_n == s.messages && pass_n == s.messages && json_n == s.expected_filtered;
+      const double re = run_job(s, reg, passthrough, 1, job_pass_n);
+      const double rf = run_job(s, reg, json_filter, 1, job_json_n);
+      const bool ok = raw_n == s.messages && pass_n == s.messages &&
+                      json_n == s.expected_filtered && job_pass_n == s.messages &&
+                      job_json_n == s.expected_filtered;
       counts_ok = counts_ok && ok;
       std::cout << (i == 0 ? "warm-up" : "run " + std::to_string(i)) << ": raw "
-                << bench::fmt_rate(ra) << " msgs/s (" << raw_n << " out), pel passthrough "
-                << bench::fmt_rate(rb) << " (" << pass_n << " out), pel json+filter "
-                << bench::fmt_rate(rc) << " (" << json_n << " out, expected " << s.expected_filtered
-                << ")\n";
+                << bench::fmt_rate(ra) << " msgs/s (" << raw_n << " out); direct: passthrough "
+                << bench::fmt_rate(rb) << " (" << pass_n << " out), json+filter "
+                << bench::fmt_rate(rc) << " (" << json_n << " out); runtime: passthrough "
+                << bench::fmt_rate(re) << " (" << job_pass_n << " out), json+filter "
+                << bench::fmt_rate(rf) << " (" << job_json_n << " out); expected " << s.messages
+                << " / " << s.expected_filtered << "\n";
       if (i == 0) continue;
       raw_rates.push_back(ra);
       pass_rates.push_back(rb);
       json_rates.push_back(rc);
+      job_pass_rates.push_back(re);
+      job_json_rates.push_back(rf);
     }
     const auto sa = bench::stats::of(raw_rates), sb = bench::stats::of(pass_rates),
-               sc = bench::stats::of(json_rates);
+               sc = bench::stats::of(json_rates), se = bench::stats::of(job_pass_rates),
+               sf = bench::stats::of(job_json_rates);
 
     std::cout << "latency at " << rate << " msgs/s for " << lat_seconds << " s...\n";
-    latency_result lat;
-    run_latency(s, rate, lat_seconds, lat);
-    const bool lat_ok = lat.received.load() == lat.sent;
+    latency_result lat_raw, lat_direct, lat_job;
+    run_latency(s, reg, latency_mode::raw, rate, lat_seconds, lat_raw);
+    run_latency(s, reg, latency_mode::direct, rate, lat_seconds, lat_direct);
+    run_latency(s, reg, latency_mode::runtime, rate, lat_seconds, lat_job);
+    const bool lat_ok = lat_raw.received.load() == lat_raw.sent &&
+                        lat_direct.received.load() == lat_direct.sent &&
+                        lat_job.received.load() == lat_job.sent;
 
     bench::report rep("kafka", "Kafka source and sink vs a raw librdkafka loop (mock broker)");
     rep.condition("messages", std::to_string(s.messages));
@@ -410,30 +618,54 @@ int main(int argc, char** argv) {
                                 " mock cluster, 1 broker, same process");
     rep.condition("poll batch", "1024");
     rep.condition("runs", std::to_string(runs) + " after 1 warm-up, median (min–max)");
-    rep.condition("latency rate",
+    rep.condition("direct", "the connectors called in a plain loop (no runtime)");
+    rep.condition("runtime",
+                  "the pipeline file run by pel::runtime::job as `pel run` does, parallelism 1, "
+                  "default batch (1024, 1 ms), checkpoints every 1 s (sink flush)");
+    rep.condition("latency",
                   bench::fmt(rate, "%.0f") + " msgs/s offered for " +
                       bench::fmt(lat_seconds, "%.0f") +
-                      " s after 1 s of warm-up; PEL passthrough; linger.ms 1, fetch.wait.max.ms 5");
+                      " s after 1 s of warm-up; PEL passthrough with the connectors' default "
+                      "settings; outside producer linger.ms 1, outside consumer "
+                      "fetch.wait.max.ms 5; produce → input topic → PEL → output topic → consume");
     rep.condition("throughput clock", "first message consumed to last delivery acknowledged");
     rep.metric("(a) raw librdkafka consume → produce", sa, "msgs/s", 1.0);
-    rep.metric("(b) PEL kafka source → sink, raw passthrough", sb, "msgs/s", sb.median / sa.median,
-               0.5);
-    rep.metric("(c) PEL source → JSON decode → filter → JSON encode → sink", sc, "msgs/s",
+    rep.metric("(b) direct: kafka source → sink, raw passthrough", sb, "msgs/s",
+               sb.median / sa.median);
+    rep.metric("(c) direct: source → JSON decode → filter → JSON encode → sink", sc, "msgs/s",
                sc.median / sa.median);
-    rep.value("(d) end-to-end latency p50", percentile(lat.ms, 0.5), "ms");
-    rep.value("(d) end-to-end latency p99", percentile(lat.ms, 0.99), "ms");
-    rep.value("(d) end-to-end latency p99.9", percentile(lat.ms, 0.999), "ms");
-    rep.value("(d) end-to-end latency max", lat.ms.empty() ? 0 : lat.ms.back(), "ms");
+    rep.metric("(e) runtime: kafka source → sink, raw passthrough", se, "msgs/s",
+               se.median / sa.median, 0.8);
+    rep.metric("(f) runtime: source → JSON decode → filter → JSON encode → sink", sf, "msgs/s",
+               sf.median / sa.median, 0.5);
+    rep.value("(a) raw loop: end-to-end latency p50", percentile(lat_raw.ms, 0.5), "ms");
+    rep.value("(a) raw loop: end-to-end latency p99", percentile(lat_raw.ms, 0.99), "ms");
+    rep.value("(d) direct: end-to-end latency p50", percentile(lat_direct.ms, 0.5), "ms");
+    rep.value("(d) direct: end-to-end latency p99", percentile(lat_direct.ms, 0.99), "ms");
+    rep.value("(g) runtime: end-to-end latency p50", percentile(lat_job.ms, 0.5), "ms");
+    rep.value("(g) runtime: end-to-end latency p99", percentile(lat_job.ms, 0.99), "ms", 10, true);
+    rep.value("(g) runtime: end-to-end latency p99.9", percentile(lat_job.ms, 0.999), "ms");
+    rep.value("(g) runtime: end-to-end latency max", lat_job.ms.empty() ? 0 : lat_job.ms.back(),
+              "ms");
     rep.value("check: every run delivered the expected count", counts_ok ? 1 : 0, "(1 = yes)");
+    const auto lat_sent = lat_raw.sent + lat_direct.sent + lat_job.sent;
+    const auto lat_received =
+        lat_raw.received.load() + lat_direct.received.load() + lat_job.received.load();
     rep.value("check: latency messages received / sent",
-              lat.sent ? double(lat.received.load()) / lat.sent : 0, "");
+              lat_sent ? double(lat_received) / lat_sent : 0, "");
     rep.write(out_dir);
-    std::cout << "(b)/(a) = " << bench::fmt(sb.median / sa.median, "%.2f")
-              << ", (c)/(a) = " << bench::fmt(sc.median / sa.median, "%.2f") << "; latency p50 "
-              << bench::fmt(percentile(lat.ms, 0.5)) << " ms, p99 "
-              << bench::fmt(percentile(lat.ms, 0.99)) << " ms, p99.9 "
-              << bench::fmt(percentile(lat.ms, 0.999)) << " ms\n"
-              << "results in " << out_dir << "/kafka.json\n";
+    std::cout << "direct (b)/(a) = " << bench::fmt(sb.median / sa.median, "%.2f")
+              << ", (c)/(a) = " << bench::fmt(sc.median / sa.median, "%.2f")
+              << "; runtime (e)/(a) = " << bench::fmt(se.median / sa.median, "%.2f")
+              << ", (f)/(a) = " << bench::fmt(sf.median / sa.median, "%.2f") << "\n"
+              << "latency raw p50 " << bench::fmt(percentile(lat_raw.ms, 0.5)) << " ms, p99 "
+              << bench::fmt(percentile(lat_raw.ms, 0.99)) << " ms; direct p50 "
+              << bench::fmt(percentile(lat_direct.ms, 0.5)) << " ms, p99 "
+              << bench::fmt(percentile(lat_direct.ms, 0.99)) << " ms; runtime p50 "
+              << bench::fmt(percentile(lat_job.ms, 0.5)) << " ms, p99 "
+              << bench::fmt(percentile(lat_job.ms, 0.99)) << " ms, p99.9 "
+              << bench::fmt(percentile(lat_job.ms, 0.999)) << " ms\n"
+              << "results in " << out_dir << "/kafka.json and kafka.md\n";
     if (!counts_ok || !lat_ok) {
       std::cerr << "error: output counts differ from the input (see above)\n";
       return 1;
