@@ -190,20 +190,22 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   const std::size_t n = in.size();
   const std::size_t nk = key_cols_.size();
   // Keyed state is far larger than the cache and each record touches a random key: hash the
-  // whole batch first, then look ahead while adding, loading the table cell, then the entry,
-  // then the newest window slot of the records a few rows ahead so their misses overlap.
+  // whole batch first, then look ahead while adding: load the table cells of the batch, then
+  // the entries (which hold their window slots) of the records a few rows ahead, so that the
+  // misses overlap.
   hashes_.resize(n);
+  const std::size_t row_bytes = in.width * sizeof(core::value);
   for (std::size_t i = 0; i < n; ++i) {
+    if (i + 4 < n) {
+      const char* next = reinterpret_cast<const char*>(in.row(i + 4));
+      for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
+    }
     hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
     map_.prefetch(hashes_[i]);
   }
-  constexpr std::size_t entry_ahead = 32, slot_ahead = 16;
+  constexpr std::size_t ahead = 12;
   for (std::size_t i = 0; i < n; ++i) {
-    if (i + entry_ahead < n) map_.peek(hashes_[i + entry_ahead]);
-    if (i + slot_ahead < n) {
-      if (const key_state* ks = map_.peek(hashes_[i + slot_ahead]); ks && ks->on_heap)
-        __builtin_prefetch(ks->buf.heap + (ks->count - 1) * stride_);
-    }
+    if (i + ahead < n) map_.peek(hashes_[i + ahead]);
     add_record(in.row(i), in.times[i], hashes_[i], out);
   }
   if (!dirty_.empty()) flush_dirty(out);
