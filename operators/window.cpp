@@ -189,11 +189,14 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   if (out.main.width == 0) out.main.width = width_out_;
   const std::size_t n = in.size();
   const std::size_t nk = key_cols_.size();
-  // Keyed state is far larger than the cache and each record touches a random key: hash the
-  // whole batch first, then look ahead while adding: load the table cells of the batch, then
-  // the entries (which hold their window slots) of the records a few rows ahead, so that the
-  // misses overlap.
+  // Keyed state is far larger than the cache and each record touches a random key. Three
+  // passes over the batch so that the misses overlap instead of queueing one per record:
+  // hash every row (prefetching the rows and the table cells), look every key up (prefetching
+  // the entries a few rows ahead; lookups do not depend on each other), then add. Entries are
+  // never erased while a batch is processed, so the indices found stay valid; a key first seen
+  // in this batch is inserted by its first record and found again by the later ones.
   hashes_.resize(n);
+  found_.resize(n);
   const std::size_t row_bytes = in.width * sizeof(core::value);
   for (std::size_t i = 0; i < n; ++i) {
     if (i + 4 < n) {
@@ -206,13 +209,15 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   constexpr std::size_t ahead = 12;
   for (std::size_t i = 0; i < n; ++i) {
     if (i + ahead < n) map_.peek(hashes_[i + ahead]);
-    add_record(in.row(i), in.times[i], hashes_[i], out);
+    found_[i] = map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]);
   }
+  for (std::size_t i = 0; i < n; ++i)
+    add_record(in.row(i), in.times[i], hashes_[i], found_[i], out);
   if (!dirty_.empty()) flush_dirty(out);
 }
 
 void window_operator::add_record(const core::value* row, std::int64_t t, std::uint64_t hash,
-                                 core::outputs& out) {
+                                 map_type::index found, core::outputs& out) {
   const std::size_t nk = key_cols_.size();
   const std::int64_t lateness = opts_.allowed_lateness_ns;
   std::int64_t pane_start = 0, last_end;
@@ -228,7 +233,7 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
     bool joins = false;
     if (opts_.kind == window_kind::session) {
       // A late record may still join a session that is kept for its lateness.
-      auto idx = map_.find(row, key_cols_.data(), nk, hash);
+      auto idx = found != map_type::npos ? found : map_.find(row, key_cols_.data(), nk, hash);
       if (idx != map_type::npos) {
         const key_state& ks = map_.at(idx);
         for (std::size_t s = 0; s < ks.count && !joins; ++s) {
@@ -254,8 +259,11 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
     return;
   }
 
-  bool inserted = false;
-  auto idx = map_.find_or_insert(row, key_cols_.data(), nk, hash, inserted);
+  auto idx = found;
+  if (idx == map_type::npos) {
+    bool inserted = false;
+    idx = map_.find_or_insert(row, key_cols_.data(), nk, hash, inserted);
+  }
   if (opts_.kind == window_kind::session) {
     add_session(idx, t);
     return;

@@ -154,8 +154,9 @@ private:
   std::int64_t next_time(const key_state& ks) const noexcept;
 
   // --- per record
+  /// `found`: the key's entry, or npos when it was absent before the batch.
   void add_record(const core::value* row, std::int64_t t, std::uint64_t hash,
-                  core::outputs& out);
+                  map_type::index found, core::outputs& out);
   void add_session(map_type::index idx, std::int64_t t);
   void mark_dirty(map_type::index idx, slot_header* h);
   void arm(map_type::index idx, std::int64_t at);
@@ -183,7 +184,8 @@ private:
   state::key_group_range range_{0, 128};
   std::priority_queue<timer, std::vector<timer>, std::greater<timer>> timers_;
   std::vector<std::pair<map_type::index, std::uint32_t>> dirty_;
-  std::vector<std::uint64_t> hashes_;  // per row of the batch in `process`
+  std::vector<std::uint64_t> hashes_;     // per row of the batch in `process`
+  std::vector<map_type::index> found_;    // per row: its key's entry before the batch, or npos
   std::int64_t wm_ = INT64_MIN;
   bool restored_ = false;
   std::int64_t last_early_ = 0;
