@@ -190,7 +190,7 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   const std::size_t n = in.size();
   const std::size_t nk = key_cols_.size();
   // Keyed state is far larger than the cache and each record touches a random key. Three
-  // passes over the batch so that the misses overlap instead of queueing one per record:
+  // passes so that the misses overlap instead of queueing one per record:
   // hash every row (prefetching the rows and the table cells), look every key up (prefetching
   // the entries a few rows ahead; lookups do not depend on each other), then add. Entries are
   // never erased while a batch is processed, so the indices found stay valid; a key first seen
@@ -206,13 +206,18 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
     map_.prefetch(hashes_[i]);
   }
-  constexpr std::size_t ahead = 12;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + ahead < n) map_.peek(hashes_[i + ahead]);
-    found_[i] = map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]);
+  // Lookup and add go by blocks small enough that the entries found are still in L1 when
+  // their records are added.
+  constexpr std::size_t ahead = 12, block = 64;
+  for (std::size_t b = 0; b < n; b += block) {
+    const std::size_t e = std::min(n, b + block);
+    for (std::size_t i = b; i < e; ++i) {
+      if (i + ahead < n) map_.peek(hashes_[i + ahead]);
+      found_[i] = map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]);
+    }
+    for (std::size_t i = b; i < e; ++i)
+      add_record(in.row(i), in.times[i], hashes_[i], found_[i], out);
   }
-  for (std::size_t i = 0; i < n; ++i)
-    add_record(in.row(i), in.times[i], hashes_[i], found_[i], out);
   if (!dirty_.empty()) flush_dirty(out);
 }
 
