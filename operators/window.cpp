@@ -229,7 +229,16 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
   if (opts_.kind == window_kind::session) {
     last_end = sat_add(t, opts_.gap_ns);
   } else {
-    pane_start = floor_div(t, pane_ns_) * pane_ns_;
+    // Records of a batch mostly fall in the pane of the previous one: skip the division.
+    if (have_last_pane_ && t >= last_pane_ &&
+        static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(last_pane_) <
+            static_cast<std::uint64_t>(pane_ns_)) {
+      pane_start = last_pane_;
+    } else {
+      pane_start = floor_div(t, pane_ns_) * pane_ns_;
+      last_pane_ = pane_start;
+      have_last_pane_ = true;
+    }
     last_end = opts_.kind == window_kind::tumbling ? pane_start + pane_ns_
                                                     : last_end_of_pane(pane_start);
   }

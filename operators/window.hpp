@@ -177,6 +177,8 @@ private:
   core::schema_ptr output_;
   std::vector<int> key_cols_;
   std::int64_t pane_ns_ = 0;   // tumbling: size; sliding: gcd(size, slide)
+  std::int64_t last_pane_ = 0;  // start of the pane of the last record (cache)
+  bool have_last_pane_ = false;
   std::size_t stride_ = 0;     // bytes per slot
   std::uint32_t width_out_ = 0;
 
