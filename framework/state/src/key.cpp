@@ -49,7 +49,8 @@ std::uint64_t key::hash() const noexcept {
   return h;
 }
 
-bool key::equals(const core::value* row, const int* cols, std::size_t n) const noexcept {
+bool key::equals_general(const core::value* row, const int* cols,
+                         std::size_t n) const noexcept {
   if (n != size_) return false;
   if (n == 0) return true;
   if (!same_key_value(first_, row[cols[0]])) return false;

@@ -6,6 +6,7 @@
 #include "pel/core/value.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -88,7 +89,18 @@ public:
   /// The same hash as `hash_key` over the row the key came from.
   std::uint64_t hash() const noexcept;
   /// True when this key equals `row[cols[0..n)]` (n must equal size()).
-  bool equals(const core::value* row, const int* cols, std::size_t n) const noexcept;
+  bool equals(const core::value* row, const int* cols, std::size_t n) const noexcept {
+    // Inline fast path for the common one-string key (a symbol, a device id).
+    if (n == 1 && size_ == 1) {
+      if (const auto* a = std::get_if<std::string>(&first_)) {
+        const auto* b = std::get_if<std::string>(&row[cols[0]]);
+        return b && a->size() == b->size() && std::memcmp(a->data(), b->data(), a->size()) == 0;
+      }
+    }
+    return equals_general(row, cols, n);
+  }
+  /// `equals` for any key (out of line).
+  bool equals_general(const core::value* row, const int* cols, std::size_t n) const noexcept;
   bool operator==(const key& o) const noexcept;
 
   /// Heap bytes this key owns beyond `sizeof(key)` (strings outside the small buffer,
