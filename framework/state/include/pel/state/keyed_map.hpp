@@ -166,8 +166,9 @@ public:
   /// Bytes held by the table itself (slots, entry slab, keys' heap); the caller adds what its
   /// `V`s own on the heap.
   std::size_t table_bytes() const noexcept {
-    std::size_t n = slots_.capacity() * sizeof(std::uint64_t) + chunks_.size() * chunk * sizeof(entry) +
-                    chunks_.capacity() * sizeof(void*) + free_.capacity() * sizeof(index);
+    std::size_t n = slots_.capacity() * sizeof(std::uint64_t) +
+                    chunks_.size() * chunk * sizeof(entry) + chunks_.capacity() * sizeof(void*) +
+                    free_.capacity() * sizeof(index);
     for (index i = 0; i < count_; ++i)
       if (ent(i).live()) n += ent(i).k.heap_bytes();
     return n;
