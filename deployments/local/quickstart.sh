@@ -12,5 +12,5 @@ pel_build -DPEL_BUILD_TESTS=OFF -DPEL_BUILD_BENCH=OFF -- pel
 cd "$PEL_ROOT"
 echo "==> running the live trading pipeline for $duration (Ctrl-C stops it cleanly)"
 exec "$PEL_BUILD_DIR/framework/cli/pel" run --duration "$duration" \
-  --embedded-kafka ticks:4 bars:4 alerts:1 \
+  --embedded-kafka ticks:4,bars:4,alerts:1 \
   examples/trading/feed.yaml examples/trading/live.yaml examples/trading/show.yaml

@@ -172,3 +172,38 @@ TEST_CASE("pel run: kafka source -> filter -> kafka sink, checked with kcat", "[
   REQUIRE(*ids.begin() == 600);
   REQUIRE(*ids.rbegin() == 999);
 }
+
+TEST_CASE("the main job: feed, live analytics and viewer over the embedded broker", "[kafka][e2e]") {
+  // What deployments/local/quickstart.sh runs, shortened.
+  auto r = pel::e2e::run_pel({"run", "--duration", "6s", "--embedded-kafka",
+                              "ticks:4,bars:4,alerts:1", "examples/trading/feed.yaml",
+                              "examples/trading/live.yaml", "examples/trading/show.yaml"},
+                             std::chrono::milliseconds(60000));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // show.yaml prints the bars that live.yaml wrote to the `bars` topic as a table:
+  // time symbol bar_open bar_high bar_low bar_close vwap bar_volume bar_trades
+  std::set<std::string> symbols;
+  int bars = 0;
+  for (const auto& line : pel::e2e::lines_of(r.out)) {
+    std::istringstream in(line);
+    long long time = 0, volume = 0, trades = 0;
+    std::string symbol;
+    double open, high, low, close, vwap;
+    if (!(in >> time >> symbol >> open >> high >> low >> close >> vwap >> volume >> trades)) continue;
+    ++bars;
+    symbols.insert(symbol);
+    CHECK(time % 1000 == 0);  // 1 s windows
+    CHECK(low <= open);
+    CHECK(open <= high);
+    CHECK(low <= close);
+    CHECK(close <= high);
+    CHECK(vwap >= low - 1e-9);
+    CHECK(vwap <= high + 1e-9);
+    CHECK(trades > 0);
+    CHECK(volume >= trades);
+  }
+  // 8 symbols at 4,000 trades/s: every symbol has bars after a few seconds.
+  CHECK(symbols.size() == 8);
+  CHECK(bars >= 16);
+}

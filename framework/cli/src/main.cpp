@@ -429,10 +429,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "always", "never"}));
   run_cmd->add_option("--duration", run.duration,
                       "Stop gracefully after this long (e.g. 30s); files are stopped in order");
-  run_cmd->add_option("--embedded-kafka", run.embedded_kafka_topics,
-                      "Start the embedded Kafka broker with these topics (name:partitions) and "
-                      "export its address as PEL_KAFKA_BOOTSTRAP for ${PEL_KAFKA_BOOTSTRAP} in the files")
-      ->expected(0, -1);
+  std::string embedded_kafka;
+  run_cmd->add_option("--embedded-kafka", embedded_kafka,
+                      "Start the embedded Kafka broker with these topics (name:partitions,...) "
+                      "and export its address as PEL_KAFKA_BOOTSTRAP for ${PEL_KAFKA_BOOTSTRAP} "
+                      "in the files")
+      ->type_name("TOPICS");
 
   std::string docs_out = "docs/reference";
   auto* docs_cmd = app.add_subcommand("docs", "Write the YAML reference generated from the component schemas");
@@ -457,6 +459,12 @@ int main(int argc, char** argv) {
   }
   setup_logging(log_level, log_format);
   run.embedded_kafka = run_cmd->count("--embedded-kafka") > 0;
+  for (std::size_t start = 0; run.embedded_kafka && start <= embedded_kafka.size();) {
+    auto comma = embedded_kafka.find(',', start);
+    if (comma == std::string::npos) comma = embedded_kafka.size();
+    if (comma > start) run.embedded_kafka_topics.push_back(embedded_kafka.substr(start, comma - start));
+    start = comma + 1;
+  }
 
   try {
     if (*lint_cmd) return cmd_lint(lint);
