@@ -1,5 +1,6 @@
 // End-to-end: the real `pel` binary with Kafka. `pel kafka-broker` starts and stops on a
 // signal; `pel run` reads a topic that kcat filled, filters, and writes a topic kcat reads.
+#include "e2e_support.hpp"
 #include "process.hpp"
 
 #include "pel/connectors/kafka_broker.hpp"
@@ -23,32 +24,7 @@ namespace {
 
 const std::string pel_binary = PEL_BINARY_DIR "/framework/cli/pel";
 
-/// A fresh directory, removed on destruction.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("pel-kafka-e2e-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
 
-std::string shell(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -72,8 +48,8 @@ bool poll_until(F&& f, std::chrono::milliseconds timeout) {
 
 TEST_CASE("pel kafka-broker serves topics until SIGTERM", "[kafka][e2e]") {
   REQUIRE(std::filesystem::exists(pel_binary));
-  temp_dir dir;
-  const auto file = dir.file("bootstrap");
+  pel::e2e::temp_dir dir;
+  const auto file = (dir / "bootstrap");
   pel::e2e::process broker({pel_binary, "kafka-broker", "--brokers", "2", "--topics", "in:4,out:2",
                             "--bootstrap-file", file});
   REQUIRE(broker.wait_until([&] { return broker.out().find("bootstrap: ") != std::string::npos; },
@@ -86,7 +62,7 @@ TEST_CASE("pel kafka-broker serves topics until SIGTERM", "[kafka][e2e]") {
       },
       10s));
   REQUIRE(broker.out().find(boot) != std::string::npos);
-  const auto meta = shell("timeout 30 kcat -b " + boot + " -L 2>&1");
+  const auto meta = pel::e2e::shell_output("timeout 30 kcat -b " + boot + " -L 2>&1");
   CHECK(meta.find("2 brokers") != std::string::npos);
   CHECK(meta.find("topic \"in\" with 4 partitions") != std::string::npos);
   CHECK(meta.find("topic \"out\" with 2 partitions") != std::string::npos);
@@ -100,19 +76,19 @@ TEST_CASE("pel run: kafka source -> filter -> kafka sink, checked with kcat", "[
   REQUIRE(std::filesystem::exists(pel_binary));
   pel::connectors::kafka_broker broker({1, 0, {"ticks:4", "large:4"}, ""});
   const auto boot = broker.bootstraps();
-  temp_dir dir;
+  pel::e2e::temp_dir dir;
 
   // kcat fills the input: ids 0..999, keyed so they spread over the partitions.
   {
-    std::ofstream f(dir.file("in.txt"));
+    std::ofstream f((dir / "in.txt"));
     for (int i = 0; i < 1000; ++i)
       f << "k" << i << "|{\"id\":" << i << ",\"sym\":\"S" << i % 7 << "\",\"qty\":" << i << "}\n";
   }
   REQUIRE(std::system(
-              ("kcat -b " + boot + " -P -t ticks -K '|' -l " + dir.file("in.txt")).c_str()) == 0);
+              ("kcat -b " + boot + " -P -t ticks -K '|' -l " + (dir / "in.txt")).c_str()) == 0);
 
   {
-    std::ofstream y(dir.file("pipeline.yaml"));
+    std::ofstream y((dir / "pipeline.yaml"));
     y << "pipeline:\n"
          "  name: kafka_e2e\n"
          "  checkpoint_interval: 200ms\n"
@@ -140,13 +116,13 @@ TEST_CASE("pel run: kafka source -> filter -> kafka sink, checked with kcat", "[
   }
   pel::e2e::process_options opt;
   opt.env.push_back("BOOT=" + boot);
-  pel::e2e::process run({pel_binary, "run", dir.file("pipeline.yaml")}, opt);
+  pel::e2e::process run({pel_binary, "run", (dir / "pipeline.yaml")}, opt);
 
   std::vector<std::string> got;
   const bool all = poll_until(
       [&] {
         run.wait_until([] { return false; }, 10ms);  // keep its pipes drained
-        got = lines_of(shell("timeout 30 kcat -b " + boot +
+        got = lines_of(pel::e2e::shell_output("timeout 30 kcat -b " + boot +
                              " -C -t large -o beginning -e -q -f '%s\\n' 2>/dev/null"));
         return got.size() >= 400 || run.exited();
       },

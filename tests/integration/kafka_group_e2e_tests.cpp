@@ -2,6 +2,7 @@
 // produces a known data set while they run; one process is stopped with SIGTERM midway and
 // the other takes over its partitions. Every input record must reach the output at least
 // once; duplicates (re-reads after the last completed checkpoint) are counted and bounded.
+#include "e2e_support.hpp"
 #include "process.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,32 +24,7 @@ namespace {
 
 const std::string pel_binary = PEL_BINARY_DIR "/framework/cli/pel";
 
-/// A fresh directory, removed on destruction.
-struct group_temp_dir {
-  std::filesystem::path path;
-  group_temp_dir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path() /
-           ("pel-kafka-group-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path);
-  }
-  ~group_temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
 
-std::string run_shell(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
-}
 
 /// Writes ids [from, to) as keyed JSON messages and produces them to `topic` with kcat.
 bool produce_ids(const std::string& boot, const std::string& topic, const std::string& file,
@@ -72,7 +48,7 @@ struct output_view {
 
 output_view read_output(const std::string& boot, const std::string& topic) {
   output_view v;
-  std::istringstream in(run_shell("timeout 30 kcat -b " + boot + " -C -t " + topic +
+  std::istringstream in(pel::e2e::shell_output("timeout 30 kcat -b " + boot + " -C -t " + topic +
                                   " -o beginning -e -q -f '%s\\n' 2>/dev/null"));
   for (std::string l; std::getline(in, l);) {
     auto p = l.find("\"id\":");
@@ -101,8 +77,8 @@ int covered(const output_view& v, long from, long to) {
 TEST_CASE("two pel run processes in one group: one stops, the other takes over, nothing lost",
           "[kafka][e2e][group]") {
   REQUIRE(std::filesystem::exists(pel_binary));
-  group_temp_dir dir;
-  const auto boot_file = dir.file("bootstrap");
+  pel::e2e::temp_dir dir;
+  const auto boot_file = (dir / "bootstrap");
   pel::e2e::process broker({pel_binary, "kafka-broker", "--port", "0", "--bootstrap-file",
                             boot_file, "--topics", "in:4,out:4"});
   std::string boot;
@@ -117,7 +93,7 @@ TEST_CASE("two pel run processes in one group: one stops, the other takes over, 
   // session.timeout.ms: the mock coordinator rebalances only once a leaving member's session
   // has expired (README.md, "Known behaviour of the mock broker").
   {
-    std::ofstream y(dir.file("group.yaml"));
+    std::ofstream y((dir / "group.yaml"));
     y << "pipeline:\n"
          "  name: kafka_group_e2e\n"
          "  checkpoint_interval: 200ms\n"
@@ -146,7 +122,7 @@ TEST_CASE("two pel run processes in one group: one stops, the other takes over, 
     pel::e2e::process_options opt;
     opt.env = {"BOOT=" + boot, "PROC=" + tag};
     return std::make_unique<pel::e2e::process>(
-        std::vector<std::string>{pel_binary, "run", "--progress", "never", dir.file("group.yaml")},
+        std::vector<std::string>{pel_binary, "run", "--progress", "never", (dir / "group.yaml")},
         opt);
   };
   auto a = start("a");
@@ -167,7 +143,7 @@ TEST_CASE("two pel run processes in one group: one stops, the other takes over, 
         pump();
         if (a->exited() || b->exited()) return true;
         if (produced < 6 * chunk)
-          REQUIRE(produce_ids(boot, "in", dir.file("p.txt"), produced, produced + chunk / 4));
+          REQUIRE(produce_ids(boot, "in", (dir / "p.txt"), produced, produced + chunk / 4));
         if (produced < 6 * chunk) produced += chunk / 4;
         v = read_output(boot, "out");
         return v.by_via.count("a") > 0 && v.by_via.count("b") > 0 &&
@@ -181,7 +157,7 @@ TEST_CASE("two pel run processes in one group: one stops, the other takes over, 
   const int phase1_end = produced;
 
   // Phase 2: a chunk arrives, and `a` is stopped while it may still be working on it.
-  REQUIRE(produce_ids(boot, "in", dir.file("p.txt"), produced, produced + chunk));
+  REQUIRE(produce_ids(boot, "in", (dir / "p.txt"), produced, produced + chunk));
   produced += chunk;
   a->send_signal(SIGTERM);
   auto ra = a->wait(20s);
@@ -190,7 +166,7 @@ TEST_CASE("two pel run processes in one group: one stops, the other takes over, 
   const int before_takeover = produced;
 
   // Phase 3: another chunk once `a` is gone; `b` must end up with every partition.
-  REQUIRE(produce_ids(boot, "in", dir.file("p.txt"), produced, produced + chunk));
+  REQUIRE(produce_ids(boot, "in", (dir / "p.txt"), produced, produced + chunk));
   produced += chunk;
   const bool all = pel::e2e::eventually(
       [&] {
