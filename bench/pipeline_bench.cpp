@@ -9,6 +9,7 @@
 // Writes bench/results/pipeline.json and bench/results/pipeline.md.
 
 #include "bench_support.hpp"
+#include "replay_source.hpp"
 
 #include "pel/connectors/generator.hpp"
 #include "pel/connectors/register.hpp"
@@ -103,35 +104,8 @@ checksum fused_loop(const prepared& p) {
 
 // ---- bench components (registered in the bench's own registry) ----------------------------
 
-/// Shared between the bench and the replay source instances of one run.
-struct replay_feed {
-  std::vector<core::batch> batches;
-};
-replay_feed* g_feed = nullptr;
-
-/// Replays the prepared batches; instance i of p takes batches i, i+p, ... by moving them.
-class replay_source final : public core::source_base {
-public:
-  explicit replay_source(core::schema_ptr s) : schema_(std::move(s)) {}
-  core::schema_ptr output_schema() const override { return schema_; }
-  void open(const core::operator_context& ctx) override {
-    next_ = ctx.instance;
-    step_ = ctx.parallelism;
-  }
-  core::poll_status poll(core::outputs& out, std::size_t) override {
-    if (next_ >= g_feed->batches.size()) return core::poll_status::end;
-    auto& b = g_feed->batches[next_];
-    next_ += step_;
-    if (out.main.empty()) std::swap(out.main, b);
-    else
-      for (std::size_t i = 0; i < b.size(); ++i) out.main.append_move(b.row(i), b.times[i]);
-    return core::poll_status::data;
-  }
-
-private:
-  core::schema_ptr schema_;
-  std::size_t next_ = 0, step_ = 1;
-};
+/// The prepared batches of the current run, consumed by the replay source instances.
+std::vector<core::batch>* g_feed = nullptr;
 
 /// Totals of all checksum sink instances of a run.
 std::mutex g_sum_mu;
@@ -260,7 +234,7 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
   replay.type = "bench_replay";
   replay.summary = "prepared trades (benchmark only)";
   reg.add_source(replay, [trades](const spec::config&) {
-    return std::make_unique<replay_source>(trades);
+    return std::make_unique<bench::replay_source>(trades, g_feed);
   });
   spec::component_schema sum;
   sum.type = "bench_checksum";
@@ -302,7 +276,7 @@ double process_cpu_seconds() {
 /// receives the CPU seconds the process used meanwhile (all threads).
 double run_pel(const spec::registry& reg, const prepared& p, const std::string& yaml,
                checksum& out, double* cpu = nullptr) {
-  replay_feed feed{deep_copy(p.batches)};  // before the clock starts
+  std::vector<core::batch> feed = deep_copy(p.batches);  // before the clock starts
   g_feed = &feed;
   g_sum = {};
   auto pipeline = spec::load_text(yaml, "bench.yaml", reg);

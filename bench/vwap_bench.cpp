@@ -16,6 +16,7 @@
 //   vwap_bench [--trades=20000000] [--runs=3] [--latency-rate=200000] [--latency-seconds=6]
 
 #include "bench_support.hpp"
+#include "replay_source.hpp"
 #include "window.hpp"
 
 #include "pel/core/sink.hpp"
@@ -206,30 +207,6 @@ op_run through_operator(std::vector<core::batch>& in, const core::schema_ptr& sc
 
 std::vector<core::batch>* g_feed = nullptr;
 
-/// Replays the prepared batches; instance i of p takes batches i, i+p, ... by moving them.
-/// Event time is the rows' own time (no `event_time:` block).
-class replay_source final : public core::source_base {
-public:
-  explicit replay_source(core::schema_ptr s) : schema_(std::move(s)) {}
-  core::schema_ptr output_schema() const override { return schema_; }
-  void open(const core::operator_context& ctx) override {
-    next_ = ctx.instance;
-    step_ = ctx.parallelism;
-  }
-  core::poll_status poll(core::outputs& out, std::size_t) override {
-    if (next_ >= g_feed->size()) return core::poll_status::end;
-    auto& b = (*g_feed)[next_];
-    next_ += step_;
-    if (out.main.empty()) std::swap(out.main, b);
-    else
-      for (std::size_t i = 0; i < b.size(); ++i) out.main.append_move(b.row(i), b.times[i]);
-    return core::poll_status::data;
-  }
-
-private:
-  core::schema_ptr schema_;
-  std::size_t next_ = 0, step_ = 1;
-};
 
 std::mutex g_sum_mu;
 checksum g_sum;
@@ -337,7 +314,7 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
     reg.add_sink(s, std::move(f));
   };
   add_source("bench_replay", "prepared trades (benchmark only)",
-             [trades](const spec::config&) { return std::make_unique<replay_source>(trades); });
+             [trades](const spec::config&) { return std::make_unique<bench::replay_source>(trades, g_feed); });
   add_source("bench_paced", "trades stamped with the steady clock at a fixed rate (benchmark only)",
              [trades](const spec::config&) { return std::make_unique<paced_source>(trades); });
   add_sink("bench_checksum", "count and sum of vwap (benchmark only)",
