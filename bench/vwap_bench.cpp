@@ -14,6 +14,7 @@
 // Writes bench/results/vwap.json and bench/results/vwap.md.
 //
 //   vwap_bench [--trades=20000000] [--runs=3] [--latency-rate=200000] [--latency-seconds=6]
+//              [--only=operator|pipeline]   (profiling: one side only, no report written)
 
 #include "bench_support.hpp"
 #include "replay_source.hpp"
@@ -376,10 +377,32 @@ int main(int argc, char** argv) {
   const std::size_t n = args.get_size("trades", 20'000'000);
   const int runs = static_cast<int>(std::max<std::size_t>(1, args.get_size("runs", 3)));
   const int parallelism = static_cast<int>(args.get_size("parallelism", 2));
+  const std::string only = args.get_string("only", "");
 
   std::printf("preparing %zu trades...\n", n);
   prepared p = prepare(n);
   auto reg = bench_registry(p.schema);
+  if (!only.empty()) {
+    // Profiling mode: one side, repeated, nothing written.
+    const checksum want = fused_loop(p.plain);
+    for (int i = 0; i < runs; ++i) {
+      checksum got;
+      if (only == "operator") {
+        auto copy = p.batches;
+        const auto t1 = core::steady_ns();
+        got = through_operator(copy, p.schema).sum;
+        std::printf("operator: %.3g trades/s\n", double(n) / (double(core::steady_ns() - t1) / 1e9));
+      } else if (only == "pipeline") {
+        const double s = run_pel(reg, p, parallelism, got);
+        std::printf("pipeline: %.3g trades/s\n", double(n) / s);
+      } else {
+        std::fprintf(stderr, "--only: operator or pipeline\n");
+        return 2;
+      }
+      require_same(got, want, only.c_str());
+    }
+    return 0;
+  }
 
   // 1. throughput --------------------------------------------------------------------------
   checksum base_sum = fused_loop(p.plain);  // warm-up
