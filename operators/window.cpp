@@ -68,19 +68,60 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
   scratch_ = accumulator(aggs_);
 }
 
+window_operator::window_operator(window_options opts, aggregate_set aggs, core::schema_ptr rows,
+                                 core::phase p)
+  : window_operator(std::move(opts), std::move(aggs), std::move(rows)) {
+  const std::size_t nk = key_cols_.size();
+  if (p == core::phase::local) {
+    // Partial rows: the key fields, the pane and the accumulator. The two extra names avoid
+    // the key's own names.
+    mode_ = mode::local;
+    auto partial = std::make_shared<core::schema>();
+    for (std::size_t i = 0; i < nk; ++i) partial->add(opts_.key[i], (*input_)[key_cols_[i]].type);
+    auto fresh = [&](std::string name) {
+      while (partial->index_of(name) >= 0) name = "_" + name;
+      return name;
+    };
+    partial->add(fresh("pane_start"), core::value_type::integer);
+    partial->add(fresh("partial"), core::value_type::string);
+    output_ = partial;
+    width_out_ = static_cast<std::uint32_t>(output_->size());
+  } else {
+    mode_ = mode::global;
+    auto local = window_operator(opts_, aggregate_set{}, input_, core::phase::local);
+    input_ = local.output_;
+    for (std::size_t i = 0; i < nk; ++i) key_cols_[i] = static_cast<int>(i);
+    incoming_ = accumulator(aggs_);
+  }
+}
+
+core::operator_ptr window_operator::split(core::phase p) {
+  if (mode_ != mode::single || !opts_.pre_aggregate || key_cols_.empty() ||
+      opts_.kind == window_kind::session || opts_.emit_every_ns > 0 || opts_.route_late)
+    return nullptr;
+  return core::operator_ptr(new window_operator(std::move(opts_), std::move(aggs_), std::move(input_), p));
+}
+
 window_operator::~window_operator() {
   map_.for_each([&](auto, const state::key&, key_state& ks) { clear_slots(ks); });
 }
 
 std::vector<int> window_operator::key_columns(int input) const {
   (void)input;
-  return key_cols_;
+  // The local half takes any keys: its input is not partitioned.
+  return mode_ == mode::local ? std::vector<int>{} : key_cols_;
 }
 
 void window_operator::open(const core::operator_context& ctx) {
   if (map_.empty()) map_.set_max_parallelism(ctx.max_parallelism);
   range_ = {ctx.key_group_begin, ctx.key_group_end};
+  if (mode_ == mode::local) range_ = {0, ctx.max_parallelism};
   if (!ctx.name.empty()) opts_.name = ctx.name;
+  // The planner names the local half `<name>/local`; dead letters name the operator.
+  const std::string suffix = "/local";
+  if (mode_ == mode::local && opts_.name.size() > suffix.size() &&
+      opts_.name.compare(opts_.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    opts_.name.resize(opts_.name.size() - suffix.size());
 }
 
 // ------------------------------------------------------------------ slots
@@ -173,7 +214,11 @@ void window_operator::arm(map_type::index idx, std::int64_t at) {
   key_state& ks = map_.at(idx);
   if (at >= ks.timer_at || at == none) return;
   ks.timer_at = at;
-  timers_.push(timer{at, idx, map_.generation(idx)});
+  if (at != last_bucket_at_ || last_bucket_ == nullptr) {
+    last_bucket_ = &timers_[at];
+    last_bucket_at_ = at;
+  }
+  last_bucket_->push_back(timer{idx, map_.generation(idx)});
 }
 
 void window_operator::mark_dirty(map_type::index idx, slot_header* h) {
@@ -215,8 +260,20 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
       if (i + ahead < n) map_.peek(hashes_[i + ahead]);
       found_[i] = map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]);
     }
-    for (std::size_t i = b; i < e; ++i)
-      add_record(in.row(i), in.times[i], hashes_[i], found_[i], out);
+    switch (mode_) {
+      case mode::single:
+        for (std::size_t i = b; i < e; ++i)
+          add_record(in.row(i), in.times[i], hashes_[i], found_[i], out);
+        break;
+      case mode::local:
+        for (std::size_t i = b; i < e; ++i)
+          add_local(in.row(i), in.times[i], hashes_[i], found_[i], out);
+        break;
+      case mode::global:
+        for (std::size_t i = b; i < e; ++i)
+          add_partial(in.row(i), in.times[i], hashes_[i], found_[i], out);
+        break;
+    }
   }
   if (!dirty_.empty()) flush_dirty(out);
 }
@@ -229,16 +286,7 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
   if (opts_.kind == window_kind::session) {
     last_end = sat_add(t, opts_.gap_ns);
   } else {
-    // Records of a batch mostly fall in the pane of the previous one: skip the division.
-    if (have_last_pane_ && t >= last_pane_ &&
-        static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(last_pane_) <
-            static_cast<std::uint64_t>(pane_ns_)) {
-      pane_start = last_pane_;
-    } else {
-      pane_start = floor_div(t, pane_ns_) * pane_ns_;
-      last_pane_ = pane_start;
-      have_last_pane_ = true;
-    }
+    pane_start = pane_of(t);
     last_end = opts_.kind == window_kind::tumbling ? pane_start + pane_ns_
                                                     : last_end_of_pane(pane_start);
   }
@@ -295,6 +343,92 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
   }
   aggs_.add(acc(h), t);
   std::int64_t first_end = opts_.kind == window_kind::tumbling ? h->end : first_end_of_pane(pane_start);
+  if (first_end <= wm_) mark_dirty(idx, h);
+}
+
+std::int64_t window_operator::pane_of(std::int64_t t) noexcept {
+  // Records of a batch mostly fall in the pane of the previous one: skip the division.
+  if (have_last_pane_ && t >= last_pane_ &&
+      static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(last_pane_) <
+          static_cast<std::uint64_t>(pane_ns_))
+    return last_pane_;
+  last_pane_ = floor_div(t, pane_ns_) * pane_ns_;
+  have_last_pane_ = true;
+  return last_pane_;
+}
+
+void window_operator::add_local(const core::value* row, std::int64_t t, std::uint64_t hash,
+                                map_type::index found, core::outputs& out) {
+  // No lateness here: the global half judges it by the watermark over all inputs.
+  if (!aggs_.prepare(row, t, error_)) {
+    out.dead(opts_.name, error_, row, *input_, t);
+    return;
+  }
+  const std::int64_t pane_start = pane_of(t);
+  auto idx = found;
+  if (idx == map_type::npos) {
+    bool inserted = false;
+    idx = map_.find_or_insert(row, key_cols_.data(), key_cols_.size(), hash, inserted);
+  }
+  key_state& ks = map_.at(idx);
+  std::size_t pos = ks.count;
+  while (pos > 0 && slot(ks, pos - 1)->start > pane_start) --pos;
+  slot_header* h;
+  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) {
+    h = slot(ks, pos - 1);
+  } else {
+    h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
+    arm(idx, h->end);
+  }
+  aggs_.add(acc(h), t);
+  if (h->end <= wm_) mark_dirty(idx, h);
+}
+
+void window_operator::add_partial(const core::value* row, std::int64_t t, std::uint64_t hash,
+                                  map_type::index found, core::outputs& out) {
+  const std::size_t nk = key_cols_.size();
+  const auto* pane = std::get_if<std::int64_t>(&row[nk]);
+  const auto* bytes = std::get_if<std::string>(&row[nk + 1]);
+  if (pane == nullptr || bytes == nullptr) {
+    out.dead(opts_.name, "malformed partial aggregate", row, *input_, t);
+    return;
+  }
+  const std::int64_t pane_start = *pane;
+  const std::int64_t last_end = opts_.kind == window_kind::tumbling
+                                    ? pane_start + pane_ns_
+                                    : last_end_of_pane(pane_start);
+  if (sat_add(last_end, opts_.allowed_lateness_ns) <= wm_) {
+    ++late_dropped_;
+    return;
+  }
+  std::byte* in = incoming_.data();
+  aggs_.destroy(in);
+  aggs_.init(in);
+  try {
+    core::state_reader r(*bytes);
+    aggs_.read(in, r);
+  } catch (const std::exception& e) {
+    out.dead(opts_.name, std::string("malformed partial aggregate: ") + e.what(), row, *input_, t);
+    return;
+  }
+  auto idx = found;
+  if (idx == map_type::npos) {
+    bool inserted = false;
+    idx = map_.find_or_insert(row, key_cols_.data(), nk, hash, inserted);
+  }
+  key_state& ks = map_.at(idx);
+  std::size_t pos = ks.count;
+  while (pos > 0 && slot(ks, pos - 1)->start > pane_start) --pos;
+  slot_header* h;
+  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) {
+    h = slot(ks, pos - 1);
+  } else {
+    h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
+    arm(idx, slot_next_time(h));
+  }
+  aggs_.merge(acc(h), in);
+  const std::int64_t first_end =
+      opts_.kind == window_kind::tumbling ? h->end : first_end_of_pane(pane_start);
   if (first_end <= wm_) mark_dirty(idx, h);
 }
 
@@ -391,24 +525,82 @@ void window_operator::emit_range(map_type::index idx, std::int64_t lo, std::int6
   }
 }
 
+void window_operator::emit_partial(map_type::index idx, const slot_header* h,
+                                   core::outputs& out) {
+  if (out.main.width == 0) out.main.width = width_out_;
+  core::value* row = out.main.append(h->end - 1);
+  const state::key& k = map_.key_of(idx);
+  k.copy_to(row);
+  const std::size_t nk = k.size();
+  row[nk] = h->start;
+  core::state_writer w;
+  aggs_.write(acc(const_cast<slot_header*>(h)), w);
+  row[nk + 1] = w.take();
+}
+
+void window_operator::flush_local(map_type::index idx, std::int64_t wm, bool only_dirty,
+                                  core::outputs& out) {
+  key_state& ks = map_.at(idx);
+  const std::size_t before = ks.count;
+  for (std::size_t i = 0; i < ks.count;) {
+    slot_header* h = slot(ks, i);
+    if (h->end <= wm && (!only_dirty || (h->flags & dirty_flag))) {
+      emit_partial(idx, h, out);
+      erase_slot(ks, i);
+    } else {
+      ++i;
+    }
+  }
+  if (ks.count == 0) {
+    retire(idx, before != 0, wm);
+    return;
+  }
+  std::int64_t next = none;
+  for (std::size_t i = 0; i < ks.count; ++i) next = std::min(next, slot(ks, i)->end);
+  arm(idx, next);
+}
+
+void window_operator::retire(map_type::index idx, bool just_emptied, std::int64_t wm) {
+  // A key that just lost its last window keeps its entry for one more pane: most keys have
+  // records in the next window too, and then firing neither erases nor re-inserts them. An
+  // entry still empty when that timer comes is erased. (Sessions have no pane; end of stream
+  // erases at once.)
+  if (just_emptied && pane_ns_ > 0 && wm != INT64_MAX) {
+    arm(idx, sat_add(wm, pane_ns_));
+    return;
+  }
+  map_.erase(idx);
+}
+
 void window_operator::process_key(map_type::index idx, std::int64_t from, std::int64_t wm,
                                   core::outputs& out) {
+  if (mode_ == mode::local) {
+    flush_local(idx, wm, false, out);
+    return;
+  }
   emit_range(idx, from - 1, wm, true, out);
   key_state& ks = map_.at(idx);
   const std::int64_t lateness = opts_.allowed_lateness_ns;
+  const std::size_t before = ks.count;
   for (std::size_t i = ks.count; i-- > 0;) {
     const slot_header* h = slot(ks, i);
     std::int64_t last = opts_.kind == window_kind::sliding ? last_end_of_pane(h->start) : h->end;
     if (sat_add(last, lateness) <= wm) erase_slot(ks, i);
   }
   if (ks.count == 0) {
-    map_.erase(idx);
+    retire(idx, before != 0, wm);
     return;
   }
   arm(idx, next_time(ks));
 }
 
 void window_operator::flush_dirty(core::outputs& out) {
+  if (mode_ == mode::local) {
+    for (auto [idx, gen] : dirty_)
+      if (map_.valid(idx, gen)) flush_local(idx, wm_, true, out);
+    dirty_.clear();
+    return;
+  }
   const std::int64_t lateness = opts_.allowed_lateness_ns;
   std::vector<std::int64_t> ends;
   for (auto [idx, gen] : dirty_) {
@@ -439,14 +631,26 @@ void window_operator::flush_dirty(core::outputs& out) {
 void window_operator::advance(std::int64_t wm, core::outputs& out) {
   if (wm <= wm_) return;
   wm_ = wm;
-  while (!timers_.empty() && timers_.top().at <= wm) {
-    timer tm = timers_.top();
-    timers_.pop();
-    if (!map_.valid(tm.idx, tm.gen)) continue;
-    key_state& ks = map_.at(tm.idx);
-    if (ks.timer_at != tm.at) continue;
-    ks.timer_at = none;
-    process_key(tm.idx, tm.at, wm, out);
+  while (!timers_.empty() && timers_.begin()->first <= wm) {
+    auto bucket = timers_.extract(timers_.begin());
+    if (last_bucket_ == &bucket.mapped()) last_bucket_ = nullptr;
+    const std::int64_t at = bucket.key();
+    const std::vector<timer>& due = bucket.mapped();
+    constexpr std::size_t ahead = 8;
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      if (i + ahead < due.size()) {
+        // Entries of a bucket are scattered over the table: load them ahead of their turn.
+        const map_type::index next = due[i + ahead].idx;
+        __builtin_prefetch(&map_.key_of(next));
+        __builtin_prefetch(&map_.at(next));
+      }
+      const timer tm = due[i];
+      if (!map_.valid(tm.idx, tm.gen)) continue;
+      key_state& ks = map_.at(tm.idx);
+      if (ks.timer_at != at) continue;
+      ks.timer_at = none;
+      process_key(tm.idx, at, wm, out);
+    }
   }
 }
 

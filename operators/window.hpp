@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <queue>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +30,7 @@ struct window_options {
   std::int64_t allowed_lateness_ns = 0;
   bool route_late = false;           ///< late records to the `late` port (else counted, dropped)
   std::int64_t emit_every_ns = 0;    ///< early firing period in processing time, 0: none
+  bool pre_aggregate = true;         ///< allow two-phase aggregation (see `split`)
 };
 
 /// Keyed event-time windows.
@@ -46,8 +47,19 @@ struct window_options {
 ///   only when `emit_every` is set, `final` (false for early results). The event time of an
 ///   output row is window_end - 1 ns, inside the window.
 /// - End of stream (`finish`) is the watermark +infinity: every open window fires.
-/// - Firing is O(fired): each key has one timer in a min-heap, at the next instant it needs
-///   attention (its earliest unfired window end or state expiry).
+/// - Firing is O(fired): each key has one timer, at the next instant it needs attention (its
+///   earliest unfired window end or state expiry), in a bucket per instant. A key whose last
+///   window fired keeps its entry for one more pane, so keys that trade every window are not
+///   erased and re-inserted each time.
+/// - Two-phase aggregation (`split`), for keyed tumbling and sliding windows without
+///   `emit_every` and with `late: drop`: the local half keeps, per key, one accumulator per
+///   pane of its own upstream instance's rows and, when its watermark passes a pane's end,
+///   emits the pane as a partial row (key fields, `pane_start` in ns, `partial`: the
+///   accumulator in its snapshot form) and forgets it; a row for a pane already past the
+///   local watermark is sent on at the end of its batch. The global half merges partials by
+///   key and pane and fires windows exactly like the single operator, judging lateness by its
+///   own watermark (late drops are then counted per partial, not per record). Dead letters
+///   (non-numeric arguments) come from the local half, with the original records.
 class window_operator final : public core::operator_base {
 public:
   /// Throws spec::config_error via `aggs` compilation upstream; here only std::invalid_argument
@@ -65,6 +77,7 @@ public:
   void finish(core::outputs& out) override;
   void snapshot(core::state_writer& w) override;
   void restore(core::state_reader& r) override;
+  core::operator_ptr split(core::phase p) override;
 
   /// Late records dropped (with `late: drop`) and routed (with `late: route`).
   std::uint64_t late_dropped() const noexcept { return late_dropped_; }
@@ -78,6 +91,11 @@ public:
   std::int64_t watermark() const noexcept { return wm_; }
 
 private:
+  enum class mode : std::uint8_t { single, local, global };
+
+  /// A half of a two-phase aggregation over `rows` (see `split`).
+  window_operator(window_options opts, aggregate_set aggs, core::schema_ptr rows, core::phase p);
+
   /// Per key: its window slots (each a header plus an accumulator block, `stride_` bytes,
   /// sorted by start) and the time of its armed timer.
   /// Slots that fit in `inline_bytes` live inside the entry itself (most keys hold one open
@@ -127,13 +145,11 @@ private:
     std::uint32_t reserved;
   };
 
+  /// A key's armed timer; the instant is the bucket's.
   struct timer {
-    std::int64_t at;
     map_type::index idx;
     std::uint32_t gen;
-    bool operator>(const timer& o) const noexcept { return at > o.at; }
   };
-
   // --- slots
   std::size_t slot_count(const key_state& ks) const noexcept { return ks.count; }
   slot_header* slot(key_state& ks, std::size_t i) noexcept {
@@ -158,6 +174,19 @@ private:
   void add_record(const core::value* row, std::int64_t t, std::uint64_t hash,
                   map_type::index found, core::outputs& out);
   void add_session(map_type::index idx, std::int64_t t);
+  /// Two-phase: a row into the local half's pane, a partial into the global half's pane.
+  void add_local(const core::value* row, std::int64_t t, std::uint64_t hash,
+                 map_type::index found, core::outputs& out);
+  void add_partial(const core::value* row, std::int64_t t, std::uint64_t hash,
+                   map_type::index found, core::outputs& out);
+  /// Start of the pane `t` falls in (tumbling, sliding), cached across calls.
+  std::int64_t pane_of(std::int64_t t) noexcept;
+  /// Local half: emits the key's panes that ended at or before `wm` (with `only_dirty`, only
+  /// those that rows behind the watermark updated) and forgets them.
+  void flush_local(map_type::index idx, std::int64_t wm, bool only_dirty, core::outputs& out);
+  void emit_partial(map_type::index idx, const slot_header* h, core::outputs& out);
+  /// A key without windows left: erased now, or kept for one more pane when `just_emptied`.
+  void retire(map_type::index idx, bool just_emptied, std::int64_t wm);
   void mark_dirty(map_type::index idx, slot_header* h);
   void arm(map_type::index idx, std::int64_t at);
 
@@ -172,6 +201,7 @@ private:
   void advance(std::int64_t wm, core::outputs& out);
 
   window_options opts_;
+  mode mode_ = mode::single;
   aggregate_set aggs_;
   core::schema_ptr input_;
   core::schema_ptr output_;
@@ -184,7 +214,11 @@ private:
 
   map_type map_;
   state::key_group_range range_{0, 128};
-  std::priority_queue<timer, std::vector<timer>, std::greater<timer>> timers_;
+  // Timers bucketed by instant: the windows of many keys end at the same instants, so arming
+  // is an append to the bucket and firing walks it in order, prefetching the entries ahead.
+  std::map<std::int64_t, std::vector<timer>> timers_;
+  std::int64_t last_bucket_at_ = none;          // the bucket armed last (most arms repeat it)
+  std::vector<timer>* last_bucket_ = nullptr;
   std::vector<std::pair<map_type::index, std::uint32_t>> dirty_;
   std::vector<std::uint64_t> hashes_;     // per row of the batch in `process`
   std::vector<map_type::index> found_;    // per row: its key's entry before the batch, or npos
@@ -196,6 +230,7 @@ private:
   std::size_t open_slots_ = 0;
   std::string error_;
   accumulator scratch_;  // merge target for sliding windows
+  accumulator incoming_; // global half: the partial being merged
 };
 
 } // namespace pel::operators

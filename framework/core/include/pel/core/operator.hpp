@@ -40,6 +40,12 @@ struct outputs {
             std::int64_t t, std::string_view source = {}, std::string_view position = {});
 };
 
+/// The halves of a two-phase (local/global) aggregation, see `operator_base::split`.
+enum class phase : std::uint8_t {
+  local,   ///< before the key shuffle: pre-aggregates one upstream instance's rows, any keys
+  global,  ///< after the shuffle: merges the local halves' partial results by key
+};
+
 /// A stream operator. Lifecycle: construction (from validated config, for known input
 /// schemas) → `open` → any number of `process` / `on_watermark` / `on_timer` calls →
 /// `finish` at end of stream → destruction. Exceptions escaping `process` fail the instance.
@@ -80,6 +86,19 @@ public:
 
   /// All inputs ended: emit whatever is still pending (open windows, buffers).
   virtual void finish(outputs& out) { (void)out; }
+
+  /// Two-phase aggregation. A keyed operator whose state is made of mergeable partial
+  /// aggregates may return, for `phase::local`, an operator that takes this operator's input
+  /// rows (any keys, no shuffle before it) and emits partial results keyed like its input,
+  /// and for `phase::global`, an operator whose input 0 is the local half's output and whose
+  /// results are the ones this operator would give. The planner then runs the local half
+  /// fused with the upstream and shuffles partials instead of records. Returns nullptr when
+  /// this operator, as configured, cannot be split. Called on a fresh, unopened instance,
+  /// which the call may consume.
+  virtual std::unique_ptr<operator_base> split(phase p) {
+    (void)p;
+    return nullptr;
+  }
 
   /// Checkpoint hooks (state of the key groups this instance owns).
   virtual void snapshot(state_writer& w) { (void)w; }
