@@ -81,10 +81,6 @@ public:
       n.spec = c;
       n.parallelism = c.parallelism > 0 ? c.parallelism : std::max<std::uint32_t>(1, p_.settings.parallelism);
       bool ok = true;
-      struct pending_edge {
-        int from;
-        port_kind port;
-      };
       std::vector<pending_edge> ins;
       for (const auto& ref : c.inputs) {
         auto it = index_.find(ref.component);
@@ -131,6 +127,7 @@ public:
         failed[ci] = true;
         continue;
       }
+      split_two_phase(c, n, ins);
       int self = static_cast<int>(plan_.nodes.size());
       node_of[ci] = self;
       for (std::size_t i = 0; i < ins.size(); ++i) {
@@ -159,6 +156,72 @@ public:
   }
 
 private:
+  struct pending_edge {
+    int from;
+    port_kind port;
+  };
+
+  /// Two-phase aggregation (`operator_base::split`). When a keyed operator's only input
+  /// would be hash-partitioned and the operator splits, its local half becomes a node of its
+  /// own, `<name>/local`, right after the upstream with the upstream's parallelism (a forward
+  /// edge, so it fuses into the upstream's chain), and `n` becomes the global half, which
+  /// reads the partials through the shuffle. `ins` is redirected to the local half.
+  void split_two_phase(const spec::component& c, node& n, std::vector<pending_edge>& ins) {
+    if (n.kind != spec::component_kind::operator_ || ins.size() != 1 ||
+        ins[0].port != port_kind::main || n.key_columns.size() != 1 || n.key_columns[0].empty())
+      return;
+    if (c.partition != spec::partitioning::automatic && c.partition != spec::partitioning::hash)
+      return;
+    const int up = ins[0].from;
+    const std::uint32_t up_parallelism = plan_.nodes[up].parallelism;
+    if (up_parallelism == 1 && n.parallelism == 1) return;  // no shuffle to save
+    const auto rows = n.input_schemas;
+    const spec::operator_factory whole = n.make_operator;
+    core::operator_ptr local, global;
+    try {
+      local = whole(c.settings, rows)->split(core::phase::local);
+      if (local) global = whole(c.settings, rows)->split(core::phase::global);
+    } catch (const std::exception&) {
+      return;  // the prototype was built from the same settings; keep the single operator
+    }
+    if (!local || !global) return;
+
+    node ln;
+    ln.name = n.name + "/local";
+    ln.type = n.type;
+    ln.kind = n.kind;
+    ln.spec = c;
+    ln.spec.name = ln.name;
+    ln.spec.partition = spec::partitioning::automatic;
+    ln.parallelism = up_parallelism;
+    ln.input_schemas = rows;
+    ln.output_schema = local->output_schema();
+    ln.key_columns.push_back(local->key_columns(0));
+    ln.make_operator = [whole](const spec::config& s, const std::vector<core::schema_ptr>& in) {
+      return whole(s, in)->split(core::phase::local);
+    };
+    const int self = static_cast<int>(plan_.nodes.size());
+    edge e;
+    e.from = up;
+    e.port = port_kind::main;
+    e.to = self;
+    e.input = 0;
+    e.schema = rows[0];
+    const int ei = static_cast<int>(plan_.edges.size());
+    plan_.edges.push_back(std::move(e));
+    ln.in_edges.push_back(ei);
+    plan_.nodes[up].out_edges.push_back(ei);
+    plan_.nodes.push_back(std::move(ln));
+
+    n.input_schemas = {plan_.nodes[self].output_schema};
+    n.key_columns = {global->key_columns(0)};
+    n.output_schema = global->output_schema();
+    n.make_operator = [whole, rows](const spec::config& s, const std::vector<core::schema_ptr>&) {
+      return whole(s, rows)->split(core::phase::global);
+    };
+    ins[0] = {self, port_kind::main};
+  }
+
   void diag(spec::mark at, std::string path, std::string msg) {
     diags_.add(p_.file, at, std::move(path), std::move(msg));
   }

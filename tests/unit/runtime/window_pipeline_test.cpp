@@ -1,7 +1,8 @@
 // Window operators inside a real job: a trade source (fixed seed, out of order within the
 // watermark's bound, event time from an expression) → tumbling VWAP + count and sliding
-// volume + high per symbol → collecting sinks, at parallelism 1, 2 and 4. Every run must give
-// the same rows as a straightforward computation done here. Prices are multiples of 1/4 and
+// volume + high per symbol → collecting sinks, at parallelism 1, 2 and 4, with two-phase
+// aggregation (the default) and without. Every run must give the same rows as a
+// straightforward computation done here. Prices are multiples of 1/4 and
 // quantities small integers, so every sum is exact in any order and rows compare exactly.
 #include "test_components.hpp"
 
@@ -175,7 +176,8 @@ struct window_env {
   }
 };
 
-std::string window_yaml(int parallelism) {
+std::string window_yaml(int parallelism, bool pre_aggregate = true) {
+  const std::string pre = pre_aggregate ? "" : "    pre_aggregate: false\n";
   return "pipeline:\n"
          "  parallelism: " + std::to_string(parallelism) + "\n"
          "  batch: {size: 64, linger: 1ms}\n"
@@ -189,13 +191,13 @@ std::string window_yaml(int parallelism) {
          "    input: trades\n"
          "    key: symbol\n"
          "    window: {type: tumbling, size: 1s}\n"
-         "    aggregates: {vwap: \"vwap(price, qty)\", trades: count()}\n"
+         "    aggregates: {vwap: \"vwap(price, qty)\", trades: count()}\n" + pre +
          "  moving:\n"
          "    type: window\n"
          "    input: trades\n"
          "    key: symbol\n"
          "    window: {type: sliding, size: 2s, slide: 500ms}\n"
-         "    aggregates: {volume: sum(qty), high: max(price)}\n"
+         "    aggregates: {volume: sum(qty), high: max(price)}\n" + pre +
          "sinks:\n"
          "  out_bars: {type: collect_tumbling, input: bars}\n"
          "  out_moving: {type: collect_sliding, input: moving}\n";
@@ -203,7 +205,8 @@ std::string window_yaml(int parallelism) {
 
 } // namespace
 
-TEST_CASE("tumbling and sliding windows in a job give the reference rows at parallelism 1, 2 and 4",
+TEST_CASE("tumbling and sliding windows in a job give the reference rows at parallelism 1, 2 and 4, "
+          "in one phase and in two",
           "[runtime][window]") {
   const auto trades = make_trades(24'000, 0x9E3779B97F4A7C15ULL);
   const auto want_tumbling = reference_tumbling(trades);
@@ -212,14 +215,29 @@ TEST_CASE("tumbling and sliding windows in a job give the reference rows at para
   REQUIRE(want_tumbling.size() > 6 * symbol_count);
   REQUIRE(want_sliding.size() > want_tumbling.size() * 2);
   std::vector<result_row> first_tumbling, first_sliding;
-  for (int par : {1, 2, 4}) {
+  struct variant {
+    int par;
+    bool pre_aggregate;
+  };
+  for (auto [par, pre] : {variant{1, true}, variant{2, true}, variant{4, true}, variant{2, false},
+                          variant{4, false}}) {
     window_env e(trades);
-    auto r = e.run(window_yaml(par));
-    INFO("parallelism " << par << ": " << r.error);
+    auto r = e.run(window_yaml(par, pre));
+    INFO("parallelism " << par << (pre ? ", two-phase" : ", single phase") << ": " << r.error);
     REQUIRE(r.ok);
     REQUIRE(r.find("trades") != nullptr);
     CHECK(r.find("trades")->dead_letters == 0);
-    CHECK(r.find("bars")->rows_in == trades.size());
+    if (par > 1 && pre) {
+      // The local halves take every row; the shuffle carries one partial per symbol, pane and
+      // local half (23 symbols, ~7 s, 2 or 4 halves).
+      REQUIRE(r.find("bars/local") != nullptr);
+      CHECK(r.find("bars/local")->rows_in == trades.size());
+      CHECK(r.find("bars")->rows_in * 20 < trades.size());
+      CHECK(r.find("moving")->rows_in * 5 < trades.size());
+    } else {
+      CHECK(r.find("bars/local") == nullptr);
+      CHECK(r.find("bars")->rows_in == trades.size());
+    }
     CHECK(r.find("bars")->late == 0);
     CHECK(r.find("moving")->late == 0);
     const auto got_tumbling = results(*e.tumbling, "vwap", "trades");
@@ -270,7 +288,8 @@ TEST_CASE("an event-time expression that fails or gives no time sends the row to
   INFO(r.error);
   REQUIRE(r.ok);
   CHECK(r.find("trades")->dead_letters == failing + nulls);
-  CHECK(r.find("bars")->rows_in == trades.size() - failing - nulls);
+  // Two-phase at parallelism 2: the local half takes the rows.
+  CHECK(r.find("bars/local")->rows_in == trades.size() - failing - nulls);
   std::lock_guard<std::mutex> lock(e.dead->mu);
   REQUIRE(e.dead->rows.size() == failing + nulls);
   std::size_t failed_seen = 0, null_seen = 0;
