@@ -3,9 +3,12 @@
 //   1. throughput: the simplest fast program, a hand-written fused single-threaded loop over
 //      the prepared trades with symbols interned to integer indexes before timing (state is a
 //      vector indexed by symbol), against
-//      a. the full pipeline in PEL at parallelism 2 through pel::runtime::job (replay source →
-//         hash by symbol → window operator → checksum sink, from YAML), and
-//      b. the window operator alone, driven directly (one instance, no runtime);
+//      a. the full pipeline in PEL at parallelism 2 through pel::runtime::job, from YAML, as
+//         planned by default: two-phase aggregation (replay source → local window half → hash
+//         by symbol → global window half → checksum sink),
+//      b. the same pipeline with `pre_aggregate: false` (replay source → hash by symbol →
+//         window operator → checksum sink: every trade crosses the shuffle), and
+//      c. the window operator alone, driven directly (one instance, no runtime);
 //      checksums (windows fired, sum of VWAPs) must match or the benchmark fails;
 //   2. state bytes per key of the window operator (VWAP, one open window per key);
 //   3. latency from a window's end to its result leaving the sink: a paced source stamps each
@@ -14,7 +17,8 @@
 // Writes bench/results/vwap.json and bench/results/vwap.md.
 //
 //   vwap_bench [--trades=20000000] [--runs=3] [--latency-rate=200000] [--latency-seconds=6]
-//              [--only=operator|pipeline]   (profiling: one side only, no report written)
+//              [--only=operator|pipeline|single-phase|latency|latency-single-phase]
+//              (profiling: one part, repeated --runs times, no report written)
 
 #include "bench_support.hpp"
 #include "replay_source.hpp"
@@ -204,6 +208,67 @@ op_run through_operator(std::vector<core::batch>& in, const core::schema_ptr& sc
   return run;
 }
 
+// ---- the cost of a window end in two phases, halves driven directly ------------------------
+
+/// One local half gets `per_key` trades for each of 10,000 symbols in one window, then the
+/// watermark passes the window's end: prints the ns per key of the local flush, of the global
+/// half's merge of those partials, and of its firing, against the single operator's firing.
+void burst_costs(const core::schema_ptr& schema, int per_key) {
+  const auto names = symbol_names();
+  auto make = [&](int ph) {
+    operators::window_options o;
+    o.key = {"symbol"};
+    o.kind = operators::window_kind::tumbling;
+    o.size_ns = window_ns;
+    auto aggs = operators::aggregate_set::compile_text({{"vwap", "vwap(price, qty)"}}, *schema);
+    auto whole = std::make_unique<operators::window_operator>(o, std::move(aggs), schema);
+    core::operator_ptr op = ph == 0 ? std::move(whole)
+                                    : whole->split(ph == 1 ? core::phase::local : core::phase::global);
+    core::operator_context ctx;
+    op->open(ctx);
+    return op;
+  };
+  auto single = make(0), local = make(1), global = make(2);
+  double local_ns = 0, merge_ns = 0, fire_ns = 0, single_ns = 0;
+  std::size_t results = 0, single_results = 0;
+  constexpr int windows = 20;
+  for (int w = 1; w <= windows; ++w) {
+    core::batch in(3);
+    for (int r = 0; r < per_key; ++r)
+      for (int k = 0; k < symbols; ++k) {
+        auto* row = in.append(w * window_ns + r * symbols + k);
+        row[0] = names[k];
+        row[1] = 100.0 + k % 7;
+        row[2] = std::int64_t(1 + k % 5);
+      }
+    core::outputs lo, so, go;
+    auto copy = in;
+    local->process(in, 0, lo);
+    single->process(copy, 0, so);
+    const core::event_time end{(w + 1) * window_ns};
+    const auto t0 = core::steady_ns();
+    local->on_watermark(end, lo);
+    const auto t1 = core::steady_ns();
+    global->process(lo.main, 0, go);
+    const auto t2 = core::steady_ns();
+    global->on_watermark(end, go);
+    const auto t3 = core::steady_ns();
+    single->on_watermark(end, so);
+    const auto t4 = core::steady_ns();
+    local_ns += double(t1 - t0);
+    merge_ns += double(t2 - t1);
+    fire_ns += double(t3 - t2);
+    single_ns += double(t4 - t3);
+    results += go.main.size();
+    single_results += so.main.size();
+  }
+  const double keys = double(symbols) * windows;
+  std::printf("per key at a window end: local flush %.0f ns, global merge %.0f ns, global firing "
+              "%.0f ns; single operator firing %.0f ns (%zu / %zu results)\n",
+              local_ns / keys, merge_ns / keys, fire_ns / keys, single_ns / keys, results,
+              single_results);
+}
+
 // ---- bench components (registered in the bench's own registry) ----------------------------
 
 std::vector<core::batch>* g_feed = nullptr;
@@ -325,22 +390,26 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
   return reg;
 }
 
-std::string vwap_yaml(int parallelism, const char* source, const char* sink) {
+std::string vwap_yaml(int parallelism, const char* source, const char* sink,
+                      bool pre_aggregate = true) {
   return std::string("pipeline:\n  parallelism: ") + std::to_string(parallelism) +
          "\n  batch: {size: " + std::to_string(batch_rows) + ", linger: 1ms}\n"
          "sources:\n  trades:\n    type: " + source + "\n"
          "operators:\n  vwap:\n    type: window\n    input: trades\n    key: symbol\n"
          "    window: {type: tumbling, size: 1s}\n"
-         "    aggregates:\n      vwap: vwap(price, qty)\n"
+         "    aggregates:\n      vwap: vwap(price, qty)\n" +
+         (pre_aggregate ? "" : "    pre_aggregate: false\n") +
          "sinks:\n  out:\n    type: " + sink + "\n    input: vwap\n";
 }
 
 /// Runs the PEL pipeline over a fresh copy of the prepared input; returns seconds.
-double run_pel(const spec::registry& reg, const prepared& p, int parallelism, checksum& out) {
+double run_pel(const spec::registry& reg, const prepared& p, int parallelism, checksum& out,
+               bool pre_aggregate = true) {
   std::vector<core::batch> feed = p.batches;  // copied before the clock starts
   g_feed = &feed;
   g_sum = {};
-  auto pipeline = spec::load_text(vwap_yaml(parallelism, "bench_replay", "bench_checksum"), "vwap.yaml", reg);
+  auto pipeline = spec::load_text(
+      vwap_yaml(parallelism, "bench_replay", "bench_checksum", pre_aggregate), "vwap.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
   const auto t0 = core::steady_ns();
@@ -360,6 +429,44 @@ std::int64_t percentile(std::vector<std::int64_t>& v, double q) {
   std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size() - 1)));
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
   return v[i];
+}
+
+struct latency {
+  std::size_t results = 0;
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // ms
+};
+
+/// Window end (steady clock) → result at the sink, over a paced run of the pipeline.
+latency measure_latency(const spec::registry& reg, int parallelism, bool pre_aggregate) {
+  g_latencies.clear();
+  auto pipeline = spec::load_text(
+      vwap_yaml(parallelism, "bench_paced", "bench_latency", pre_aggregate), "latency.yaml", reg);
+  auto plan = plan::build(pipeline, reg);
+  {
+    runtime::job job(plan);
+    job.start();
+    auto r = job.wait();
+    if (!r.ok) {
+      std::fprintf(stderr, "latency pipeline failed: %s\n", r.error.c_str());
+      std::exit(1);
+    }
+  }
+  // The last windows close at end of stream, not by the watermark: only results of windows
+  // that ended before the source stopped count.
+  std::vector<std::int64_t> v;
+  for (auto l : g_latencies)
+    if (l >= 0) v.push_back(l);
+  latency out;
+  out.results = v.size();
+  out.p50 = double(percentile(v, 0.50)) / 1e6;
+  out.p99 = double(percentile(v, 0.99)) / 1e6;
+  out.p999 = double(percentile(v, 0.999)) / 1e6;
+  out.max = v.empty() ? 0 : double(*std::max_element(v.begin(), v.end())) / 1e6;
+  std::printf("latency window end → sink at %.3g trades/s, %s (%zu results): p50 %.3f ms, "
+              "p99 %.3f ms, p99.9 %.3f ms, max %.3f ms\n",
+              g_paced_rate, pre_aggregate ? "two-phase" : "single phase", out.results, out.p50,
+              out.p99, out.p999, out.max);
+  return out;
 }
 
 void require_same(const checksum& got, const checksum& want, const char* what) {
@@ -392,11 +499,19 @@ int main(int argc, char** argv) {
         const auto t1 = core::steady_ns();
         got = through_operator(copy, p.schema).sum;
         std::printf("operator: %.3g trades/s\n", double(n) / (double(core::steady_ns() - t1) / 1e9));
-      } else if (only == "pipeline") {
-        const double s = run_pel(reg, p, parallelism, got);
-        std::printf("pipeline: %.3g trades/s\n", double(n) / s);
+      } else if (only == "burst") {
+        burst_costs(p.schema, static_cast<int>(args.get_size("per-key", 10)));
+        continue;
+      } else if (only == "latency" || only == "latency-single-phase") {
+        g_paced_rate = args.get_double("latency-rate", 200'000);
+        g_paced_seconds = args.get_double("latency-seconds", 6);
+        measure_latency(reg, parallelism, only == "latency");
+        continue;
+      } else if (only == "pipeline" || only == "single-phase") {
+        const double s = run_pel(reg, p, parallelism, got, only == "pipeline");
+        std::printf("%s: %.3g trades/s\n", only.c_str(), double(n) / s);
       } else {
-        std::fprintf(stderr, "--only: operator or pipeline\n");
+        std::fprintf(stderr, "--only: operator, pipeline or single-phase\n");
         return 2;
       }
       require_same(got, want, only.c_str());
@@ -406,7 +521,7 @@ int main(int argc, char** argv) {
 
   // 1. throughput --------------------------------------------------------------------------
   checksum base_sum = fused_loop(p.plain);  // warm-up
-  std::vector<double> base_rates, pel_rates, op_rates;
+  std::vector<double> base_rates, pel_rates, single_rates, op_rates;
   op_run op_last;
   checksum c;
   run_pel(reg, p, parallelism, c);  // warm-up
@@ -419,6 +534,9 @@ int main(int argc, char** argv) {
     pel_rates.push_back(static_cast<double>(n) / run_pel(reg, p, parallelism, c));
     require_same(c, base_sum, "PEL");
 
+    single_rates.push_back(static_cast<double>(n) / run_pel(reg, p, parallelism, c, false));
+    require_same(c, base_sum, "PEL single phase");
+
     auto copy = p.batches;
     t0 = core::steady_ns();
     op_last = through_operator(copy, p.schema);
@@ -426,13 +544,14 @@ int main(int argc, char** argv) {
     require_same(op_last.sum, base_sum, "window operator");
   }
   const auto base = bench::stats::of(base_rates), pel_s = bench::stats::of(pel_rates),
-             op_s = bench::stats::of(op_rates);
+             single_s = bench::stats::of(single_rates), op_s = bench::stats::of(op_rates);
   const double per_key = op_last.keys ? double(op_last.state_bytes) / double(op_last.keys) : 0;
   std::printf("checksum: %llu windows, vwap sum %.6f (fused loop, PEL and operator agree)\n",
               static_cast<unsigned long long>(base_sum.windows), base_sum.vwap_sum);
-  std::printf("trades/s: fused loop %.3g, PEL p=%d %.3g (%.3fx), window operator alone %.3g (%.3fx)\n",
-              base.median, parallelism, pel_s.median, pel_s.median / base.median, op_s.median,
-              op_s.median / base.median);
+  std::printf("trades/s: fused loop %.3g, PEL p=%d %.3g (%.3fx), single phase %.3g (%.3fx), "
+              "window operator alone %.3g (%.3fx)\n",
+              base.median, parallelism, pel_s.median, pel_s.median / base.median, single_s.median,
+              single_s.median / base.median, op_s.median, op_s.median / base.median);
   const double fire_ns = op_last.fired_rows ? double(op_last.fire_ns) / double(op_last.fired_rows) : 0;
   std::printf("state: %.1f bytes per key (%zu keys); firing %.0f ns per window\n", per_key,
               op_last.keys, fire_ns);
@@ -440,30 +559,8 @@ int main(int argc, char** argv) {
   // 2. latency: window end (steady clock) → result at the sink -----------------------------
   g_paced_rate = args.get_double("latency-rate", 200'000);
   g_paced_seconds = args.get_double("latency-seconds", 6);
-  g_latencies.clear();
-  {
-    auto pipeline = spec::load_text(vwap_yaml(parallelism, "bench_paced", "bench_latency"), "latency.yaml", reg);
-    auto plan = plan::build(pipeline, reg);
-    runtime::job job(plan);
-    job.start();
-    auto r = job.wait();
-    if (!r.ok) {
-      std::fprintf(stderr, "latency pipeline failed: %s\n", r.error.c_str());
-      return 1;
-    }
-  }
-  // The last windows close at end of stream, not by the watermark: only results of windows
-  // that ended before the source stopped count.
-  std::vector<std::int64_t> lat;
-  for (auto l : g_latencies)
-    if (l >= 0) lat.push_back(l);
-  const std::size_t lat_n = lat.size();
-  const double p50 = double(percentile(lat, 0.50)) / 1e6, p99 = double(percentile(lat, 0.99)) / 1e6,
-               p999 = double(percentile(lat, 0.999)) / 1e6,
-               lmax = lat.empty() ? 0 : double(*std::max_element(lat.begin(), lat.end())) / 1e6;
-  std::printf("latency window end → sink at %.3g trades/s (%zu results): p50 %.3f ms, p99 %.3f ms, "
-              "p99.9 %.3f ms, max %.3f ms\n",
-              g_paced_rate, lat_n, p50, p99, p999, lmax);
+  const latency lat = measure_latency(reg, parallelism, true);
+  const latency lat_single = measure_latency(reg, parallelism, false);
 
   // results -------------------------------------------------------------------------------
   bench::report rep("vwap", "Windows: 1 s tumbling VWAP per symbol");
@@ -479,18 +576,25 @@ int main(int argc, char** argv) {
                                 bench::fmt(base_sum.vwap_sum, "%.6f") + ", equal on all sides");
   rep.metric("fused loop (baseline)", base, "trades/s", 1.0);
   rep.metric("PEL p=" + std::to_string(parallelism) +
-                 " full pipeline (replay source → hash → window → sink, pel::runtime::job)",
+                 " full pipeline as planned: two-phase (replay source → local window half → hash "
+                 "→ window → sink, pel::runtime::job)",
              pel_s, "trades/s", pel_s.median / base.median, 0.25);
+  rep.metric("PEL p=" + std::to_string(parallelism) +
+                 " single phase, `pre_aggregate: false` (replay source → hash → window → sink)",
+             single_s, "trades/s", single_s.median / base.median);
   rep.metric("window operator alone (1 instance, no runtime)", op_s, "trades/s",
              op_s.median / base.median);
   rep.value("window state per key (VWAP, one open window)", per_key, "bytes");
   rep.value("firing cost per window (watermark call that emits, operator alone)", fire_ns, "ns");
   rep.value("latency p50, window end → result at the sink, at " + bench::fmt_rate(g_paced_rate) +
-                " trades/s",
-            p50, "ms");
-  rep.value("latency p99", p99, "ms", 5.0, true);
-  rep.value("latency p99.9", p999, "ms");
-  rep.value("latency max", lmax, "ms");
+                " trades/s, as planned (two-phase)",
+            lat.p50, "ms");
+  rep.value("latency p99", lat.p99, "ms", 5.0, true);
+  rep.value("latency p99.9", lat.p999, "ms");
+  rep.value("latency max", lat.max, "ms");
+  rep.value("latency p50, single phase (`pre_aggregate: false`)", lat_single.p50, "ms");
+  rep.value("latency p99, single phase", lat_single.p99, "ms");
+
   rep.write(PEL_SOURCE_DIR "/bench/results");
   return 0;
 }
