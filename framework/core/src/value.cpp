@@ -92,46 +92,31 @@ void append_json(std::string& out, const value& v) {
   }
 }
 
-namespace {
-std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = 1469598103934665603ULL) {
-  auto p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-} // namespace
+namespace hash_detail {
 
-std::uint64_t stable_hash(const value& v) noexcept {
+std::uint64_t stable_hash_other(const value& v) noexcept {
   switch (type_of(v)) {
     case value_type::null: return 0x5bd1e995ULL;
-    case value_type::boolean: return std::get<bool>(v) ? mix(1) : mix(2);
-    case value_type::integer: return mix(static_cast<std::uint64_t>(std::get<std::int64_t>(v)));
+    case value_type::boolean: return std::get<bool>(v) ? mix64(1) : mix64(2);
+    case value_type::integer: return mix64(static_cast<std::uint64_t>(std::get<std::int64_t>(v)));
     case value_type::number: {
       double d = std::get<double>(v);
       // Integral doubles hash like the equal integer, so 3 and 3.0 meet in one key group.
       if (d == std::floor(d) && std::fabs(d) < 9.2e18)
-        return mix(static_cast<std::uint64_t>(static_cast<std::int64_t>(d)));
+        return mix64(static_cast<std::uint64_t>(static_cast<std::int64_t>(d)));
       std::uint64_t bits;
       std::memcpy(&bits, &d, sizeof bits);
-      return mix(bits);
+      return mix64(bits);
     }
     case value_type::string: {
       const auto& s = std::get<std::string>(v);
-      return mix(fnv1a(s.data(), s.size()));
+      return stable_hash_bytes(s.data(), s.size());
     }
   }
   return 0;
 }
+
+} // namespace hash_detail
 
 int compare(const value& a, const value& b) noexcept {
   double x, y;

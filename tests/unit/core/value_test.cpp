@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 
 using namespace pel::core;
 
@@ -41,6 +42,33 @@ TEST_CASE("stable hashes agree for equal numbers and differ for different keys",
   // Fixed value: key groups must not move between builds or runs.
   CHECK(stable_hash(value{std::int64_t{0}}) == 0);
   CHECK(stable_hash(value{std::int64_t{1}}) == 0xb456bcfc34c2cb2cULL);
+}
+
+TEST_CASE("string hashes are pinned and depend on every byte and the length", "[core][value]") {
+  // Fixed values: strings decide key groups, which must not move between builds or runs.
+  CHECK(stable_hash(value{std::string("")}) == 0x7acdbb98b1344213ULL);
+  CHECK(stable_hash(value{std::string("AAPL")}) == 0x2edb9b0dd9b8a275ULL);
+  CHECK(stable_hash(value{std::string("SYM01234")}) == 0x7b229edc12c5da97ULL);
+  CHECK(stable_hash(value{std::string("SYM012345")}) == 0xef9e1694c4ace4b0ULL);
+  CHECK(stable_hash(value{std::string("a string longer than sixteen")}) == 0x42be43f458221b82ULL);
+
+  // Every length takes its own path through words and tails: each prefix hashes apart, the
+  // bytes form gives the same hash as the value, and flipping any one byte changes it.
+  const std::string text = "The quick brown fox jumps over the lazy dog 0123456789";
+  std::set<std::uint64_t> seen;
+  for (std::size_t n = 0; n <= 40; ++n) {
+    std::string s = text.substr(0, n);
+    const std::uint64_t h = stable_hash(value{s});
+    CHECK(stable_hash_bytes(s.data(), s.size()) == h);
+    CHECK(seen.insert(h).second);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string t = s;
+      t[i] = static_cast<char>(t[i] ^ 0x20);
+      CHECK(stable_hash(value{t}) != h);
+    }
+  }
+  // A zero byte is a byte like any other: "a" and "a\0" differ.
+  CHECK(stable_hash(value{std::string("a")}) != stable_hash(value{std::string("a\0", 2)}));
 }
 
 TEST_CASE("compare orders numbers across int and double, then strings", "[core][value]") {

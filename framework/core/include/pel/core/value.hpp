@@ -3,6 +3,7 @@
 /// The value of one field of a record: null, bool, int64, double or string.
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -46,8 +47,90 @@ std::string to_text(const value& v);
 /// Appends `v` as a JSON value (strings quoted and escaped) to `out`.
 void append_json(std::string& out, const value& v);
 
-/// A hash of the value that is stable across processes and runs (used for key groups).
-std::uint64_t stable_hash(const value& v) noexcept;
+/// Pieces of `stable_hash` kept inline so that the hot per-record call needs no jump.
+namespace hash_detail {
+
+/// Reads 8 (or 4) bytes at `p` as a little-endian number, whatever the host's byte order.
+inline std::uint64_t load_le64(const char* p) noexcept {
+  std::uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  w = __builtin_bswap64(w);
+#endif
+  return w;
+}
+inline std::uint64_t load_le32(const char* p) noexcept {
+  std::uint32_t w;
+  std::memcpy(&w, p, sizeof w);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  w = __builtin_bswap32(w);
+#endif
+  return w;
+}
+
+/// The 128-bit product of `a` and `b` folded to 64 bits (high half xor low half).
+inline std::uint64_t fold_mul(std::uint64_t a, std::uint64_t b) noexcept {
+  __extension__ using u128 = unsigned __int128;
+  const u128 r = static_cast<u128>(a) * b;
+  return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
+}
+
+/// A bijective 64-bit finaliser (every input bit affects every output bit).
+inline std::uint64_t mix64(std::uint64_t x) noexcept {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/// `stable_hash` of the alternatives other than string and integer (out of line).
+std::uint64_t stable_hash_other(const value& v) noexcept;
+
+} // namespace hash_detail
+
+/// The stable hash of the bytes `[p, p + n)` (the hash of a string value). Reads the bytes
+/// eight at a time as little-endian words; the same bytes give the same hash on every host,
+/// in every process and run.
+inline std::uint64_t stable_hash_bytes(const char* p, std::size_t n) noexcept {
+  using namespace hash_detail;
+  constexpr std::uint64_t k_seed = 0x243f6a8885a308d3ULL;   // pi
+  constexpr std::uint64_t k_len = 0x9e3779b97f4a7c15ULL;    // golden ratio
+  constexpr std::uint64_t k_word = 0xb7e151628aed2a6bULL;   // e
+  std::uint64_t h = k_seed ^ (static_cast<std::uint64_t>(n) * k_len);
+  if (n >= 8) {
+    const char* const end = p + n;
+    for (; p + 8 <= end; p += 8) h = fold_mul(h ^ load_le64(p), k_word);
+    if (const std::size_t r = static_cast<std::size_t>(end - p)) {
+      // The last r bytes are the high bytes of the (overlapping) last word.
+      h = fold_mul(h ^ (load_le64(end - 8) >> (64 - 8 * r)), k_word);
+    }
+  } else if (n >= 4) {
+    // Two overlapping 4-byte reads cover all n bytes.
+    h = fold_mul(h ^ (load_le32(p) | (load_le32(p + n - 4) << 32)), k_word);
+  } else if (n > 0) {
+    const auto b = [p](std::size_t i) {
+      return static_cast<std::uint64_t>(static_cast<unsigned char>(p[i]));
+    };
+    h = fold_mul(h ^ (b(0) | (b(n / 2) << 8) | (b(n - 1) << 16)), k_word);
+  }
+  return mix64(h);
+}
+
+/// A hash of the value that is stable across processes, runs and hosts (it decides key
+/// groups, so it must never change between builds; tests pin some values). Rules:
+/// - null hashes to a constant; `true` and `false` to two constants;
+/// - an integer `i` hashes to `mix64(i)` (so 0 hashes to 0);
+/// - a double with an integral value (|d| < 9.2e18) hashes like the equal integer, so 3 and
+///   3.0 meet in one key group; any other double hashes its IEEE bits with `mix64`;
+/// - a string hashes its bytes with `stable_hash_bytes`.
+inline std::uint64_t stable_hash(const value& v) noexcept {
+  if (const auto* s = std::get_if<std::string>(&v)) return stable_hash_bytes(s->data(), s->size());
+  if (const auto* i = std::get_if<std::int64_t>(&v))
+    return hash_detail::mix64(static_cast<std::uint64_t>(*i));
+  return hash_detail::stable_hash_other(v);
+}
 
 /// Mixes a second hash into a first (for composite keys).
 inline std::uint64_t hash_combine(std::uint64_t a, std::uint64_t b) noexcept {

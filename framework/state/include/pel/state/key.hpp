@@ -57,6 +57,29 @@ inline std::uint64_t hash_key(const core::value* row, const int* cols, std::size
   return h;
 }
 
+/// True when the `n` bytes at `a` and `b` are equal. Strings of up to 16 bytes (most keys)
+/// are compared with at most two pairs of overlapping word loads, no library call.
+inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
+  const auto w64 = [](const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    return w;
+  };
+  const auto w32 = [](const char* p) {
+    std::uint32_t w;
+    std::memcpy(&w, p, sizeof w);
+    return w;
+  };
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    return ((w64(a) ^ w64(b)) | (w64(a + n - 8) ^ w64(b + n - 8))) == 0;
+  }
+  if (n >= 4) return ((w32(a) ^ w32(b)) | (w32(a + n - 4) ^ w32(b + n - 4))) == 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 /// True when the two values are the same key component: same type and equal (an int 3 and a
 /// double 3.0 are different keys even though they hash alike; they only share a key group).
 bool same_key_value(const core::value& a, const core::value& b) noexcept;
@@ -94,7 +117,7 @@ public:
     if (n == 1 && size_ == 1) {
       if (const auto* a = std::get_if<std::string>(&first_)) {
         const auto* b = std::get_if<std::string>(&row[cols[0]]);
-        return b && a->size() == b->size() && std::memcmp(a->data(), b->data(), a->size()) == 0;
+        return b && a->size() == b->size() && same_bytes(a->data(), b->data(), a->size());
       }
     }
     return equals_general(row, cols, n);

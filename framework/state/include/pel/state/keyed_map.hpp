@@ -56,14 +56,16 @@ public:
 
   /// Hints the cache to load the table cell where a lookup of `hash` starts. No effect on
   /// the map; lets a caller that knows the hashes of the next records overlap their misses.
-  void prefetch(std::uint64_t hash) const noexcept {
+  /// (Forced inline: as a call, the compiler may find it free of effects and drop it.)
+  [[gnu::always_inline]] void prefetch(std::uint64_t hash) const noexcept {
     if (!slots_.empty()) __builtin_prefetch(&slots_[home(hash)]);
   }
 
   /// The value of the first entry whose tag matches `hash` along its probe run (most likely
   /// the entry a lookup will return, but the key is not compared), or nullptr; hints the cache
   /// to load that entry. For prefetching only: the pointer is valid until the next insert.
-  const V* peek(std::uint64_t hash) const noexcept {
+  /// (Forced inline: as a call whose result is unused, the compiler may drop it.)
+  [[gnu::always_inline]] const V* peek(std::uint64_t hash) const noexcept {
     if (slots_.empty()) return nullptr;
     const std::uint32_t t = tag(hash);
     for (std::size_t s = home(hash);; s = (s + 1) & mask_) {
@@ -73,7 +75,7 @@ public:
       const entry& en = ent(static_cast<index>(c) - 1);
       const char* first = reinterpret_cast<const char*>(&en);
       for (std::size_t off = 0; off < sizeof(entry); off += 64) __builtin_prefetch(first + off);
-      __builtin_prefetch(first + sizeof(entry) - 1);
+      if (alignof(entry) < 64) __builtin_prefetch(first + sizeof(entry) - 1);
       return &en.value;
     }
   }
@@ -110,8 +112,9 @@ public:
       }
     }
     slots_[hole] = 0;
-    en.kg = dead;
-    ++en.generation;
+    meta& m = met(i);
+    m.kg = dead;
+    ++m.generation;
     en.k = key();
     en.value = V{};
     free_.push_back(i);
@@ -121,11 +124,11 @@ public:
   V& at(index i) noexcept { return ent(i).value; }
   const V& at(index i) const noexcept { return ent(i).value; }
   const key& key_of(index i) const noexcept { return ent(i).k; }
-  key_group group_of(index i) const noexcept { return ent(i).kg; }
-  std::uint32_t generation(index i) const noexcept { return ent(i).generation; }
+  key_group group_of(index i) const noexcept { return met(i).kg; }
+  std::uint32_t generation(index i) const noexcept { return met(i).generation; }
   /// True when `i` is a live entry whose generation is `gen`.
   bool valid(index i, std::uint32_t gen) const noexcept {
-    return i < count_ && ent(i).live() && ent(i).generation == gen;
+    return i < count_ && met(i).live() && met(i).generation == gen;
   }
 
   std::size_t size() const noexcept { return size_; }
@@ -135,7 +138,7 @@ public:
   template <class F>
   void for_each(F&& f) {
     for (index i = 0; i < count_; ++i)
-      if (ent(i).live()) f(i, ent(i).k, ent(i).value);
+      if (met(i).live()) f(i, ent(i).k, ent(i).value);
   }
 
   /// Calls `pred(index, const key&, V&)` for every live entry and erases the entries for
@@ -146,7 +149,7 @@ public:
   std::size_t erase_if(P&& pred) {
     std::size_t erased = 0;
     for (index i = 0; i < count_; ++i) {
-      if (!ent(i).live() || !pred(i, static_cast<const key&>(ent(i).k), ent(i).value)) continue;
+      if (!met(i).live() || !pred(i, static_cast<const key&>(ent(i).k), ent(i).value)) continue;
       erase(i);
       ++erased;
     }
@@ -167,10 +170,10 @@ public:
   /// `V`s own on the heap.
   std::size_t table_bytes() const noexcept {
     std::size_t n = slots_.capacity() * sizeof(std::uint64_t) +
-                    chunks_.size() * chunk * sizeof(entry) + chunks_.capacity() * sizeof(void*) +
+                    chunks_.size() * sizeof(block) + chunks_.capacity() * sizeof(void*) +
                     free_.capacity() * sizeof(index);
     for (index i = 0; i < count_; ++i)
-      if (ent(i).live()) n += ent(i).k.heap_bytes();
+      if (met(i).live()) n += ent(i).k.heap_bytes();
     return n;
   }
 
@@ -186,7 +189,7 @@ public:
     const std::uint32_t groups = range.size();
     std::vector<std::uint32_t> start(groups + 1, 0);
     for (index i = 0; i < count_; ++i)
-      if (ent(i).live() && range.contains(ent(i).kg)) ++start[ent(i).kg - range.begin + 1];
+      if (met(i).live() && range.contains(met(i).kg)) ++start[met(i).kg - range.begin + 1];
     std::uint32_t sections = 0;
     for (std::uint32_t g = 0; g < groups; ++g) {
       if (start[g + 1] != 0) ++sections;
@@ -195,8 +198,8 @@ public:
     std::vector<index> order(start[groups]);
     std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
     for (index i = 0; i < count_; ++i)
-      if (ent(i).live() && range.contains(ent(i).kg))
-        order[fill[ent(i).kg - range.begin]++] = i;
+      if (met(i).live() && range.contains(met(i).kg))
+        order[fill[met(i).kg - range.begin]++] = i;
 
     w.put<std::uint32_t>(magic);
     w.put<std::uint32_t>(sections);
@@ -249,12 +252,31 @@ private:
 
   static constexpr key_group dead = std::numeric_limits<key_group>::max();
 
-  struct entry {
+  // What a lookup touches is in the entry: the hash, the key (a short string key keeps its
+  // bytes inline) and the value right behind them. The key group and generation, read only
+  // on insert, erase, iteration and timer checks, live in a separate array of the chunk.
+  struct entry_fields {
+    std::uint64_t hash;
     key k;
+    V value;
+  };
+  // Entries start on a cache line when that wastes at most an eighth of the entry: a
+  // 128-byte entry (a 56-byte key, a 64-byte value) then spans exactly two lines, not three.
+  static constexpr std::size_t line = 64;
+  static constexpr std::size_t entry_align =
+      sizeof(entry_fields) >= line &&
+              ((sizeof(entry_fields) + line - 1) / line * line - sizeof(entry_fields)) * 8 <=
+                  sizeof(entry_fields)
+          ? line
+          : alignof(entry_fields);
+  struct alignas(entry_align) entry {
     std::uint64_t hash = 0;
+    key k;
+    V value{};
+  };
+  struct meta {
     key_group kg = dead;  // `dead` marks a free slab slot
     std::uint32_t generation = 0;
-    V value{};
     bool live() const noexcept { return kg != dead; }
   };
 
@@ -271,7 +293,10 @@ private:
   }
 
   index emplace(key k, std::uint64_t hash, V v) {
-    if ((size_ + 1) * 10 > slots_.size() * 7) grow();
+    // At most half full: lookups of a hit then rarely probe past their home cell. (At 0.6-0.7
+    // a batch of lookups over 5,000-10,000 keys ran about 25 % slower; the table costs 8 bytes
+    // per cell, 16-32 per key.)
+    if ((size_ + 1) * 2 > slots_.size()) grow();
     index i;
     if (!free_.empty()) {
       i = free_.back();
@@ -279,13 +304,13 @@ private:
     } else {
       if (count_ >= npos - 1) throw std::length_error("keyed_map: too many keys");
       i = static_cast<index>(count_);
-      if ((i & (chunk - 1)) == 0) chunks_.emplace_back(new entry[chunk]);
+      if ((i & (chunk - 1)) == 0) chunks_.push_back(std::make_unique<block>());
       ++count_;
     }
     entry& e = ent(i);
     e.k = std::move(k);
     e.hash = hash;
-    e.kg = key_group_of(hash, max_parallelism_);
+    met(i).kg = key_group_of(hash, max_parallelism_);
     e.value = std::move(v);
     place(i);
     ++size_;
@@ -306,16 +331,22 @@ private:
     shift_ = 64;
     for (std::size_t c = cap; c > 1; c >>= 1) --shift_;
     for (index i = 0; i < count_; ++i)
-      if (ent(i).live()) place(i);
+      if (met(i).live()) place(i);
   }
 
   std::uint32_t max_parallelism_;
   // Entries live in fixed chunks: indices stay valid, growth copies nothing, and the slab
   // overshoots by less than one chunk (a doubling vector would by up to 2x).
   static constexpr std::size_t chunk = 1024;
-  entry& ent(index i) noexcept { return chunks_[i / chunk][i % chunk]; }
-  const entry& ent(index i) const noexcept { return chunks_[i / chunk][i % chunk]; }
-  std::vector<std::unique_ptr<entry[]>> chunks_;
+  struct block {
+    entry entries[chunk];
+    meta metas[chunk];
+  };
+  entry& ent(index i) noexcept { return chunks_[i / chunk]->entries[i % chunk]; }
+  const entry& ent(index i) const noexcept { return chunks_[i / chunk]->entries[i % chunk]; }
+  meta& met(index i) noexcept { return chunks_[i / chunk]->metas[i % chunk]; }
+  const meta& met(index i) const noexcept { return chunks_[i / chunk]->metas[i % chunk]; }
+  std::vector<std::unique_ptr<block>> chunks_;
   std::size_t count_ = 0;
   std::vector<index> free_;
   // Table cells: 0 empty, else (tag(hash) << 32) | (entry index + 1).
