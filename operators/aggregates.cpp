@@ -64,6 +64,8 @@ public:
   }
 
   const std::string& text() const noexcept { return text_; }
+  /// The field read by position, or -1 for a compiled expression.
+  int field() const noexcept { return field_; }
 
 private:
   static std::string describe(const value& v) {
@@ -107,9 +109,43 @@ public:
   }
 };
 
+// ------------------------------------------------------------------ fast forms
+
+/// The aggregates `aggregate_set` can run without virtual calls (see its fast path). Each has
+/// a static `step(state, a, a_null, b, b_null, t)` that its virtual `add` calls too, so both
+/// paths share one definition of the update.
+enum fast_kind : std::uint8_t {
+  fk_none,
+  fk_count_rows,
+  fk_count_values,
+  fk_sum,  // sum and avg share their state and update
+  fk_min,
+  fk_max,
+  fk_welford,  // stddev and variance
+  fk_vwap,
+  fk_ohlc,
+  fk_returns,
+};
+
+/// What the fast path needs of an aggregate: its kind and its arguments as plain fields.
+struct fast_form {
+  fast_kind kind = fk_none;
+  std::size_t args = 0;
+  int field[2] = {-1, -1};
+  bool number[2] = {true, true};  ///< the argument must be a number (else: any value)
+};
+
+/// Implemented by aggregates that may have a fast form.
+class fast_capable {
+public:
+  virtual ~fast_capable() = default;
+  /// False when this instance has none (an argument is an expression, not a field).
+  virtual bool fast(fast_form& f) const = 0;
+};
+
 /// Base for aggregates of one numeric argument.
 template <class S>
-class numeric1 : public pod_aggregate<S> {
+class numeric1 : public pod_aggregate<S>, public fast_capable {
 public:
   explicit numeric1(argument a) : arg_(std::move(a)) {}
   bool prepare(const value* row, std::int64_t t, aggregate_input& in,
@@ -118,14 +154,21 @@ public:
     in.null[0] = r == 0;
     return r >= 0;
   }
+  bool fast(fast_form& f) const override {
+    f.kind = kind();
+    f.args = 1;
+    f.field[0] = arg_.field();
+    return f.kind != fk_none && f.field[0] >= 0;
+  }
 
 protected:
+  virtual fast_kind kind() const { return fk_none; }
   argument arg_;
 };
 
 /// Base for aggregates of two numeric arguments (price, qty).
 template <class S>
-class numeric2 : public pod_aggregate<S> {
+class numeric2 : public pod_aggregate<S>, public fast_capable {
 public:
   numeric2(argument a, argument b) : a_(std::move(a)), b_(std::move(b)) {}
   bool prepare(const value* row, std::int64_t t, aggregate_input& in,
@@ -138,10 +181,21 @@ public:
     in.null[1] = r1 == 0;
     return true;
   }
+  bool fast(fast_form& f) const override {
+    f.kind = kind();
+    f.args = 2;
+    f.field[0] = a_.field();
+    f.field[1] = b_.field();
+    return f.kind != fk_none && f.field[0] >= 0 && f.field[1] >= 0;
+  }
 
 protected:
+  virtual fast_kind kind() const { return fk_none; }
   argument a_, b_;
 };
+
+/// The arguments of `add` in the form `step` takes them.
+#define PEL_STEP_ARGS in.num[0], in.null[0], in.num[1], in.null[1], t
 
 // ------------------------------------------------------------------ count, sum, min, max, avg
 
@@ -149,17 +203,27 @@ struct count_state {
   std::int64_t n;
 };
 
-class count_rows final : public pod_aggregate<count_state> {
+class count_rows final : public pod_aggregate<count_state>, public fast_capable {
 public:
   bool prepare(const value*, std::int64_t, aggregate_input&, std::string&) const override {
     return true;
   }
-  void add(void* s, const aggregate_input&, std::int64_t) const override { ++st<count_state>(s).n; }
+  static void step(void* s, double, bool, double, bool, std::int64_t) noexcept {
+    ++st<count_state>(s).n;
+  }
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    step(s, PEL_STEP_ARGS);
+  }
+  bool fast(fast_form& f) const override {
+    f.kind = fk_count_rows;
+    f.args = 0;
+    return true;
+  }
   void merge(void* d, const void* s) const override { st<count_state>(d).n += st<count_state>(s).n; }
   void result(const void* s, value* out) const override { out[0] = st<count_state>(s).n; }
 };
 
-class count_values final : public pod_aggregate<count_state> {
+class count_values final : public pod_aggregate<count_state>, public fast_capable {
 public:
   explicit count_values(argument a) : arg_(std::move(a)) {}
   bool prepare(const value* row, std::int64_t t, aggregate_input& in,
@@ -168,8 +232,18 @@ public:
     in.null[0] = core::is_null(*in.val);
     return true;
   }
-  void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (!in.null[0]) ++st<count_state>(s).n;
+  static void step(void* s, double, bool na, double, bool, std::int64_t) noexcept {
+    if (!na) ++st<count_state>(s).n;
+  }
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    step(s, PEL_STEP_ARGS);
+  }
+  bool fast(fast_form& f) const override {
+    f.kind = fk_count_values;
+    f.args = 1;
+    f.field[0] = arg_.field();
+    f.number[0] = false;  // counts values of any type
+    return f.field[0] >= 0;
   }
   void merge(void* d, const void* s) const override { st<count_state>(d).n += st<count_state>(s).n; }
   void result(const void* s, value* out) const override { out[0] = st<count_state>(s).n; }
@@ -183,15 +257,21 @@ struct sum_state {
   std::int64_t n;
 };
 
+/// The update of sum and avg.
+inline void sum_step(void* s, double a, bool na, double, bool, std::int64_t) noexcept {
+  if (na) return;
+  auto& x = st<sum_state>(s);
+  x.sum += a;
+  ++x.n;
+}
+
 class sum_agg final : public numeric1<sum_state> {
 public:
   using numeric1::numeric1;
-  void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (in.null[0]) return;
-    auto& x = st<sum_state>(s);
-    x.sum += in.num[0];
-    ++x.n;
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    sum_step(s, PEL_STEP_ARGS);
   }
+  fast_kind kind() const override { return fk_sum; }
   void merge(void* d, const void* s) const override {
     st<sum_state>(d).sum += st<sum_state>(s).sum;
     st<sum_state>(d).n += st<sum_state>(s).n;
@@ -204,12 +284,10 @@ public:
 class avg_agg final : public numeric1<sum_state> {
 public:
   using numeric1::numeric1;
-  void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (in.null[0]) return;
-    auto& x = st<sum_state>(s);
-    x.sum += in.num[0];
-    ++x.n;
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    sum_step(s, PEL_STEP_ARGS);
   }
+  fast_kind kind() const override { return fk_sum; }
   void merge(void* d, const void* s) const override {
     st<sum_state>(d).sum += st<sum_state>(s).sum;
     st<sum_state>(d).n += st<sum_state>(s).n;
@@ -229,10 +307,13 @@ template <bool is_max>
 class extreme_agg final : public numeric1<extreme_state> {
 public:
   using numeric1<extreme_state>::numeric1;
-  void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (in.null[0]) return;
-    take(st<extreme_state>(s), in.num[0]);
+  static void step(void* s, double a, bool na, double, bool, std::int64_t) noexcept {
+    if (!na) take(st<extreme_state>(s), a);
   }
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    step(s, PEL_STEP_ARGS);
+  }
+  fast_kind kind() const override { return is_max ? fk_max : fk_min; }
   void merge(void* d, const void* s) const override {
     if (st<extreme_state>(s).has) take(st<extreme_state>(d), st<extreme_state>(s).m);
   }
@@ -255,18 +336,24 @@ struct welford_state {
   double m2;
 };
 
+/// The update of stddev and variance (Welford).
+inline void welford_step(void* s, double a, bool na, double, bool, std::int64_t) noexcept {
+  if (na) return;
+  auto& w = st<welford_state>(s);
+  ++w.n;
+  double d = a - w.mean;
+  w.mean += d / static_cast<double>(w.n);
+  w.m2 += d * (a - w.mean);
+}
+
 template <bool is_stddev>
 class variance_agg final : public numeric1<welford_state> {
 public:
   using numeric1<welford_state>::numeric1;
-  void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (in.null[0]) return;
-    auto& w = st<welford_state>(s);
-    ++w.n;
-    double d = in.num[0] - w.mean;
-    w.mean += d / static_cast<double>(w.n);
-    w.m2 += d * (in.num[0] - w.mean);
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    welford_step(s, PEL_STEP_ARGS);
   }
+  fast_kind kind() const override { return fk_welford; }
   void merge(void* d, const void* s) const override {
     auto& a = st<welford_state>(d);
     const auto& b = st<welford_state>(s);
@@ -371,12 +458,16 @@ struct vwap_state {
 class vwap_agg final : public numeric2<vwap_state> {
 public:
   using numeric2::numeric2;
-  void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (in.null[0] || in.null[1]) return;
+  static void step(void* s, double p, bool np, double q, bool nq, std::int64_t) noexcept {
+    if (np || nq) return;
     auto& x = st<vwap_state>(s);
-    x.pq += in.num[0] * in.num[1];
-    x.q += in.num[1];
+    x.pq += p * q;
+    x.q += q;
   }
+  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
+    step(s, PEL_STEP_ARGS);
+  }
+  fast_kind kind() const override { return fk_vwap; }
   void merge(void* d, const void* s) const override {
     st<vwap_state>(d).pq += st<vwap_state>(s).pq;
     st<vwap_state>(d).q += st<vwap_state>(s).q;
@@ -396,9 +487,12 @@ class ohlc_agg final : public numeric2<ohlc_state> {
 public:
   using numeric2::numeric2;
   void add(void* s, const aggregate_input& in, std::int64_t t) const override {
-    if (in.null[0]) return;
+    step(s, PEL_STEP_ARGS);
+  }
+  fast_kind kind() const override { return fk_ohlc; }
+  static void step(void* s, double p, bool np, double q, bool nq, std::int64_t t) noexcept {
+    if (np) return;
     auto& x = st<ohlc_state>(s);
-    double p = in.num[0];
     if (x.trades == 0) {
       x = ohlc_state{p, p, p, p, 0, t, t, 0};
     } else {
@@ -407,7 +501,7 @@ public:
       x.high = std::max(x.high, p);
       x.low = std::min(x.low, p);
     }
-    if (!in.null[1]) x.volume += in.num[1];
+    if (!nq) x.volume += q;
     ++x.trades;
   }
   void merge(void* d, const void* s) const override {
@@ -447,9 +541,12 @@ class returns_agg final : public numeric1<returns_state> {
 public:
   using numeric1::numeric1;
   void add(void* s, const aggregate_input& in, std::int64_t t) const override {
-    if (in.null[0]) return;
+    step(s, PEL_STEP_ARGS);
+  }
+  fast_kind kind() const override { return fk_returns; }
+  static void step(void* s, double p, bool np, double, bool, std::int64_t t) noexcept {
+    if (np) return;
     auto& x = st<returns_state>(s);
-    double p = in.num[0];
     if (!x.has) {
       x = returns_state{t, t, p, p, true};
       return;
@@ -473,6 +570,8 @@ public:
     out[0] = number_or_null(x.has && x.first != 0, x.first != 0 ? x.last / x.first - 1 : 0.0);
   }
 };
+
+#undef PEL_STEP_ARGS
 
 // ------------------------------------------------------------------ distinct_count
 
@@ -947,6 +1046,30 @@ std::unique_ptr<aggregate> compile_aggregate(const std::string& name, const std:
 // ------------------------------------------------------------------ aggregate_set
 
 void aggregate_set::append(std::unique_ptr<aggregate> a) {
+  fast_form f;
+  const auto* fc = dynamic_cast<const fast_capable*>(a.get());
+  if (fast_ && fc && fc->fast(f) && size_ <= UINT32_MAX) {
+    fast_step step{static_cast<std::uint8_t>(f.kind), 0, 0, static_cast<std::uint32_t>(size_)};
+    std::uint8_t* pos[2] = {&step.a, &step.b};
+    for (std::size_t i = 0; i < f.args && fast_; ++i) {
+      auto it = std::find(fast_fields_.begin(), fast_fields_.end(), f.field[i]);
+      if (it == fast_fields_.end()) {
+        if (fast_fields_.size() == fast_max_fields) {
+          fast_ = false;
+          break;
+        }
+        fast_fields_.push_back(f.field[i]);
+        fast_number_.push_back(0);
+        it = fast_fields_.end() - 1;
+      }
+      const auto at = static_cast<std::size_t>(it - fast_fields_.begin());
+      if (f.number[i]) fast_number_[at] = 1;
+      *pos[i] = static_cast<std::uint8_t>(at);
+    }
+    fast_steps_.push_back(step);
+  } else {
+    fast_ = false;
+  }
   offsets_.push_back(size_);
   size_ += a->state_size();
   for (const auto& f : a->outputs()) outputs_.push_back(f);
@@ -988,6 +1111,29 @@ void aggregate_set::destroy(std::byte* s) const noexcept {
 }
 
 bool aggregate_set::prepare(const core::value* row, std::int64_t t, std::string& error) {
+  if (fast_) {
+    // Each field once, numbers as doubles; anything else where a number is needed takes the
+    // general path below, which finds the first aggregate to reject the row and says why.
+    bool numbers = true;
+    for (std::size_t i = 0; i < fast_fields_.size(); ++i) {
+      const value& v = row[fast_fields_[i]];
+      if (const double* d = std::get_if<double>(&v)) {
+        fast_num_[i] = *d;
+        fast_null_[i] = false;
+      } else if (const std::int64_t* n = std::get_if<std::int64_t>(&v)) {
+        fast_num_[i] = static_cast<double>(*n);
+        fast_null_[i] = false;
+      } else if (core::is_null(v)) {
+        fast_num_[i] = 0;
+        fast_null_[i] = true;
+      } else {
+        fast_null_[i] = false;
+        if (fast_number_[i]) numbers = false;
+      }
+    }
+    prepared_fast_ = numbers;
+    if (numbers) return true;
+  }
   for (std::size_t i = 0; i < aggs_.size(); ++i) {
     if (!aggs_[i]->prepare(row, t, inputs_[i], error)) {
       error = aggs_[i]->outputs().front().name + ": " + error;
@@ -998,6 +1144,26 @@ bool aggregate_set::prepare(const core::value* row, std::int64_t t, std::string&
 }
 
 void aggregate_set::add(std::byte* s, std::int64_t t) const {
+  if (prepared_fast_) {
+    for (const fast_step& f : fast_steps_) {
+      void* p = s + f.offset;
+      const double a = fast_num_[f.a], b = fast_num_[f.b];
+      const bool na = fast_null_[f.a], nb = fast_null_[f.b];
+      switch (static_cast<fast_kind>(f.kind)) {
+        case fk_count_rows: count_rows::step(p, a, na, b, nb, t); break;
+        case fk_count_values: count_values::step(p, a, na, b, nb, t); break;
+        case fk_sum: sum_step(p, a, na, b, nb, t); break;
+        case fk_min: extreme_agg<false>::step(p, a, na, b, nb, t); break;
+        case fk_max: extreme_agg<true>::step(p, a, na, b, nb, t); break;
+        case fk_welford: welford_step(p, a, na, b, nb, t); break;
+        case fk_vwap: vwap_agg::step(p, a, na, b, nb, t); break;
+        case fk_ohlc: ohlc_agg::step(p, a, na, b, nb, t); break;
+        case fk_returns: returns_agg::step(p, a, na, b, nb, t); break;
+        case fk_none: break;
+      }
+    }
+    return;
+  }
   for (std::size_t i = 0; i < aggs_.size(); ++i) aggs_[i]->add(s + offsets_[i], inputs_[i], t);
 }
 

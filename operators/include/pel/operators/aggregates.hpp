@@ -159,6 +159,24 @@ private:
   std::vector<aggregate_input> inputs_;
   std::vector<core::field> outputs_;
   std::size_t size_ = 0;
+
+  // Fast path, for sets made only of counts and numeric aggregates whose arguments are plain
+  // fields (vwap(price, qty), sum(qty), ...): `prepare` reads each distinct field once and
+  // `add` updates the states without virtual calls. A row with a non-number where a number
+  // is needed goes through the general path, which reports it exactly as before.
+  struct fast_step {
+    std::uint8_t kind;      // which update (aggregates.cpp)
+    std::uint8_t a, b;      // its arguments: positions in fast_num_ / fast_null_
+    std::uint32_t offset;   // its state in the block
+  };
+  static constexpr std::size_t fast_max_fields = 8;
+  bool fast_ = true;            // every aggregate so far has a fast form
+  bool prepared_fast_ = false;  // the last successful `prepare` went the fast way
+  std::vector<fast_step> fast_steps_;
+  std::vector<int> fast_fields_;            // the distinct fields read
+  std::vector<std::uint8_t> fast_number_;   // 1: that field must hold a number
+  double fast_num_[fast_max_fields] = {};
+  bool fast_null_[fast_max_fields] = {};
 };
 
 /// An accumulator block owned by RAII: `init` on construction, `destroy` on destruction.
