@@ -42,13 +42,17 @@ spec::component_schema window_schema() {
       "true`. The `final` field exists only when `emit_every` is set.\n\n"
       "`key: []` (or no key) makes one global window per time window; run it with "
       "parallelism 1. At end of stream (watermark +infinity) every open window fires.\n\n"
-      "With `pre_aggregate` (the default) a keyed tumbling or sliding window whose input is "
-      "shuffled runs in two phases, like the local/global aggregation of SQL engines: a "
-      "local half fused with each upstream instance sums its rows per key and pane, emits each "
-      "pane as one partial when its watermark passes the pane's end, and the shuffle carries "
-      "those partials to the window, which merges them and fires as usual. Results are the "
-      "same (floating-point sums may differ in the last digits, as with any change of "
-      "parallelism); lateness is judged on partials, so late drops are counted per partial.";
+      "A keyed tumbling or sliding window whose input is shuffled runs in two phases, like "
+      "the local/global aggregation of SQL engines (`pre_aggregate`, default `auto`): a "
+      "local half fused with each upstream instance aggregates its rows per key and pane and "
+      "emits each pane as one partial when its watermark passes the pane's end; the shuffle "
+      "carries the partials to the window, which merges them and fires as usual. A partial "
+      "costs more than a record at the window's end, where it is emitted, shuffled and merged "
+      "with all the others, so with `auto` the local half measures, each pane, how many "
+      "records a partial saves, and below 32 passes records through instead (switching back "
+      "when keys repeat enough). Results are the same either way (floating-point sums may "
+      "differ in the last digits, as with any change of parallelism); lateness is judged by "
+      "the window's watermark, per partial for pre-aggregated records.";
   s.params = {
       param::string_list("key").doc("Fields that identify a series; empty: one global series."),
       param::object("window",
@@ -71,12 +75,13 @@ spec::component_schema window_schema() {
       param::duration("emit_every")
           .doc("Emit running results of open windows this often (processing time), marked "
                "`final: false`."),
-      param::boolean("pre_aggregate").def("true")
-          .doc("Two-phase aggregation: each upstream instance aggregates its own rows per key "
-               "and pane before the shuffle, which then carries one partial per key and pane "
-               "instead of every record. Applies to keyed tumbling and sliding windows without "
-               "`emit_every` and with `late: drop`, when the input is hash-partitioned; "
-               "`pel lint --explain` shows it as `<name>/local`. Set false to shuffle records."),
+      param::string("pre_aggregate").one_of({"auto", "always", "never"}).def("auto")
+          .doc("Two-phase aggregation of a keyed tumbling or sliding window whose input is "
+               "shuffled (no `emit_every`, `late: drop`): `auto` aggregates each upstream "
+               "instance's rows per key and pane before the shuffle while that cuts the "
+               "records shuffled at least 32-fold, and passes records through otherwise; "
+               "`always` always does; `never` shuffles every record. `pel lint --explain` "
+               "shows the local half as `<name>/local`."),
   };
   s.example =
       "operators:\n"
@@ -151,7 +156,10 @@ core::operator_ptr make_window(const spec::config& cfg,
     o.emit_every_ns = cfg.get_duration_ns("emit_every");
     if (o.emit_every_ns <= 0) cfg.fail("emit_every", "emit_every must be positive");
   }
-  o.pre_aggregate = cfg.get_bool("pre_aggregate");
+  const std::string pre = cfg.get_string("pre_aggregate");
+  o.pre_aggregate = pre == "never"    ? pre_aggregation::never
+                    : pre == "always" ? pre_aggregation::always
+                                      : pre_aggregation::automatic;
   auto entries = cfg.get_expression_map("aggregates");
   if (entries.empty())
     cfg.fail("aggregates", "name at least one aggregate, e.g. `vwap: vwap(price, qty)`");

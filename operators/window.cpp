@@ -3,6 +3,7 @@
 #include "pel/state/key.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -28,6 +29,19 @@ std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
 }
 
 } // namespace
+
+double distinct_counter::estimate() const noexcept {
+  constexpr double m = 256;
+  double sum = 0;
+  int zeros = 0;
+  for (std::uint8_t r : reg_) {
+    sum += std::ldexp(1.0, -r);
+    zeros += r == 0;
+  }
+  const double raw = 0.7182725932495458 * m * m / sum;  // alpha_256 = 0.7213 / (1 + 1.079 / m)
+  if (raw <= 2.5 * m && zeros > 0) return m * std::log(m / zeros);  // linear counting
+  return raw;
+}
 
 // ------------------------------------------------------------------ construction
 
@@ -58,6 +72,8 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
   }
   output_ = out;
   width_out_ = static_cast<std::uint32_t>(output_->size());
+  rows_ = input_;
+  row_width_ = static_cast<std::uint32_t>(input_->size());
 
   switch (opts_.kind) {
     case window_kind::tumbling: opts_.slide_ns = opts_.size_ns; pane_ns_ = opts_.size_ns; break;
@@ -71,32 +87,33 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
 window_operator::window_operator(window_options opts, aggregate_set aggs, core::schema_ptr rows,
                                  core::phase p)
   : window_operator(std::move(opts), std::move(aggs), std::move(rows)) {
-  const std::size_t nk = key_cols_.size();
+  // Between the halves travel the input's rows with two more fields: `pane_start` and
+  // `partial`. A partial has the key fields, the pane and the accumulator (other fields
+  // null); a record passed through has `partial` null. Both keep the key fields where the
+  // input has them, so the shuffle hashes the same columns either way.
+  auto between = std::make_shared<core::schema>();
+  for (const auto& f : rows_->fields()) between->add(f.name, f.type);
+  auto fresh = [&](std::string name) {
+    while (between->index_of(name) >= 0) name = "_" + name;
+    return name;
+  };
+  between->add(fresh("pane_start"), core::value_type::integer);
+  between->add(fresh("partial"), core::value_type::string);
   if (p == core::phase::local) {
-    // Partial rows: the key fields, the pane and the accumulator. The two extra names avoid
-    // the key's own names.
     mode_ = mode::local;
-    auto partial = std::make_shared<core::schema>();
-    for (std::size_t i = 0; i < nk; ++i) partial->add(opts_.key[i], (*input_)[key_cols_[i]].type);
-    auto fresh = [&](std::string name) {
-      while (partial->index_of(name) >= 0) name = "_" + name;
-      return name;
-    };
-    partial->add(fresh("pane_start"), core::value_type::integer);
-    partial->add(fresh("partial"), core::value_type::string);
-    output_ = partial;
+    // `auto` starts by passing records through, until a pane shows that keys repeat enough.
+    passthrough_ = opts_.pre_aggregate == pre_aggregation::automatic;
+    output_ = between;
     width_out_ = static_cast<std::uint32_t>(output_->size());
   } else {
     mode_ = mode::global;
-    auto local = window_operator(opts_, aggregate_set{}, input_, core::phase::local);
-    input_ = local.output_;
-    for (std::size_t i = 0; i < nk; ++i) key_cols_[i] = static_cast<int>(i);
+    input_ = between;
     incoming_ = accumulator(aggs_);
   }
 }
 
 core::operator_ptr window_operator::split(core::phase p) {
-  if (mode_ != mode::single || !opts_.pre_aggregate || key_cols_.empty() ||
+  if (mode_ != mode::single || opts_.pre_aggregate == pre_aggregation::never || key_cols_.empty() ||
       opts_.kind == window_kind::session || opts_.emit_every_ns > 0 || opts_.route_late)
     return nullptr;
   return core::operator_ptr(new window_operator(std::move(opts_), std::move(aggs_), std::move(input_), p));
@@ -234,6 +251,38 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   if (out.main.width == 0) out.main.width = width_out_;
   const std::size_t n = in.size();
   const std::size_t nk = key_cols_.size();
+  std::size_t first = 0;  // rows before it were passed through
+  if (mode_ == mode::local && passthrough_) {
+    // Records go on as they are; only their keys are counted, to tell when aggregating here
+    // would pay. Once it would, the rest of the batch is aggregated.
+    out.main.reserve(out.main.size() + n);
+    for (; first < n && passthrough_; ++first) {
+      const std::size_t i = first;
+      core::value* src = in.row(i);
+      // Keys per pane of event time, judged when the records move on to a later pane.
+      const std::int64_t pane = pane_of(in.times[i]);
+      if (pane != track_pane_) {
+        if (pane > track_pane_) {
+          if (track_rows_ > 0) judge(double(track_rows_), distinct_.estimate());
+          track_pane_ = pane;
+          track_rows_ = 0;
+          distinct_.clear();
+        }
+      }
+      if (pane == track_pane_) {
+        ++track_rows_;
+        distinct_.add(state::hash_key(src, key_cols_.data(), nk));
+        // Keys repeating enough already within part of a pane: aggregate from here on.
+        if ((track_rows_ & 0xFFFF) == 0 &&
+            double(track_rows_) / std::max(1.0, distinct_.estimate()) >= min_reduction)
+          judge(double(track_rows_), distinct_.estimate());
+      }
+      if (!passthrough_) break;  // this row starts the aggregation
+      core::value* dst = out.main.append(in.times[i]);
+      for (std::uint32_t c = 0; c < row_width_; ++c) dst[c] = std::move(src[c]);
+    }
+    if (first == n) return;
+  }
   // Keyed state is far larger than the cache and each record touches a random key. Three
   // passes so that the misses overlap instead of queueing one per record:
   // hash every row (prefetching the rows and the table cells), look every key up (prefetching
@@ -243,7 +292,7 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   hashes_.resize(n);
   found_.resize(n);
   const std::size_t row_bytes = in.width * sizeof(core::value);
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = first; i < n; ++i) {
     if (i + 4 < n) {
       const char* next = reinterpret_cast<const char*>(in.row(i + 4));
       for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
@@ -254,7 +303,7 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   // Lookup and add go by blocks small enough that the entries found are still in L1 when
   // their records are added.
   constexpr std::size_t ahead = 12, block = 64;
-  for (std::size_t b = 0; b < n; b += block) {
+  for (std::size_t b = first; b < n; b += block) {
     const std::size_t e = std::min(n, b + block);
     for (std::size_t i = b; i < e; ++i) {
       if (i + ahead < n) map_.peek(hashes_[i + ahead]);
@@ -270,8 +319,12 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
           add_local(in.row(i), in.times[i], hashes_[i], found_[i], out);
         break;
       case mode::global:
-        for (std::size_t i = b; i < e; ++i)
-          add_partial(in.row(i), in.times[i], hashes_[i], found_[i], out);
+        for (std::size_t i = b; i < e; ++i) {
+          if (core::is_null(in.row(i)[row_width_ + 1]))
+            add_record(in.row(i), in.times[i], hashes_[i], found_[i], out);  // passed through
+          else
+            add_partial(in.row(i), in.times[i], hashes_[i], found_[i], out);
+        }
         break;
     }
   }
@@ -317,7 +370,7 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
   }
 
   if (!aggs_.prepare(row, t, error_)) {
-    out.dead(opts_.name, error_, row, *input_, t);
+    out.dead(opts_.name, error_, row, *rows_, t);
     return;
   }
 
@@ -381,14 +434,33 @@ void window_operator::add_local(const core::value* row, std::int64_t t, std::uin
     arm(idx, h->end);
   }
   aggs_.add(acc(h), t);
+  ++h->reserved;  // records in the pane (the local half's use of the spare field)
   if (h->end <= wm_) mark_dirty(idx, h);
+}
+
+void window_operator::judge(double rows, double groups) {
+  // The first flush after switching to pre-aggregation covers a pane cut short, which would
+  // understate the reduction: it is not judged. (A pane cut short while passing through only
+  // errs towards passing through.)
+  if (skip_judgement_) {
+    skip_judgement_ = false;
+    return;
+  }
+  const bool pass = rows / std::max(1.0, groups) < min_reduction;
+  if (pass == passthrough_) return;
+  passthrough_ = pass;
+  skip_judgement_ = !pass;
+  rows_flushed_ = partials_flushed_ = 0;
+  track_pane_ = INT64_MIN;
+  track_rows_ = 0;
+  distinct_.clear();
 }
 
 void window_operator::add_partial(const core::value* row, std::int64_t t, std::uint64_t hash,
                                   map_type::index found, core::outputs& out) {
   const std::size_t nk = key_cols_.size();
-  const auto* pane = std::get_if<std::int64_t>(&row[nk]);
-  const auto* bytes = std::get_if<std::string>(&row[nk + 1]);
+  const auto* pane = std::get_if<std::int64_t>(&row[row_width_]);
+  const auto* bytes = std::get_if<std::string>(&row[row_width_ + 1]);
   if (pane == nullptr || bytes == nullptr) {
     out.dead(opts_.name, "malformed partial aggregate", row, *input_, t);
     return;
@@ -530,12 +602,11 @@ void window_operator::emit_partial(map_type::index idx, const slot_header* h,
   if (out.main.width == 0) out.main.width = width_out_;
   core::value* row = out.main.append(h->end - 1);
   const state::key& k = map_.key_of(idx);
-  k.copy_to(row);
-  const std::size_t nk = k.size();
-  row[nk] = h->start;
+  for (std::size_t i = 0; i < k.size(); ++i) row[key_cols_[i]] = k[i];
+  row[row_width_] = h->start;
   core::state_writer w;
   aggs_.write(acc(const_cast<slot_header*>(h)), w);
-  row[nk + 1] = w.take();
+  row[row_width_ + 1] = w.take();
 }
 
 void window_operator::flush_local(map_type::index idx, std::int64_t wm, bool only_dirty,
@@ -545,8 +616,14 @@ void window_operator::flush_local(map_type::index idx, std::int64_t wm, bool onl
   for (std::size_t i = 0; i < ks.count;) {
     slot_header* h = slot(ks, i);
     if (h->end <= wm && (!only_dirty || (h->flags & dirty_flag))) {
+      const std::uint32_t rows_in = h->reserved;
       emit_partial(idx, h, out);
       erase_slot(ks, i);
+      if (!only_dirty) {
+        // What `auto` weighs: records per partial at the watermark, where they come at once.
+        rows_flushed_ += rows_in;
+        ++partials_flushed_;
+      }
     } else {
       ++i;
     }
@@ -636,6 +713,9 @@ void window_operator::advance(std::int64_t wm, core::outputs& out) {
     if (last_bucket_ == &bucket.mapped()) last_bucket_ = nullptr;
     const std::int64_t at = bucket.key();
     const std::vector<timer>& due = bucket.mapped();
+    // Room for one row per key up front: growing a batch of variants moves every row.
+    if (out.main.width == 0) out.main.width = width_out_;
+    out.main.reserve(out.main.size() + due.size());
     constexpr std::size_t ahead = 8;
     for (std::size_t i = 0; i < due.size(); ++i) {
       if (i + ahead < due.size()) {
@@ -656,6 +736,11 @@ void window_operator::advance(std::int64_t wm, core::outputs& out) {
 
 void window_operator::on_watermark(core::event_time wm, core::outputs& out) {
   advance(wm.ns, out);
+  if (mode_ == mode::local && opts_.pre_aggregate == pre_aggregation::automatic &&
+      partials_flushed_ > 0 && !passthrough_) {
+    judge(double(rows_flushed_), double(partials_flushed_));
+    rows_flushed_ = partials_flushed_ = 0;
+  }
 }
 
 void window_operator::on_timer(core::processing_time now, core::outputs& out) {

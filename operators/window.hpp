@@ -19,6 +19,11 @@ namespace pel::operators {
 /// The three window shapes.
 enum class window_kind { tumbling, sliding, session };
 
+/// Two-phase aggregation (see `window_operator::split`): never; automatic, where the local
+/// half pre-aggregates only while that reduces the shuffle enough and otherwise passes records
+/// through; or always.
+enum class pre_aggregation { never, automatic, always };
+
 /// What the window operator needs, already validated.
 struct window_options {
   std::string name = "window";       ///< operator name (dead letters)
@@ -30,7 +35,25 @@ struct window_options {
   std::int64_t allowed_lateness_ns = 0;
   bool route_late = false;           ///< late records to the `late` port (else counted, dropped)
   std::int64_t emit_every_ns = 0;    ///< early firing period in processing time, 0: none
-  bool pre_aggregate = true;         ///< allow two-phase aggregation (see `split`)
+  pre_aggregation pre_aggregate = pre_aggregation::automatic;  ///< two-phase (see `split`)
+};
+
+/// Approximate count of distinct 64-bit hashes (HyperLogLog, 256 registers: ~6.5 % error),
+/// enough to judge how much pre-aggregation would reduce a stream.
+class distinct_counter {
+public:
+  void add(std::uint64_t h) noexcept {
+    h *= 0x9E3779B97F4A7C15ULL;  // spread: key hashes may vary little in some bits
+    const std::uint32_t r = static_cast<std::uint32_t>(h >> 56);
+    const std::uint8_t rank =
+        static_cast<std::uint8_t>(__builtin_clzll((h << 8) | (std::uint64_t{1} << 7)) + 1);
+    if (rank > reg_[r]) reg_[r] = rank;
+  }
+  double estimate() const noexcept;
+  void clear() noexcept { std::memset(reg_, 0, sizeof reg_); }
+
+private:
+  std::uint8_t reg_[256] = {};
 };
 
 /// Keyed event-time windows.
@@ -185,6 +208,9 @@ private:
   /// those that rows behind the watermark updated) and forgets them.
   void flush_local(map_type::index idx, std::int64_t wm, bool only_dirty, core::outputs& out);
   void emit_partial(map_type::index idx, const slot_header* h, core::outputs& out);
+  /// Local half, `auto`: given `rows` records of a pane that made (or would make) `groups`
+  /// partials, pre-aggregate or pass through from now on.
+  void judge(double rows, double groups);
   /// A key without windows left: erased now, or kept for one more pane when `just_emptied`.
   void retire(map_type::index idx, bool just_emptied, std::int64_t wm);
   void mark_dirty(map_type::index idx, slot_header* h);
@@ -231,6 +257,23 @@ private:
   std::string error_;
   accumulator scratch_;  // merge target for sliding windows
   accumulator incoming_; // global half: the partial being merged
+
+  // Two-phase.
+  core::schema_ptr rows_;          // the input rows' schema (also after the halves split)
+  std::uint32_t row_width_ = 0;    // its width: `pane_start` and `partial` follow
+  /// Below this many records per partial emitted at the watermark (not counting those for
+  /// records behind it, sent at the end of their batch), the local half passes records
+  /// through: a partial
+  /// costs far more than a record at the window's end (it is emitted, shuffled and merged
+  /// then, all at once), so aggregating must save many records to pay.
+  static constexpr double min_reduction = 32;
+  bool passthrough_ = false;
+  bool skip_judgement_ = false;
+  std::uint64_t rows_flushed_ = 0;      // aggregating: records in the panes flushed ...
+  std::uint64_t partials_flushed_ = 0;  // ... by the watermark, and the partials they made
+  std::int64_t track_pane_ = INT64_MIN; // passing through: the latest pane of event time,
+  std::uint64_t track_rows_ = 0;        // its records
+  distinct_counter distinct_;           // and its keys
 };
 
 } // namespace pel::operators

@@ -255,6 +255,7 @@ std::unique_ptr<window_operator> make_half(window_options o, core::phase ph, std
 struct two_phase_run {
   result res;               // the global halves' output
   std::uint64_t partials = 0;
+  std::uint64_t passed = 0;  // records the local halves passed through
   std::uint64_t late = 0;   // partials the global halves dropped as late
 };
 
@@ -278,7 +279,8 @@ two_phase_run run_two_phase(const window_options& o, const script& s, std::uint3
       auto kg = state::key_group_of(state::hash_key(out.main.row(i), &key_col, 1), 128);
       to[state::instance_of(kg, globals, 128)].append_copy(out.main.row(i), out.main.times[i]);
     }
-    run.partials += out.main.size();
+    for (std::size_t i = 0; i < out.main.size(); ++i)
+      (core::is_null(out.main.row(i)[4]) ? run.passed : run.partials) += 1;
     for (std::uint32_t g = 0; g < globals; ++g) {
       if (to[g].empty()) continue;
       core::outputs gout;
@@ -629,29 +631,98 @@ TEST_CASE("two-phase windows (local halves, shuffle of partials, global halves) 
           "[windows][two_phase]") {
   auto s = make_script(20000, 7, 300 * ms, 37, 11);
   struct shape { window_kind kind; std::int64_t size, slide, lateness; };
-  for (auto sh : {shape{window_kind::tumbling, 1000 * ms, 1000 * ms, 0},
-                  shape{window_kind::tumbling, 1000 * ms, 1000 * ms, 700 * ms},
-                  shape{window_kind::sliding, 1000 * ms, 250 * ms, 0},
-                  shape{window_kind::sliding, 900 * ms, 300 * ms, 500 * ms}}) {
-    window_options o;
-    o.kind = sh.kind;
-    o.size_ns = sh.size;
-    o.slide_ns = sh.slide;
-    o.allowed_lateness_ns = sh.lateness;
-    std::size_t late = 0;
-    auto ref = reference_fixed(s, sh.size, sh.slide, sh.lateness, late);
-    REQUIRE(late > 0);
-    for (auto [locals, globals] : {std::pair<std::uint32_t, std::uint32_t>{1, 2}, {2, 2}, {3, 4}}) {
-      INFO("kind " << int(sh.kind) << " size " << sh.size << " slide " << sh.slide << " lateness "
-                   << sh.lateness << ", " << locals << " local and " << globals << " global halves");
-      auto run = run_two_phase(o, s, locals, globals);
-      compare(ref, finals(run.res.main));
-      CHECK(run.res.dead.empty());
-      CHECK(run.late > 0);  // late records arrive as partials the global halves drop
-      // The shuffle carried partials, not records: one per key, pane and local half, plus one
-      // per key and batch for records behind a local watermark (20,000 records over 7 keys).
-      CHECK(run.partials * 5 < 20000);
+  for (auto how : {operators::pre_aggregation::always, operators::pre_aggregation::automatic}) {
+    for (auto sh : {shape{window_kind::tumbling, 1000 * ms, 1000 * ms, 0},
+                    shape{window_kind::tumbling, 1000 * ms, 1000 * ms, 700 * ms},
+                    shape{window_kind::sliding, 1000 * ms, 250 * ms, 0},
+                    shape{window_kind::sliding, 900 * ms, 300 * ms, 500 * ms}}) {
+      window_options o;
+      o.kind = sh.kind;
+      o.size_ns = sh.size;
+      o.slide_ns = sh.slide;
+      o.allowed_lateness_ns = sh.lateness;
+      o.pre_aggregate = how;
+      std::size_t late = 0;
+      auto ref = reference_fixed(s, sh.size, sh.slide, sh.lateness, late);
+      REQUIRE(late > 0);
+      for (auto [locals, globals] : {std::pair<std::uint32_t, std::uint32_t>{1, 2}, {2, 2}, {3, 4}}) {
+        INFO((how == operators::pre_aggregation::always ? "always" : "auto")
+             << ", kind " << int(sh.kind) << " size " << sh.size << " slide " << sh.slide
+             << " lateness " << sh.lateness << ", " << locals << " local and " << globals
+             << " global halves");
+        auto run = run_two_phase(o, s, locals, globals);
+        compare(ref, finals(run.res.main));
+        CHECK(run.res.dead.empty());
+        CHECK(run.late > 0);  // late records arrive as partials or records the globals drop
+        // 20,000 records over 7 keys, ~1 per ms: a key has ~140 / locals records per second.
+        const std::int64_t pane = sh.kind == window_kind::tumbling ? sh.size : std::gcd(sh.size, sh.slide);
+        const double per_pane = 140.0 * double(pane) / double(1000 * ms) / locals;
+        if (how == operators::pre_aggregation::always) {
+          // The shuffle carried partials: one per key, pane and local half, plus one per key
+          // and batch for records behind a local watermark.
+          CHECK(run.passed == 0);
+          CHECK(run.partials * 5 < 20000);
+        } else if (per_pane > 64) {
+          // `auto` passes the first pane through, sees keys repeat, then aggregates.
+          CHECK(run.passed * 5 < 20000);
+          CHECK(run.partials * 5 < 20000);
+        } else if (per_pane < 16) {
+          // Too few records per key and pane: after the first pane, records pass through.
+          CHECK(run.passed > 20000 / 2);
+        }
+      }
     }
+  }
+}
+
+TEST_CASE("two-phase, auto: the local half passes records through while keys rarely repeat "
+          "within a pane and aggregates when they do", "[windows][two_phase]") {
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  auto local = make_half(o, core::phase::local, 0, 1);
+  std::int64_t t = 0;
+  std::uint64_t partials = 0, passed = 0;
+  // 10 s with 2,000 keys once each per second, then 10 s with 10 keys 200 times each.
+  auto second = [&](int keys, int repeats, std::size_t& key_counter) {
+    std::vector<trade> b;
+    for (int r = 0; r < repeats; ++r)
+      for (int k = 0; k < keys; ++k) b.push_back({"K" + std::to_string(key_counter + k), 10.0, 1, t++ * (1000 * ms) / (keys * repeats)});
+    (void)key_counter;
+    return b;
+  };
+  auto count = [&](core::outputs& out) {
+    for (std::size_t i = 0; i < out.main.size(); ++i)
+      (core::is_null(out.main.row(i)[4]) ? passed : partials) += 1;
+  };
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> per_second;  // (partials, passed)
+  std::size_t kc = 0;
+  for (int s = 0; s < 20; ++s) {
+    const bool sparse = s < 10;
+    t = 0;
+    auto b = second(sparse ? 2000 : 10, sparse ? 1 : 200, kc);
+    for (auto& tr : b) tr.t += s * 1000 * ms;
+    auto in = to_batch(b);
+    core::outputs out;
+    const auto p0 = partials, q0 = passed;
+    local->process(in, 0, out);
+    local->on_watermark({(s + 1) * 1000 * ms}, out);
+    count(out);
+    per_second.emplace_back(partials - p0, passed - q0);
+  }
+  // `auto` starts by passing through; sparse keys keep it there.
+  for (int s = 0; s < 10; ++s) {
+    INFO("second " << s);
+    CHECK(per_second[s].second == 2000);
+    CHECK(per_second[s].first == 0);
+  }
+  // Dense seconds: the first one passes through while the counter sees the keys repeat, the
+  // rest are aggregated into one partial per key.
+  CHECK(per_second[10].second == 2000);
+  for (int s = 11; s < 20; ++s) {
+    INFO("second " << s);
+    CHECK(per_second[s].first == 10);
+    CHECK(per_second[s].second == 0);
   }
 }
 
@@ -660,6 +731,7 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   window_options o;
   o.kind = window_kind::tumbling;
   o.size_ns = 1000 * ms;
+  o.pre_aggregate = operators::pre_aggregation::always;
   auto local = make_half(o, core::phase::local, 0, 1);
   core::outputs out;
   auto in = to_batch({{"A", value{std::string("cheap")}, 3, 5 * ms}, {"A", value{10.0}, 2, 6 * ms}});
@@ -669,8 +741,11 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   CHECK(std::find(d, d + out.dead_letter.width, value{std::string("w")}) != d + out.dead_letter.width);
   local->on_watermark({1000 * ms}, out);
   REQUIRE(out.main.size() == 1);  // the pane of the good record, as one partial
-  CHECK(local->output_schema()->names() == "symbol, pane_start, partial");
-  CHECK(std::get<std::int64_t>(out.main.row(0)[1]) == 0);
+  CHECK(local->output_schema()->names() == "symbol, price, qty, pane_start, partial");
+  CHECK(std::get<std::string>(out.main.row(0)[0]) == "A");
+  CHECK(core::is_null(out.main.row(0)[1]));
+  CHECK(std::get<std::int64_t>(out.main.row(0)[3]) == 0);
+  CHECK(std::get_if<std::string>(&out.main.row(0)[4]) != nullptr);
 
   auto schema = trade_schema();
   auto whole = [&](window_options w) {
@@ -688,7 +763,7 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   routed.route_late = true;
   CHECK(whole(routed).split(core::phase::global) == nullptr);
   window_options off = o;
-  off.pre_aggregate = false;
+  off.pre_aggregate = operators::pre_aggregation::never;
   CHECK(whole(off).split(core::phase::local) == nullptr);
   CHECK(whole(o).split(core::phase::local) != nullptr);
 }

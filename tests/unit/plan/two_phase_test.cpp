@@ -56,19 +56,21 @@ TEST_CASE("a shuffled keyed window splits into a local half in the upstream's ch
     const auto& ln = p.nodes[local];
     CHECK(ln.parallelism == static_cast<std::uint32_t>(source_par));
     CHECK(ln.key_columns.at(0).empty());
-    CHECK(ln.output_schema->names() == "symbol, pane_start, partial");
+    CHECK(ln.output_schema->names() ==
+          "ts, symbol, price, qty, side, trade_id, pane_start, partial");
     // Fused behind the source: no channel before the local half.
     const auto& into_local = edge_into(p, "bars/local");
     CHECK(into_local.part == plan::partitioning::forward);
     CHECK(into_local.fused);
     CHECK(p.nodes[p.find("trades")].chain == ln.chain);
-    // The shuffle carries partials, hashed by the key, which is their first field.
+    // The shuffle carries partials and passed-through records, hashed by the key, which
+    // stays where the input has it.
     const auto& into_global = edge_into(p, "bars");
     CHECK(into_global.from == local);
     CHECK(into_global.part == plan::partitioning::hash);
-    CHECK(into_global.key_columns == std::vector<int>{0});
+    CHECK(into_global.key_columns == std::vector<int>{1});
     const auto& gn = p.nodes[p.find("bars")];
-    CHECK(gn.input_schemas.at(0)->names() == "symbol, pane_start, partial");
+    CHECK(gn.input_schemas.at(0)->names() == ln.output_schema->names());
     CHECK(gn.output_schema->names() == "symbol, window_start, window_end, vwap, n");
     CHECK(p.nodes[p.find("out")].input_schemas.at(0)->names() == "symbol, window_start, window_end, vwap, n");
     // Both halves can be instantiated from the plan, as the runtime does.
@@ -87,7 +89,7 @@ TEST_CASE("windows that cannot split, or need not, stay one operator", "[plan][t
     std::string window;
   };
   const std::string tumbling = "{type: tumbling, size: 1s}";
-  for (const auto& v : {variant{"pre_aggregate: false", "    pre_aggregate: false\n", 2, 2, tumbling},
+  for (const auto& v : {variant{"pre_aggregate: never", "    pre_aggregate: never\n", 2, 2, tumbling},
                         variant{"session windows", "", 2, 2, "{type: session, gap: 1s}"},
                         variant{"early results", "    emit_every: 1s\n", 2, 2, tumbling},
                         variant{"routed late records", "    late: route\n", 2, 2, tumbling},
