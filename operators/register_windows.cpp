@@ -48,9 +48,9 @@ spec::component_schema window_schema() {
       "emits each pane as one partial when its watermark passes the pane's end; the shuffle "
       "carries the partials to the window, which merges them and fires as usual. A partial "
       "costs more than a record at the window's end, where it is emitted, shuffled and merged "
-      "with all the others, so with `auto` the local half measures, each pane, how many "
-      "records a partial saves, and below 32 passes records through instead (switching back "
-      "when keys repeat enough). Results are the same either way (floating-point sums may "
+      "with all the others, so with `auto` the local half starts by passing records "
+      "through, counts the distinct keys of each pane, and pre-aggregates once keys repeat "
+      "at least 32 times per pane (and passes through again if that stops). Results are the same either way (floating-point sums may "
       "differ in the last digits, as with any change of parallelism); lateness is judged by "
       "the window's watermark, per partial for pre-aggregated records.";
   s.params = {
