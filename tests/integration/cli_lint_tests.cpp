@@ -92,11 +92,13 @@ TEST_CASE("pel lint --explain shows chains and hash partitioning for a keyed exa
           "[e2e][lint]") {
   auto r = run_pel({"lint", "--explain", "examples/trading/vwap.yaml"});
   REQUIRE(r.exit_code == 0);
-  // The keyed window reads the generator through a hash on its key; the sink is fused to it.
+  // The keyed window's local half is fused behind the generator; partials and records reach
+  // the window through a hash on its key; the sink is fused to it.
   CHECK(contains(r.out, "chains"));
-  CHECK(contains(r.out, "chain 0 x1: trades"));
+  CHECK(contains(r.out, "chain 0 x1: trades -> vwap/local"));
   CHECK(contains(r.out, "chain 1 x2: vwap -> out"));
-  CHECK(contains(r.out, "trades -> vwap[0]: hash by symbol"));
+  CHECK(contains(r.out, "trades -> vwap/local[0]: forward (fused)"));
+  CHECK(contains(r.out, "vwap/local -> vwap[0]: hash by symbol"));
   CHECK(contains(r.out, "vwap -> out[0]: forward (fused)"));
   CHECK(contains(r.out, "operator vwap (window), parallelism 2"));
   // Without --explain, only the summary line.
