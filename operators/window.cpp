@@ -292,9 +292,10 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   hashes_.resize(n);
   found_.resize(n);
   const std::size_t row_bytes = in.width * sizeof(core::value);
+  constexpr std::size_t row_ahead = 16;  // rows arrive from memory: far enough to hide it
   for (std::size_t i = first; i < n; ++i) {
-    if (i + 4 < n) {
-      const char* next = reinterpret_cast<const char*>(in.row(i + 4));
+    if (i + row_ahead < n) {
+      const char* next = reinterpret_cast<const char*>(in.row(i + row_ahead));
       for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
     }
     hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
