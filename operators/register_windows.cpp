@@ -49,8 +49,10 @@ spec::component_schema window_schema() {
       "carries the partials to the window, which merges them and fires as usual. A partial "
       "costs more than a record at the window's end, where it is emitted, shuffled and merged "
       "with all the others, so with `auto` the local half starts by passing records "
-      "through, counts the distinct keys of each pane, and pre-aggregates once keys repeat "
-      "at least 32 times per pane (and passes through again if that stops). Results are the same either way (floating-point sums may "
+      "through and pre-aggregates only while both hold: its input is backlogged (mostly full "
+      "batches: the shuffle limits throughput) and keys repeat at least 32 times per pane "
+      "(counted each pane). A stream that keeps up is passed through, for the lowest latency "
+      "at window ends. Results are the same either way (floating-point sums may "
       "differ in the last digits, as with any change of parallelism); lateness is judged by "
       "the window's watermark, per partial for pre-aggregated records.";
   s.params = {
@@ -78,8 +80,9 @@ spec::component_schema window_schema() {
       param::string("pre_aggregate").one_of({"auto", "always", "never"}).def("auto")
           .doc("Two-phase aggregation of a keyed tumbling or sliding window whose input is "
                "shuffled (no `emit_every`, `late: drop`): `auto` aggregates each upstream "
-               "instance's rows per key and pane before the shuffle while that cuts the "
-               "records shuffled at least 32-fold, and passes records through otherwise; "
+               "instance's rows per key and pane before the shuffle while its input is "
+               "backlogged and that cuts the records shuffled at least 32-fold, and passes "
+               "records through otherwise; "
                "`always` always does; `never` shuffles every record. `pel lint --explain` "
                "shows the local half as `<name>/local`."),
   };

@@ -131,6 +131,7 @@ std::vector<int> window_operator::key_columns(int input) const {
 
 void window_operator::open(const core::operator_context& ctx) {
   if (map_.empty()) map_.set_max_parallelism(ctx.max_parallelism);
+  batch_size_ = std::max<std::uint32_t>(1, ctx.batch_size);
   range_ = {ctx.key_group_begin, ctx.key_group_end};
   if (mode_ == mode::local) range_ = {0, ctx.max_parallelism};
   if (!ctx.name.empty()) opts_.name = ctx.name;
@@ -252,6 +253,10 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
   const std::size_t n = in.size();
   const std::size_t nk = key_cols_.size();
   std::size_t first = 0;  // rows before it were passed through
+  if (mode_ == mode::local) {
+    seen_rows_ += n;
+    if (n >= batch_size_) backlog_rows_ += n;
+  }
   if (mode_ == mode::local && passthrough_) {
     // Records go on as they are; only their keys are counted, to tell when aggregating here
     // would pay. Once it would, the rest of the batch is aggregated.
@@ -447,7 +452,12 @@ void window_operator::judge(double rows, double groups) {
     skip_judgement_ = false;
     return;
   }
-  const bool pass = rows / std::max(1.0, groups) < min_reduction;
+  // Pre-aggregate when keys repeat enough and the input is backlogged (mostly full
+  // batches): then the shuffle limits throughput. A stream that keeps up gains nothing from
+  // fewer shuffled records and would pay the partials at every window end.
+  const bool backlogged = backlog_rows_ * 2 >= seen_rows_ && seen_rows_ > 0;
+  backlog_rows_ = seen_rows_ = 0;
+  const bool pass = !backlogged || rows / std::max(1.0, groups) < min_reduction;
   if (pass == passthrough_) return;
   passthrough_ = pass;
   skip_judgement_ = !pass;

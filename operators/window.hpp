@@ -269,6 +269,9 @@ private:
   static constexpr double min_reduction = 32;
   bool passthrough_ = false;
   bool skip_judgement_ = false;
+  std::uint32_t batch_size_ = 1024;     // a full input batch (operator_context::batch_size)
+  std::uint64_t seen_rows_ = 0;         // rows since the last judgement,
+  std::uint64_t backlog_rows_ = 0;      // and those in full batches
   std::uint64_t rows_flushed_ = 0;      // aggregating: records in the panes flushed ...
   std::uint64_t partials_flushed_ = 0;  // ... by the watermark, and the partials they made
   std::int64_t track_pane_ = INT64_MIN; // passing through: the latest pane of event time,

@@ -143,6 +143,7 @@ void chain_instance::start() {
     ctx.instance = w_.instance;
     ctx.parallelism = nr.n->parallelism;
     ctx.max_parallelism = maxp;
+    ctx.batch_size = batch_size_;
     // Flink's key-group ranges: instance i owns [ceil(i*m/p), ceil((i+1)*m/p)), which is
     // exactly the set of key groups kg with kg * p / m == i.
     ctx.key_group_begin = static_cast<std::uint32_t>(

@@ -224,7 +224,8 @@ std::vector<row> sorted(std::vector<row> v) {
 /// An unopened operator's half for two-phase aggregation, opened as instance `instance` of
 /// `parallelism` (the local half owns every key group).
 std::unique_ptr<window_operator> make_half(window_options o, core::phase ph, std::uint32_t instance,
-                                           std::uint32_t parallelism) {
+                                           std::uint32_t parallelism,
+                                           std::uint32_t batch_size = 50) {
   auto schema = trade_schema();
   if (o.key.empty()) o.key = {"symbol"};
   auto aggs = operators::aggregate_set::compile_text(
@@ -239,6 +240,7 @@ std::unique_ptr<window_operator> make_half(window_options o, core::phase ph, std
   REQUIRE(op);
   core::operator_context ctx;
   ctx.name = ph == core::phase::local ? "w/local" : "w";
+  ctx.batch_size = batch_size;  // the scripts' batches are full: a backlog
   ctx.instance = instance;
   ctx.parallelism = parallelism;
   auto r = state::key_group_range_of(instance, parallelism, 128);
@@ -262,7 +264,7 @@ struct two_phase_run {
 two_phase_run run_two_phase(const window_options& o, const script& s, std::uint32_t locals,
                             std::uint32_t globals) {
   std::vector<std::unique_ptr<window_operator>> loc, glob;
-  for (std::uint32_t i = 0; i < locals; ++i) loc.push_back(make_half(o, core::phase::local, i, locals));
+  for (std::uint32_t i = 0; i < locals; ++i) loc.push_back(make_half(o, core::phase::local, i, locals, 50 / locals));  // full: its share of 50
   for (std::uint32_t i = 0; i < globals; ++i) glob.push_back(make_half(o, core::phase::global, i, globals));
   two_phase_run run;
   const int key_col = 0;
@@ -723,6 +725,37 @@ TEST_CASE("two-phase, auto: the local half passes records through while keys rar
     INFO("second " << s);
     CHECK(per_second[s].first == 10);
     CHECK(per_second[s].second == 0);
+  }
+}
+
+TEST_CASE("two-phase, auto: a stream that keeps up (batches not full) is passed through even "
+          "when its keys repeat", "[windows][two_phase]") {
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  for (std::uint32_t batch_size : {100u, 100000u}) {
+    auto local = make_half(o, core::phase::local, 0, 1, batch_size);
+    std::uint64_t partials = 0, passed = 0;
+    for (int s = 0; s < 10; ++s) {
+      std::vector<trade> b;
+      for (int r = 0; r < 1000; ++r) b.push_back({"K" + std::to_string(r % 10), 10.0, 1, s * 1000 * ms + r * ms});
+      core::outputs out;
+      for (std::size_t i = 0; i < b.size(); i += 100) {  // batches of 100 rows
+        auto in = to_batch(std::vector<trade>(b.begin() + i, b.begin() + i + 100));
+        local->process(in, 0, out);
+      }
+      local->on_watermark({(s + 1) * 1000 * ms}, out);
+      for (std::size_t i = 0; i < out.main.size(); ++i)
+        (core::is_null(out.main.row(i)[4]) ? passed : partials) += 1;
+    }
+    INFO("batch size " << batch_size);
+    if (batch_size == 100) {
+      CHECK(partials > 0);      // full batches: a backlog, and keys repeat 100-fold: aggregate
+      CHECK(passed < 10000 / 2);
+    } else {
+      CHECK(partials == 0);     // batches far from full: the stream keeps up
+      CHECK(passed == 10000);
+    }
   }
 }
 

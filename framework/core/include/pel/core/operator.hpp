@@ -25,6 +25,9 @@ struct operator_context {
   std::uint32_t max_parallelism = 128;  ///< number of key groups
   std::uint32_t key_group_begin = 0;    ///< first key group this instance owns
   std::uint32_t key_group_end = 128;    ///< one past the last key group it owns
+  /// Rows in a full batch (`pipeline.batch.size`). An input batch this full means the rows
+  /// come from a backlog; smaller ones were sent by `batch.linger`, the stream keeping up.
+  std::uint32_t batch_size = 1024;
 };
 
 /// The outputs an operator writes to while it handles one call. The runtime drains them after
