@@ -759,6 +759,30 @@ TEST_CASE("two-phase, auto: a stream that keeps up (batches not full) is passed 
   }
 }
 
+TEST_CASE("two-phase, auto: a bad record passed through is a dead letter of the global half, "
+          "shown as the input record", "[windows][two_phase]") {
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  auto local = make_half(o, core::phase::local, 0, 1);
+  auto global = make_half(o, core::phase::global, 0, 1);
+  core::outputs lout;
+  auto in = to_batch({{"A", value{std::string("cheap")}, 3, 5 * ms}, {"A", value{10.0}, 2, 6 * ms}});
+  local->process(in, 0, lout);
+  REQUIRE(lout.dead_letter.empty());
+  REQUIRE(lout.main.size() == 2);  // passed through: `auto` starts that way
+  core::outputs gout;
+  global->process(lout.main, 0, gout);
+  REQUIRE(gout.dead_letter.size() == 1);
+  const core::value* d = gout.dead_letter.row(0);
+  CHECK(std::get<std::string>(d[1]) == "w");
+  CHECK(std::get<std::string>(d[0]).find("price") != std::string::npos);
+  CHECK(std::get<std::string>(d[4]) == R"({"symbol":"A","price":"cheap","qty":3})");
+  global->on_watermark({1000 * ms}, gout);
+  REQUIRE(gout.main.size() == 1);
+  CHECK(std::get<double>(gout.main.row(0)[5]) == 10.0);  // vwap of the good record
+}
+
 TEST_CASE("two-phase: dead letters come from the local half under the operator's name; what "
           "cannot split stays whole", "[windows][two_phase]") {
   window_options o;
