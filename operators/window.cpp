@@ -389,20 +389,23 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
     add_session(idx, t);
     return;
   }
+  slot_header* h = pane_slot(idx, pane_start);
+  aggs_.add(acc(h), t);
+  std::int64_t first_end = opts_.kind == window_kind::tumbling ? h->end : first_end_of_pane(pane_start);
+  if (first_end <= wm_) mark_dirty(idx, h);
+}
+
+window_operator::slot_header* window_operator::pane_slot(map_type::index idx,
+                                                          std::int64_t pane_start) {
   key_state& ks = map_.at(idx);
   // Slots are sorted by start and records mostly hit the newest: search from the back.
   std::size_t pos = ks.count;
   while (pos > 0 && slot(ks, pos - 1)->start > pane_start) --pos;
-  slot_header* h;
-  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) {
-    h = slot(ks, pos - 1);
-  } else {
-    h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
-    arm(idx, slot_next_time(h));
-  }
-  aggs_.add(acc(h), t);
-  std::int64_t first_end = opts_.kind == window_kind::tumbling ? h->end : first_end_of_pane(pane_start);
-  if (first_end <= wm_) mark_dirty(idx, h);
+  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) return slot(ks, pos - 1);
+  slot_header* h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
+  // The local half sends a pane on at its end; the others wait for the windows over it.
+  arm(idx, mode_ == mode::local ? h->end : slot_next_time(h));
+  return h;
 }
 
 std::int64_t window_operator::pane_of(std::int64_t t) noexcept {
@@ -429,16 +432,7 @@ void window_operator::add_local(const core::value* row, std::int64_t t, std::uin
     bool inserted = false;
     idx = map_.find_or_insert(row, key_cols_.data(), key_cols_.size(), hash, inserted);
   }
-  key_state& ks = map_.at(idx);
-  std::size_t pos = ks.count;
-  while (pos > 0 && slot(ks, pos - 1)->start > pane_start) --pos;
-  slot_header* h;
-  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) {
-    h = slot(ks, pos - 1);
-  } else {
-    h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
-    arm(idx, h->end);
-  }
+  slot_header* h = pane_slot(idx, pane_start);
   aggs_.add(acc(h), t);
   ++h->reserved;  // records in the pane (the local half's use of the spare field)
   if (h->end <= wm_) mark_dirty(idx, h);
@@ -499,16 +493,7 @@ void window_operator::add_partial(const core::value* row, std::int64_t t, std::u
     bool inserted = false;
     idx = map_.find_or_insert(row, key_cols_.data(), nk, hash, inserted);
   }
-  key_state& ks = map_.at(idx);
-  std::size_t pos = ks.count;
-  while (pos > 0 && slot(ks, pos - 1)->start > pane_start) --pos;
-  slot_header* h;
-  if (pos > 0 && slot(ks, pos - 1)->start == pane_start) {
-    h = slot(ks, pos - 1);
-  } else {
-    h = insert_slot(ks, pos, pane_start, pane_start + pane_ns_);
-    arm(idx, slot_next_time(h));
-  }
+  slot_header* h = pane_slot(idx, pane_start);
   aggs_.merge(acc(h), in);
   const std::int64_t first_end =
       opts_.kind == window_kind::tumbling ? h->end : first_end_of_pane(pane_start);

@@ -202,6 +202,9 @@ private:
                  map_type::index found, core::outputs& out);
   void add_partial(const core::value* row, std::int64_t t, std::uint64_t hash,
                    map_type::index found, core::outputs& out);
+  /// The key's slot for the pane starting at `pane_start` (tumbling, sliding), inserted and
+  /// its timer armed when absent.
+  slot_header* pane_slot(map_type::index idx, std::int64_t pane_start);
   /// Start of the pane `t` falls in (tumbling, sliding), cached across calls.
   std::int64_t pane_of(std::int64_t t) noexcept;
   /// Local half: emits the key's panes that ended at or before `wm` (with `only_dirty`, only

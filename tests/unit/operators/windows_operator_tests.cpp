@@ -119,8 +119,9 @@ void feed(window_operator& op, const script& s, std::size_t from, std::size_t to
   }
 }
 
-std::unique_ptr<window_operator> make_op(window_options o, std::uint32_t instance = 0,
-                                         std::uint32_t parallelism = 1) {
+/// The operator the tests run (unopened): per symbol, count, volume, vwap, low, high, open
+/// and close.
+std::unique_ptr<window_operator> make_whole(window_options o) {
   auto schema = trade_schema();
   if (o.key.empty()) o.key = {"symbol"};
   auto aggs = operators::aggregate_set::compile_text(
@@ -128,15 +129,27 @@ std::unique_ptr<window_operator> make_op(window_options o, std::uint32_t instanc
        {"lo", "min(price)"}, {"hi", "max(price)"}, {"open", "first(price)"},
        {"close", "last(price)"}},
       *schema);
-  auto op = std::make_unique<window_operator>(std::move(o), std::move(aggs), schema);
+  return std::make_unique<window_operator>(std::move(o), std::move(aggs), schema);
+}
+
+/// Opens `op` as instance `instance` of `parallelism`, called `name`.
+void open_as(core::operator_base& op, const char* name, std::uint32_t instance,
+             std::uint32_t parallelism, std::uint32_t batch_size = 1024) {
   core::operator_context ctx;
-  ctx.name = "w";
+  ctx.name = name;
   ctx.instance = instance;
   ctx.parallelism = parallelism;
   auto r = state::key_group_range_of(instance, parallelism, 128);
   ctx.key_group_begin = r.begin;
   ctx.key_group_end = r.end;
-  op->open(ctx);
+  ctx.batch_size = batch_size;
+  op.open(ctx);
+}
+
+std::unique_ptr<window_operator> make_op(window_options o, std::uint32_t instance = 0,
+                                         std::uint32_t parallelism = 1) {
+  auto op = make_whole(std::move(o));
+  open_as(*op, "w", instance, parallelism);
   return op;
 }
 
@@ -226,27 +239,12 @@ std::vector<row> sorted(std::vector<row> v) {
 std::unique_ptr<window_operator> make_half(window_options o, core::phase ph, std::uint32_t instance,
                                            std::uint32_t parallelism,
                                            std::uint32_t batch_size = 50) {
-  auto schema = trade_schema();
-  if (o.key.empty()) o.key = {"symbol"};
-  auto aggs = operators::aggregate_set::compile_text(
-      {{"n", "count()"}, {"volume", "sum(qty)"}, {"vwap", "vwap(price, qty)"},
-       {"lo", "min(price)"}, {"hi", "max(price)"}, {"open", "first(price)"},
-       {"close", "last(price)"}},
-      *schema);
-  window_operator whole(std::move(o), std::move(aggs), schema);
-  core::operator_ptr half = whole.split(ph);
+  core::operator_ptr half = make_whole(std::move(o))->split(ph);
   REQUIRE(half);
   std::unique_ptr<window_operator> op(dynamic_cast<window_operator*>(half.release()));
   REQUIRE(op);
-  core::operator_context ctx;
-  ctx.name = ph == core::phase::local ? "w/local" : "w";
-  ctx.batch_size = batch_size;  // the scripts' batches are full: a backlog
-  ctx.instance = instance;
-  ctx.parallelism = parallelism;
-  auto r = state::key_group_range_of(instance, parallelism, 128);
-  ctx.key_group_begin = r.begin;
-  ctx.key_group_end = r.end;
-  op->open(ctx);
+  // The scripts' batches are full by default: a backlog.
+  open_as(*op, ph == core::phase::local ? "w/local" : "w", instance, parallelism, batch_size);
   return op;
 }
 
