@@ -162,10 +162,11 @@ private:
   };
 
   /// Two-phase aggregation (`operator_base::split`). When a keyed operator's only input
-  /// would be hash-partitioned and the operator splits, its local half becomes a node of its
-  /// own, `<name>/local`, right after the upstream with the upstream's parallelism (a forward
-  /// edge, so it fuses into the upstream's chain), and `n` becomes the global half, which
-  /// reads the partials through the shuffle. `ins` is redirected to the local half.
+  /// would be hash-partitioned, it is the only reader of its upstream's main output, and the
+  /// operator splits, its local half becomes a node of its own, `<name>/local`, right after
+  /// the upstream with the upstream's parallelism (a forward edge, so it fuses into the
+  /// upstream's chain), and `n` becomes the global half, which reads the partials through
+  /// the shuffle. `ins` is redirected to the local half.
   void split_two_phase(const spec::component& c, node& n, std::vector<pending_edge>& ins) {
     if (n.kind != spec::component_kind::operator_ || ins.size() != 1 ||
         ins[0].port != port_kind::main || n.key_columns.size() != 1 || n.key_columns[0].empty())
@@ -175,6 +176,13 @@ private:
     const int up = ins[0].from;
     const std::uint32_t up_parallelism = plan_.nodes[up].parallelism;
     if (up_parallelism == 1 && n.parallelism == 1) return;  // no shuffle to save
+    // The local half must fuse behind the upstream, or it adds a hop to every record: the
+    // upstream's main output must have no other consumer.
+    std::size_t readers = 0;
+    for (const spec::component* other : all_)
+      for (const auto& ref : other->inputs)
+        if (ref.component == plan_.nodes[up].name && ref.port.empty()) ++readers;
+    if (readers != 1) return;
     const auto rows = n.input_schemas;
     const spec::operator_factory whole = n.make_operator;
     core::operator_ptr local, global;

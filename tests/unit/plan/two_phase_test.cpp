@@ -80,6 +80,30 @@ TEST_CASE("a shuffled keyed window splits into a local half in the upstream's ch
   }
 }
 
+TEST_CASE("a window whose upstream has other readers stays one operator (its local half "
+          "could not fuse)", "[plan][two_phase]") {
+  env e;
+  const std::string yaml =
+      "pipeline: {parallelism: 2}\n"
+      "sources:\n"
+      "  trades: {type: generator}\n"
+      "operators:\n"
+      "  bars:\n"
+      "    type: window\n"
+      "    input: trades\n"
+      "    key: symbol\n"
+      "    window: {type: tumbling, size: 1s}\n"
+      "    aggregates: {n: count()}\n"
+      "  big: {type: filter, input: trades, where: qty > 10}\n"
+      "sinks:\n"
+      "  a: {type: stdout, input: bars}\n"
+      "  b: {type: stdout, input: big}\n";
+  auto p = plan::build(spec::load_text(yaml, "two_readers.yaml", e.reg), e.reg);
+  CHECK(p.find("bars/local") < 0);
+  CHECK(edge_into(p, "bars").part == plan::partitioning::hash);
+  CHECK(edge_into(p, "bars").from == p.find("trades"));
+}
+
 TEST_CASE("windows that cannot split, or need not, stay one operator", "[plan][two_phase]") {
   env e;
   struct variant {

@@ -185,6 +185,11 @@ std::string window_yaml(int parallelism, const std::string& pre_aggregate = "aut
          "  trades:\n"
          "    type: test_trades\n"
          "    event_time: {expression: ts * 1000, format: epoch_us, max_out_of_orderness: 50ms}\n"
+         // The same trades again: a window splits in two phases only when it is its
+         // upstream's only reader (its local half fuses there).
+         "  trades_again:\n"
+         "    type: test_trades\n"
+         "    event_time: {expression: ts * 1000, format: epoch_us, max_out_of_orderness: 50ms}\n"
          "operators:\n"
          "  bars:\n"
          "    type: window\n"
@@ -194,7 +199,7 @@ std::string window_yaml(int parallelism, const std::string& pre_aggregate = "aut
          "    aggregates: {vwap: \"vwap(price, qty)\", trades: count()}\n" + pre +
          "  moving:\n"
          "    type: window\n"
-         "    input: trades\n"
+         "    input: trades_again\n"
          "    key: symbol\n"
          "    window: {type: sliding, size: 2s, slide: 500ms}\n"
          "    aggregates: {volume: sum(qty), high: max(price)}\n" + pre +
