@@ -232,6 +232,10 @@ void window_operator::arm(map_type::index idx, std::int64_t at) {
   key_state& ks = map_.at(idx);
   if (at >= ks.timer_at || at == none) return;
   ks.timer_at = at;
+  if (opts_.kind == window_kind::session) {
+    session_timers_.push(session_timer{at, timer{idx, map_.generation(idx)}});
+    return;
+  }
   if (at != last_bucket_at_ || last_bucket_ == nullptr) {
     last_bucket_ = &timers_[at];
     last_bucket_at_ = at;
@@ -704,6 +708,15 @@ void window_operator::flush_dirty(core::outputs& out) {
 void window_operator::advance(std::int64_t wm, core::outputs& out) {
   if (wm <= wm_) return;
   wm_ = wm;
+  while (!session_timers_.empty() && session_timers_.top().at <= wm) {
+    const session_timer st = session_timers_.top();
+    session_timers_.pop();
+    if (!map_.valid(st.t.idx, st.t.gen)) continue;
+    key_state& ks = map_.at(st.t.idx);
+    if (ks.timer_at != st.at) continue;
+    ks.timer_at = none;
+    process_key(st.t.idx, st.at, wm, out);
+  }
   while (!timers_.empty() && timers_.begin()->first <= wm) {
     auto bucket = timers_.extract(timers_.begin());
     if (last_bucket_ == &bucket.mapped()) last_bucket_ = nullptr;

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -71,7 +73,8 @@ private:
 ///   output row is window_end - 1 ns, inside the window.
 /// - End of stream (`finish`) is the watermark +infinity: every open window fires.
 /// - Firing is O(fired): each key has one timer, at the next instant it needs attention (its
-///   earliest unfired window end or state expiry), in a bucket per instant. A key whose last
+///   earliest unfired window end or state expiry), in a bucket per instant (sessions: in a
+///   min-heap). A key whose last
 ///   window fired keeps its entry for one more pane, so keys that trade every window are not
 ///   erased and re-inserted each time.
 /// - Two-phase aggregation (`split`), for keyed tumbling and sliding windows without
@@ -243,9 +246,17 @@ private:
 
   map_type map_;
   state::key_group_range range_{0, 128};
-  // Timers bucketed by instant: the windows of many keys end at the same instants, so arming
-  // is an append to the bucket and firing walks it in order, prefetching the entries ahead.
+  // Timers of tumbling and sliding windows, bucketed by instant: the windows of many keys end
+  // at the same instants, so arming is an append to the bucket and firing walks it in order,
+  // prefetching the entries ahead. Sessions end at instants of their own: a min-heap.
   std::map<std::int64_t, std::vector<timer>> timers_;
+  struct session_timer {
+    std::int64_t at;
+    timer t;
+    bool operator>(const session_timer& o) const noexcept { return at > o.at; }
+  };
+  std::priority_queue<session_timer, std::vector<session_timer>, std::greater<session_timer>>
+      session_timers_;
   std::int64_t last_bucket_at_ = none;          // the bucket armed last (most arms repeat it)
   std::vector<timer>* last_bucket_ = nullptr;
   std::vector<std::pair<map_type::index, std::uint32_t>> dirty_;
