@@ -427,7 +427,7 @@ void window_operator::add_local(const core::value* row, std::int64_t t, std::uin
                                 map_type::index found, core::outputs& out) {
   // No lateness here: the global half judges it by the watermark over all inputs.
   if (!aggs_.prepare(row, t, error_)) {
-    out.dead(opts_.name, error_, row, *input_, t);
+    out.dead(opts_.name, error_, row, *rows_, t);
     return;
   }
   const std::int64_t pane_start = pane_of(t);

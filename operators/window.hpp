@@ -78,14 +78,19 @@ private:
 ///   window fired keeps its entry for one more pane, so keys that trade every window are not
 ///   erased and re-inserted each time.
 /// - Two-phase aggregation (`split`), for keyed tumbling and sliding windows without
-///   `emit_every` and with `late: drop`: the local half keeps, per key, one accumulator per
-///   pane of its own upstream instance's rows and, when its watermark passes a pane's end,
-///   emits the pane as a partial row (key fields, `pane_start` in ns, `partial`: the
-///   accumulator in its snapshot form) and forgets it; a row for a pane already past the
-///   local watermark is sent on at the end of its batch. The global half merges partials by
-///   key and pane and fires windows exactly like the single operator, judging lateness by its
-///   own watermark (late drops are then counted per partial, not per record). Dead letters
-///   (non-numeric arguments) come from the local half, with the original records.
+///   `emit_every` and with `late: drop`. The halves exchange the input's rows with two more
+///   fields, `pane_start` (ns) and `partial`. Pre-aggregating, the local half keeps per key
+///   one accumulator per pane of its own upstream instance's rows and, when its watermark
+///   passes a pane's end, emits the pane as a partial (key fields, `pane_start`, `partial`:
+///   the accumulator in its snapshot form; other fields null) and forgets it; a row for a
+///   pane already past the local watermark is sent on at the end of its batch. Passing
+///   through, it sends each record on with `partial` null. `pre_aggregate: auto` starts
+///   passing through and pre-aggregates while its input is backlogged (mostly full batches)
+///   and keys repeat at least `min_reduction` times per pane. The global half merges partials
+///   and adds records by key and pane, and fires windows exactly like the single operator,
+///   judging lateness by its own watermark (late drops are counted per partial for
+///   pre-aggregated records). Dead letters (non-numeric arguments) carry the original record,
+///   from whichever half prepared it.
 class window_operator final : public core::operator_base {
 public:
   /// Throws spec::config_error via `aggs` compilation upstream; here only std::invalid_argument
