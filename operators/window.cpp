@@ -103,6 +103,9 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
     mode_ = mode::local;
     // `auto` starts by passing records through, until a pane shows that keys repeat enough.
     passthrough_ = opts_.pre_aggregate == pre_aggregation::automatic;
+    const auto key_type = key_cols_.size() == 1 ? (*rows_)[key_cols_[0]].type : core::value_type::null;
+    combine_ = pane_ns_ > 0 && aggs_.plain_states() && aggs_.state_size() <= sizeof(combined_cell::acc) &&
+               (key_type == core::value_type::string || key_type == core::value_type::integer);
     output_ = between;
     width_out_ = static_cast<std::uint32_t>(output_->size());
   } else {
@@ -292,6 +295,30 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     }
     if (first == n) return;
   }
+  if (mode_ == mode::local && combine_) {
+    // Hash every row (prefetching the rows), then add each to its cell, the cells a few rows
+    // ahead prefetched. Rows the combiner does not take go through the keyed map.
+    hashes_.resize(n);
+    const std::size_t row_bytes = in.width * sizeof(core::value);
+    constexpr std::size_t row_ahead = 16, ahead = 8;
+    for (std::size_t i = first; i < n; ++i) {
+      if (i + row_ahead < n) {
+        const char* next = reinterpret_cast<const char*>(in.row(i + row_ahead));
+        for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
+      }
+      hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
+    }
+    if (cells_.empty()) cells_.resize(4096);
+    for (std::size_t i = first; i < n; ++i) {
+      if (i + ahead < n)
+        __builtin_prefetch(&cells_[cell_home(hashes_[i + ahead])], 1);
+      if (!add_combined(in.row(i), in.times[i], hashes_[i], out))
+        add_local(in.row(i), in.times[i], hashes_[i],
+                  map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]), out);
+    }
+    if (!dirty_.empty()) flush_dirty(out);
+    return;
+  }
   // Keyed state is far larger than the cache and each record touches a random key. Three
   // passes so that the misses overlap instead of queueing one per record:
   // hash every row (prefetching the rows and the table cells), look every key up (prefetching
@@ -440,6 +467,148 @@ void window_operator::add_local(const core::value* row, std::int64_t t, std::uin
   aggs_.add(acc(h), t);
   ++h->reserved;  // records in the pane (the local half's use of the spare field)
   if (h->end <= wm_) mark_dirty(idx, h);
+}
+
+std::size_t window_operator::cell_home(std::uint64_t hash) const noexcept {
+  return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> 40) & (cells_.size() - 1);
+}
+
+window_operator::combined_cell* window_operator::find_cell(std::uint64_t hash, std::int64_t pane,
+                                                           std::uint8_t type, const char* key,
+                                                           std::uint8_t len) {
+  const std::size_t mask = cells_.size() - 1;
+  for (std::size_t pos = cell_home(hash);; pos = (pos + 1) & mask) {
+    combined_cell& c = cells_[pos];
+    if (!c.used) {
+      c.hash = hash;
+      c.pane = pane;
+      c.rows = 0;
+      c.used = 1;
+      c.key_type = type;
+      c.key_len = len;
+      std::memcpy(c.key, key, len);
+      aggs_.init(c.acc);
+      ++cells_used_;
+      cells_min_end_ = std::min(cells_min_end_, pane + pane_ns_);
+      return &c;
+    }
+    if (c.hash == hash && c.pane == pane && c.key_type == type && c.key_len == len &&
+        std::memcmp(c.key, key, len) == 0)
+      return &c;
+  }
+}
+
+bool window_operator::add_combined(const core::value* row, std::int64_t t, std::uint64_t hash,
+                                   core::outputs& out) {
+  const core::value& k = row[key_cols_[0]];
+  const char* key;
+  std::uint8_t len, type;
+  if (const auto* str = std::get_if<std::string>(&k)) {
+    if (str->size() > sizeof(combined_cell::key)) return false;
+    key = str->data();
+    len = static_cast<std::uint8_t>(str->size());
+    type = static_cast<std::uint8_t>(core::value_type::string);
+  } else if (const auto* i = std::get_if<std::int64_t>(&k)) {
+    key = reinterpret_cast<const char*>(i);
+    len = sizeof(std::int64_t);
+    type = static_cast<std::uint8_t>(core::value_type::integer);
+  } else {
+    return false;
+  }
+  const std::int64_t pane = pane_of(t);
+  if (pane + pane_ns_ <= wm_) return false;  // behind the watermark: sent on at the batch end
+  if (!aggs_.prepare(row, t, error_)) {
+    out.dead(opts_.name, error_, row, *rows_, t);
+    return true;
+  }
+  if ((cells_used_ + 1) * 2 > cells_.size()) grow_cells(out);
+  combined_cell* c = find_cell(hash, pane, type, key, len);
+  aggs_.add(c->acc, t);
+  ++c->rows;
+  return true;
+}
+
+void window_operator::grow_cells(core::outputs& out) {
+  constexpr std::size_t max_cells = std::size_t{1} << 20;  // 64 MB
+  if (cells_.size() >= max_cells) {
+    // Full: everything goes on now, as early partials (the global half merges them).
+    flush_combined(INT64_MAX, out);
+    return;
+  }
+  std::vector<combined_cell> old(cells_.size() * 2);
+  old.swap(cells_);
+  cells_used_ = 0;
+  for (const combined_cell& c : old) {
+    if (!c.used) continue;
+    combined_cell* d = find_cell(c.hash, c.pane, c.key_type, c.key, c.key_len);
+    std::memcpy(d->acc, c.acc, sizeof c.acc);  // plain states: bytes
+    d->rows = c.rows;
+  }
+}
+
+void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
+  if (cells_min_end_ > wm || cells_used_ == 0) return;
+  if (out.main.width == 0) out.main.width = width_out_;
+  std::vector<combined_cell> keep;
+  std::int64_t min_end = INT64_MAX;
+  for (combined_cell& c : cells_) {
+    if (!c.used) continue;
+    const std::int64_t end = c.pane + pane_ns_;
+    if (end > wm) {
+      keep.push_back(c);
+      min_end = std::min(min_end, end);
+    } else {
+      core::value* row = out.main.append(end - 1);
+      if (c.key_type == static_cast<std::uint8_t>(core::value_type::string)) {
+        row[key_cols_[0]] = std::string(c.key, c.key_len);
+      } else {
+        std::int64_t v;
+        std::memcpy(&v, c.key, sizeof v);
+        row[key_cols_[0]] = v;
+      }
+      row[row_width_] = c.pane;
+      core::state_writer w;
+      aggs_.write(c.acc, w);
+      row[row_width_ + 1] = w.take();
+      if (wm != INT64_MAX) {
+        rows_flushed_ += c.rows;
+        ++partials_flushed_;
+      }
+    }
+    c.used = 0;
+  }
+  // What stays (panes not yet ended: out-of-order rows) goes back in its probe order.
+  cells_used_ = 0;
+  cells_min_end_ = INT64_MAX;
+  for (const combined_cell& c : keep) {
+    combined_cell* d = find_cell(c.hash, c.pane, c.key_type, c.key, c.key_len);
+    std::memcpy(d->acc, c.acc, sizeof c.acc);
+    d->rows = c.rows;
+  }
+  cells_min_end_ = keep.empty() ? INT64_MAX : min_end;
+}
+
+void window_operator::spill_combined() {
+  // Into the keyed map, whose snapshot format the checkpoint uses.
+  std::vector<core::value> row(row_width_);
+  for (combined_cell& c : cells_) {
+    if (!c.used) continue;
+    if (c.key_type == static_cast<std::uint8_t>(core::value_type::string)) {
+      row[key_cols_[0]] = std::string(c.key, c.key_len);
+    } else {
+      std::int64_t v;
+      std::memcpy(&v, c.key, sizeof v);
+      row[key_cols_[0]] = v;
+    }
+    bool inserted = false;
+    auto idx = map_.find_or_insert(row.data(), key_cols_.data(), 1, c.hash, inserted);
+    slot_header* h = pane_slot(idx, c.pane);
+    aggs_.merge(acc(h), c.acc);
+    h->reserved += c.rows;
+    c.used = 0;
+  }
+  cells_used_ = 0;
+  cells_min_end_ = INT64_MAX;
 }
 
 void window_operator::judge(double rows, double groups) {
@@ -708,6 +877,7 @@ void window_operator::flush_dirty(core::outputs& out) {
 void window_operator::advance(std::int64_t wm, core::outputs& out) {
   if (wm <= wm_) return;
   wm_ = wm;
+  if (mode_ == mode::local) flush_combined(wm, out);
   while (!session_timers_.empty() && session_timers_.top().at <= wm) {
     const session_timer st = session_timers_.top();
     session_timers_.pop();
@@ -767,7 +937,7 @@ void window_operator::finish(core::outputs& out) { advance(INT64_MAX, out); }
 // ------------------------------------------------------------------ state
 
 std::size_t window_operator::state_bytes() const {
-  std::size_t n = map_.table_bytes();
+  std::size_t n = map_.table_bytes() + cells_.capacity() * sizeof(combined_cell);
   auto& self = const_cast<window_operator&>(*this);
   self.map_.for_each([&](auto, const state::key&, key_state& ks) {
     // glibc: a chunk is the request plus 8 bytes, rounded up to 16, at least 32.
@@ -780,6 +950,7 @@ std::size_t window_operator::state_bytes() const {
 }
 
 void window_operator::snapshot(core::state_writer& w) {
+  if (cells_used_ > 0) spill_combined();
   w.put<std::uint32_t>(snapshot_version);
   w.put<std::int64_t>(wm_);
   map_.snapshot(w, range_, [&](core::state_writer& sw, const key_state& ks) {

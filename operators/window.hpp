@@ -169,6 +169,25 @@ private:
   static constexpr std::int64_t none = INT64_MAX;
   using map_type = state::keyed_map<key_state>;
 
+  // The local half's combiner: for one key field whose values are short (strings of at most
+  // 16 bytes, integers) and plain numeric aggregates of at most 24 bytes, a (key, pane)'s
+  // accumulator lives in one 64-byte cell of an open-addressing table, key inline, so adding
+  // a record touches one cache line instead of the keyed map's table cell and entry. Other
+  // keys go through the keyed map. Cells are sent on as partials when the watermark passes
+  // their pane; a full table sends everything on early (partials are deltas: still exact).
+  struct alignas(64) combined_cell {
+    std::uint64_t hash;
+    std::int64_t pane;
+    std::uint32_t rows;
+    std::uint8_t used;
+    std::uint8_t key_type;  // 2: integer, 4: string (core::value_type)
+    std::uint8_t key_len;
+    std::uint8_t pad;
+    char key[16];
+    alignas(8) std::byte acc[24];
+  };
+  static_assert(sizeof(combined_cell) == 64, "one cache line per cell");
+
   struct slot_header {
     std::int64_t start;
     std::int64_t end;
@@ -219,6 +238,19 @@ private:
   /// those that rows behind the watermark updated) and forgets them.
   void flush_local(map_type::index idx, std::int64_t wm, bool only_dirty, core::outputs& out);
   void emit_partial(map_type::index idx, const slot_header* h, core::outputs& out);
+  /// Local half, pre-aggregating with the combiner table: adds the row, or returns false when
+  /// the row is not for the table (its key is not short, or its pane already ended).
+  bool add_combined(const core::value* row, std::int64_t t, std::uint64_t hash, core::outputs& out);
+  /// Emits the combiner's panes that ended at or before `wm` (all with INT64_MAX) as partials.
+  void flush_combined(std::int64_t wm, core::outputs& out);
+  std::size_t cell_home(std::uint64_t hash) const noexcept;
+  /// The cell of (key, pane), taken when absent (the table must have room).
+  combined_cell* find_cell(std::uint64_t hash, std::int64_t pane, std::uint8_t type,
+                           const char* key, std::uint8_t len);
+  /// Doubles the table, or sends everything on when it is at its largest.
+  void grow_cells(core::outputs& out);
+  /// Moves the combiner's cells into the keyed map (before a snapshot).
+  void spill_combined();
   /// Local half, `auto`: given `rows` records of a pane that made (or would make) `groups`
   /// partials, pre-aggregate or pass through from now on.
   void judge(double rows, double groups);
@@ -296,6 +328,11 @@ private:
   std::int64_t track_pane_ = INT64_MIN; // passing through: the latest pane of event time,
   std::uint64_t track_rows_ = 0;        // its records
   distinct_counter distinct_;           // and its keys
+
+  bool combine_ = false;                 // the combiner applies (decided at construction)
+  std::vector<combined_cell> cells_;     // power-of-two size, at most half full
+  std::size_t cells_used_ = 0;
+  std::int64_t cells_min_end_ = INT64_MAX;
 };
 
 } // namespace pel::operators

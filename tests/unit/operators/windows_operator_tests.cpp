@@ -121,14 +121,17 @@ void feed(window_operator& op, const script& s, std::size_t from, std::size_t to
 
 /// The operator the tests run (unopened): per symbol, count, volume, vwap, low, high, open
 /// and close.
-std::unique_ptr<window_operator> make_whole(window_options o) {
+/// The aggregates the tests use unless they say otherwise.
+const std::vector<operators::aggregate_spec> all_aggregates = {
+    {"n", "count()"},         {"volume", "sum(qty)"}, {"vwap", "vwap(price, qty)"},
+    {"lo", "min(price)"},     {"hi", "max(price)"},   {"open", "first(price)"},
+    {"close", "last(price)"}};
+
+std::unique_ptr<window_operator> make_whole(
+    window_options o, const std::vector<operators::aggregate_spec>& aggregates = all_aggregates) {
   auto schema = trade_schema();
   if (o.key.empty()) o.key = {"symbol"};
-  auto aggs = operators::aggregate_set::compile_text(
-      {{"n", "count()"}, {"volume", "sum(qty)"}, {"vwap", "vwap(price, qty)"},
-       {"lo", "min(price)"}, {"hi", "max(price)"}, {"open", "first(price)"},
-       {"close", "last(price)"}},
-      *schema);
+  auto aggs = operators::aggregate_set::compile_text(aggregates, *schema);
   return std::make_unique<window_operator>(std::move(o), std::move(aggs), schema);
 }
 
@@ -236,10 +239,11 @@ std::vector<row> sorted(std::vector<row> v) {
 
 /// An unopened operator's half for two-phase aggregation, opened as instance `instance` of
 /// `parallelism` (the local half owns every key group).
-std::unique_ptr<window_operator> make_half(window_options o, core::phase ph, std::uint32_t instance,
-                                           std::uint32_t parallelism,
-                                           std::uint32_t batch_size = 50) {
-  core::operator_ptr half = make_whole(std::move(o))->split(ph);
+std::unique_ptr<window_operator> make_half(
+    window_options o, core::phase ph, std::uint32_t instance, std::uint32_t parallelism,
+    std::uint32_t batch_size = 50,
+    const std::vector<operators::aggregate_spec>& aggregates = all_aggregates) {
+  core::operator_ptr half = make_whole(std::move(o), aggregates)->split(ph);
   REQUIRE(half);
   std::unique_ptr<window_operator> op(dynamic_cast<window_operator*>(half.release()));
   REQUIRE(op);
@@ -260,10 +264,13 @@ struct two_phase_run {
 };
 
 two_phase_run run_two_phase(const window_options& o, const script& s, std::uint32_t locals,
-                            std::uint32_t globals) {
+                            std::uint32_t globals,
+                            const std::vector<operators::aggregate_spec>& aggregates = all_aggregates) {
   std::vector<std::unique_ptr<window_operator>> loc, glob;
-  for (std::uint32_t i = 0; i < locals; ++i) loc.push_back(make_half(o, core::phase::local, i, locals, 50 / locals));  // full: its share of 50
-  for (std::uint32_t i = 0; i < globals; ++i) glob.push_back(make_half(o, core::phase::global, i, globals));
+  for (std::uint32_t i = 0; i < locals; ++i)  // batches full: each half's share of 50 rows
+    loc.push_back(make_half(o, core::phase::local, i, locals, 50 / locals, aggregates));
+  for (std::uint32_t i = 0; i < globals; ++i)
+    glob.push_back(make_half(o, core::phase::global, i, globals, 50, aggregates));
   two_phase_run run;
   const int key_col = 0;
   auto drain_global = [&](core::outputs& out) {
@@ -821,4 +828,78 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   off.pre_aggregate = operators::pre_aggregation::never;
   CHECK(whole(off).split(core::phase::local) == nullptr);
   CHECK(whole(o).split(core::phase::local) != nullptr);
+}
+
+TEST_CASE("two-phase combiner (short keys, plain aggregates): the single operator's results, "
+          "with long keys, growth past 4,096 cells, late rows and a snapshot", "[windows][two_phase]") {
+  // 6,000 keys, a third of them longer than the 16 bytes a cell holds.
+  auto s = make_script(60000, 6000, 300 * ms, 37, 21, 500);
+  for (auto& b : s.batches)
+    for (auto& tr : b) {
+      const int k = std::stoi(tr.symbol.substr(1));
+      if (k % 3 == 0) tr.symbol = "A-RATHER-LONG-SYMBOL-NAME-" + tr.symbol;
+    }
+  const std::vector<operators::aggregate_spec> plain = {
+      {"n", "count()"}, {"vwap", "vwap(price, qty)"}};  // 24 bytes of plain state
+  for (std::int64_t lateness : {std::int64_t(0), 700 * ms}) {
+    // 30 s windows over ~60 s: each local half holds a few thousand short keys per pane, past
+    // the table's first size.
+    window_options o;
+    o.kind = window_kind::tumbling;
+    o.size_ns = 30000 * ms;
+    o.allowed_lateness_ns = lateness;
+    o.pre_aggregate = operators::pre_aggregation::always;
+    auto whole = make_whole(o, plain);
+    open_as(*whole, "w", 0, 1);
+    result single;
+    feed(*whole, s, 0, s.batches.size(), single, true);
+    auto run = run_two_phase(o, s, 2, 2, plain);
+    INFO("lateness " << lateness);
+    auto a = finals(single.main), b = finals(run.res.main);
+    REQUIRE(a.size() == b.size());
+    REQUIRE(a.size() > 6000);
+    CHECK(run.passed == 0);
+    CHECK(run.partials * 2 < 60000);  // keys repeat within a 30 s pane
+    for (const auto& [id, r] : a) {
+      auto it = b.find(id);
+      REQUIRE(it != b.end());
+      CHECK(std::get<std::int64_t>(it->second[3]) == std::get<std::int64_t>(r[3]));
+      CHECK(std::get<double>(it->second[4]) == Approx(std::get<double>(r[4])).epsilon(1e-12));
+    }
+  }
+
+  // A snapshot of a local half moves its cells into the keyed state; a restored half sends
+  // them on like any other pane.
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  o.pre_aggregate = operators::pre_aggregation::always;
+  auto local = make_half(o, core::phase::local, 0, 1, 50, plain);
+  core::outputs out;
+  auto in = to_batch({{"AB", value{10.0}, 2, 5 * ms}, {"AB", value{20.0}, 2, 6 * ms},
+                      {"CD", value{30.0}, 1, 7 * ms}});
+  local->process(in, 0, out);
+  REQUIRE(out.main.empty());  // held in the combiner
+  core::state_writer w;
+  local->snapshot(w);
+  auto restored = make_half(o, core::phase::local, 0, 1, 50, plain);
+  core::state_reader r(w.bytes());
+  restored->restore(r);
+  restored->on_watermark({1000 * ms}, out);
+  REQUIRE(out.main.size() == 2);
+  auto global = make_half(o, core::phase::global, 0, 1, 50, plain);
+  core::outputs gout;
+  global->process(out.main, 0, gout);
+  global->finish(gout);
+  REQUIRE(gout.main.size() == 2);
+  for (std::size_t i = 0; i < gout.main.size(); ++i) {
+    const core::value* row = gout.main.row(i);
+    if (std::get<std::string>(row[0]) == "AB") {
+      CHECK(std::get<std::int64_t>(row[3]) == 2);
+      CHECK(std::get<double>(row[4]) == Approx(15.0));
+    } else {
+      CHECK(std::get<std::int64_t>(row[3]) == 1);
+      CHECK(std::get<double>(row[4]) == Approx(30.0));
+    }
+  }
 }

@@ -136,6 +136,9 @@ public:
   /// Every output field in order (ohlc contributes six).
   const std::vector<core::field>& outputs() const noexcept { return outputs_; }
   std::size_t size() const noexcept { return aggs_.size(); }
+  /// True when every aggregate keeps plain numbers (counts and numeric aggregates: no heap,
+  /// no destroy needed, states may be copied as bytes).
+  bool plain_states() const noexcept { return fast_ && !aggs_.empty(); }
 
   void init(std::byte* s) const;
   void destroy(std::byte* s) const noexcept;
