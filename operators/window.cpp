@@ -493,7 +493,7 @@ window_operator::combined_cell* window_operator::find_cell(std::uint64_t hash, s
       return &c;
     }
     if (c.hash == hash && c.pane == pane && c.key_type == type && c.key_len == len &&
-        std::memcmp(c.key, key, len) == 0)
+        state::same_bytes(c.key, key, len))
       return &c;
   }
 }
