@@ -296,22 +296,24 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     if (first == n) return;
   }
   if (mode_ == mode::local && combine_) {
-    // Hash every row (prefetching the rows), then add each to its cell, the cells a few rows
-    // ahead prefetched. Rows the combiner does not take go through the keyed map.
+    // One pass: row i + `ahead` is hashed and its cell prefetched while row i is added, so a
+    // row is read from memory once and its cell is in cache when its turn comes. Rows the
+    // combiner does not take go through the keyed map.
     hashes_.resize(n);
+    if (cells_.empty()) cells_.resize(4096);
     const std::size_t row_bytes = in.width * sizeof(core::value);
-    constexpr std::size_t row_ahead = 16, ahead = 8;
-    for (std::size_t i = first; i < n; ++i) {
-      if (i + row_ahead < n) {
-        const char* next = reinterpret_cast<const char*>(in.row(i + row_ahead));
+    constexpr std::size_t ahead = 8, row_ahead = 16;
+    auto look_ahead = [&](std::size_t j) {
+      if (j + row_ahead < n) {
+        const char* next = reinterpret_cast<const char*>(in.row(j + row_ahead));
         for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
       }
-      hashes_[i] = state::hash_key(in.row(i), key_cols_.data(), nk);
-    }
-    if (cells_.empty()) cells_.resize(4096);
+      hashes_[j] = state::hash_key(in.row(j), key_cols_.data(), nk);
+      __builtin_prefetch(&cells_[cell_home(hashes_[j])], 1);
+    };
+    for (std::size_t j = first; j < std::min(n, first + ahead); ++j) look_ahead(j);
     for (std::size_t i = first; i < n; ++i) {
-      if (i + ahead < n)
-        __builtin_prefetch(&cells_[cell_home(hashes_[i + ahead])], 1);
+      if (i + ahead < n) look_ahead(i + ahead);
       if (!add_combined(in.row(i), in.times[i], hashes_[i], out))
         add_local(in.row(i), in.times[i], hashes_[i],
                   map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]), out);
