@@ -90,7 +90,8 @@ private:
 ///   and adds records by key and pane, and fires windows exactly like the single operator,
 ///   judging lateness by its own watermark (late drops are counted per partial for
 ///   pre-aggregated records). Dead letters (non-numeric arguments) carry the original record,
-///   from whichever half prepared it.
+///   from whichever half prepared it. The local half keeps short keys with plain numeric
+///   aggregates in a combiner table (see `combined_cell`), others in the keyed map.
 class window_operator final : public core::operator_base {
 public:
   /// Throws spec::config_error via `aggs` compilation upstream; here only std::invalid_argument
