@@ -530,6 +530,20 @@ bool window_operator::add_combined(const core::value* row, std::int64_t t, std::
   return true;
 }
 
+void window_operator::reinsert_cell(const combined_cell& c) {
+  combined_cell* d = find_cell(c.hash, c.pane, c.key_type, c.key, c.key_len);
+  std::memcpy(d->acc, c.acc, sizeof c.acc);  // plain states: bytes
+  d->rows = c.rows;
+}
+
+core::value window_operator::cell_key(const combined_cell& c) {
+  if (c.key_type == static_cast<std::uint8_t>(core::value_type::string))
+    return std::string(c.key, c.key_len);
+  std::int64_t v;
+  std::memcpy(&v, c.key, sizeof v);
+  return v;
+}
+
 void window_operator::grow_cells(core::outputs& out) {
   constexpr std::size_t max_cells = std::size_t{1} << 20;  // 64 MB
   if (cells_.size() >= max_cells) {
@@ -540,12 +554,8 @@ void window_operator::grow_cells(core::outputs& out) {
   std::vector<combined_cell> old(cells_.size() * 2);
   old.swap(cells_);
   cells_used_ = 0;
-  for (const combined_cell& c : old) {
-    if (!c.used) continue;
-    combined_cell* d = find_cell(c.hash, c.pane, c.key_type, c.key, c.key_len);
-    std::memcpy(d->acc, c.acc, sizeof c.acc);  // plain states: bytes
-    d->rows = c.rows;
-  }
+  for (const combined_cell& c : old)
+    if (c.used) reinsert_cell(c);
 }
 
 void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
@@ -561,13 +571,7 @@ void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
       min_end = std::min(min_end, end);
     } else {
       core::value* row = out.main.append(end - 1);
-      if (c.key_type == static_cast<std::uint8_t>(core::value_type::string)) {
-        row[key_cols_[0]] = std::string(c.key, c.key_len);
-      } else {
-        std::int64_t v;
-        std::memcpy(&v, c.key, sizeof v);
-        row[key_cols_[0]] = v;
-      }
+      row[key_cols_[0]] = cell_key(c);
       row[row_width_] = c.pane;
       core::state_writer w;
       aggs_.write(c.acc, w);
@@ -582,11 +586,7 @@ void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
   // What stays (panes not yet ended: out-of-order rows) goes back in its probe order.
   cells_used_ = 0;
   cells_min_end_ = INT64_MAX;
-  for (const combined_cell& c : keep) {
-    combined_cell* d = find_cell(c.hash, c.pane, c.key_type, c.key, c.key_len);
-    std::memcpy(d->acc, c.acc, sizeof c.acc);
-    d->rows = c.rows;
-  }
+  for (const combined_cell& c : keep) reinsert_cell(c);
   cells_min_end_ = keep.empty() ? INT64_MAX : min_end;
 }
 
@@ -595,13 +595,7 @@ void window_operator::spill_combined() {
   std::vector<core::value> row(row_width_);
   for (combined_cell& c : cells_) {
     if (!c.used) continue;
-    if (c.key_type == static_cast<std::uint8_t>(core::value_type::string)) {
-      row[key_cols_[0]] = std::string(c.key, c.key_len);
-    } else {
-      std::int64_t v;
-      std::memcpy(&v, c.key, sizeof v);
-      row[key_cols_[0]] = v;
-    }
+    row[key_cols_[0]] = cell_key(c);
     bool inserted = false;
     auto idx = map_.find_or_insert(row.data(), key_cols_.data(), 1, c.hash, inserted);
     slot_header* h = pane_slot(idx, c.pane);

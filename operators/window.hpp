@@ -248,6 +248,10 @@ private:
   /// The cell of (key, pane), taken when absent (the table must have room).
   combined_cell* find_cell(std::uint64_t hash, std::int64_t pane, std::uint8_t type,
                            const char* key, std::uint8_t len);
+  /// Puts a cell taken out of the table back (rehash, flush).
+  void reinsert_cell(const combined_cell& c);
+  /// The key a cell holds, as a value.
+  static core::value cell_key(const combined_cell& c);
   /// Doubles the table, or sends everything on when it is at its largest.
   void grow_cells(core::outputs& out);
   /// Moves the combiner's cells into the keyed map (before a snapshot).
