@@ -265,7 +265,7 @@ inline void sum_step(void* s, double a, bool na, double, bool, std::int64_t) noe
   ++x.n;
 }
 
-class sum_agg final : public numeric1<sum_state> {
+class sum_agg : public numeric1<sum_state> {
 public:
   using numeric1::numeric1;
   void add(void* s, const aggregate_input& in, std::int64_t t) const override {
@@ -281,17 +281,10 @@ public:
   }
 };
 
-class avg_agg final : public numeric1<sum_state> {
+/// The sum's state, add and merge; only the result differs.
+class avg_agg final : public sum_agg {
 public:
-  using numeric1::numeric1;
-  void add(void* s, const aggregate_input& in, std::int64_t t) const override {
-    sum_step(s, PEL_STEP_ARGS);
-  }
-  fast_kind kind() const override { return fk_sum; }
-  void merge(void* d, const void* s) const override {
-    st<sum_state>(d).sum += st<sum_state>(s).sum;
-    st<sum_state>(d).n += st<sum_state>(s).n;
-  }
+  using sum_agg::sum_agg;
   void result(const void* s, value* out) const override {
     const auto& x = st<sum_state>(s);
     out[0] = number_or_null(x.n > 0, x.n > 0 ? x.sum / static_cast<double>(x.n) : 0.0);
