@@ -1160,6 +1160,59 @@ void aggregate_set::add(std::byte* s, std::int64_t t) const {
   for (std::size_t i = 0; i < aggs_.size(); ++i) aggs_[i]->add(s + offsets_[i], inputs_[i], t);
 }
 
+namespace {
+
+/// A fast field as the step functions take it: a number (integers converted), or null.
+inline void plain_arg(const value& v, double& d, bool& null) noexcept {
+  if (const double* x = std::get_if<double>(&v)) {
+    d = *x;
+    null = false;
+  } else if (const std::int64_t* i = std::get_if<std::int64_t>(&v)) {
+    d = static_cast<double>(*i);
+    null = false;
+  } else {
+    d = 0;
+    null = core::is_null(v);  // a value count counts non-numbers too
+  }
+}
+
+using step_fn = void (*)(void*, double, bool, double, bool, std::int64_t) noexcept;
+
+/// One step over a block of rows; `fa`/`fb` are the argument columns (-1: none).
+template <step_fn Step>
+void plain_rows(const value* const* rows, std::byte* const* states, const std::int64_t* times,
+                std::size_t n, std::uint32_t offset, int fa, int fb) {
+  for (std::size_t r = 0; r < n; ++r) {
+    double a = 0, b = 0;
+    bool na = true, nb = true;
+    if (fa >= 0) plain_arg(rows[r][fa], a, na);
+    if (fb >= 0) plain_arg(rows[r][fb], b, nb);
+    Step(states[r] + offset, a, na, b, nb, times[r]);
+  }
+}
+
+} // namespace
+
+void aggregate_set::add_plain(const value* const* rows, std::byte* const* states,
+                              const std::int64_t* times, std::size_t n) const {
+  for (const fast_step& f : fast_steps_) {
+    const std::size_t nf = fast_fields_.size();
+    const int fa = f.a < nf ? fast_fields_[f.a] : -1, fb = f.b < nf ? fast_fields_[f.b] : -1;
+    switch (static_cast<fast_kind>(f.kind)) {
+      case fk_count_rows: plain_rows<count_rows::step>(rows, states, times, n, f.offset, -1, -1); break;
+      case fk_count_values: plain_rows<count_values::step>(rows, states, times, n, f.offset, fa, -1); break;
+      case fk_sum: plain_rows<sum_step>(rows, states, times, n, f.offset, fa, -1); break;
+      case fk_min: plain_rows<extreme_agg<false>::step>(rows, states, times, n, f.offset, fa, -1); break;
+      case fk_max: plain_rows<extreme_agg<true>::step>(rows, states, times, n, f.offset, fa, -1); break;
+      case fk_welford: plain_rows<welford_step>(rows, states, times, n, f.offset, fa, -1); break;
+      case fk_vwap: plain_rows<vwap_agg::step>(rows, states, times, n, f.offset, fa, fb); break;
+      case fk_ohlc: plain_rows<ohlc_agg::step>(rows, states, times, n, f.offset, fa, fb); break;
+      case fk_returns: plain_rows<returns_agg::step>(rows, states, times, n, f.offset, fa, -1); break;
+      case fk_none: break;
+    }
+  }
+}
+
 void aggregate_set::merge(std::byte* dst, const std::byte* src) const {
   for (std::size_t i = 0; i < aggs_.size(); ++i)
     aggs_[i]->merge(dst + offsets_[i], src + offsets_[i]);

@@ -261,3 +261,55 @@ TEST_CASE("the VWAP accumulator is 16 bytes", "[windows][aggregates]") {
   auto set = aggregate_set::compile_text({{"vwap", "vwap(price, qty)"}}, *schema);
   CHECK(set.state_size() == 16);
 }
+
+TEST_CASE("add_plain over blocks of rows gives what prepare and add give row by row",
+          "[windows][aggregates]") {
+  auto schema = trade_schema();
+  auto set = aggregate_set::compile_text(
+      {{"n", "count()"}, {"np", "count(price)"}, {"ns", "count(symbol)"}, {"s", "sum(qty)"},
+       {"a", "avg(price)"}, {"lo", "min(price)"}, {"hi", "max(price)"}, {"sd", "stddev(price)"},
+       {"var", "variance(qty)"}, {"v", "vwap(price, qty)"}, {"bar", "ohlc(price, qty)"},
+       {"r", "returns(price)"}},
+      *schema);
+  REQUIRE(set.plain_states());
+  // Rows of four keys with nulls, integers and numbers; blocks share states, so one state
+  // gets several rows of a block, in order.
+  auto data = make_rows(2000, 5);
+  for (std::size_t i = 0; i < data.r.size(); i += 7) data.r[i][1] = std::int64_t(100 + i % 13);
+  constexpr int keys = 4;
+  std::vector<operators::accumulator> by_row, by_block;
+  for (int k = 0; k < keys; ++k) {
+    by_row.emplace_back(set);
+    by_block.emplace_back(set);
+  }
+  std::string err;
+  for (std::size_t i = 0; i < data.r.size(); ++i) {
+    REQUIRE(set.plain_row(data.r[i].data()));
+    REQUIRE(set.prepare(data.r[i].data(), data.t[i], err));
+    set.add(by_row[i % keys].data(), data.t[i]);
+  }
+  std::vector<const value*> rows;
+  std::vector<std::byte*> states;
+  for (std::size_t i = 0; i < data.r.size(); ++i) {
+    rows.push_back(data.r[i].data());
+    states.push_back(by_block[i % keys].data());
+  }
+  for (std::size_t b = 0; b < rows.size(); b += 61)  // uneven blocks
+    set.add_plain(rows.data() + b, states.data() + b, data.t.data() + b,
+                  std::min<std::size_t>(61, rows.size() - b));
+  for (int k = 0; k < keys; ++k) {
+    std::vector<value> x(set.outputs().size()), y(set.outputs().size());
+    set.result(by_row[k].data(), x.data());
+    set.result(by_block[k].data(), y.data());
+    CHECK(x == y);
+    CHECK(std::get<std::int64_t>(y[0]) == 500);
+    CHECK(std::get<std::int64_t>(y[1]) < 500);  // nulls are not counted
+  }
+  // A string where a number is needed is not for add_plain (prepare says why); a string a
+  // count of values takes is.
+  std::vector<value> bad = {std::string("S"), std::string("abc"), std::int64_t{5}};
+  CHECK_FALSE(set.plain_row(bad.data()));
+  auto counts = aggregate_set::compile_text({{"ns", "count(symbol)"}, {"s", "sum(qty)"}}, *schema);
+  REQUIRE(counts.plain_states());
+  CHECK(counts.plain_row(bad.data()));
+}

@@ -147,6 +147,22 @@ public:
   bool prepare(const core::value* row, std::int64_t t, std::string& error);
   /// Adds the row last given to a successful `prepare`.
   void add(std::byte* s, std::int64_t t) const;
+  /// For sets with `plain_states()`: true when `row` can go through `add_plain` (every field
+  /// an aggregate needs as a number is a number or null). A row that cannot is given to
+  /// `prepare`, which says why it is rejected.
+  bool plain_row(const core::value* row) const noexcept {
+    for (std::size_t i = 0; i < fast_fields_.size(); ++i) {
+      const std::size_t k = row[fast_fields_[i]].index();
+      if (fast_number_[i] && k != 0 && k != 2 && k != 3) return false;  // null, integer, number
+    }
+    return true;
+  }
+  /// For sets with `plain_states()`: adds `rows[i]` with event time `times[i]` to the state at
+  /// `states[i]`, for i < n, every row having passed `plain_row`. One call per block of rows:
+  /// each aggregate's update runs as one loop over them, without a call per row. Rows may
+  /// share a state; they are added in order.
+  void add_plain(const core::value* const* rows, std::byte* const* states,
+                 const std::int64_t* times, std::size_t n) const;
   void merge(std::byte* dst, const std::byte* src) const;
   /// Writes `outputs().size()` values.
   void result(const std::byte* s, core::value* out) const;
