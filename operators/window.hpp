@@ -239,9 +239,10 @@ private:
   /// those that rows behind the watermark updated) and forgets them.
   void flush_local(map_type::index idx, std::int64_t wm, bool only_dirty, core::outputs& out);
   void emit_partial(map_type::index idx, const slot_header* h, core::outputs& out);
-  /// Local half, pre-aggregating with the combiner table: adds the row, or returns false when
+  /// Local half, pre-aggregating with the combiner table: the cell the row adds to (taken when
+  /// new; the table must have room), `&bad_row_` when the row is a dead letter, or null when
   /// the row is not for the table (its key is not short, or its pane already ended).
-  bool add_combined(const core::value* row, std::int64_t t, std::uint64_t hash, core::outputs& out);
+  combined_cell* find_combined(const core::value* row, std::int64_t t, std::uint64_t hash);
   /// Emits the combiner's panes that ended at or before `wm` (all with INT64_MAX) as partials.
   void flush_combined(std::int64_t wm, core::outputs& out);
   std::size_t cell_home(std::uint64_t hash) const noexcept;
@@ -304,6 +305,10 @@ private:
   std::vector<std::pair<map_type::index, std::uint32_t>> dirty_;
   std::vector<std::uint64_t> hashes_;     // per row of the batch in `process`
   std::vector<map_type::index> found_;    // per row: its key's entry before the batch, or npos
+  std::vector<const core::value*> block_rows_;  // the combiner's block: rows taken,
+  std::vector<std::byte*> block_states_;        // their cells' accumulators,
+  std::vector<std::int64_t> block_times_;       // their event times
+  combined_cell bad_row_{};                     // `find_combined`'s answer for a dead letter
   std::int64_t wm_ = INT64_MIN;
   bool restored_ = false;
   std::int64_t last_early_ = 0;
