@@ -321,7 +321,9 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     block_times_.resize(block);
     for (std::size_t b = first; b < n; b += block) {
       const std::size_t e = std::min(n, b + block);
-      if ((cells_used_ + (e - b)) * 2 > cells_.size()) grow_cells(out);
+      // At most a quarter full: a record's home cell (the one prefetched) is then its cell
+      // far more often than at half full, and a second probe is a miss.
+      if ((cells_used_ + (e - b)) * 4 > cells_.size()) grow_cells(out);
       std::size_t m = 0;
       for (std::size_t i = b; i < e; ++i) {
         if (i + ahead < n) look_ahead(i + ahead);

@@ -340,7 +340,7 @@ private:
   distinct_counter distinct_;           // and its keys
 
   bool combine_ = false;                 // the combiner applies (decided at construction)
-  std::vector<combined_cell> cells_;     // power-of-two size, at most half full
+  std::vector<combined_cell> cells_;     // power-of-two size, at most a quarter full
   std::size_t cells_used_ = 0;
   std::int64_t cells_min_end_ = INT64_MAX;
 };
