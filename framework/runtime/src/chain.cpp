@@ -539,7 +539,10 @@ void chain_instance::assign_event_times(core::outputs& out) {
   const int col = n.event_time_column;
   const expr::expression& time_expr = n.event_time_expression;
   if (col < 0 && !time_expr.valid()) {
-    for (std::size_t r = 0; r < rows; ++r) max_seen_ = std::max(max_seen_, b.times[r]);
+    // The source's own times; a local maximum, so the loop does not store to the member.
+    std::int64_t m = max_seen_;
+    for (std::size_t r = 0; r < rows; ++r) m = std::max(m, b.times[r]);
+    max_seen_ = m;
     return;
   }
   std::size_t keep = 0;
