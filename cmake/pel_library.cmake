@@ -11,7 +11,9 @@ function(pel_library name)
 endfunction()
 
 # pel_test(NAME SOURCES ... DEPS ... [LABELS ...])
-# One Catch2 executable; every TEST_CASE becomes a ctest test.
+# One Catch2 executable; every TEST_CASE becomes a ctest test. A test whose name matches no
+# TEST_CASE when run fails (`--warn NoTests`) instead of passing with nothing run: CTest
+# splits a name at ';', so TEST_CASE names must not contain one.
 function(pel_test name)
   cmake_parse_arguments(arg "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${arg_SOURCES})
@@ -19,8 +21,9 @@ function(pel_test name)
   target_compile_definitions(${name} PRIVATE
     PEL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" PEL_BINARY_DIR="${PROJECT_BINARY_DIR}")
   if(arg_LABELS)
-    catch_discover_tests(${name} PROPERTIES LABELS "${arg_LABELS}" TIMEOUT 300)
+    catch_discover_tests(${name} EXTRA_ARGS --warn NoTests
+                         PROPERTIES LABELS "${arg_LABELS}" TIMEOUT 300)
   else()
-    catch_discover_tests(${name} PROPERTIES TIMEOUT 300)
+    catch_discover_tests(${name} EXTRA_ARGS --warn NoTests PROPERTIES TIMEOUT 300)
   endif()
 endfunction()

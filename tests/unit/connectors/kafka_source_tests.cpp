@@ -322,7 +322,7 @@ TEST_CASE("two kafka sources in one group split the partitions and lose nothing"
 }
 
 TEST_CASE(
-    "kafka source watermark skips empty partitions, applies out-of-orderness; headers as JSON",
+    "kafka source watermark skips empty partitions, applies out-of-orderness, and gives headers as JSON",
     "[kafka][source]") {
   connectors::kafka_broker broker({1, 0, {"wm:2"}, ""});
   const auto boot = broker.bootstraps();

@@ -788,7 +788,7 @@ TEST_CASE("two-phase, auto: a bad record passed through is a dead letter of the 
   CHECK(std::get<double>(gout.main.row(0)[5]) == 10.0);  // vwap of the good record
 }
 
-TEST_CASE("two-phase: dead letters come from the local half under the operator's name; what "
+TEST_CASE("two-phase: dead letters come from the local half under the operator's name, and what "
           "cannot split stays whole", "[windows][two_phase]") {
   window_options o;
   o.kind = window_kind::tumbling;

@@ -65,7 +65,7 @@ TEST_CASE("equal parallelism and forward edges fuse into one chain", "[plan]") {
   CHECK(p.nodes[p.find("out")].input_schemas[0]->names() == "key, seq, ts");
 }
 
-TEST_CASE("keyed operators get hash edges; parallelism changes rebalance", "[plan]") {
+TEST_CASE("keyed operators get hash edges, and parallelism changes rebalance", "[plan]") {
   fixture f;
   f.b.source("src", "vec", 1);
   f.b.op("k", "keyed", {"src"}, 2);
@@ -98,7 +98,7 @@ TEST_CASE("a keyed operator at parallelism 1 after a source at 1 stays fused", "
   CHECK(f.edge_into(p, "k").part == plan::partitioning::forward);
 }
 
-TEST_CASE("an explicit partition wins; two consumers of one port prevent fusion", "[plan]") {
+TEST_CASE("an explicit partition wins, and two consumers of one port prevent fusion", "[plan]") {
   fixture f;
   f.b.source("src", "vec", 2);
   f.b.op("a", "pass", {"src"}, 2).partition = spec::partitioning::broadcast;

@@ -180,7 +180,7 @@ std::vector<row> rows_at(std::int64_t first_ms, int n) {
 
 } // namespace
 
-TEST_CASE("watermark is the minimum over inputs; an idle input stops holding it back",
+TEST_CASE("watermark is the minimum over inputs, and an idle input stops holding it back",
           "[runtime][watermark]") {
   env e;
   auto a = std::make_shared<const std::vector<row>>(rows_at(10'000, 100));
@@ -308,7 +308,7 @@ TEST_CASE("dead letters go to the log, are dropped, or go to a sink", "[runtime]
   }
 }
 
-TEST_CASE("event time comes from the configured field; unparseable rows become dead letters",
+TEST_CASE("event time comes from the configured field, and unparseable rows become dead letters",
           "[runtime][event_time]") {
   env e(make_rows(4, 100));
   e.b.p.settings.dead_letter = "drop";
