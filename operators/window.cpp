@@ -278,16 +278,17 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
           if (track_rows_ > 0) judge(double(track_rows_), distinct_.estimate());
           track_pane_ = pane;
           track_rows_ = 0;
+          track_keys_ = 0;
           distinct_.clear();
         }
       }
       if (pane == track_pane_) {
         ++track_rows_;
         distinct_.add(state::hash_key(src, key_cols_.data(), nk));
-        // Keys repeating enough already within part of a pane: aggregate from here on.
-        if ((track_rows_ & 0xFFFF) == 0 &&
-            double(track_rows_) / std::max(1.0, distinct_.estimate()) >= min_reduction)
-          judge(double(track_rows_), distinct_.estimate());
+        // Keys repeating enough already within part of a pane, or bound to by its end:
+        // aggregate from here on. Checked at 4,096 records and each doubling.
+        if (track_rows_ >= 4096 && (track_rows_ & (track_rows_ - 1)) == 0)
+          judge_early(std::max(in.times[i] - track_pane_, std::int64_t{0}));
       }
       if (!passthrough_) break;  // this row starts the aggregation
       core::value* dst = out.main.append(in.times[i]);
@@ -630,6 +631,22 @@ void window_operator::spill_combined() {
   cells_min_end_ = INT64_MAX;
 }
 
+void window_operator::judge_early(std::int64_t elapsed) {
+  const double rows = double(track_rows_), keys = std::max(1.0, distinct_.estimate());
+  const double half = track_keys_;  // keys at half as many records
+  track_keys_ = keys;
+  if (rows / keys >= min_reduction) {
+    judge(rows, keys);
+    return;
+  }
+  // The keys seen have stopped growing (doubling the records added under 10% more keys):
+  // the pane's records so far, projected to its whole length, over its keys. With records
+  // spread over the pane, this tells by its first few percent what its end would.
+  if (half <= 0 || keys > 1.1 * half) return;
+  const double share = double(std::max(elapsed, pane_ns_ / 1024)) / double(pane_ns_);
+  if (share < 1 && rows / share / keys >= min_reduction) judge(rows / share, keys);
+}
+
 void window_operator::judge(double rows, double groups) {
   // The first flush after switching to pre-aggregation covers a pane cut short, which would
   // understate the reduction: it is not judged. (A pane cut short while passing through only
@@ -650,6 +667,7 @@ void window_operator::judge(double rows, double groups) {
   rows_flushed_ = partials_flushed_ = 0;
   track_pane_ = INT64_MIN;
   track_rows_ = 0;
+  track_keys_ = 0;
   distinct_.clear();
 }
 

@@ -260,6 +260,10 @@ private:
   /// Local half, `auto`: given `rows` records of a pane that made (or would make) `groups`
   /// partials, pre-aggregate or pass through from now on.
   void judge(double rows, double groups);
+  /// Local half, `auto`, passing through: judges the pane so far (`elapsed` ns of event time
+  /// into it) once its keys repeat enough, or once they stop growing and the records
+  /// projected to the whole pane would repeat enough.
+  void judge_early(std::int64_t elapsed);
   /// A key without windows left: erased now, or kept for one more pane when `just_emptied`.
   void retire(map_type::index idx, bool just_emptied, std::int64_t wm);
   void mark_dirty(map_type::index idx, slot_header* h);
@@ -337,7 +341,8 @@ private:
   std::uint64_t partials_flushed_ = 0;  // ... by the watermark, and the partials they made
   std::int64_t track_pane_ = INT64_MIN; // passing through: the latest pane of event time,
   std::uint64_t track_rows_ = 0;        // its records
-  distinct_counter distinct_;           // and its keys
+  distinct_counter distinct_;           // and its keys;
+  double track_keys_ = 0;               // the keys when its records were half as many
 
   bool combine_ = false;                 // the combiner applies (decided at construction)
   std::vector<combined_cell> cells_;     // power-of-two size, at most a quarter full

@@ -733,6 +733,45 @@ TEST_CASE("two-phase, auto: the local half passes records through while keys rar
   }
 }
 
+TEST_CASE("two-phase, auto: keys that stop growing early in a long pane switch it to aggregating "
+          "after a few percent of the pane, and keys that keep growing do not", "[windows][two_phase]") {
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  // One pane of 200,000 records spread evenly over its second. Repeating: 2,000 keys in a
+  // scrambled order, 100 records each by the pane's end (only 8 each after 16,384 records).
+  // Growing: every record a new key.
+  for (bool repeating : {true, false}) {
+    auto local = make_half(o, core::phase::local, 0, 1);
+    std::uint64_t partials = 0, passed = 0;
+    std::uint64_t x = 12345;
+    core::outputs out;
+    constexpr int records = 200000;
+    for (int i = 0; i < records; i += 1000) {
+      std::vector<trade> b;
+      for (int r = i; r < i + 1000; ++r) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        const auto key = repeating ? (x >> 33) % 2000 : static_cast<std::uint64_t>(r);
+        b.push_back({"K" + std::to_string(key), 10.0, 1, std::int64_t(r) * (1000 * ms) / records});
+      }
+      auto in = to_batch(b);
+      local->process(in, 0, out);
+    }
+    local->on_watermark({1000 * ms}, out);
+    for (std::size_t i = 0; i < out.main.size(); ++i)
+      (core::is_null(out.main.row(i)[4]) ? passed : partials) += 1;
+    INFO((repeating ? "repeating" : "growing"));
+    if (repeating) {
+      // Before, `auto` waited for 32 records per key already seen: 64,000 records passed.
+      CHECK(passed < 40000);
+      CHECK(partials == 2000);
+    } else {
+      CHECK(passed == std::uint64_t{records});
+      CHECK(partials == 0);
+    }
+  }
+}
+
 TEST_CASE("two-phase, auto: a stream that keeps up (batches not full) is passed through even "
           "when its keys repeat", "[windows][two_phase]") {
   window_options o;
