@@ -52,7 +52,9 @@ spec::component_schema window_schema() {
       "with all the others, so with `auto` the local half starts by passing records "
       "through and pre-aggregates only while both hold: its input is backlogged (mostly full "
       "batches: the shuffle limits throughput) and keys repeat at least 32 times per pane "
-      "(counted each pane). A stream that keeps up is passed through, for the lowest latency "
+      "(counted each pane; early in a pane, once its keys stop growing, from its records so "
+      "far projected to the whole pane). A stream that keeps up is passed through, for the "
+      "lowest latency "
       "at window ends. Results are the same either way (floating-point sums may "
       "differ in the last digits, as with any change of parallelism); lateness is judged by "
       "the window's watermark, per partial for pre-aggregated records.";
