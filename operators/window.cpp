@@ -297,58 +297,7 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     if (first == n) return;
   }
   if (mode_ == mode::local && combine_) {
-    // One pass: row i + `ahead` is hashed and its cell prefetched while row i is added, so a
-    // row is read from memory once and its cell is in cache when its turn comes. Rows the
-    // combiner does not take go through the keyed map.
-    hashes_.resize(n);
-    if (cells_.empty()) cells_.resize(4096);
-    const std::size_t row_bytes = in.width * sizeof(core::value);
-    constexpr std::size_t ahead = 8, row_ahead = 16;
-    auto look_ahead = [&](std::size_t j) {
-      if (j + row_ahead < n) {
-        const char* next = reinterpret_cast<const char*>(in.row(j + row_ahead));
-        for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
-      }
-      hashes_[j] = state::hash_key(in.row(j), key_cols_.data(), nk);
-      __builtin_prefetch(&cells_[cell_home(hashes_[j])], 1);
-    };
-    for (std::size_t j = first; j < std::min(n, first + ahead); ++j) look_ahead(j);
-    // By blocks: each row's cell is found (a row the combiner does not take goes through the
-    // keyed map at once), then the block's rows are added to their cells in one
-    // `add_plain` call. The table has room for a whole block first, so cells found stay put.
-    constexpr std::size_t block = 64;
-    block_rows_.resize(block);
-    block_states_.resize(block);
-    block_times_.resize(block);
-    for (std::size_t b = first; b < n; b += block) {
-      const std::size_t e = std::min(n, b + block);
-      // At most a quarter full: a record's home cell (the one prefetched) is then its cell
-      // far more often than at half full, and a second probe is a miss.
-      if ((cells_used_ + (e - b)) * 4 > cells_.size()) grow_cells(out);
-      std::size_t m = 0;
-      for (std::size_t i = b; i < e; ++i) {
-        if (i + ahead < n) look_ahead(i + ahead);
-        combined_cell* c = find_combined(in.row(i), in.times[i], hashes_[i]);
-        if (c == nullptr) {
-          add_local(in.row(i), in.times[i], hashes_[i],
-                    map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]), out);
-        } else if (c == &bad_row_) {
-          if (aggs_.prepare(in.row(i), in.times[i], error_))  // not expected: they agree
-            add_local(in.row(i), in.times[i], hashes_[i],
-                      map_.find(in.row(i), key_cols_.data(), nk, hashes_[i]), out);
-          else
-            out.dead(opts_.name, error_, in.row(i), *rows_, in.times[i]);
-        } else {
-          ++c->rows;
-          block_rows_[m] = in.row(i);
-          block_states_[m] = c->acc;
-          block_times_[m] = in.times[i];
-          ++m;
-        }
-      }
-      aggs_.add_plain(block_rows_.data(), block_states_.data(), block_times_.data(), m);
-    }
-    if (!dirty_.empty()) flush_dirty(out);
+    process_combined(in, first, out);
     return;
   }
   // Keyed state is far larger than the cache and each record touches a random key. Three
@@ -398,6 +347,67 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
     }
   }
   if (!dirty_.empty()) flush_dirty(out);
+}
+
+void window_operator::process_combined(core::batch& in, std::size_t first, core::outputs& out) {
+  const std::size_t n = in.size();
+  const int key = key_cols_[0];  // the combiner's one key field
+  // One pass: row i + `ahead` is hashed and its cell prefetched while row i is added, so a
+  // row is read from memory once and its cell is in cache when its turn comes. Rows the
+  // combiner does not take go through the keyed map.
+  hashes_.resize(n);
+  if (cells_.empty()) cells_.resize(4096);
+  const std::size_t row_bytes = in.width * sizeof(core::value);
+  constexpr std::size_t ahead = 8, row_ahead = 16;
+  auto look_ahead = [&](std::size_t j) {
+    if (j + row_ahead < n) {
+      const char* next = reinterpret_cast<const char*>(in.row(j + row_ahead));
+      for (std::size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
+    }
+    hashes_[j] = core::stable_hash(in.row(j)[key]);  // = state::hash_key for one field
+    __builtin_prefetch(&cells_[cell_home(hashes_[j])], 1);
+  };
+  for (std::size_t j = first; j < std::min(n, first + ahead); ++j) look_ahead(j);
+  // By blocks: each row's cell is found (a row the combiner does not take goes through the
+  // keyed map at once), then the block's rows are added to their cells in one
+  // `add_plain` call. The table has room for a whole block first, so cells found stay put.
+  constexpr std::size_t block = 64;
+  block_rows_.resize(block);
+  block_states_.resize(block);
+  block_times_.resize(block);
+  for (std::size_t b = first; b < n; b += block) {
+    const std::size_t e = std::min(n, b + block);
+    // At most a quarter full: a record's home cell (the one prefetched) is then its cell
+    // far more often than at half full, and a second probe is a miss.
+    if ((cells_used_ + (e - b)) * 4 > cells_.size()) grow_cells(out);
+    std::size_t m = 0;
+    for (std::size_t i = b; i < e; ++i) {
+      if (i + ahead < n) look_ahead(i + ahead);
+      combined_cell* c = find_combined(in.row(i), in.times[i], hashes_[i]);
+      if (c == nullptr || c == &bad_row_) {
+        not_combined(in.row(i), in.times[i], hashes_[i], c == &bad_row_, out);
+      } else {
+        ++c->rows;
+        block_rows_[m] = in.row(i);
+        block_states_[m] = c->acc;
+        block_times_[m] = in.times[i];
+        ++m;
+      }
+    }
+    aggs_.add_plain(block_rows_.data(), block_states_.data(), block_times_.data(), m);
+  }
+  if (!dirty_.empty()) flush_dirty(out);
+}
+
+void window_operator::not_combined(const core::value* row, std::int64_t t, std::uint64_t hash,
+                                   bool bad, core::outputs& out) {
+  const std::size_t nk = key_cols_.size();
+  if (bad && !aggs_.prepare(row, t, error_)) {
+    out.dead(opts_.name, error_, row, *rows_, t);
+    return;
+  }
+  // Not for the table (or, not expected, a row `plain_row` and `prepare` disagree on).
+  add_local(row, t, hash, map_.find(row, key_cols_.data(), nk, hash), out);
 }
 
 void window_operator::add_record(const core::value* row, std::int64_t t, std::uint64_t hash,

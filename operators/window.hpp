@@ -243,6 +243,12 @@ private:
   /// new; the table must have room), `&bad_row_` when the row is a dead letter, or null when
   /// the row is not for the table (its key is not short, or its pane already ended).
   combined_cell* find_combined(const core::value* row, std::int64_t t, std::uint64_t hash);
+  /// `process` for the local half with the combiner, from row `first` of `in`.
+  void process_combined(core::batch& in, std::size_t first, core::outputs& out);
+  /// A row `find_combined` did not give a cell: a dead letter (`bad`), or added through the
+  /// keyed map. Out of line: rare.
+  [[gnu::noinline, gnu::cold]] void not_combined(const core::value* row, std::int64_t t,
+                                                 std::uint64_t hash, bool bad, core::outputs& out);
   /// Emits the combiner's panes that ended at or before `wm` (all with INT64_MAX) as partials.
   void flush_combined(std::int64_t wm, core::outputs& out);
   std::size_t cell_home(std::uint64_t hash) const noexcept;
