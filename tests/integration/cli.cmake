@@ -4,6 +4,7 @@ add_library(pel_e2e_support STATIC
   ${CMAKE_CURRENT_LIST_DIR}/process.cpp
   ${CMAKE_CURRENT_LIST_DIR}/json_line.cpp)
 target_include_directories(pel_e2e_support PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_include_directories(pel_e2e_support PUBLIC ${PROJECT_SOURCE_DIR}/tests/support)
 target_compile_definitions(pel_e2e_support PRIVATE
   PEL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" PEL_BINARY_DIR="${PROJECT_BINARY_DIR}")
 target_compile_options(pel_e2e_support PRIVATE -Wall -Wextra)

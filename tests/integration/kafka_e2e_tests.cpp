@@ -2,6 +2,7 @@
 // signal; `pel run` reads a topic that kcat filled, filters, and writes a topic kcat reads.
 #include "e2e_support.hpp"
 #include "process.hpp"
+#include "pel/testing/poll.hpp"
 
 #include "pel/connectors/kafka_broker.hpp"
 
@@ -36,12 +37,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 template <class F>
 bool poll_until(F&& f, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return f();
+  return pel::testing::poll_until(std::forward<F>(f), timeout, 50ms);
 }
 
 }  // namespace

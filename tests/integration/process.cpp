@@ -1,5 +1,7 @@
 #include "process.hpp"
 
+#include "pel/testing/poll.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -250,12 +252,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 
 bool eventually(const std::function<bool()>& done, milliseconds timeout) {
-  auto deadline = clock::now() + timeout;
-  for (;;) {
-    if (done()) return true;
-    if (clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  return testing::poll_until(done, timeout, milliseconds(5));
 }
 
 }  // namespace pel::e2e

@@ -4,6 +4,7 @@
 /// polling with a deadline.
 
 #include "pel/spec/config.hpp"
+#include "pel/testing/poll.hpp"
 #include "pel/spec/node.hpp"
 #include "pel/spec/param.hpp"
 
@@ -91,15 +92,10 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-/// Calls `step` until it returns true or `timeout` passes; returns whether it did.
+/// `pel::testing::poll_until` with this folder's default: 10 s, yielding between calls.
 template <class F>
-bool poll_until(F&& step, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (step()) return true;
-    std::this_thread::yield();
-  }
-  return step();
+bool poll_until(F&& step) {
+  return poll_until(std::forward<F>(step), std::chrono::seconds(10), std::chrono::milliseconds(0));
 }
 
 }  // namespace pel::testing

@@ -8,6 +8,7 @@
 
 #include "pel/connectors/kafka_broker.hpp"
 #include "pel/spec/config.hpp"
+#include "pel/testing/poll.hpp"
 #include "pel/spec/node.hpp"
 
 #include <chrono>
@@ -158,15 +159,10 @@ inline bool produce_raw(const std::string& boot, const std::string& topic, int p
   return rd_kafka_flush(rk.get(), 30000) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-/// Calls `step` until it returns true or `timeout` passes; returns whether it did.
+/// `pel::testing::poll_until`, by default for 30 s with 2 ms between calls.
 template <class F>
 bool poll_until(F&& step, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (step()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return step();
+  return testing::poll_until(std::forward<F>(step), timeout, std::chrono::milliseconds(2));
 }
 
 /// `{"id":i,"sym":"S<i%7>","px":<i>.5}` for i in [from, to).

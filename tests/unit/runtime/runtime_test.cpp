@@ -2,6 +2,7 @@
 
 #include "pel/plan/plan.hpp"
 #include "pel/runtime/job.hpp"
+#include "pel/testing/poll.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -18,12 +19,7 @@ namespace {
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.
 template <class F>
 bool eventually(F cond, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return cond();
+  return pel::testing::poll_until(cond, limit);
 }
 
 /// Waits for the job with a deadline, so a hang fails the test instead of blocking it.
