@@ -869,6 +869,48 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   CHECK(whole(o).split(core::phase::local) != nullptr);
 }
 
+TEST_CASE("two-phase combiner: a bad record is a dead letter with the reason and adds nothing",
+          "[windows][two_phase]") {
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  o.pre_aggregate = operators::pre_aggregation::always;
+  const std::vector<operators::aggregate_spec> plain = {{"n", "count()"},
+                                                        {"vwap", "vwap(price, qty)"}};
+  auto local = make_half(o, core::phase::local, 0, 1, 50, plain);
+  core::outputs out;
+  auto in = to_batch({{"A", 10.0, 2, 1 * ms},
+                      {"A", value{std::string("cheap")}, 3, 2 * ms},
+                      {"B", 20.0, 1, 3 * ms},
+                      {"A", 12.0, 2, 4 * ms}});
+  local->process(in, 0, out);
+  REQUIRE(out.dead_letter.size() == 1);
+  const core::value* d = out.dead_letter.row(0);
+  CHECK(std::get<std::string>(d[0]).find("expected a number for price") != std::string::npos);
+  CHECK(std::get<std::string>(d[1]) == "w");  // the operator, as the user named it
+  CHECK(std::get<std::string>(d[4]).find("cheap") != std::string::npos);  // the record
+  REQUIRE(out.main.empty());  // held in the combiner until the pane ends
+  local->on_watermark({1000 * ms}, out);
+  REQUIRE(out.main.size() == 2);  // one partial per key
+
+  auto global = make_half(o, core::phase::global, 0, 1, 50, plain);
+  core::outputs gout;
+  global->process(out.main, 0, gout);
+  global->on_watermark({1000 * ms}, gout);
+  REQUIRE(gout.main.size() == 2);
+  const int n_col = global->output_schema()->index_of("n");
+  const int v_col = global->output_schema()->index_of("vwap");
+  for (std::size_t i = 0; i < gout.main.size(); ++i) {
+    const core::value* r = gout.main.row(i);
+    if (std::get<std::string>(r[0]) == "A") {
+      CHECK(std::get<std::int64_t>(r[n_col]) == 2);  // not 3: the bad record added nothing
+      CHECK(std::get<double>(r[v_col]) == Approx(11.0));
+    } else {
+      CHECK(std::get<std::int64_t>(r[n_col]) == 1);
+    }
+  }
+}
+
 TEST_CASE("two-phase combiner (short keys, plain aggregates): the single operator's results, "
           "with long keys, growth past 4,096 cells, late rows and a snapshot", "[windows][two_phase]") {
   // 6,000 keys, a third of them longer than the 16 bytes a cell holds.
