@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <time.h>
+
 namespace bench {
 
 /// `--name=value` arguments.
@@ -59,6 +61,14 @@ struct stats {
     return s;
   }
 };
+
+/// CPU time of the whole process (all threads), in seconds. CPU time over wall time is how
+/// many cores a run actually got: on a shared machine PEL's threads do not always get two.
+inline double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
 
 inline std::string fmt_rate(double x) {
   char buf[32];

@@ -38,6 +38,7 @@
 #include <vector>
 
 using namespace pel;
+using bench::process_cpu_seconds;
 
 namespace {
 
@@ -263,13 +264,6 @@ std::string throughput_yaml(int parallelism, bool rebalance) {
                   "sinks:\n  count:\n    type: bench_checksum\n    input: project\n";
   if (rebalance) y += "    partition: rebalance\n";
   return y;
-}
-
-/// CPU time of the whole process (all threads), in seconds.
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /// Runs one PEL pipeline over a fresh copy of the prepared input; returns seconds. `cpu`

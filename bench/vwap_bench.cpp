@@ -461,7 +461,7 @@ std::string vwap_yaml(int parallelism, const char* source, const char* sink,
 
 /// Runs the PEL pipeline over a fresh copy of the prepared input; returns seconds.
 double run_pel(const spec::registry& reg, const prepared& p, int parallelism, checksum& out,
-               bool pre_aggregate = true) {
+               bool pre_aggregate = true, double* cores = nullptr) {
   std::vector<core::batch> feed = p.batches;  // copied before the clock starts
   g_feed = &feed;
   g_sum = {};
@@ -469,10 +469,13 @@ double run_pel(const spec::registry& reg, const prepared& p, int parallelism, ch
       vwap_yaml(parallelism, "bench_replay", "bench_checksum", pre_aggregate), "vwap.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
+  const double c0 = bench::process_cpu_seconds();
   const auto t0 = core::steady_ns();
   job.start();
   auto r = job.wait();
   const auto t1 = core::steady_ns();
+  if (cores != nullptr)
+    *cores = (bench::process_cpu_seconds() - c0) / (static_cast<double>(t1 - t0) / 1e9);
   if (!r.ok) {
     std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
     std::exit(1);
@@ -592,7 +595,7 @@ int main(int argc, char** argv) {
 
   // 1. throughput --------------------------------------------------------------------------
   checksum base_sum = fused_loop(p.plain);  // warm-up
-  std::vector<double> base_rates, pel_rates, single_rates, op_rates;
+  std::vector<double> base_rates, pel_rates, single_rates, op_rates, pel_cores;
   op_run op_last;
   checksum c;
   run_pel(reg, p, parallelism, c);  // warm-up
@@ -602,7 +605,9 @@ int main(int argc, char** argv) {
     base_sum = fused_loop(p.plain);
     base_rates.push_back(static_cast<double>(n) / (static_cast<double>(core::steady_ns() - t0) / 1e9));
 
-    pel_rates.push_back(static_cast<double>(n) / run_pel(reg, p, parallelism, c));
+    double cores = 0;
+    pel_rates.push_back(static_cast<double>(n) / run_pel(reg, p, parallelism, c, true, &cores));
+    pel_cores.push_back(cores);
     require_same(c, base_sum, "PEL");
 
     single_rates.push_back(static_cast<double>(n) / run_pel(reg, p, parallelism, c, false));
@@ -617,6 +622,7 @@ int main(int argc, char** argv) {
   const auto base = bench::stats::of(base_rates), pel_s = bench::stats::of(pel_rates),
              single_s = bench::stats::of(single_rates), op_s = bench::stats::of(op_rates);
   const double per_key = op_last.keys ? double(op_last.state_bytes) / double(op_last.keys) : 0;
+  const double cores_used = bench::stats::of(pel_cores).median;
   std::printf("checksum: %llu windows, vwap sum %.6f (fused loop, PEL and operator agree)\n",
               static_cast<unsigned long long>(base_sum.windows), base_sum.vwap_sum);
   std::printf("trades/s: fused loop %.3g, PEL p=%d %.3g (%.3fx), single phase %.3g (%.3fx), "
@@ -624,6 +630,8 @@ int main(int argc, char** argv) {
               base.median, parallelism, pel_s.median, pel_s.median / base.median, single_s.median,
               single_s.median / base.median, op_s.median, op_s.median / base.median);
   const double fire_ns = op_last.fired_rows ? double(op_last.fire_ns) / double(op_last.fired_rows) : 0;
+  std::printf("cores used by PEL p=%d as planned (CPU time / wall time, median): %.2f\n",
+              parallelism, cores_used);
   std::printf("state: %.1f bytes per key (%zu keys); firing %.0f ns per window\n", per_key,
               op_last.keys, fire_ns);
 
@@ -650,6 +658,9 @@ int main(int argc, char** argv) {
                  " full pipeline as planned, `pre_aggregate: auto` (replay source → local window "
                  "half → hash → window → sink, pel::runtime::job)",
              pel_s, "trades/s", pel_s.median / base.median, 0.25);
+  rep.value("cores used by PEL p=" + std::to_string(parallelism) +
+                " as planned (CPU time / wall time)",
+            cores_used, "cores");
   rep.metric("PEL p=" + std::to_string(parallelism) +
                  " single phase, `pre_aggregate: never` (replay source → hash → window → sink)",
              single_s, "trades/s", single_s.median / base.median);
