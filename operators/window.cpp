@@ -379,7 +379,7 @@ void window_operator::process_combined(core::batch& in, std::size_t first, core:
     const std::size_t e = std::min(n, b + block);
     // At most a quarter full: a record's home cell (the one prefetched) is then its cell
     // far more often than at half full, and a second probe is a miss.
-    if ((cells_used_ + (e - b)) * 4 > cells_.size()) grow_cells(out);
+    if ((cell_list_.size() + (e - b)) * 4 > cells_.size()) grow_cells(out);
     std::size_t m = 0;
     for (std::size_t i = b; i < e; ++i) {
       if (i + ahead < n) look_ahead(i + ahead);
@@ -531,7 +531,7 @@ window_operator::find_cell(std::uint64_t hash, std::int64_t pane, std::uint8_t t
       c.key_len = len;
       std::memcpy(c.key, key, len);
       aggs_.init(c.acc);
-      ++cells_used_;
+      cell_list_.push_back(static_cast<std::uint32_t>(pos));
       cells_min_end_ = std::min(cells_min_end_, pane + pane_ns_);
       return &c;
     }
@@ -587,18 +587,22 @@ void window_operator::grow_cells(core::outputs& out) {
   }
   std::vector<combined_cell> old(cells_.size() * 2);
   old.swap(cells_);
-  cells_used_ = 0;
-  for (const combined_cell& c : old)
-    if (c.used) reinsert_cell(c);
+  cell_scratch_.swap(cell_list_);
+  cell_list_.clear();
+  for (std::uint32_t pos : cell_scratch_) reinsert_cell(old[pos]);
 }
 
 void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
-  if (cells_min_end_ > wm || cells_used_ == 0) return;
+  if (cells_min_end_ > wm || cell_list_.empty()) return;
   if (out.main.width == 0) out.main.width = width_out_;
   std::vector<combined_cell> keep;
   std::int64_t min_end = INT64_MAX;
-  for (combined_cell& c : cells_) {
-    if (!c.used) continue;
+  // The cells in use, from their list: the table itself is mostly empty.
+  cell_scratch_.swap(cell_list_);
+  cell_list_.clear();
+  out.main.reserve(out.main.size() + cell_scratch_.size());
+  for (std::uint32_t pos : cell_scratch_) {
+    combined_cell& c = cells_[pos];
     const std::int64_t end = c.pane + pane_ns_;
     if (end > wm) {
       keep.push_back(c);
@@ -618,7 +622,6 @@ void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
     c.used = 0;
   }
   // What stays (panes not yet ended: out-of-order rows) goes back in its probe order.
-  cells_used_ = 0;
   cells_min_end_ = INT64_MAX;
   for (const combined_cell& c : keep) reinsert_cell(c);
   cells_min_end_ = keep.empty() ? INT64_MAX : min_end;
@@ -627,8 +630,8 @@ void window_operator::flush_combined(std::int64_t wm, core::outputs& out) {
 void window_operator::spill_combined() {
   // Into the keyed map, whose snapshot format the checkpoint uses.
   std::vector<core::value> row(row_width_);
-  for (combined_cell& c : cells_) {
-    if (!c.used) continue;
+  for (std::uint32_t pos : cell_list_) {
+    combined_cell& c = cells_[pos];
     row[key_cols_[0]] = cell_key(c);
     bool inserted = false;
     auto idx = map_.find_or_insert(row.data(), key_cols_.data(), 1, c.hash, inserted);
@@ -637,7 +640,7 @@ void window_operator::spill_combined() {
     h->reserved += c.rows;
     c.used = 0;
   }
-  cells_used_ = 0;
+  cell_list_.clear();
   cells_min_end_ = INT64_MAX;
 }
 
@@ -984,7 +987,8 @@ void window_operator::finish(core::outputs& out) { advance(INT64_MAX, out); }
 // ------------------------------------------------------------------ state
 
 std::size_t window_operator::state_bytes() const {
-  std::size_t n = map_.table_bytes() + cells_.capacity() * sizeof(combined_cell);
+  std::size_t n = map_.table_bytes() + cells_.capacity() * sizeof(combined_cell) +
+                  (cell_list_.capacity() + cell_scratch_.capacity()) * sizeof(std::uint32_t);
   auto& self = const_cast<window_operator&>(*this);
   self.map_.for_each([&](auto, const state::key&, key_state& ks) {
     // glibc: a chunk is the request plus 8 bytes, rounded up to 16, at least 32.
@@ -997,7 +1001,7 @@ std::size_t window_operator::state_bytes() const {
 }
 
 void window_operator::snapshot(core::state_writer& w) {
-  if (cells_used_ > 0) spill_combined();
+  if (!cell_list_.empty()) spill_combined();
   w.put<std::uint32_t>(snapshot_version);
   w.put<std::int64_t>(wm_);
   map_.snapshot(w, range_, [&](core::state_writer& sw, const key_state& ks) {

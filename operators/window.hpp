@@ -352,7 +352,8 @@ private:
 
   bool combine_ = false;                 // the combiner applies (decided at construction)
   std::vector<combined_cell> cells_;     // power-of-two size, at most a quarter full
-  std::size_t cells_used_ = 0;
+  std::vector<std::uint32_t> cell_list_;     // the cells in use, in the order taken
+  std::vector<std::uint32_t> cell_scratch_;  // flush and growth: the list being emptied
   std::int64_t cells_min_end_ = INT64_MAX;
 };
 
