@@ -476,6 +476,12 @@ double run_pel(const spec::registry& reg, const prepared& p, int parallelism, ch
   const auto t1 = core::steady_ns();
   if (cores != nullptr)
     *cores = (bench::process_cpu_seconds() - c0) / (static_cast<double>(t1 - t0) / 1e9);
+  if (std::getenv("PEL_BENCH_DEBUG"))  // per component, summed over instances
+    for (const auto& c : r.components)
+      std::fprintf(stderr, "%s: in %llu out %llu busy %.1f ms backpressure %.1f ms (wall %.1f ms)\n",
+                   c.name.c_str(), static_cast<unsigned long long>(c.rows_in),
+                   static_cast<unsigned long long>(c.rows_out), double(c.busy_ns) / 1e6,
+                   double(c.backpressure_ns) / 1e6, double(t1 - t0) / 1e6);
   if (!r.ok) {
     std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
     std::exit(1);
