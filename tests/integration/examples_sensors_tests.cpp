@@ -2,6 +2,7 @@
 // (bad readings in the dead letter, not in the averages), NAB anomalies (alerts in NAB's
 // labelled failure windows), and the Dongsi air-quality daily summary.
 #include "examples_support.hpp"
+#include "pel/testing/nab.hpp"
 
 #include <cmath>
 #include <ctime>
@@ -15,19 +16,7 @@ using namespace pel::e2e;
 
 namespace {
 
-/// NAB's labelled anomaly windows of the machine temperature series, as (start, end) text,
-/// from the data file that ships beside the example.
-std::vector<std::pair<std::string, std::string>> nab_anomaly_windows() {
-  std::ifstream f(PEL_SOURCE_DIR "/examples/sensors/data/machine_temperature_anomaly_windows.csv");
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    auto comma = line.find(',');
-    if (comma != std::string::npos) out.emplace_back(line.substr(0, comma), line.substr(comma + 1));
-  }
-  return out;
-}
+using pel::testing::nab_anomaly_windows;
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) → ms since the epoch.
 std::int64_t datetime_ms(const std::string& s) {

@@ -1,6 +1,7 @@
 // The operators of examples/sensors/nab_anomalies.yaml over the NAB machine temperature
 // series: alerts inside each of NAB's labelled anomaly windows, few outside.
 #include "stateful_test_support.hpp"
+#include "pel/testing/nab.hpp"
 
 #include <ctime>
 #include <fstream>
@@ -10,19 +11,7 @@ using namespace pel::test;
 
 namespace {
 
-/// NAB's labelled anomaly windows of the machine temperature series, as (start, end) text,
-/// from the data file that ships beside the example.
-std::vector<std::pair<std::string, std::string>> nab_anomaly_windows() {
-  std::ifstream f(PEL_SOURCE_DIR "/examples/sensors/data/machine_temperature_anomaly_windows.csv");
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    auto comma = line.find(',');
-    if (comma != std::string::npos) out.emplace_back(line.substr(0, comma), line.substr(comma + 1));
-  }
-  return out;
-}
+using pel::testing::nab_anomaly_windows;
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) → ns since the epoch.
 std::int64_t datetime_ns(const std::string& s) {
