@@ -352,8 +352,8 @@ void window_operator::process(core::batch& in, int input, core::outputs& out) {
 void window_operator::process_combined(core::batch& in, std::size_t first, core::outputs& out) {
   const std::size_t n = in.size();
   const int key = key_cols_[0];  // the combiner's one key field
-  // One pass: row i + `ahead` is hashed and its cell prefetched while row i is added, so a
-  // row is read from memory once and its cell is in cache when its turn comes. Rows the
+  // One pass: row i + `ahead` is hashed and its cell prefetched while row i's cell is found,
+  // so a row is read from memory once and its cell is in cache when its turn comes. Rows the
   // combiner does not take go through the keyed map.
   hashes_.resize(n);
   if (cells_.empty()) cells_.resize(4096);
