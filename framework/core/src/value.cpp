@@ -42,7 +42,84 @@ void append_double(std::string& out, double d) {
   out.append(buf, r.ptr);
 }
 
+/// Length of the well-formed UTF-8 sequence at `p[0..n)`, or 0 when it is not one; then
+/// `bad` is the length of its maximal subpart (the bytes that start a valid sequence but do
+/// not complete it, at least 1), which becomes one U+FFFD.
+std::size_t utf8_sequence(const unsigned char* p, std::size_t n, std::size_t& bad) noexcept {
+  const unsigned char b = p[0];
+  std::size_t len;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte (Unicode table 3-7)
+  if (b >= 0xC2 && b <= 0xDF) {
+    len = 2;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    len = 3;
+    if (b == 0xE0) lo = 0xA0;
+    if (b == 0xED) hi = 0x9F;  // no surrogates
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    len = 4;
+    if (b == 0xF0) lo = 0x90;
+    if (b == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    bad = 1;  // a continuation byte, C0, C1 or F5..FF: never valid here
+    return 0;
+  }
+  std::size_t i = 1;
+  for (; i < len && i < n; ++i) {
+    unsigned char c = p[i];
+    if (c < lo || c > hi) break;
+    lo = 0x80;
+    hi = 0xBF;
+  }
+  if (i == len) return len;
+  bad = i;
+  return 0;
+}
+
 } // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  out += '"';
+  std::size_t i = 0;
+  while (i < n) {
+    // Copy the run of bytes that need nothing in one append.
+    std::size_t j = i;
+    while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') ++j;
+    out.append(s.data() + i, j - i);
+    i = j;
+    if (i == n) break;
+    const unsigned char c = p[i];
+    if (c >= 0x80) {
+      std::size_t bad = 0;
+      std::size_t len = utf8_sequence(p + i, n - i, bad);
+      if (len > 0) {
+        out.append(s.data() + i, len);
+        i += len;
+      } else {
+        out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+        i += bad;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default: {
+        const char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
+        out.append(esc, sizeof esc);
+      }
+    }
+    ++i;
+  }
+  out += '"';
+}
 
 std::string to_text(const value& v) {
   std::string out;
@@ -67,28 +144,9 @@ void append_json(std::string& out, const value& v) {
       else out += "null";  // JSON has no NaN or infinity
       break;
     }
-    case value_type::string: {
-      out += '"';
-      for (unsigned char c : std::get<std::string>(v)) {
-        switch (c) {
-          case '"': out += "\\\""; break;
-          case '\\': out += "\\\\"; break;
-          case '\n': out += "\\n"; break;
-          case '\r': out += "\\r"; break;
-          case '\t': out += "\\t"; break;
-          default:
-            if (c < 0x20) {
-              char buf[8];
-              std::snprintf(buf, sizeof buf, "\\u%04x", c);
-              out += buf;
-            } else {
-              out += static_cast<char>(c);
-            }
-        }
-      }
-      out += '"';
+    case value_type::string:
+      append_json_string(out, std::get<std::string>(v));
       break;
-    }
   }
 }
 

@@ -44,8 +44,16 @@ inline bool as_number(const value& v, double& out) noexcept {
 /// doubles use the shortest form that reads back to the same value.
 std::string to_text(const value& v);
 
-/// Appends `v` as a JSON value (strings quoted and escaped) to `out`.
+/// Appends `v` as a JSON value to `out`; the result is always valid JSON (RFC 8259). Strings
+/// are quoted and escaped (`\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other control
+/// characters as `\u00XX`). Bytes that are not well-formed UTF-8 become U+FFFD, one for each
+/// maximal invalid subsequence (the Unicode and WHATWG practice that Python's
+/// `errors="replace"` and Rust's `from_utf8_lossy` follow). NaN and infinities, which JSON
+/// cannot express, are written as `null`.
 void append_json(std::string& out, const value& v);
+
+/// Appends `s` as a JSON string, quoted and escaped as `append_json` does.
+void append_json_string(std::string& out, std::string_view s);
 
 /// Pieces of `stable_hash` kept inline so that the hot per-record call needs no jump.
 namespace hash_detail {
