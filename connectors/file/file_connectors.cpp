@@ -20,27 +20,40 @@ void unique_fd::reset(int fd) noexcept {
 
 namespace {
 
+/// Bytes one poll reads at most.
+constexpr std::size_t max_read_per_poll = std::size_t{16} << 20;
+
 std::string errno_text(int e) {
   return std::strerror(e);
 }
 
-/// The first lines of `path` (at most `max_lines`, blank ones skipped), for inference.
-bool sample_lines(const std::string& path, std::size_t max_lines, bool csv, char quote,
-                  std::vector<std::string>& out, int& err) {
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+/// The first lines of `path` (at most `max_lines`, blank ones skipped), for inference. Lines
+/// longer than `max_line` are left out. False with `err` set when the file cannot be read.
+bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t max_line, bool csv,
+                  char quote, std::vector<std::string>& out, int& err) {
+  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) {
     err = errno;
     return false;
   }
-  line_buffer buf(1 << 16);
+  line_buffer buf(1 << 16, max_line);
   std::string pending;  // a CSV record spanning lines
   auto take = [&](std::string_view line) {
-    if (csv && (!pending.empty() || csv_open_quote(line, quote))) {
-      if (!pending.empty()) pending += '\n';
+    if (csv && !pending.empty()) {
+      if (pending.size() + 1 + line.size() > max_line) {
+        pending.clear();  // a quote that is never closed: not a sample
+        return;
+      }
+      pending += '\n';
       pending.append(line);
-      if (csv_open_quote(pending, quote)) return;
+      // Open so far; still open when this line adds an even number of quotes.
+      if (!csv_open_quote(line, quote)) return;
       out.push_back(std::move(pending));
       pending.clear();
+      return;
+    }
+    if (csv && csv_open_quote(line, quote)) {
+      pending.assign(line);
       return;
     }
     if (!line.empty()) out.emplace_back(line);
@@ -48,16 +61,18 @@ bool sample_lines(const std::string& path, std::size_t max_lines, bool csv, char
   std::size_t read_total = 0;
   while (out.size() < max_lines && read_total < (64u << 20)) {
     std::string_view line;
-    if (buf.next_line(line)) {
-      take(line);
-      continue;
-    }
+    auto got = buf.next_line(line);
+    if (got == line_status::line) take(line);
+    if (got != line_status::none) continue;
     char* dst = buf.write_ptr();  // before write_space(): it may grow the buffer
     ssize_t n = ::read(fd.get(), dst, buf.write_space());
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) {
+      err = errno;
+      return false;
+    }
     if (n <= 0) {
-      auto rest = buf.take_rest();
-      if (!rest.empty()) take(rest);
+      if (buf.take_rest(line) == line_status::line) take(line);
       break;
     }
     buf.commit(static_cast<std::size_t>(n));
@@ -66,6 +81,35 @@ bool sample_lines(const std::string& path, std::size_t max_lines, bool csv, char
   return true;
 }
 
+bool has_glob(const std::string& path) {
+  return path.find_first_of("*?[") != std::string::npos;
+}
+
+/// Checks at build (and lint) time that `path` can be read: a missing file, a directory or an
+/// unreadable file is a located error at `path`. A missing file is fine when following, as
+/// the source waits for it.
+void check_path(const spec::config& cfg, const std::string& path, bool follow) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    int e = errno;
+    if (e == ENOENT && follow) return;
+    std::string msg = "cannot read '" + path + "': " + errno_text(e);
+    if (e == ENOENT) {
+      msg += "; check the path";
+      if (has_glob(path))
+        msg += " (the file source reads one file and does not expand `*`, `?` or `[`)";
+      msg += ", or set `follow: true` to wait for the file to appear";
+    }
+    cfg.fail("path", msg);
+  }
+  if (S_ISDIR(st.st_mode))
+    cfg.fail("path", "'" + path + "' is a directory; give the path of a file in it");
+  if (::access(path.c_str(), R_OK) != 0) {
+    int e = errno;
+    cfg.fail("path", "cannot read '" + path + "': " + errno_text(e) +
+                         "; check the file's permissions");
+  }
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -93,6 +137,7 @@ std::vector<spec::param> file_source_params() {
           .def("false")
           .doc("Skip the first line of the file (any format). With `format: csv` and `csv.header: "
                "true` the first line is the header and is skipped anyway."));
+  p.push_back(max_record_bytes_param());
   return p;
 }
 
@@ -139,6 +184,9 @@ file_source::file_source(const spec::config& cfg) {
   const bool csv = format == "csv";
   const auto csv_opt = read_csv_options(cfg);
   if (csv && csv_opt.header) skip_first_line_ = true;
+  const std::size_t max_record = read_max_record_bytes(cfg);
+  buf_.set_max_line(max_record);
+  check_path(cfg, path_, follow_);
 
   if (format == "raw") {
     schema_ = raw_schema();
@@ -149,7 +197,8 @@ file_source::file_source(const spec::config& cfg) {
     int err = 0;
     // For CSV with a header the first sample must be the header, which inference reads.
     bool drop_first = skip_first_line_ && !(csv && csv_opt.header);
-    if (!sample_lines(path_, inference_sample_rows + 2, csv, csv_opt.quote, samples, err))
+    if (!sample_lines(path_, inference_sample_rows + 2, max_record, csv, csv_opt.quote, samples,
+                      err))
       cfg.fail("path", "cannot read '" + path_ + "' to infer its schema (" + errno_text(err) +
                            "); declare `schema:`");
     if (drop_first && !samples.empty()) samples.erase(samples.begin());
@@ -160,7 +209,8 @@ file_source::file_source(const spec::config& cfg) {
                                             : std::string("no record in its first lines")) +
                            "); declare `schema:`");
   }
-  lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_), csv ? csv_opt.quote : '\0');
+  lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_), csv ? csv_opt.quote : '\0',
+                                          max_record);
   lines_->set_origin("file", path_);
 }
 
@@ -174,6 +224,11 @@ void file_source::open(const core::operator_context& ctx) {
   }
   if (!open_file(follow_ && start_at_end_) && !follow_)
     throw std::runtime_error("file source: cannot open '" + path_ + "': " + errno_text(errno));
+  if (fd_) {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) == 0 && S_ISDIR(st.st_mode))
+      throw std::runtime_error("file source: '" + path_ + "' is a directory; give a file");
+  }
 }
 
 bool file_source::open_file(bool at_end) {
@@ -214,8 +269,7 @@ bool file_source::check_rotation(core::outputs& out, std::int64_t now) {
   if (::stat(path_.c_str(), &named) != 0) return false;  // moved away, not yet recreated
   if (named.st_ino == cur.st_ino && named.st_dev == cur.st_dev) return false;
   // Replaced: the old file is complete, so its last unterminated line is a record.
-  auto rest = buf_.take_rest();
-  if (!rest.empty() && !header_pending_) lines_->line(rest, out, now);
+  take_rest(out, now);
   lines_->finish(out, now);
   lines_->reset();
   return open_file(false);
@@ -229,17 +283,19 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
   if (out.main.width == 0) out.main.width = static_cast<std::uint32_t>(schema_->size());
   const std::int64_t now = core::processing_time::now().ns;
   const std::size_t rows_before = out.main.size(), dead_before = out.dead_letter.size();
-  std::size_t handled = 0;
+  std::size_t handled = 0, read_bytes = 0;
   bool at_eof = false;
-  while (handled < max_rows) {
+  // The read budget ends a poll that finds no line end (the rest of an endless line being
+  // skipped), so the runtime regains control between reads.
+  while (handled < max_rows && read_bytes < max_read_per_poll) {
     std::string_view line;
-    if (buf_.next_line(line)) {
+    if (auto got = buf_.next_line(line); got != line_status::none) {
       if (header_pending_) {
         header_pending_ = false;
         lines_->skip();
         continue;
       }
-      lines_->line(line, out, now);
+      lines_->take(got, line, out, now);
       ++handled;
       continue;
     }
@@ -248,6 +304,7 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
     if (n > 0) {
       buf_.commit(static_cast<std::size_t>(n));
       offset_ += static_cast<std::uint64_t>(n);
+      read_bytes += static_cast<std::size_t>(n);
       continue;
     }
     if (n < 0) {
@@ -255,8 +312,7 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
       throw std::runtime_error("file source: reading '" + path_ + "': " + errno_text(errno));
     }
     if (!follow_) {
-      auto rest = buf_.take_rest();
-      if (!rest.empty() && !header_pending_) lines_->line(rest, out, now);
+      take_rest(out, now);
       lines_->finish(out, now);
       done_ = true;
       at_eof = true;
@@ -270,6 +326,12 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
   bool produced = out.main.size() > rows_before || out.dead_letter.size() > dead_before;
   if (produced || !at_eof) return core::poll_status::data;
   return done_ ? core::poll_status::end : core::poll_status::idle;
+}
+
+void file_source::take_rest(core::outputs& out, std::int64_t now) {
+  std::string_view rest;
+  auto got = buf_.take_rest(rest);
+  if (got != line_status::none && !header_pending_) lines_->take(got, rest, out, now);
 }
 
 void file_source::progress(std::uint64_t& done, std::uint64_t& total) const {

@@ -74,6 +74,8 @@ private:
   /// At end of file in follow mode: true when reading should go on (truncated or replaced).
   bool check_rotation(core::outputs& out, std::int64_t now);
   void restart_counting();
+  /// Hands on a last line without a newline.
+  void take_rest(core::outputs& out, std::int64_t now);
 
   std::string path_;
   bool follow_ = false;

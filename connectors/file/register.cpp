@@ -13,7 +13,10 @@ void register_file_connectors(spec::registry& reg) {
       "lines inside quotes). Without `schema:` the schema is inferred from the first 100 "
       "lines when the pipeline is built: CSV column names from the header and types from the "
       "values, JSON field names in first-seen order. Lines that do not decode go to the "
-      "dead-letter output with the reason and their position `path:line`.\n\n"
+      "dead-letter output with the reason and their position `path:line`; so does a record "
+      "longer than `max_record_bytes`, with its first 1 KiB.\n\n"
+      "The file must exist, be readable and not be a directory when the pipeline is built "
+      "(`pel lint` checks it), unless `follow: true`, which waits for a missing file.\n\n"
       "Bounded by default: the stream ends at end of file, and progress is bytes read over "
       "the file size. With `follow: true` it never ends and behaves like `tail -F`.\n\n"
       "Parallelism: a file has one reader; with parallelism > 1 only instance 0 reads and "
@@ -22,12 +25,12 @@ void register_file_connectors(spec::registry& reg) {
   src.params = file_source_params();
   src.example =
       "sources:\n"
-      "  trades:\n"
+      "  readings:\n"
       "    type: file\n"
-      "    path: examples/trading/data/trades.csv\n"
+      "    path: examples/sensors/data/machine_temperature_system_failure.csv\n"
       "    format: csv\n"
-      "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
-      "    event_time: {field: ts, format: epoch_ms}\n";
+      "    schema: {timestamp: string, value: double}\n"
+      "    event_time: {field: timestamp, format: datetime}\n";
   reg.add_source(std::move(src), [](const spec::config& cfg) -> core::source_ptr {
     return std::make_unique<file_source>(cfg);
   });

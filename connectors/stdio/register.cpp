@@ -11,8 +11,8 @@ void register_stdio_connectors(spec::registry& reg) {
   in.description =
       "Reads standard input until it closes, then ends the stream. Lines are handed on as "
       "soon as they arrive, so it works for typed-in or piped live data. JSON and CSV need a "
-      "declared `schema:`. Malformed lines go to the dead-letter output with the position "
-      "`stdin:line`. It blocks while waiting for input, so it gets a thread of its own; with "
+      "declared `schema:`. Malformed lines, and lines longer than `max_record_bytes` (with their "
+      "first 1 KiB), go to the dead-letter output with the position `stdin:line`. It blocks while waiting for input, so it gets a thread of its own; with "
       "parallelism > 1 only instance 0 reads.";
   in.params = stdin_params();
   in.example =

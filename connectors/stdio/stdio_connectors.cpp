@@ -23,6 +23,7 @@ std::vector<spec::param> stdin_params() {
                   .doc("Skip the first line. With `format: csv` and `csv.header: true` the first "
                        "line is the "
                        "header and is skipped anyway."));
+  p.push_back(max_record_bytes_param());
   return p;
 }
 
@@ -51,8 +52,10 @@ stdin_source::stdin_source(const spec::config& cfg, int fd) : fd_(fd) {
                "declare `schema:` (or use `format: raw`)");
   }
   header_pending_ = cfg.get_bool("skip_header") || (format == "csv" && csv_opt.header);
+  const std::size_t max_record = read_max_record_bytes(cfg);
+  buf_.set_max_line(max_record);
   lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_),
-                                          format == "csv" ? csv_opt.quote : '\0');
+                                          format == "csv" ? csv_opt.quote : '\0', max_record);
   lines_->set_origin("stdin", "stdin");
 }
 
@@ -69,13 +72,13 @@ core::poll_status stdin_source::poll(core::outputs& out, std::size_t max_rows) {
   bool read_once = false;
   while (handled < max_rows) {
     std::string_view line;
-    if (buf_.next_line(line)) {
+    if (auto got = buf_.next_line(line); got != line_status::none) {
       if (header_pending_) {
         header_pending_ = false;
         lines_->skip();
         continue;
       }
-      lines_->line(line, out, now);
+      lines_->take(got, line, out, now);
       ++handled;
       continue;
     }
@@ -91,8 +94,8 @@ core::poll_status stdin_source::poll(core::outputs& out, std::size_t max_rows) {
     read_once = true;
     if (n == 0) {
       eof_ = true;
-      auto rest = buf_.take_rest();
-      if (!rest.empty() && !header_pending_) lines_->line(rest, out, now);
+      auto got = buf_.take_rest(line);
+      if (got != line_status::none && !header_pending_) lines_->take(got, line, out, now);
       lines_->finish(out, now);
       break;
     }

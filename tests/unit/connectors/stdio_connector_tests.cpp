@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cerrno>
+#include <filesystem>
 
 using namespace pel;
 using namespace pel::connectors;
@@ -138,6 +139,59 @@ TEST_CASE("stdin source skips the CSV header", "[stdio]") {
   CHECK(out.dead_letter.size() == 0);
 }
 
+TEST_CASE("stdin source sends a line over max_record_bytes to the dead letter", "[stdio][hostile]") {
+  pipe_pair p;
+  test_config t(map({{"format", scalar("raw")}, {"max_record_bytes", scalar("1KiB")}}),
+                stdin_params());
+  stdin_source src(t.cfg, p.r);
+  // 40 KB: more than one read, less than the pipe holds.
+  p.write("first\n" + std::string(40000, 'y') + "\nlast\r\n" + std::string(2000, 'z'));
+  p.close_write();
+  core::outputs out;
+  int polls = 0;
+  while (polls++ < 1000 && src.poll(out, 100) != core::poll_status::end) {
+  }
+  REQUIRE(out.main.size() == 2);
+  CHECK(std::get<std::string>(out.main.row(0)[0]) == "first");
+  CHECK(std::get<std::string>(out.main.row(1)[0]) == "last");
+  REQUIRE(out.dead_letter.size() == 2);
+  CHECK(std::get<std::string>(out.dead_letter.row(0)[0])
+            .rfind("line longer than max_record_bytes (1024 bytes)", 0) == 0);
+  CHECK(std::get<std::string>(out.dead_letter.row(0)[3]) == "stdin:2");
+  CHECK(std::get<std::string>(out.dead_letter.row(0)[4]) == std::string(1024, 'y'));
+  // A last line without a newline is bounded too.
+  CHECK(std::get<std::string>(out.dead_letter.row(1)[3]) == "stdin:4");
+  CHECK(std::get<std::string>(out.dead_letter.row(1)[4]) == std::string(1024, 'z'));
+}
+
+TEST_CASE("lint reports a file source's unreadable path at the path key", "[stdio][lint]") {
+  spec::registry reg;
+  register_builtin_connectors(reg);
+  auto lint = [&](const std::string& path, const std::string& extra) {
+    std::string text =
+        "sources:\n"
+        "  src:\n"
+        "    type: file\n"
+        "    schema: {i: int}\n"
+        "    path: " + path + "\n" + extra +
+        "sinks:\n"
+        "  out: {type: discard, input: src}\n";
+    auto p = spec::load_text(text, "p.yaml", reg);
+    try {
+      plan::build(p, reg);
+    } catch (const spec::spec_error& e) {
+      return e.diags().format();
+    }
+    return std::string("ok");
+  };
+  CHECK(lint("/no/such/dir/t.json", "") ==
+        "p.yaml:5:11: sources.src.path: cannot read '/no/such/dir/t.json': No such file or "
+        "directory; check the path, or set `follow: true` to wait for the file to appear\n");
+  CHECK(lint("/", "") == "p.yaml:5:11: sources.src.path: '/' is a directory; give the path of "
+                         "a file in it\n");
+  CHECK(lint("/no/such/dir/t.json", "    follow: true\n") == "ok");
+}
+
 TEST_CASE("stdout sink writes each batch at once", "[stdio]") {
   SECTION("json") {
     pipe_pair p;
@@ -227,6 +281,12 @@ TEST_CASE("connector examples lint and build clean", "[register]") {
     } catch (const spec::spec_error& e) {
       FAIL(e.what());
     }
+    // Example paths are relative to the repository root, where `pel` is run from.
+    struct in_source_dir {
+      std::string old = std::filesystem::current_path().string();
+      in_source_dir() { std::filesystem::current_path(PEL_SOURCE_DIR); }
+      ~in_source_dir() { std::filesystem::current_path(old); }
+    } cwd;
     CHECK_NOTHROW(plan::build(p, reg));
   }
 }
