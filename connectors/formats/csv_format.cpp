@@ -1,6 +1,8 @@
 // CSV (RFC 4180): splitting, decoding by schema, encoding with minimal quoting.
 #include "format_impl.hpp"
 
+#include <charconv>
+
 namespace pel::connectors {
 
 bool split_csv(std::string_view record, const csv_options& opt, std::vector<csv_field>& fields,
@@ -87,7 +89,8 @@ public:
       if (!f.quoted && is_null_text(f.text)) continue;
       if (!convert(f, sf[i].type, row[i])) {
         error = "field '" + sf[i].name + "': expected " +
-                std::string(core::to_string(*sf[i].type)) + ", found " + describe(f.text);
+                std::string(core::to_string(*sf[i].type)) + ", found " + kind_of(f.text) + " " +
+                describe(f.text);
         return false;
       }
     }
@@ -95,6 +98,25 @@ public:
   }
 
 private:
+  /// What a CSV text reads as, for error messages.
+  static std::string kind_of(std::string_view t) {
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (!t.empty() && t.front() == '+') t.remove_prefix(1);
+    const char* end = t.data() + t.size();
+    std::int64_t i;
+    auto ri = std::from_chars(t.data(), end, i);
+    if (!t.empty() && ri.ptr == end)
+      return ri.ec == std::errc() ? "int" : "int (outside the int64 range)";
+    double d;
+    auto rd = std::from_chars(t.data(), end, d);
+    if (!t.empty() && rd.ptr == end)
+      return rd.ec == std::errc() ? "double" : "double (outside the double range)";
+    bool b;
+    if (parse_bool(t, b)) return "bool";
+    return "string";
+  }
+
   bool is_null_text(std::string_view t) const noexcept {
     for (const auto& nv : opt_.null_values)
       if (t == nv) return true;

@@ -29,10 +29,15 @@ std::vector<spec::param> format_params(bool for_source) {
   if (for_source) {
     out.push_back(param::string_map("schema").doc(
         "The fields and their types, in order, e.g. `{ts: int, symbol: string, price: "
-        "double}`. Types: `bool`, `int`, `double`, `string`, `any`. A JSON field that "
-        "is missing is null; a value that does not fit its type makes the record "
-        "malformed (dead letter). When absent, the schema is inferred from the first "
-        "100 lines where the connector can sample its input."));
+        "double}`. Types: `bool`, `int`, `double`, `string`, `any`. A field gets exactly "
+        "its declared type: a JSON value of another type (`\"29\"` for an int, `5` for a "
+        "string, `7.0` for an int, an int above the int64 range) or a CSV text that does not "
+        "read as the type makes the record malformed (dead letter, with the field, the "
+        "expected and the found type). The one widening: an integer where a `double` is "
+        "declared. Null (a JSON null, a missing JSON field, a CSV null value) fits every "
+        "type; `any` keeps the value as it comes (JSON objects and arrays as their text). "
+        "When absent, the schema is inferred from the first 100 lines where the connector "
+        "can sample its input."));
     out.push_back(param::object(
         "csv", {param::string("delimiter")
                     .def(",")

@@ -27,7 +27,7 @@ std::string describe_element(const element& e) {
     case element_type::INT64:
       return "int " + std::to_string(int64_t(e));
     case element_type::UINT64:
-      return "int " + std::to_string(uint64_t(e));
+      return "int " + std::to_string(uint64_t(e)) + " (above the int64 range)";
     case element_type::DOUBLE: {
       std::string out = "double ";
       append_text(out, core::value{double(e)});
@@ -65,45 +65,21 @@ core::value natural(const element& e) {
   return {};
 }
 
-/// Converts `e` to the declared type `t`; false when it does not fit.
+/// Reads `e` as the declared type `t`; false when it is of another type. JSON values are not
+/// converted between types ("12" is not an int, 5 is not a string, 7.0 is not an int); the
+/// one widening is an integer where a double is declared. Null fits every type.
 bool coerce(const element& e, value_type t, core::value& out) {
   auto et = e.type();
   if (et == element_type::NULL_VALUE) return true;  // stays null
   switch (t) {
     case value_type::string:
-      if (et == element_type::STRING) {
-        out = std::string(std::string_view(e));
-      } else {
-        auto v = natural(e);
-        if (core::type_of(v) == value_type::string) {
-          out = std::move(v);
-        } else {
-          std::string s;
-          append_text(s, v);
-          out = std::move(s);
-        }
-      }
+      if (et != element_type::STRING) return false;
+      out = std::string(std::string_view(e));
       return true;
     case value_type::integer:
-      if (et == element_type::INT64) {
-        out = std::int64_t(e);
-        return true;
-      }
-      if (et == element_type::DOUBLE) {
-        double d = double(e);
-        if (d == std::floor(d) && std::fabs(d) < 9.2e18) {
-          out = static_cast<std::int64_t>(d);
-          return true;
-        }
-        return false;
-      }
-      if (et == element_type::STRING) {
-        std::int64_t i;
-        if (!parse_int(std::string_view(e), i)) return false;
-        out = i;
-        return true;
-      }
-      return false;
+      if (et != element_type::INT64) return false;  // UINT64: above the int64 range
+      out = std::int64_t(e);
+      return true;
     case value_type::number:
       if (et == element_type::INT64)
         out = static_cast<double>(std::int64_t(e));
@@ -111,25 +87,13 @@ bool coerce(const element& e, value_type t, core::value& out) {
         out = static_cast<double>(std::uint64_t(e));
       else if (et == element_type::DOUBLE)
         out = double(e);
-      else if (et == element_type::STRING) {
-        double d;
-        if (!parse_double(std::string_view(e), d)) return false;
-        out = d;
-      } else
+      else
         return false;
       return true;
     case value_type::boolean:
-      if (et == element_type::BOOL) {
-        out = bool(e);
-        return true;
-      }
-      if (et == element_type::STRING) {
-        bool b;
-        if (!parse_bool(std::string_view(e), b)) return false;
-        out = b;
-        return true;
-      }
-      return false;
+      if (et != element_type::BOOL) return false;
+      out = bool(e);
+      return true;
     case value_type::null:
       return true;
   }

@@ -97,15 +97,41 @@ TEST_CASE("JSON decoding follows the declared schema", "[formats][json]") {
     CHECK(core::is_null(r[1]));
     CHECK(core::is_null(r[3]));
   }
-  SECTION("declared types coerce") {
-    auto r = decode_ok(*d, R"({"symbol":12,"qty":"12","price":"1.25","ok":"false"})");
-    CHECK(std::get<std::string>(r[0]) == "12");
-    CHECK(std::get<std::int64_t>(r[1]) == 12);
-    CHECK(std::get<double>(r[2]) == 1.25);
-    CHECK(std::get<bool>(r[3]) == false);
-    auto s = decode_ok(*d, R"({"symbol":"12","qty":7.0})");
-    CHECK(std::get<std::string>(s[0]) == "12");
-    CHECK(std::get<std::int64_t>(s[1]) == 7);
+  SECTION("a declared type is exact: no conversion between JSON types") {
+    CHECK(decode_error(*d, R"({"symbol":5})") == "field 'symbol': expected string, found int 5");
+    CHECK(decode_error(*d, R"({"qty":"29"})") ==
+          "field 'qty': expected int, found string \"29\"");
+    CHECK(decode_error(*d, R"({"qty":7.0})") == "field 'qty': expected int, found double 7");
+    CHECK(decode_error(*d, R"({"price":"1.25"})") ==
+          "field 'price': expected double, found string \"1.25\"");
+    CHECK(decode_error(*d, R"({"ok":"false"})") ==
+          "field 'ok': expected bool, found string \"false\"");
+    CHECK(decode_error(*d, R"({"ok":1})") == "field 'ok': expected bool, found int 1");
+    CHECK(decode_error(*d, R"({"symbol":true})") ==
+          "field 'symbol': expected string, found bool true");
+    CHECK(decode_error(*d, R"({"symbol":{"a":1}})") ==
+          "field 'symbol': expected string, found object");
+    CHECK(decode_error(*d, R"({"symbol":["a"]})") ==
+          "field 'symbol': expected string, found array");
+    CHECK(decode_error(*d, R"({"qty":[1]})") == "field 'qty': expected int, found array");
+    CHECK(decode_error(*d, R"({"price":{}})") == "field 'price': expected double, found object");
+  }
+  SECTION("an integer widens to a double; out of the int64 range it is no int") {
+    auto r = decode_ok(*d, R"({"price":-12,"qty":-9223372036854775808})");
+    CHECK(std::get<double>(r[2]) == -12.0);
+    CHECK(std::get<std::int64_t>(r[1]) == std::numeric_limits<std::int64_t>::min());
+    auto big = decode_ok(*d, R"({"price":18446744073709551615})");
+    CHECK(std::get<double>(big[2]) == 18446744073709551615.0);
+    CHECK(decode_error(*d, R"({"qty":9223372036854775808})") ==
+          "field 'qty': expected int, found int 9223372036854775808 (above the int64 range)");
+    // Beyond what a JSON number can hold here: the record is malformed, not clipped.
+    CHECK(decode_error(*d, R"({"price":1e400})").rfind("invalid JSON: ", 0) == 0);
+    CHECK(decode_error(*d, R"({"qty":123456789012345678901234567890})") ==
+          "invalid JSON: Problem while parsing a number");
+  }
+  SECTION("null fits every declared type") {
+    auto r = decode_ok(*d, R"({"symbol":null,"qty":null,"price":null,"ok":null})");
+    for (const auto& v : r) CHECK(core::is_null(v));
   }
   SECTION("wrong types make the record malformed with a clear reason") {
     CHECK(decode_error(*d, R"({"qty":"abc"})") ==
@@ -179,11 +205,26 @@ TEST_CASE("CSV decoding converts by schema with null values", "[formats][csv]") 
   CHECK(core::is_null(n[2]));
   CHECK(core::is_null(n[3]));
   // A quoted empty field is not null; for a bool it does not parse.
-  CHECK(decode_error(*d, "x;1;2;\"\"") == "field 'ok': expected bool, found \"\"");
+  CHECK(decode_error(*d, "x;1;2;\"\"") == "field 'ok': expected bool, found string \"\"");
   auto q = decode_ok(*d, "\"NA\";1;2;false");
   CHECK(std::get<std::string>(q[0]) == "NA");
 
-  CHECK(decode_error(*d, "AAPL;ten;1;true") == "field 'qty': expected int, found \"ten\"");
+  CHECK(decode_error(*d, "AAPL;ten;1;true") ==
+        "field 'qty': expected int, found string \"ten\"");
+  CHECK(decode_error(*d, "AAPL;1.5;1;true") == "field 'qty': expected int, found double \"1.5\"");
+  CHECK(decode_error(*d, "AAPL;99999999999999999999;1;true") ==
+        "field 'qty': expected int, found int (outside the int64 range) "
+        "\"99999999999999999999\"");
+  CHECK(decode_error(*d, "AAPL;1;x;true") == "field 'price': expected double, found string \"x\"");
+  CHECK(decode_error(*d, "AAPL;1;1e999;true") ==
+        "field 'price': expected double, found double (outside the double range) \"1e999\"");
+  CHECK(decode_error(*d, "AAPL;1;2;yes") == "field 'ok': expected bool, found string \"yes\"");
+  CHECK(decode_error(*d, "AAPL;1;2;1") == "field 'ok': expected bool, found int \"1\"");
+  // An int where a double is declared widens, as in JSON; quotes do not change a CSV type.
+  auto w = decode_ok(*d, "\"AAPL\";\"7\";3;TRUE");
+  CHECK(std::get<double>(w[2]) == 3.0);
+  CHECK(std::get<std::int64_t>(w[1]) == 7);
+  CHECK(decode_error(*d, "AAPL;1;1;true;extra") == "expected 4 fields, found 5");
   CHECK(decode_error(*d, "AAPL;1;1") == "expected 4 fields, found 3");
 
   SECTION("custom null values and tab delimiter") {
@@ -299,4 +340,61 @@ TEST_CASE("dead letters from a message keep the text and the position", "[format
   CHECK(std::get<std::string>(r[3]) == "f.json:3");
   CHECK(std::get<std::string>(r[4]) == "{oops");
   CHECK(std::get<std::int64_t>(r[5]) == 42);
+}
+
+TEST_CASE("JSON encoding gives valid JSON for any string bytes and any double",
+          "[formats][json][hostile]") {
+  auto schema = std::make_shared<core::schema>(std::vector<core::field>{
+      {"s", core::value_type::string}, {"x", core::value_type::number}});
+  auto sink = test_config(map({{"format", scalar("json")}}), format_params(false));
+  auto enc = make_encoder(sink.cfg, schema);
+  // The JSON decoder (simdjson) checks UTF-8 and rejects NaN, so it serves as the validator.
+  auto any = std::make_shared<core::schema>(std::vector<core::field>{{"s", {}}, {"x", {}}});
+  auto src = source_cfg({{"format", scalar("json")}});
+  auto dec = make_decoder(src.cfg, any);
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::pair<std::string, double>> rows{
+      {"\xFF\xFE binary \x01\x7F \x80", std::nan("")},
+      {std::string("nul \0 inside", 12), inf},
+      {"\xC3 truncated", -inf},
+      {"\xED\xA0\x80 surrogate \xF4\x90\x80\x80", 1.5},
+      {"valid \xC3\xA9\xE2\x82\xAC", -0.0}};  // -0 reads back as the int 0
+  for (const auto& [s, x] : rows) {
+    core::value row[2] = {s, x};
+    std::string line;
+    enc->encode(row, line);
+    INFO(line);
+    auto back = decode_ok(*dec, line);
+    double y = 0;
+    if (std::isfinite(x))
+      CHECK((core::as_number(back[1], y) && y == x));
+    else
+      CHECK(core::is_null(back[1]));
+  }
+  core::value valid[2] = {std::string("valid \xC3\xA9\xE2\x82\xAC"), 1.0};
+  std::string line;
+  enc->encode(valid, line);
+  CHECK(line == "{\"s\":\"valid \xC3\xA9\xE2\x82\xAC\",\"x\":1}");
+  core::value bad[2] = {std::string("a\xFFz"), core::value{}};
+  line.clear();
+  enc->encode(bad, line);
+  CHECK(line == "{\"s\":\"a\xEF\xBF\xBDz\",\"x\":null}");
+}
+
+TEST_CASE("JSON decoding of hostile lines gives reasons, not crashes", "[formats][json][hostile]") {
+  auto t = source_cfg({{"format", scalar("json")}});
+  auto d = make_decoder(t.cfg, trade_schema());
+  CHECK(decode_error(*d, "{\"symbol\":\"\xFF\"}") ==
+        "invalid JSON: The input is not valid UTF-8");
+  CHECK(decode_error(*d, std::string("{\"symbol\":\"a\0b\"}", 16)).rfind("invalid JSON: ", 0) ==
+        0);
+  CHECK(decode_error(*d, "   ").rfind("invalid JSON: ", 0) == 0);
+  CHECK(decode_error(*d, "42") == "expected a JSON object, found a number");
+  CHECK(decode_error(*d, "\"text\"") == "expected a JSON object, found a string");
+  CHECK(decode_error(*d, "null") == "expected a JSON object, found null");
+  std::string deep(100000, '[');
+  CHECK(decode_error(*d, "{\"symbol\":" + deep).rfind("invalid JSON: ", 0) == 0);
+  std::string binary;
+  for (int i = 0; i < 4096; ++i) binary += static_cast<char>((i * 7919) & 0xFF);
+  CHECK(decode_error(*d, binary).rfind("invalid JSON: ", 0) == 0);
 }
