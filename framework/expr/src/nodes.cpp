@@ -2,7 +2,9 @@
 
 #include "pel/core/time.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
 
@@ -47,6 +49,19 @@ bool all_constant(const std::vector<const node*>& children) {
 void span(node& n, const node& a, const node& b) {
   n.begin = a.begin;
   n.end = b.end;
+}
+
+/// One more than the tallest child.
+int above(std::initializer_list<const node*> children) {
+  int h = 0;
+  for (auto c : children) h = std::max(h, c->height);
+  return h + 1;
+}
+
+int above(const std::vector<node_ptr>& children, int at_least = 0) {
+  int h = at_least;
+  for (const auto& c : children) h = std::max(h, c->height);
+  return h + 1;
 }
 
 // --- leaves -------------------------------------------------------------------------------
@@ -610,6 +625,7 @@ node_ptr make_neg(node_ptr a) {
   n->type = a->type;
   n->end = a->end;
   n->constant = a->constant;
+  n->height = above({a.get()});
   n->a = std::move(a);
   return n;
 }
@@ -618,6 +634,7 @@ node_ptr make_not(node_ptr a) {
   auto n = std::make_unique<not_node>();
   n->end = a->end;
   n->constant = a->constant;
+  n->height = above({a.get()});
   n->a = std::move(a);
   return n;
 }
@@ -639,6 +656,7 @@ node_ptr make_arith(arith_op op, node_ptr a, node_ptr b) {
   span(*n, *a, *b);
   n->op = op;
   n->constant = all_constant({a.get(), b.get()});
+  n->height = above({a.get(), b.get()});
   const auto ta = a->type, tb = b->type;
   auto numeric = [](std::optional<value_type> t) {
     return t == value_type::integer || t == value_type::number;
@@ -669,6 +687,7 @@ node_ptr make_cmp(cmp_op op, node_ptr a, node_ptr b) {
   span(*n, *a, *b);
   n->op = op;
   n->constant = all_constant({a.get(), b.get()});
+  n->height = above({a.get(), b.get()});
   n->a = std::move(a);
   n->b = std::move(b);
   return n;
@@ -678,6 +697,7 @@ node_ptr make_and(node_ptr a, node_ptr b) {
   auto n = std::make_unique<and_node>();
   span(*n, *a, *b);
   n->constant = all_constant({a.get(), b.get()});
+  n->height = above({a.get(), b.get()});
   n->a = std::move(a);
   n->b = std::move(b);
   return n;
@@ -687,6 +707,7 @@ node_ptr make_or(node_ptr a, node_ptr b) {
   auto n = std::make_unique<or_node>();
   span(*n, *a, *b);
   n->constant = all_constant({a.get(), b.get()});
+  n->height = above({a.get(), b.get()});
   n->a = std::move(a);
   n->b = std::move(b);
   return n;
@@ -696,6 +717,7 @@ node_ptr make_is_null(node_ptr a, bool negate) {
   auto n = std::make_unique<is_null_node>();
   n->begin = a->begin;
   n->constant = a->constant;
+  n->height = above({a.get()});
   n->negate = negate;
   n->a = std::move(a);
   return n;
@@ -707,6 +729,7 @@ node_ptr make_in(node_ptr a, std::vector<node_ptr> list, bool negate) {
   bool k = a->constant;
   for (const auto& i : list) k = k && i->constant;
   n->constant = k;
+  n->height = above(list, a->height);
   n->negate = negate;
   n->a = std::move(a);
   n->list = std::move(list);
@@ -717,6 +740,7 @@ node_ptr make_cond(node_ptr c, node_ptr a, node_ptr b) {
   auto n = std::make_unique<cond_node>();
   span(*n, *c, *b);
   n->constant = all_constant({c.get(), a.get(), b.get()});
+  n->height = above({c.get(), a.get(), b.get()});
   n->type = unify(*a, *b);
   n->c = std::move(c);
   n->a = std::move(a);
@@ -735,6 +759,7 @@ node_ptr make_coalesce(std::vector<node_ptr> args) {
   }
   n->constant = k;
   n->type = t;
+  n->height = above(args);
   n->args = std::move(args);
   return n;
 }
@@ -744,6 +769,7 @@ node_ptr make_call(const function_def& def, std::vector<node_ptr> args) {
   bool k = true;
   for (const auto& a : args) k = k && a->constant;
   n->constant = k;
+  n->height = above(args);
   n->def = &def;
   n->type = def.result ? def.result(args) : std::nullopt;
   n->args = std::move(args);

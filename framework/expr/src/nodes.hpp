@@ -51,6 +51,7 @@ public:
   bool constant = false;                 ///< no fields, no time: may be folded
   bool has_test = false;                 ///< `test` is implemented (a bool-or-null result)
   int field_pos = -1;                    ///< position read by a field node, else -1
+  int height = 1;                        ///< nodes on the longest path down to a leaf
   const core::value* const_value = nullptr;  ///< value of a constant node, else nullptr
 
   /// Throws a located_error spanning this node.
@@ -58,6 +59,13 @@ public:
 };
 
 using node_ptr = std::unique_ptr<node>;
+
+/// Evaluating, folding and destroying a tree recurse once per level, so the parser refuses
+/// trees taller than this (a long chain such as `a or b or ...`), and nesting written in the
+/// text (parentheses, `not`, `!`, unary `-`/`+`, `?:` branches, function arguments, `in`
+/// lists) deeper than max_nesting, before either can exhaust the stack.
+constexpr int max_height = 1024;
+constexpr int max_nesting = 256;
 
 /// Short description of a value for error messages: `string "abc"`, `int 2`.
 std::string describe(const core::value& v);

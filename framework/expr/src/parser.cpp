@@ -250,6 +250,39 @@ private:
     }
   }
 
+  /// `fold(n)`, refused when the tree it makes is taller than max_height (evaluating it
+  /// would recurse that deep); `at` is the operator that made it too tall.
+  static node_ptr finish(node_ptr n, std::size_t at) {
+    n = fold(std::move(n));
+    if (n->height > max_height)
+      throw parse_error(at, "expression deeper than " + std::to_string(max_height) +
+                                " operations applied one after another; split it into shorter "
+                                "expressions (e.g. several map fields), and write a long list "
+                                "of alternatives as x in (a, b, c)");
+    return n;
+  }
+
+  /// One level of nesting written in the text, held while its inside is parsed: the parser
+  /// recurses once per level, so more than max_nesting levels are refused at `at`, the token
+  /// that opens the level.
+  class nesting {
+  public:
+    nesting(parser& p, std::size_t at) : p_(p) {
+      if (p_.depth_ >= max_nesting)
+        throw parse_error(at, "expression nesting deeper than " + std::to_string(max_nesting) +
+                                  " levels (parentheses, not, !, unary -, ?:, function "
+                                  "arguments); flatten it, e.g. compute parts as separate "
+                                  "fields in an earlier map");
+      ++p_.depth_;
+    }
+    ~nesting() { --p_.depth_; }
+    nesting(const nesting&) = delete;
+    nesting& operator=(const nesting&) = delete;
+
+  private:
+    parser& p_;
+  };
+
   static node_ptr located(node_ptr n, std::size_t b, std::size_t e) {
     n->begin = b;
     n->end = e;
@@ -261,19 +294,20 @@ private:
   node_ptr ternary() {
     auto c = or_expr();
     if (!is_sym(peek(), "?")) return c;
-    next();
+    const auto at = next().begin;
+    nesting level(*this, at);
     auto a = ternary();
     expect_sym(":", "in 'condition ? then : else'");
     auto b = ternary();
-    return fold(make_cond(std::move(c), std::move(a), std::move(b)));
+    return finish(make_cond(std::move(c), std::move(a), std::move(b)), at);
   }
 
   node_ptr or_expr() {
     auto a = and_expr();
     while (is_sym(peek(), "||") || is_word(peek(), "or")) {
-      next();
+      const auto at = next().begin;
       auto b = and_expr();
-      a = fold(make_or(std::move(a), std::move(b)));
+      a = finish(make_or(std::move(a), std::move(b)), at);
     }
     return a;
   }
@@ -281,9 +315,9 @@ private:
   node_ptr and_expr() {
     auto a = not_expr();
     while (is_sym(peek(), "&&") || is_word(peek(), "and")) {
-      next();
+      const auto at = next().begin;
       auto b = not_expr();
-      a = fold(make_and(std::move(a), std::move(b)));
+      a = finish(make_and(std::move(a), std::move(b)), at);
     }
     return a;
   }
@@ -291,9 +325,10 @@ private:
   node_ptr not_expr() {
     if (is_word(peek(), "not")) {
       auto b = next().begin;
+      nesting level(*this, b);
       auto n = make_not(not_expr());
       n->begin = b;
-      return fold(std::move(n));
+      return finish(std::move(n), b);
     }
     return is_expr();
   }
@@ -301,7 +336,7 @@ private:
   node_ptr is_expr() {
     auto a = equality();
     while (is_word(peek(), "is")) {
-      next();
+      const auto at = next().begin;
       bool negate = accept_word("not");
       if (!is_word(peek(), "null"))
         throw parse_error(peek().begin, "expected 'null' after 'is" + std::string(negate ? " not" : "") +
@@ -309,7 +344,7 @@ private:
       auto e = next().end;
       auto n = make_is_null(std::move(a), negate);
       n->end = e;
-      a = fold(std::move(n));
+      a = finish(std::move(n), at);
     }
     return a;
   }
@@ -321,9 +356,9 @@ private:
       if (is_sym(peek(), "==")) op = cmp_op::eq;
       else if (is_sym(peek(), "!=") || is_sym(peek(), "<>")) op = cmp_op::ne;
       else return a;
-      next();
+      const auto at = next().begin;
       auto b = relational();
-      a = fold(make_cmp(op, std::move(a), std::move(b)));
+      a = finish(make_cmp(op, std::move(a), std::move(b)), at);
     }
   }
 
@@ -336,9 +371,9 @@ private:
       else if (is_sym(peek(), ">")) op = cmp_op::gt;
       else if (is_sym(peek(), ">=")) op = cmp_op::ge;
       else return a;
-      next();
+      const auto at = next().begin;
       auto b = in_expr();
-      a = fold(make_cmp(op, std::move(a), std::move(b)));
+      a = finish(make_cmp(op, std::move(a), std::move(b)), at);
     }
   }
 
@@ -350,7 +385,8 @@ private:
       next();
     }
     if (!is_word(peek(), "in")) return a;
-    next();
+    const auto at = next().begin;
+    nesting level(*this, at);
     expect_sym("(", "after 'in' (write: x in (1, 2, 3))");
     std::vector<node_ptr> list;
     if (is_sym(peek(), ")")) throw parse_error(peek().begin, "the list after 'in' is empty");
@@ -362,7 +398,7 @@ private:
     auto e = expect_sym(")", "to close the list after 'in'").end;
     auto n = make_in(std::move(a), std::move(list), negate);
     n->end = e;
-    return fold(std::move(n));
+    return finish(std::move(n), at);
   }
 
   node_ptr additive() {
@@ -372,9 +408,9 @@ private:
       if (is_sym(peek(), "+")) op = arith_op::add;
       else if (is_sym(peek(), "-")) op = arith_op::sub;
       else return a;
-      next();
+      const auto at = next().begin;
       auto b = multiplicative();
-      a = fold(make_arith(op, std::move(a), std::move(b)));
+      a = finish(make_arith(op, std::move(a), std::move(b)), at);
     }
   }
 
@@ -386,9 +422,9 @@ private:
       else if (is_sym(peek(), "/")) op = arith_op::div;
       else if (is_sym(peek(), "%")) op = arith_op::mod;
       else return a;
-      next();
+      const auto at = next().begin;
       auto b = unary();
-      a = fold(make_arith(op, std::move(a), std::move(b)));
+      a = finish(make_arith(op, std::move(a), std::move(b)), at);
     }
   }
 
@@ -402,19 +438,21 @@ private:
         const auto& lit = next();
         return located(number_literal("-" + lit.text, lit.kind, b), b, lit.end);
       }
+      nesting level(*this, b);
       auto n = make_neg(unary());
       n->begin = b;
-      return fold(std::move(n));
+      return finish(std::move(n), b);
     }
     if (is_sym(t, "+")) {
-      next();
+      nesting level(*this, next().begin);
       return unary();
     }
     if (is_sym(t, "!")) {
       auto b = next().begin;
+      nesting level(*this, b);
       auto n = make_not(unary());
       n->begin = b;
-      return fold(std::move(n));
+      return finish(std::move(n), b);
     }
     return primary();
   }
@@ -454,6 +492,7 @@ private:
       }
       case tk::sym:
         if (t.text == "(") {
+          nesting level(*this, t.begin);
           auto n = ternary();
           auto e = expect_sym(")", "to close '('").end;
           n->begin = t.begin;
@@ -483,6 +522,7 @@ private:
 
   node_ptr call(const token& name) {
     next();  // '('
+    nesting level(*this, name.begin);
     std::vector<node_ptr> args;
     if (!is_sym(peek(), ")")) {
       while (true) {
@@ -531,7 +571,7 @@ private:
       arity(def->min_args, def->max_args, def->signature);
       r = make_call(*def, std::move(args));
     }
-    return fold(located(std::move(r), name.begin, e));
+    return finish(located(std::move(r), name.begin, e), name.begin);
   }
 
   static const std::vector<std::string>& function_names() {
@@ -546,6 +586,7 @@ private:
   std::string_view text_;
   std::vector<token> toks_;
   std::size_t pos_ = 0;
+  int depth_ = 0;  ///< nesting levels open (see `nesting`)
   const core::schema& input_;
   std::set<int>& used_;
 };
