@@ -261,6 +261,8 @@ private:
     double event_rate =
         opt_.event_rate > 0 ? opt_.event_rate : (opt_.rate > 0 ? opt_.rate * parallelism : 1000.0);
     dt_ns_ = 1e9 / event_rate;
+    // Offsets from the start up to here keep the event time within int64 nanoseconds.
+    max_off_ns_ = static_cast<double>(INT64_MAX) - static_cast<double>(opt_.start_ms) * 1e6 - 1e9;
   }
 
   /// The next global index of this instance and its base event time (ns), or false when the
@@ -282,6 +284,7 @@ private:
                  static_cast<double>(cycle) * (x / (burst_a_ - (burst_a_ - 1.0) * x));
     double off = dt_ns_ * pos;
     if (opt_.duration_ns > 0 && off >= static_cast<double>(opt_.duration_ns)) return false;
+    if (off >= max_off_ns_) return false;  // past 2262: no later event time can be written
     base_ns = opt_.start_ms * 1'000'000 + static_cast<std::int64_t>(off);
     next_n_ += parallelism_;
     return true;
@@ -400,6 +403,7 @@ private:
   std::uint32_t parallelism_ = 1;
   std::uint64_t next_n_ = 0;
   double dt_ns_ = 1e6;
+  double max_off_ns_ = 9e18;
   std::uint64_t burst_cycle_ = UINT64_MAX;
   double burst_a_ = 1.0;
 
@@ -593,6 +597,16 @@ std::vector<spec::param> generator_params() {
   };
 }
 
+namespace {
+
+/// The event times a 64-bit nanosecond count holds, in ms (about 1677-09-22 to 2262-04-11).
+constexpr std::int64_t min_event_ms = INT64_MIN / 1'000'000 + 1;
+constexpr std::int64_t max_event_ms = INT64_MAX / 1'000'000 - 1;
+/// The least positive `rate` / `event_rate`.
+constexpr double min_rate = 0.001;
+
+}  // namespace
+
 generator_options read_generator_options(const spec::config& cfg) {
   generator_options o;
   auto profile = cfg.get_string("profile");
@@ -622,6 +636,12 @@ generator_options read_generator_options(const spec::config& cfg) {
   o.devices = static_cast<std::uint32_t>(bounded_int("devices", 1, 1000000, 100));
   o.rate = bounded_number("rate", 0, 1e12, 0);
   o.event_rate = bounded_number("event_rate", 0, 1e12, 0);
+  // A rate near zero puts records centuries apart: event times leave the 64-bit nanosecond
+  // range and each record walks its price path through every second in between.
+  for (auto [key, v] : {std::pair<std::string_view, double>{"rate", o.rate},
+                        std::pair<std::string_view, double>{"event_rate", o.event_rate}})
+    if (v > 0 && v < min_rate)
+      cfg.fail(key, "must be 0 (the default) or at least 0.001 (one record per 1000 s)");
   o.count = static_cast<std::uint64_t>(bounded_int("count", 0, INT64_MAX, 0));
   if (cfg.has("duration")) {
     o.duration_ns = cfg.get_duration_ns("duration");
@@ -633,11 +653,18 @@ generator_options read_generator_options(const spec::config& cfg) {
     if (!parse_iso8601_ms(text, o.start_ms))
       cfg.fail("start_time",
                "expected an ISO-8601 time such as 2024-01-02T14:30:00Z, found '" + text + "'");
+    if (o.start_ms < min_event_ms || o.start_ms > max_event_ms)
+      cfg.fail("start_time",
+               "must lie between 1677-09-22 and 2262-04-11: event times are nanoseconds since "
+               "1970 in 64 bits; found '" + text + "'");
   }
   o.out_of_order = bounded_number("out_of_order", 0, 1, 0);
   if (cfg.has("max_delay")) {
     o.max_delay_ns = cfg.get_duration_ns("max_delay");
     if (o.max_delay_ns < 0) cfg.fail("max_delay", "must not be negative");
+    if (o.start_ms - o.max_delay_ns / 1'000'000 < min_event_ms)
+      cfg.fail("max_delay", "reaches before 1677-09-22 from `start_time`, where event times "
+                            "(64-bit nanoseconds) end; make it shorter");
   }
   o.burstiness = bounded_number("burstiness", 0, 1, 0.3);
   o.bad_records = bounded_number("bad_records", 0, 1, 0);

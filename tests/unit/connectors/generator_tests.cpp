@@ -349,6 +349,47 @@ TEST_CASE("generator config is read and checked", "[generator]") {
   CHECK(def.symbols == 100);
 }
 
+TEST_CASE("generator refuses times and rates outside 64-bit nanoseconds", "[generator][hostile]") {
+  auto error = [](std::vector<std::pair<std::string, spec::node_ptr>> e) -> std::string {
+    test_config t(map(std::move(e)), generator_params());
+    try {
+      read_generator_options(t.cfg);
+    } catch (const spec::config_error& err) {
+      return err.what();
+    }
+    return "ok";
+  };
+  CHECK(error({{"start_time", scalar("9999-01-01T00:00:00Z")}}) ==
+        "must lie between 1677-09-22 and 2262-04-11: event times are nanoseconds since 1970 in "
+        "64 bits; found '9999-01-01T00:00:00Z'");
+  CHECK(error({{"start_time", scalar("1600-01-01")}}).rfind("must lie between", 0) == 0);
+  CHECK(error({{"start_time", scalar("2262-04-01T00:00:00Z")}}) == "ok");
+  CHECK(error({{"start_time", scalar("1677-10-01T00:00:00Z")}, {"max_delay", scalar("100d")}}) ==
+        "reaches before 1677-09-22 from `start_time`, where event times (64-bit nanoseconds) "
+        "end; make it shorter");
+  CHECK(error({{"event_rate", scalar("0.0000001")}}) ==
+        "must be 0 (the default) or at least 0.001 (one record per 1000 s)");
+  CHECK(error({{"rate", scalar("1e-9")}}).rfind("must be 0 (the default)", 0) == 0);
+  CHECK(error({{"event_rate", scalar("0.001")}}) == "ok");
+}
+
+TEST_CASE("generator ends its stream where event times run out (year 2262)", "[generator][hostile]") {
+  generator_options o;
+  o.start_ms = 9223372036854 - 10LL * 86'400'000;  // ten days before the end of int64 ns
+  o.event_rate = 0.001;                             // one record per 1000 s
+  o.burstiness = 0;
+  auto b = run(o);
+  CHECK(b.size() > 800);
+  CHECK(b.size() < 900);
+  std::int64_t prev = o.start_ms;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    auto ts = std::get<std::int64_t>(b.row(i)[0]);
+    REQUIRE(ts >= prev);
+    REQUIRE(ts <= 9223372036854);
+    prev = ts;
+  }
+}
+
 TEST_CASE("ISO-8601 parsing", "[generator]") {
   std::int64_t ms = 0;
   REQUIRE(parse_iso8601_ms("1970-01-01T00:00:00Z", ms));
