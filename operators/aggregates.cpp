@@ -93,6 +93,14 @@ constexpr std::size_t round8(std::size_t n) { return (n + 7) & ~std::size_t(7); 
 
 value number_or_null(bool present, double x) { return present ? value(x) : value(); }
 
+/// The larger (`is_max`) or smaller of two numbers, NaN when either is NaN: as with sum, a
+/// NaN input makes the result NaN whatever the order the inputs come in.
+template <bool is_max>
+inline double extreme(double a, double b) noexcept {
+  if (is_max ? b > a : b < a) return b;
+  return b == b ? a : b;
+}
+
 /// Base for aggregates whose state is a trivially copyable struct S.
 template <class S>
 class pod_aggregate : public aggregate {
@@ -316,27 +324,60 @@ public:
 
 private:
   static void take(extreme_state& x, double v) {
-    if (!x.has || (is_max ? v > x.m : v < x.m)) x.m = v;
+    x.m = x.has ? extreme<is_max>(x.m, v) : v;
     x.has = true;
   }
 };
 
 // ------------------------------------------------------------------ variance (Welford)
 
+/// Welford's running mean with the population standard deviation `sigma` = sqrt(M2 / n) in
+/// place of M2: sigma is at most half the range of the inputs, so it stays finite for any
+/// finite inputs ({1e308, -1e308} has sigma 1e308, where M2 and the squares of the
+/// differences overflow), and it is computed as a norm that neither overflows nor underflows
+/// (the differences of tiny or denormal inputs keep their size). 24 bytes, so a window's
+/// combiner can hold it. A NaN or infinite input makes mean and sigma NaN, and NaN stays.
 struct welford_state {
   std::int64_t n;
   double mean;
-  double m2;
+  double sigma;
 };
 
-/// The update of stddev and variance (Welford).
+/// sqrt(a^2 + b^2) without overflow or underflow: the plain formula when the sum of squares
+/// is a normal number well above the denormals (a square lost to underflow then does not
+/// matter beside it), else std::hypot.
+inline double norm2(double a, double b) noexcept {
+  const double s = a * a + b * b;
+  if (s > 0x1p-960 && s <= std::numeric_limits<double>::max()) return std::sqrt(s);
+  return std::hypot(a, b);
+}
+
+/// The update of stddev and variance: sigma_n^2 = (n-1)/n sigma_{n-1}^2 + (n-1)/n^2 d^2,
+/// d = x - mean_{n-1}.
 inline void welford_step(void* s, double a, bool na, double, bool, std::int64_t) noexcept {
   if (na) return;
   auto& w = st<welford_state>(s);
-  ++w.n;
-  double d = a - w.mean;
-  w.mean += d / static_cast<double>(w.n);
-  w.m2 += d * (a - w.mean);
+  const std::int64_t k = ++w.n;
+  if (!std::isfinite(a) || !std::isfinite(w.mean)) {
+    w.mean = w.sigma = std::numeric_limits<double>::quiet_NaN();
+    return;
+  }
+  if (k == 1) {
+    w.mean = a;
+    w.sigma = 0;
+    return;
+  }
+  const double n = static_cast<double>(k);
+  const double keep = std::sqrt((n - 1) / n);  // scales sigma_{n-1}
+  const double d = a - w.mean;
+  if (std::isfinite(d)) {
+    w.mean += d / n;
+    w.sigma = norm2(w.sigma * keep, d * (keep / std::sqrt(n)));
+  } else {  // opposite signs near the largest double: halve first, 2 / n <= 1 brings it back
+    const double h = 0.5 * a - 0.5 * w.mean;
+    w.mean += h * (2 / n);
+    w.sigma = norm2(w.sigma * keep, h * (2 * keep / std::sqrt(n)));
+  }
 }
 
 template <bool is_stddev>
@@ -355,12 +396,24 @@ public:
       a = b;
       return;
     }
-    // Chan et al.: combine two partial (n, mean, M2).
-    double n = static_cast<double>(a.n + b.n);
-    double delta = b.mean - a.mean;
-    a.mean += delta * static_cast<double>(b.n) / n;
-    a.m2 += b.m2 + delta * delta * static_cast<double>(a.n) * static_cast<double>(b.n) / n;
+    // Chan et al. on (n, mean, sigma): sigma^2 = wa sigma_a^2 + wb sigma_b^2 + wa wb delta^2.
+    const double n = static_cast<double>(a.n + b.n);
+    const double wa = static_cast<double>(a.n) / n, wb = static_cast<double>(b.n) / n;
     a.n += b.n;
+    if (!std::isfinite(a.mean) || !std::isfinite(b.mean)) {
+      a.mean = a.sigma = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    const double spread = norm2(a.sigma * std::sqrt(wa), b.sigma * std::sqrt(wb));
+    const double delta = b.mean - a.mean;
+    if (std::isfinite(delta)) {
+      a.mean += delta * wb;
+      a.sigma = norm2(spread, delta * std::sqrt(wa * wb));
+    } else {  // as in welford_step: 2 sqrt(wa wb) <= 1
+      const double h = 0.5 * b.mean - 0.5 * a.mean;
+      a.mean = a.mean * wa + b.mean * wb;
+      a.sigma = norm2(spread, h * (2 * std::sqrt(wa * wb)));
+    }
   }
   void result(const void* s, value* out) const override {
     const auto& w = st<welford_state>(s);
@@ -368,8 +421,11 @@ public:
       out[0] = value();
       return;
     }
-    double var = std::max(0.0, w.m2 / static_cast<double>(w.n - 1));
-    out[0] = is_stddev ? std::sqrt(var) : var;
+    // The sample statistic: sigma * sqrt(n / (n - 1)); the variance of inputs near the
+    // largest double is larger than any double, and is infinite then.
+    const double n = static_cast<double>(w.n);
+    const double sd = w.sigma * std::sqrt(n / (n - 1));
+    out[0] = is_stddev ? sd : sd * sd;
   }
 };
 
@@ -491,8 +547,8 @@ public:
     } else {
       if (t < x.open_t) x.open = p, x.open_t = t;
       if (t >= x.close_t) x.close = p, x.close_t = t;
-      x.high = std::max(x.high, p);
-      x.low = std::min(x.low, p);
+      x.high = extreme<true>(x.high, p);
+      x.low = extreme<false>(x.low, p);
     }
     if (!nq) x.volume += q;
     ++x.trades;
@@ -507,8 +563,8 @@ public:
     }
     if (b.open_t < a.open_t) a.open = b.open, a.open_t = b.open_t;
     if (b.close_t >= a.close_t) a.close = b.close, a.close_t = b.close_t;
-    a.high = std::max(a.high, b.high);
-    a.low = std::min(a.low, b.low);
+    a.high = extreme<true>(a.high, b.high);
+    a.low = extreme<false>(a.low, b.low);
     a.volume += b.volume;
     a.trades += b.trades;
   }
@@ -692,26 +748,52 @@ private:
 /// DDSketch (Masson, Rim, Lee 2019) with relative accuracy alpha = 1 %: bucket i holds the
 /// values in (gamma^(i-1), gamma^i], gamma = (1 + alpha) / (1 - alpha), and is reported as
 /// 2 gamma^i / (gamma + 1), within alpha of every value in it. Negative values use a mirrored
-/// store; |x| below 1e-9 counts as zero.
+/// store; |x| below 1e-9 counts as zero; +inf and -inf are counted apart, as the largest and
+/// the smallest values; NaN is counted apart and makes every quantile NaN. The exact minimum
+/// and maximum are kept, so ranks 0 and n - 1 are exact. Each store holds at most
+/// `max_buckets` buckets (values over a ratio of about 1e17); a wider spread merges the
+/// buckets at the low end of the values (the smallest positive, the most negative), so only
+/// the lowest quantiles lose accuracy, and memory stays bounded whatever the values.
 struct dd_sketch {
   static constexpr double alpha = 0.01;
   static constexpr double min_value = 1e-9;
+  static constexpr std::int32_t max_buckets = 2048;
 
   struct store {
     std::vector<std::uint64_t> counts;
-    std::int32_t offset = 0;  // bucket index of counts[0]
+    std::int32_t offset = 0;     // bucket index of counts[0]
+    bool merge_high = false;     // a wide spread merges the highest indexes, not the lowest
+
+    std::int32_t top() const { return offset + static_cast<std::int32_t>(counts.size()) - 1; }
 
     void add(std::int32_t i, std::uint64_t n) {
       if (counts.empty()) {
         counts.assign(1, 0);
         offset = i;
-      } else if (i < offset) {
-        counts.insert(counts.begin(), static_cast<std::size_t>(offset - i), 0);
-        offset = i;
-      } else if (i >= offset + static_cast<std::int32_t>(counts.size())) {
-        counts.resize(static_cast<std::size_t>(i - offset + 1), 0);
+      } else if (i < offset || i > top()) {
+        std::int32_t lo = std::min(i, offset), hi = std::max(i, top());
+        if (hi - lo >= max_buckets) {
+          if (merge_high) hi = lo + max_buckets - 1;
+          else lo = hi - max_buckets + 1;
+          reshape(lo, hi);
+          i = std::clamp(i, lo, hi);
+        } else if (i < offset) {
+          counts.insert(counts.begin(), static_cast<std::size_t>(offset - i), 0);
+          offset = i;
+        } else {
+          counts.resize(static_cast<std::size_t>(i - offset + 1), 0);
+        }
       }
       counts[static_cast<std::size_t>(i - offset)] += n;
+    }
+    /// Keeps the buckets lo..hi; those outside add to the nearest end.
+    void reshape(std::int32_t lo, std::int32_t hi) {
+      std::vector<std::uint64_t> c(static_cast<std::size_t>(hi - lo + 1), 0);
+      for (std::size_t j = 0; j < counts.size(); ++j)
+        c[static_cast<std::size_t>(std::clamp(offset + static_cast<std::int32_t>(j), lo, hi) - lo)] +=
+            counts[j];
+      counts.swap(c);
+      offset = lo;
     }
     void merge(const store& o) {
       for (std::size_t j = 0; j < o.counts.size(); ++j)
@@ -719,49 +801,79 @@ struct dd_sketch {
     }
   };
 
-  store pos, neg;
+  store pos, neg{{}, 0, true};
   std::uint64_t zeros = 0;
-  std::uint64_t n = 0;
+  std::uint64_t pos_inf = 0, neg_inf = 0, nans = 0;
+  std::uint64_t n = 0;  // every value but NaN
+  double lowest = std::numeric_limits<double>::infinity();
+  double highest = -std::numeric_limits<double>::infinity();
 
   static double gamma() { return (1 + alpha) / (1 - alpha); }
   static double log_gamma() {
     static const double lg = std::log(gamma());
     return lg;
   }
+  /// For finite x > min_value: between about -1040 and 35,500.
   static std::int32_t index_of(double x) {
     return static_cast<std::int32_t>(std::ceil(std::log(x) / log_gamma()));
   }
   static double value_of(std::int32_t i) {
-    return 2 * std::exp(i * log_gamma()) / (gamma() + 1);
+    static const double log_half_width = std::log(2 / (gamma() + 1));
+    const double v = std::exp(i * log_gamma() + log_half_width);
+    return std::isfinite(v) ? v : std::numeric_limits<double>::max();  // the top bucket
   }
 
   void add(double x) {
+    if (std::isnan(x)) {
+      ++nans;
+      return;
+    }
     ++n;
-    if (x > min_value) pos.add(index_of(x), 1);
-    else if (x < -min_value) neg.add(index_of(-x), 1);
-    else ++zeros;
+    lowest = std::min(lowest, x);
+    highest = std::max(highest, x);
+    if (x > min_value) {
+      if (x == std::numeric_limits<double>::infinity()) ++pos_inf;
+      else pos.add(index_of(x), 1);
+    } else if (x < -min_value) {
+      if (x == -std::numeric_limits<double>::infinity()) ++neg_inf;
+      else neg.add(index_of(-x), 1);
+    } else {
+      ++zeros;
+    }
   }
   void merge(const dd_sketch& o) {
     pos.merge(o.pos);
     neg.merge(o.neg);
     zeros += o.zeros;
+    pos_inf += o.pos_inf;
+    neg_inf += o.neg_inf;
+    nans += o.nans;
     n += o.n;
+    lowest = std::min(lowest, o.lowest);
+    highest = std::max(highest, o.highest);
   }
-  /// The value of rank floor(q * (n - 1)), 0-based in ascending order.
+  /// The value of rank floor(q * (n - 1)), 0-based in ascending order; NaN once a NaN was
+  /// added. Needs n > 0 or a NaN.
   double quantile(double q) const {
+    if (nans > 0) return std::numeric_limits<double>::quiet_NaN();
     auto rank = static_cast<std::uint64_t>(std::floor(q * static_cast<double>(n - 1)));
-    std::uint64_t seen = 0;
+    if (rank == 0) return lowest;
+    if (rank >= n - 1) return highest;
+    // A bucket's value lies within the values seen (a merged end bucket may not).
+    auto seen_value = [&](double v) { return std::clamp(v, lowest, highest); };
+    std::uint64_t seen = neg_inf;
+    if (seen > rank) return -std::numeric_limits<double>::infinity();
     for (std::size_t j = neg.counts.size(); j-- > 0;) {
       seen += neg.counts[j];
-      if (seen > rank) return -value_of(neg.offset + static_cast<std::int32_t>(j));
+      if (seen > rank) return seen_value(-value_of(neg.offset + static_cast<std::int32_t>(j)));
     }
     seen += zeros;
-    if (seen > rank) return 0;
+    if (seen > rank) return seen_value(0);
     for (std::size_t j = 0; j < pos.counts.size(); ++j) {
       seen += pos.counts[j];
-      if (seen > rank) return value_of(pos.offset + static_cast<std::int32_t>(j));
+      if (seen > rank) return seen_value(value_of(pos.offset + static_cast<std::int32_t>(j)));
     }
-    return pos.counts.empty() ? 0 : value_of(pos.offset + static_cast<std::int32_t>(pos.counts.size()) - 1);
+    return std::numeric_limits<double>::infinity();
   }
 };
 
@@ -778,7 +890,7 @@ public:
     return r >= 0;
   }
   void add(void* s, const aggregate_input& in, std::int64_t) const override {
-    if (in.null[0] || std::isnan(in.num[0])) return;
+    if (in.null[0]) return;
     sketch(s).add(in.num[0]);
   }
   void merge(void* d, const void* s) const override {
@@ -786,14 +898,15 @@ public:
   }
   void result(const void* s, value* out) const override {
     auto p = st<dd_sketch*>(s);
-    out[0] = p && p->n > 0 ? value(p->quantile(q_)) : value();
+    out[0] = p && (p->n > 0 || p->nans > 0) ? value(p->quantile(q_)) : value();
   }
   void write(const void* s, core::state_writer& w) const override {
     auto p = st<dd_sketch*>(s);
     w.put<std::uint8_t>(p ? 1 : 0);
     if (!p) return;
-    w.put<std::uint64_t>(p->zeros);
-    w.put<std::uint64_t>(p->n);
+    for (auto c : {p->zeros, p->n, p->pos_inf, p->neg_inf, p->nans}) w.put<std::uint64_t>(c);
+    w.put<double>(p->lowest);
+    w.put<double>(p->highest);
     for (const auto* store : {&p->pos, &p->neg}) {
       w.put<std::int32_t>(store->offset);
       w.put<std::uint32_t>(static_cast<std::uint32_t>(store->counts.size()));
@@ -803,13 +916,17 @@ public:
   void read(void* s, core::state_reader& r) const override {
     if (r.get<std::uint8_t>() == 0) return;
     auto& k = sketch(s);
-    k.zeros = r.get<std::uint64_t>();
-    k.n = r.get<std::uint64_t>();
+    for (auto* c : {&k.zeros, &k.n, &k.pos_inf, &k.neg_inf, &k.nans}) *c = r.get<std::uint64_t>();
+    k.lowest = r.get<double>();
+    k.highest = r.get<double>();
     for (auto* store : {&k.pos, &k.neg}) {
-      store->offset = r.get<std::int32_t>();
-      auto n = r.get<std::uint32_t>();
-      if (n > 1'000'000) throw std::runtime_error("percentile snapshot: bad size");
+      const auto offset = r.get<std::int32_t>();
+      const auto n = r.get<std::uint32_t>();
+      if (n > static_cast<std::uint32_t>(dd_sketch::max_buckets) || offset < -100'000 ||
+          offset > 100'000)
+        throw std::runtime_error("percentile snapshot: bad size");
       store->counts.resize(n);
+      store->offset = offset;
       for (auto& c : store->counts) c = r.get<std::uint64_t>();
     }
   }

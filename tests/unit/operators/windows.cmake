@@ -2,6 +2,7 @@
 pel_test(windows_operator_tests
   SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/windows_aggregate_tests.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/windows_aggregate_values_tests.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/windows_operator_tests.cpp
   DEPS pel_operators_windows pel::state
   LABELS unit

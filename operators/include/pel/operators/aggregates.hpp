@@ -18,15 +18,28 @@
 ///   record before any aggregate sees it: `prepare` returns false with the reason and the
 ///   operator sends the record to its dead-letter output.
 /// - Numeric results are doubles except `count`, `distinct_count` and `<name>_trades` (ints).
+/// - NaN is a number, not a null: one NaN argument makes the result of `sum`, `avg`, `min`,
+///   `max`, `stddev`, `variance`, `percentile`, `vwap` and `<name>_high`/`_low` NaN,
+///   whatever order the values come in (a JSON sink writes it as null, having no NaN);
+///   `count(x)` counts it. Infinities are numbers too: `max` of a set with +inf is +inf, so
+///   is `sum`; `stddev` and `variance` of a set with an infinity are NaN (undefined).
 /// - `stddev`/`variance` are the sample statistics (n-1), null below two values (Welford
-///   with Chan's parallel merge).
+///   with Chan's parallel merge, on the mean and the population standard deviation so that
+///   nothing overflows: `stddev` of {1e308, -1e308} is 1.41e308; a `variance` beyond the
+///   largest double is +inf). Adding row by row, by blocks (`add_plain`) or merging partial
+///   states gives the same result up to rounding.
 /// - `first(x)`/`last(x)` take the value with the smallest/largest event time (ties: the
 ///   earlier/later arrival); any value type.
 /// - `distinct_count(x)` is exact up to 64 distinct values, then a HyperLogLog with 4096
 ///   registers: standard error 1.04/sqrt(4096) ≈ 1.6 %.
 /// - `percentile(x, p)` uses a DDSketch with relative accuracy 1 %: the result is within
-///   1 % (relative) of the exact value of rank floor(p * (n - 1)) in the sorted input.
-///   `p` is a constant: a fraction in [0, 1], or a percentage in (1, 100].
+///   1 % (relative) of the exact value of rank floor(p * (n - 1)) in the sorted input, and
+///   exact at p = 0 and p = 1 (the minimum and maximum). `p` is a constant: a fraction in
+///   [0, 1], or a percentage in (1, 100]. |x| below 1e-9 counts as 0; -inf and +inf rank
+///   below and above every finite value (the 100th percentile of a set with +inf is +inf).
+///   The sketch holds at most 2048 buckets per sign, whatever the values: when they span
+///   more than a ratio of about 1e17, the lowest buckets are merged and only the lowest
+///   percentiles lose accuracy.
 /// - `vwap(price, qty)` = sum(price * qty) / sum(qty), null when sum(qty) is 0.
 /// - `ohlc(price, qty)` expands into six outputs `<name>_open`, `<name>_high`, `<name>_low`,
 ///   `<name>_close` (by event time), `<name>_volume` (sum of qty) and `<name>_trades` (rows).
