@@ -29,8 +29,8 @@ std::string errno_text(int e) {
 
 /// The first lines of `path` (at most `max_lines`, blank ones skipped), for inference. Lines
 /// longer than `max_line` are left out. False with `err` set when the file cannot be read.
-bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t max_line, bool csv,
-                  char quote, std::vector<std::string>& out, int& err) {
+bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t max_line,
+                  const csv_options* csv, std::vector<std::string>& out, int& err) {
   unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) {
     err = errno;
@@ -46,13 +46,12 @@ bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t ma
       }
       pending += '\n';
       pending.append(line);
-      // Open so far; still open when this line adds an even number of quotes.
-      if (!csv_open_quote(line, quote)) return;
+      if (csv_open_quote(line, *csv, true)) return;  // still inside the quoted field
       out.push_back(std::move(pending));
       pending.clear();
       return;
     }
-    if (csv && csv_open_quote(line, quote)) {
+    if (csv && csv_open_quote(line, *csv)) {
       pending.assign(line);
       return;
     }
@@ -197,8 +196,8 @@ file_source::file_source(const spec::config& cfg) {
     int err = 0;
     // For CSV with a header the first sample must be the header, which inference reads.
     bool drop_first = skip_first_line_ && !(csv && csv_opt.header);
-    if (!sample_lines(path_, inference_sample_rows + 2, max_record, csv, csv_opt.quote, samples,
-                      err))
+    if (!sample_lines(path_, inference_sample_rows + 2, max_record, csv ? &csv_opt : nullptr,
+                      samples, err))
       cfg.fail("path", "cannot read '" + path_ + "' to infer its schema (" + errno_text(err) +
                            "); declare `schema:`");
     if (drop_first && !samples.empty()) samples.erase(samples.begin());
@@ -209,7 +208,7 @@ file_source::file_source(const spec::config& cfg) {
                                             : std::string("no record in its first lines")) +
                            "); declare `schema:`");
   }
-  lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_), csv ? csv_opt.quote : '\0',
+  lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_), csv ? &csv_opt : nullptr,
                                           max_record);
   lines_->set_origin("file", path_);
 }

@@ -57,10 +57,29 @@ bool split_csv(std::string_view record, const csv_options& opt, std::vector<csv_
   return true;
 }
 
-bool csv_open_quote(std::string_view text, char quote) noexcept {
-  bool open = false;
-  for (char c : text)
-    if (c == quote) open = !open;
+bool csv_open_quote(std::string_view text, const csv_options& opt, bool open) noexcept {
+  const char delim = opt.delimiter, quote = opt.quote;
+  const std::size_t n = text.size();
+  bool field_start = !open;
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    if (open) {
+      if (c == quote) {
+        if (i + 1 < n && text[i + 1] == quote) {
+          ++i;  // a doubled quote inside the field
+        } else {
+          open = false;
+        }
+      }
+      continue;
+    }
+    if (c == delim) {
+      field_start = true;
+      continue;
+    }
+    if (c == quote && field_start) open = true;
+    field_start = false;
+  }
   return open;
 }
 

@@ -131,12 +131,12 @@ line_status line_buffer::take_rest(std::string_view& line) noexcept {
 // ---------------------------------------------------------------------------------------------
 // line_decoder
 
-line_decoder::line_decoder(std::unique_ptr<decoder> dec, char csv_quote,
+line_decoder::line_decoder(std::unique_ptr<decoder> dec, const csv_options* csv,
                            std::size_t max_record_bytes)
     : dec_(std::move(dec)),
-      csv_quote_(csv_quote),
       max_record_bytes_(max_record_bytes > 0 ? max_record_bytes : default_max_record_bytes) {
   width_ = static_cast<std::uint32_t>(dec_->schema()->size());
+  if (csv != nullptr) csv_ = *csv;
 }
 
 void line_decoder::set_origin(std::string component, std::string where) {
@@ -157,7 +157,7 @@ std::string too_long_reason(std::string_view what, std::size_t limit, std::strin
 
 bool line_decoder::line(std::string_view text, core::outputs& out, std::int64_t now) {
   ++line_no_;
-  if (csv_quote_ != 0) {
+  if (csv_) {
     if (!pending_.empty()) {
       if (pending_.size() + 1 + text.size() > max_record_bytes_) {
         // A quoted field that runs on and on: most likely a quote that is never closed.
@@ -170,15 +170,15 @@ bool line_decoder::line(std::string_view text, core::outputs& out, std::int64_t 
       } else {
         pending_ += '\n';
         pending_.append(text);
-        // The record so far has an odd number of quotes: it stays open when this line adds
-        // an even number (counting only the new line keeps long records linear).
-        if (!csv_open_quote(text, csv_quote_)) return false;
+        // Only the new line is scanned, from inside the quoted field, so that a long record
+        // costs linear time.
+        if (csv_open_quote(text, *csv_, true)) return false;
         bool ok = decode(pending_, pending_line_, out, now);
         pending_.clear();
         return ok;
       }
     }
-    if (csv_open_quote(text, csv_quote_)) {
+    if (csv_open_quote(text, *csv_)) {
       pending_.assign(text);
       pending_line_ = line_no_;
       return false;

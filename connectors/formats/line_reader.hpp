@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,8 +99,8 @@ private:
 /// up to `max_record_bytes`.
 class line_decoder {
 public:
-  /// `csv_quote` is the quote character when the format is CSV, 0 otherwise.
-  line_decoder(std::unique_ptr<decoder> dec, char csv_quote,
+  /// `csv` is the CSV dialect when the format is CSV, null otherwise.
+  line_decoder(std::unique_ptr<decoder> dec, const csv_options* csv,
                std::size_t max_record_bytes = default_max_record_bytes);
 
   /// `component` is the source's name (for dead letters), `where` the input's name (a path,
@@ -145,7 +146,7 @@ private:
             core::outputs& out, std::int64_t now);
 
   std::unique_ptr<decoder> dec_;
-  char csv_quote_;
+  std::optional<csv_options> csv_;
   std::size_t max_record_bytes_;
   std::string component_;
   std::string where_;

@@ -55,7 +55,7 @@ stdin_source::stdin_source(const spec::config& cfg, int fd) : fd_(fd) {
   const std::size_t max_record = read_max_record_bytes(cfg);
   buf_.set_max_line(max_record);
   lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_),
-                                          format == "csv" ? csv_opt.quote : '\0', max_record);
+                                          format == "csv" ? &csv_opt : nullptr, max_record);
   lines_->set_origin("stdin", "stdin");
 }
 

@@ -638,3 +638,23 @@ TEST_CASE("file source reading binary data accounts for every line", "[file][hos
     CHECK(src.malformed() == c.out.dead_letter.size());
   }
 }
+
+TEST_CASE("file source: a quote inside an unquoted CSV field does not swallow the next line",
+          "[file][csv][hostile]") {
+  temp_dir dir;
+  auto path = dir.file("inch.csv");
+  write_file(path, "id,name\n1,6\" screen\n2,b\n3,\"c\"d\n4,e\n");
+  auto t = source_cfg({{"path", scalar(path)}, {"format", scalar("csv")}});
+  file_source src(t.cfg);
+  src.open(ctx_of());
+  collected c;
+  c.drain(src);
+  REQUIRE(c.out.main.size() == 3);
+  CHECK(std::get<std::string>(c.at(0, 1)) == "6\" screen");
+  CHECK(std::get<std::int64_t>(c.at(1, 0)) == 2);
+  CHECK(std::get<std::int64_t>(c.at(2, 0)) == 4);
+  // Text after a closing quote is malformed on its own line, not joined with the next.
+  REQUIRE(c.out.dead_letter.size() == 1);
+  CHECK(c.dead(0, 0) == "field 2: unexpected text after the closing quote");
+  CHECK(c.dead(0, 3) == path + ":4");
+}

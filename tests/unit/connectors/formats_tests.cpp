@@ -186,8 +186,16 @@ TEST_CASE("CSV splitting follows RFC 4180", "[formats][csv]") {
   CHECK_FALSE(split_csv(R"("a"b,c)", o, f, scratch, err));
   CHECK(err == "field 1: unexpected text after the closing quote");
 
-  CHECK(csv_open_quote(R"(a,"b)", '"'));
-  CHECK_FALSE(csv_open_quote(R"(a,"b""c")", '"'));
+  CHECK(csv_open_quote(R"(a,"b)", o));
+  CHECK_FALSE(csv_open_quote(R"(a,"b""c")", o));
+  // A quote inside an unquoted field is text: the record does not go on.
+  CHECK_FALSE(csv_open_quote(R"(1,6" screen,x)", o));
+  CHECK_FALSE(csv_open_quote(R"(a"b"c,d")", o));
+  CHECK(csv_open_quote(R"(1,"x""y)", o));
+  // From inside a quoted field: a lone quote closes it, a doubled one does not.
+  CHECK_FALSE(csv_open_quote(R"(end",2)", o, true));
+  CHECK(csv_open_quote(R"(still "" open)", o, true));
+  CHECK(csv_open_quote(R"(closed",x,"again)", o, true));
 }
 
 TEST_CASE("CSV decoding converts by schema with null values", "[formats][csv]") {

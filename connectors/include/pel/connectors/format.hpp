@@ -88,7 +88,10 @@ bool split_csv(std::string_view record, const csv_options& opt, std::vector<csv_
                std::string& scratch, std::string& error);
 
 /// True when `text` ends inside a quoted field, i.e. the record continues on the next line.
-bool csv_open_quote(std::string_view text, char quote) noexcept;
+/// `open`: `text` continues a record that was inside a quoted field. As RFC 4180 (and
+/// `split_csv`) reads it, only a quote at the start of a field opens one; a quote inside an
+/// unquoted field (`6" screen`) is text and does not join the next line.
+bool csv_open_quote(std::string_view text, const csv_options& opt, bool open = false) noexcept;
 
 /// Infers a schema from sample messages (at most `inference_sample_rows` are used).
 /// CSV: names from the header line (the first sample when `csv.header` is true, otherwise
