@@ -1035,6 +1035,33 @@ call parse_call(const std::string& text, std::size_t& err_at) {
   return c;
 }
 
+/// "; did you mean ...?" for an unknown aggregate: a likely typo of one of ours, or our name
+/// for what other systems call it (mean, median, stdev, count_distinct...); else "".
+std::string aggregate_hint(const std::string& f) {
+  static const std::pair<const char*, const char*> other_names[] = {
+      {"mean", "avg"},
+      {"average", "avg"},
+      {"var", "variance"},
+      {"var_samp", "variance"},
+      {"std", "stddev"},
+      {"stdev", "stddev"},
+      {"stddev_samp", "stddev"},
+      {"median", "percentile(x, 0.5)"},
+      {"quantile", "percentile"},
+      {"count_distinct", "distinct_count"},
+      {"approx_count_distinct", "distinct_count"},
+      {"first_value", "first"},
+      {"last_value", "last"},
+      {"total", "sum"},
+  };
+  std::string lower = f;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto& [other, ours] : other_names)
+    if (lower == other) return std::string("; did you mean '") + ours + "'?";
+  auto guess = expr::closest_name(f, aggregate_function_names());
+  return guess.empty() ? std::string() : "; did you mean '" + guess + "'?";
+}
+
 } // namespace
 
 const std::vector<std::string>& aggregate_function_names() {
@@ -1138,9 +1165,7 @@ std::unique_ptr<aggregate> compile_aggregate(const std::string& name, const std:
       a = std::make_unique<returns_agg>(arg(0));
     } else {
       err_at = text.find(f);
-      auto guess = expr::closest_name(f, aggregate_function_names());
-      std::string msg = "unknown aggregate function '" + f + "'";
-      if (!guess.empty()) msg += "; did you mean '" + guess + "'?";
+      std::string msg = "unknown aggregate function '" + f + "'" + aggregate_hint(f);
       msg += " Known: count, sum, min, max, avg, stddev, variance, first, last, "
              "distinct_count, percentile, vwap, ohlc, returns";
       throw std::invalid_argument(msg);

@@ -199,7 +199,8 @@ public:
     for (const auto& n : names) {
       int i = t.schema->index_of(n);
       if (i < 0) cfg.fail(cfg.has("table_key") ? "table_key" : "key",
-                          "the table has no field '" + n + "'; it has: " + t.schema->names());
+                          "the table has no field '" + n + "'" + field_hint(n, *t.schema) +
+                              "; it has: " + t.schema->names());
       tk.push_back(i);
     }
     if (tk.size() != left_.size()) cfg.fail("table_key", "needs as many fields as `key`");

@@ -9,12 +9,20 @@
 
 namespace pel::operators {
 
+std::string field_hint(std::string_view name, const core::schema& in) {
+  std::vector<std::string> names;
+  for (const auto& f : in.fields()) names.push_back(f.name);
+  auto best = expr::closest_name(name, names);
+  return best.empty() ? std::string() : "; did you mean '" + best + "'?";
+}
+
 std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
                                const std::vector<std::string>& names, const core::schema& in) {
   std::vector<int> cols;
   for (const auto& n : names) {
     int i = in.index_of(n);
-    if (i < 0) cfg.fail(key, "unknown field '" + n + "'; the input has: " + in.names());
+    if (i < 0)
+      cfg.fail(key, "unknown field '" + n + "'" + field_hint(n, in) + "; the input has: " + in.names());
     cols.push_back(i);
   }
   return cols;

@@ -47,6 +47,10 @@ inline std::int64_t epoch_ms(std::int64_t ns) noexcept {
 std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key,
                                 const core::schema& in, bool required);
 
+/// "; did you mean 'x'?" for a field `name` that `in` lacks when one of its fields is close,
+/// else "".
+std::string field_hint(std::string_view name, const core::schema& in);
+
 /// Positions of `names` in `in`; fails at `cfg[key]` on an unknown name.
 std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
                                const std::vector<std::string>& names, const core::schema& in);

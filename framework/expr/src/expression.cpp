@@ -2,6 +2,8 @@
 
 #include "parser.hpp"
 
+#include "pel/spec/suggest.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -132,39 +134,22 @@ expression compile_named(const spec::config::named_text& e, const core::schema& 
 }
 
 std::string closest_name(std::string_view word, const std::vector<std::string>& candidates) {
+  // The spec's typo distance (with transpositions: `agv` finds `avg`), so that operators and
+  // expressions suggest the same names the YAML validation would.
+  if (auto best = spec::suggest(word, candidates)) return *best;
+  // The start of a name (`sym` for `symbol`, `distinct` for `distinct_count`) is worth
+  // suggesting too, the shortest such name first.
+  if (word.size() < 3) return {};
   auto lower = [](std::string_view s) {
     std::string r(s);
     for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return r;
   };
   const std::string w = lower(word);
-  std::string best;
-  std::size_t best_d = std::string::npos;
-  std::vector<std::size_t> row;
-  for (const auto& cand : candidates) {
-    const std::string c = lower(cand);
-    // Levenshtein distance, one row at a time.
-    row.resize(c.size() + 1);
-    for (std::size_t j = 0; j <= c.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= w.size(); ++i) {
-      std::size_t diag = row[0];
-      row[0] = i;
-      for (std::size_t j = 1; j <= c.size(); ++j) {
-        std::size_t up = row[j];
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (w[i - 1] == c[j - 1] ? 0 : 1)});
-        diag = up;
-      }
-    }
-    const std::size_t d = row[c.size()];
-    if (d < best_d) {
-      best_d = d;
-      best = cand;
-    }
-  }
-  const std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, (w.size() + 2) / 3));
-  if (best_d > limit && !(best_d <= 3 && !w.empty() && lower(best).find(w) != std::string::npos))
-    return {};
-  return best;
+  const std::string* best = nullptr;
+  for (const auto& cand : candidates)
+    if (lower(cand).rfind(w, 0) == 0 && (!best || cand.size() < best->size())) best = &cand;
+  return best ? *best : std::string();
 }
 
 } // namespace pel::expr

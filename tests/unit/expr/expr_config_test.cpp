@@ -96,6 +96,24 @@ TEST_CASE("closest_name suggests near misses only", "[expr][suggest]") {
   CHECK(closest_name("qt", names) == "qty");
   CHECK(closest_name("volume", names).empty());
   CHECK(closest_name("x", {}).empty());
+  // Transpositions count as one edit, as in the spec's suggestions for keys.
+  CHECK(closest_name("pirce", names) == "price");
+  CHECK(closest_name("qyt", names) == "qty");
+  // The start of a name, the shortest first; not below three characters.
+  CHECK(closest_name("sym", names) == "symbol");
+  CHECK(closest_name("sym", {"symbol_name", "symbol"}) == "symbol");
+  CHECK(closest_name("sy", {"symbol_name"}).empty());
+}
+
+TEST_CASE("unknown functions get the same suggestions", "[expr][suggest]") {
+  REQUIRE_THROWS_WITH(compile("lenght(symbol)", sample_schema()),
+                      "unknown function 'lenght'; did you mean length()?");
+  REQUIRE_THROWS_WITH(compile("upepr(symbol)", sample_schema()),
+                      "unknown function 'upepr'; did you mean upper()?");
+  REQUIRE_THROWS_WITH(compile("starts(symbol, 'B')", sample_schema()),
+                      "unknown function 'starts'; did you mean starts_with()?");
+  REQUIRE_THROWS_WITH(compile("frobnicate(symbol)", sample_schema()),
+                      "unknown function 'frobnicate' (see the expression reference for the list)");
 }
 
 TEST_CASE("errors in multi-line scalars point at the value", "[expr][config]") {

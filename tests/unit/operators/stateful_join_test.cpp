@@ -165,6 +165,11 @@ TEST_CASE("lookup_join enriches from CSV and JSON tables and reloads", "[statefu
     REQUIRE(core::is_null(got[0].v[4]));
     REQUIRE(got[2].v[4] == value(std::string("media")));
   }
+  SECTION("a table key the table lacks gets a suggestion") {
+    REQUIRE_THROWS_WITH(run("path: " + csv + "\nkey: symbol\ntable_key: symbl\n"),
+                        Catch::Contains("the table has no field 'symbl'; did you mean 'symbol'?; "
+                                        "it has: symbol, sector, lot"));
+  }
   SECTION("a missing file is a located config error") {
     REQUIRE_THROWS_WITH(run("path: " + (dir / "nope.csv").string() + "\nkey: symbol\n"), Catch::Contains("cannot open"));
   }

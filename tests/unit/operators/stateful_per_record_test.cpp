@@ -271,4 +271,8 @@ TEST_CASE("config errors are located and say what to do", "[stateful][config]") 
   auto cfg3 = config_of("ema", "key: symbol\nvalue: price\n", root);
   REQUIRE_THROWS_WITH(stateful_registry().find_operator("ema")->make(cfg3, {trades_schema}),
                       Catch::Contains("exactly one of `alpha` and `half_life`"));
+  auto cfg4 = config_of("zscore", "key: symbl\nvalue: price\n", root);
+  REQUIRE_THROWS_WITH(stateful_registry().find_operator("zscore")->make(cfg4, {trades_schema}),
+                      "unknown field 'symbl'; did you mean 'symbol'?; the input has: symbol, price, "
+                      "qty, trade_id");
 }

@@ -180,6 +180,32 @@ TEST_CASE("aggregate parse errors say what is wrong and where", "[windows][aggre
                       Catch::Contains("[0, 1]"));
 }
 
+TEST_CASE("an unknown aggregate gets a suggestion: a typo, or our name for another system's",
+          "[windows][aggregates][suggest]") {
+  auto schema = trade_schema();
+  auto hint = [&](const std::string& text) {
+    try {
+      operators::compile_aggregate("x", text, *schema);
+    } catch (const std::invalid_argument& e) {
+      std::string m = e.what();
+      auto at = m.find("; did you mean ");
+      return at == std::string::npos ? std::string("none") : m.substr(at + 15, m.find('?', at) - at - 15);
+    }
+    return std::string("compiled");
+  };
+  CHECK(hint("summ(qty)") == "'sum'");
+  CHECK(hint("SUM(qty)") == "'sum'");
+  CHECK(hint("agv(price)") == "'avg'");  // a transposition
+  CHECK(hint("stdev(price)") == "'stddev'");
+  CHECK(hint("varience(price)") == "'variance'");
+  CHECK(hint("distinct(qty)") == "'distinct_count'");  // the start of a name
+  CHECK(hint("mean(price)") == "'avg'");
+  CHECK(hint("median(price)") == "'percentile(x, 0.5)'");
+  CHECK(hint("count_distinct(qty)") == "'distinct_count'");
+  CHECK(hint("frobnicate(qty)") == "none");
+  CHECK(hint("sum(qty)") == "compiled");
+}
+
 TEST_CASE("percentile stays within its documented 1% relative error", "[windows][aggregates]") {
   auto schema = trade_schema();
   auto set = aggregate_set::compile_text({{"p50", "percentile(price, 0.5)"}, {"p99", "percentile(price, 99)"},

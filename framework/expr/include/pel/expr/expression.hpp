@@ -90,8 +90,10 @@ expression compile_config(const spec::config& cfg, std::string_view key, const c
 /// Same for one entry of an expression map (spec::config::named_text).
 expression compile_named(const spec::config::named_text& e, const core::schema& input);
 
-/// The closest of `candidates` to `word` by edit distance, or empty when none is close enough
-/// to be a useful "did you mean" (shared by the operators for their own name checks).
+/// The closest of `candidates` to `word` as spec::suggest finds it (a likely typo, case
+/// ignored), else the shortest that starts with `word` (3 characters or more), else empty:
+/// the "did you mean" of unknown fields, functions and aggregates (shared by the operators
+/// for their own name checks).
 std::string closest_name(std::string_view word, const std::vector<std::string>& candidates);
 
 } // namespace pel::expr
