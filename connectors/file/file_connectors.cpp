@@ -27,10 +27,17 @@ std::string errno_text(int e) {
   return std::strerror(e);
 }
 
+/// What `sample_lines` read besides the samples, to say why there are none.
+struct sample_stats {
+  std::size_t bytes = 0;     ///< bytes read
+  std::size_t too_long = 0;  ///< lines over the limit, left out
+};
+
 /// The first lines of `path` (at most `max_lines`, blank ones skipped), for inference. Lines
 /// longer than `max_line` are left out. False with `err` set when the file cannot be read.
 bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t max_line,
-                  const csv_options* csv, std::vector<std::string>& out, int& err) {
+                  const csv_options* csv, std::vector<std::string>& out, int& err,
+                  sample_stats& stats) {
   unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd) {
     err = errno;
@@ -42,6 +49,7 @@ bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t ma
     if (csv && !pending.empty()) {
       if (pending.size() + 1 + line.size() > max_line) {
         pending.clear();  // a quote that is never closed: not a sample
+        ++stats.too_long;
         return;
       }
       pending += '\n';
@@ -62,6 +70,7 @@ bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t ma
     std::string_view line;
     auto got = buf.next_line(line);
     if (got == line_status::line) take(line);
+    if (got == line_status::too_long) ++stats.too_long;
     if (got != line_status::none) continue;
     char* dst = buf.write_ptr();  // before write_space(): it may grow the buffer
     ssize_t n = ::read(fd.get(), dst, buf.write_space());
@@ -71,11 +80,14 @@ bool sample_lines(const std::string& path, std::size_t max_lines, std::size_t ma
       return false;
     }
     if (n <= 0) {
-      if (buf.take_rest(line) == line_status::line) take(line);
+      auto got = buf.take_rest(line);
+      if (got == line_status::line) take(line);
+      if (got == line_status::too_long) ++stats.too_long;
       break;
     }
     buf.commit(static_cast<std::size_t>(n));
     read_total += static_cast<std::size_t>(n);
+    stats.bytes = read_total;
   }
   return true;
 }
@@ -196,17 +208,23 @@ file_source::file_source(const spec::config& cfg) {
     int err = 0;
     // For CSV with a header the first sample must be the header, which inference reads.
     bool drop_first = skip_first_line_ && !(csv && csv_opt.header);
+    sample_stats stats;
     if (!sample_lines(path_, inference_sample_rows + 2, max_record, csv ? &csv_opt : nullptr,
-                      samples, err))
+                      samples, err, stats))
       cfg.fail("path", "cannot read '" + path_ + "' to infer its schema (" + errno_text(err) +
                            "); declare `schema:`");
     if (drop_first && !samples.empty()) samples.erase(samples.begin());
     schema_ = infer_schema(cfg, samples);
-    if (!schema_ || schema_->size() == 0)
-      cfg.fail("path", "cannot infer a schema from '" + path_ + "' (" +
-                           (samples.empty() ? std::string("it is empty")
-                                            : std::string("no record in its first lines")) +
+    if (!schema_ || schema_->size() == 0) {
+      std::string why = "no record in its first lines";
+      if (stats.bytes == 0)
+        why = "it is empty";
+      else if (samples.empty() && stats.too_long > 0)
+        why = "its first lines are longer than max_record_bytes (" + std::to_string(max_record) +
+              " bytes)";
+      cfg.fail("path", "cannot infer a schema from '" + path_ + "' (" + why +
                            "); declare `schema:`");
+    }
   }
   lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_), csv ? &csv_opt : nullptr,
                                           max_record);

@@ -2,6 +2,7 @@
 #include "pel/connectors/format.hpp"
 
 #include "format_impl.hpp"
+#include "line_reader.hpp"
 
 #include <charconv>
 
@@ -360,7 +361,7 @@ void append_text(std::string& out, const core::value& v) {
 std::string describe(std::string_view text) {
   std::string out = "\"";
   if (text.size() > 40) {
-    out.append(text.substr(0, 40));
+    out.append(utf8_prefix(text, 40));  // not in the middle of a character
     out += "...";
   } else {
     out.append(text);

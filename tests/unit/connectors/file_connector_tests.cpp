@@ -658,3 +658,22 @@ TEST_CASE("file source: a quote inside an unquoted CSV field does not swallow th
   CHECK(c.dead(0, 0) == "field 2: unexpected text after the closing quote");
   CHECK(c.dead(0, 3) == path + ":4");
 }
+
+TEST_CASE("file source says why it cannot infer a schema", "[file][hostile]") {
+  temp_dir dir;
+  auto long_path = dir.file("long.json");
+  write_file(long_path, "{\"a\":\"" + std::string(5000, 'x') + "\"}\n");
+  auto t = source_cfg({{"path", scalar(long_path)}, {"max_record_bytes", scalar("1KiB")}});
+  REQUIRE_THROWS_WITH(file_source(t.cfg),
+                      "cannot infer a schema from '" + long_path +
+                          "' (its first lines are longer than max_record_bytes (1024 bytes)); "
+                          "declare `schema:`");
+  auto noise = dir.file("noise.json");
+  write_file(noise, std::string("\x01\x02\xFF\n\x00\x00\n", 7));
+  auto n = source_cfg({{"path", scalar(noise)}});
+  REQUIRE_THROWS_WITH(file_source(n.cfg), Catch::Contains("(no record in its first lines)"));
+  auto blank = dir.file("blank.json");
+  write_file(blank, "");
+  auto b = source_cfg({{"path", scalar(blank)}});
+  REQUIRE_THROWS_WITH(file_source(b.cfg), Catch::Contains("(it is empty)"));
+}
