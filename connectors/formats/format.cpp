@@ -199,7 +199,8 @@ type_guess guess_text(std::string_view t) {
   return type_guess::string;
 }
 
-core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string>& samples) {
+core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string>& samples,
+                           bool& too_many) {
   std::vector<csv_field> fields;
   std::string scratch, error;
   std::vector<std::string> names;
@@ -207,6 +208,10 @@ core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string
   if (opt.header) {
     if (samples.empty()) return nullptr;
     if (!split_csv(samples[0], opt, fields, scratch, error)) return nullptr;
+    if (fields.size() > max_inferred_fields) {
+      too_many = true;
+      return nullptr;
+    }
     for (std::size_t i = 0; i < fields.size(); ++i) {
       std::string n(fields[i].text);
       if (n.empty()) n = "c" + std::to_string(i + 1);
@@ -220,6 +225,10 @@ core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string
     if (samples[r].empty()) continue;
     if (!split_csv(samples[r], opt, fields, scratch, error)) continue;
     ++used;
+    if (!opt.header && fields.size() > max_inferred_fields) {
+      too_many = true;
+      return nullptr;
+    }
     if (!opt.header && fields.size() > names.size()) {
       for (std::size_t i = names.size(); i < fields.size(); ++i)
         names.push_back("c" + std::to_string(i + 1));
@@ -265,8 +274,14 @@ core::schema_ptr infer_csv(const csv_options& opt, const std::vector<std::string
 core::schema_ptr infer_schema(const spec::config& cfg, const std::vector<std::string>& samples) {
   auto f = format_name(cfg);
   if (f == "raw") return raw_schema();
-  if (f == "csv") return infer_csv(read_csv_options(cfg), samples);
-  return detail::infer_json(samples);
+  bool too_many = false;
+  auto s = f == "csv" ? infer_csv(read_csv_options(cfg), samples, too_many)
+                      : detail::infer_json(samples, too_many);
+  if (too_many)
+    cfg.fail("schema", "cannot infer a schema: the first records have more than " +
+                           std::to_string(max_inferred_fields) +
+                           " fields; declare `schema:` with the fields you need");
+  return s;
 }
 
 void dead_letter_message(core::outputs& out, std::string_view component, std::string_view reason,

@@ -35,7 +35,8 @@ std::unique_ptr<encoder> make_json_encoder(const core::schema_ptr& schema);
 std::unique_ptr<decoder> make_csv_decoder(csv_options opt, core::schema_ptr schema);
 std::unique_ptr<encoder> make_csv_encoder(csv_options opt, const core::schema_ptr& schema);
 
-/// JSON part of `infer_schema`.
-core::schema_ptr infer_json(const std::vector<std::string>& samples);
+/// JSON part of `infer_schema`; sets `too_many` (and returns nullptr) past
+/// `max_inferred_fields` fields.
+core::schema_ptr infer_json(const std::vector<std::string>& samples, bool& too_many);
 
 }  // namespace pel::connectors::detail

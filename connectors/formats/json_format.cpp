@@ -252,7 +252,7 @@ std::unique_ptr<encoder> make_json_encoder(const core::schema_ptr& schema) {
   return std::make_unique<json_encoder>(*schema);
 }
 
-core::schema_ptr infer_json(const std::vector<std::string>& samples) {
+core::schema_ptr infer_json(const std::vector<std::string>& samples, bool& too_many) {
   simdjson::dom::parser parser;
   std::vector<std::string> names;
   std::vector<type_guess> guesses;
@@ -268,6 +268,10 @@ core::schema_ptr infer_json(const std::vector<std::string>& samples) {
       std::size_t i = 0;
       while (i < names.size() && names[i] != kv.key) ++i;
       if (i == names.size()) {
+        if (names.size() == max_inferred_fields) {
+          too_many = true;
+          return nullptr;
+        }
         names.emplace_back(kv.key);
         guesses.push_back(type_guess::unseen);
       }

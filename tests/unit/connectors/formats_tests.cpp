@@ -406,3 +406,32 @@ TEST_CASE("JSON decoding of hostile lines gives reasons, not crashes", "[formats
   for (int i = 0; i < 4096; ++i) binary += static_cast<char>((i * 7919) & 0xFF);
   CHECK(decode_error(*d, binary).rfind("invalid JSON: ", 0) == 0);
 }
+
+TEST_CASE("schema inference refuses more fields than it can sensibly infer",
+          "[formats][infer][hostile]") {
+  std::string wide_csv;
+  for (std::size_t i = 0; i <= max_inferred_fields; ++i) wide_csv += "c" + std::to_string(i) + ",";
+  wide_csv.pop_back();  // max_inferred_fields + 1 columns
+  const std::string msg = "cannot infer a schema: the first records have more than " +
+                          std::to_string(max_inferred_fields) +
+                          " fields; declare `schema:` with the fields you need";
+  auto csv = source_cfg({{"format", scalar("csv")}});
+  REQUIRE_THROWS_WITH(infer_schema(csv.cfg, {wide_csv, "1"}), msg);
+  auto nh = source_cfg({{"format", scalar("csv")}, {"csv", map({{"header", scalar("false")}})}});
+  REQUIRE_THROWS_WITH(infer_schema(nh.cfg, {wide_csv}), msg);
+  // JSON: every sample brings new keys.
+  std::vector<std::string> samples;
+  for (int s = 0; s < 5; ++s) {
+    std::string obj = "{";
+    for (int k = 0; k < 1000; ++k)
+      obj += "\"k" + std::to_string(s) + "_" + std::to_string(k) + "\":1,";
+    obj.back() = '}';
+    samples.push_back(obj);
+  }
+  auto json = source_cfg({});
+  REQUIRE_THROWS_WITH(infer_schema(json.cfg, samples), msg);
+  samples.resize(4);  // 4000 fields: fine
+  auto s = infer_schema(json.cfg, samples);
+  REQUIRE(s);
+  CHECK(s->size() == 4000);
+}

@@ -56,6 +56,10 @@ std::unique_ptr<encoder> make_encoder(const spec::config& cfg, const core::schem
 /// How many rows (lines, messages) schema inference looks at.
 constexpr std::size_t inference_sample_rows = 100;
 
+/// The most fields schema inference gives a schema; input with more (a header of a million
+/// columns, objects with ever new keys) needs a declared `schema:`.
+constexpr std::size_t max_inferred_fields = 4096;
+
 /// The schema of the raw format: one string field `value`.
 const core::schema_ptr& raw_schema();
 
@@ -100,7 +104,8 @@ bool csv_open_quote(std::string_view text, const csv_options& opt, bool open = f
 /// JSON: field names in first-seen order; int widened to double when mixed; fields whose
 /// values have different types (or are always null) get no declared type.
 /// Raw: `raw_schema()`. Returns nullptr when there is nothing to infer from (no samples, or
-/// no JSON object among them).
+/// no JSON object among them). Throws `spec::config_error` (at `schema`) when the samples
+/// have more than `max_inferred_fields` fields.
 core::schema_ptr infer_schema(const spec::config& cfg, const std::vector<std::string>& samples);
 
 /// Appends a dead-letter record whose `record` field is the undecodable message text itself
