@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string_view>
+#include <unordered_map>
 
 namespace pel::connectors::detail {
 
@@ -119,7 +121,10 @@ const char* json_kind(element_type t) {
 
 class json_decoder final : public decoder {
 public:
-  explicit json_decoder(core::schema_ptr s) : schema_(std::move(s)) {}
+  explicit json_decoder(core::schema_ptr s) : schema_(std::move(s)) {
+    const auto& fields = schema_->fields();
+    for (std::size_t i = 0; i < fields.size(); ++i) index_.emplace(fields[i].name, i);
+  }
 
   const core::schema_ptr& schema() const override { return schema_; }
 
@@ -149,12 +154,8 @@ public:
       std::size_t idx = n;
       if (next < n && fields[next].name == kv.key) {
         idx = next;
-      } else {
-        for (std::size_t i = 0; i < n; ++i)
-          if (fields[i].name == kv.key) {
-            idx = i;
-            break;
-          }
+      } else if (auto it = index_.find(kv.key); it != index_.end()) {
+        idx = it->second;
       }
       if (idx == n) continue;  // not in the schema: ignored
       next = idx + 1;
@@ -172,6 +173,8 @@ public:
 
 private:
   core::schema_ptr schema_;
+  /// Field name → index; views of the names in `schema_`, which it keeps alive.
+  std::unordered_map<std::string_view, std::size_t> index_;
   simdjson::dom::parser parser_;
   std::vector<char> buffer_;
 };
@@ -255,6 +258,8 @@ std::unique_ptr<encoder> make_json_encoder(const core::schema_ptr& schema) {
 core::schema_ptr infer_json(const std::vector<std::string>& samples, bool& too_many) {
   simdjson::dom::parser parser;
   std::vector<std::string> names;
+  names.reserve(max_inferred_fields);  // never moves: `index` holds views of the names
+  std::unordered_map<std::string_view, std::size_t> index;
   std::vector<type_guess> guesses;
   std::size_t used = 0;
   for (const auto& s : samples) {
@@ -265,14 +270,15 @@ core::schema_ptr infer_json(const std::vector<std::string>& samples, bool& too_m
     if (doc.get_object().get(obj)) continue;
     ++used;
     for (auto kv : obj) {
-      std::size_t i = 0;
-      while (i < names.size() && names[i] != kv.key) ++i;
+      auto it = index.find(kv.key);
+      std::size_t i = it != index.end() ? it->second : names.size();
       if (i == names.size()) {
         if (names.size() == max_inferred_fields) {
           too_many = true;
           return nullptr;
         }
         names.emplace_back(kv.key);
+        index.emplace(names.back(), i);
         guesses.push_back(type_guess::unseen);
       }
       guesses[i] = merge(guesses[i], guess_element(kv.value));
