@@ -3,6 +3,7 @@
 #include "stateful_common.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace pel::operators {
 
@@ -52,7 +53,7 @@ protected:
     bool have = value_.eval(row, t, x) && std::isfinite(x);
     auto& st = state_of(row);
     if (!st.ready) {
-      st.win.init(1, false);
+      st.win.init(1, true);
       st.ready = true;
     }
     st.win.evict(rows_, range_, t);
@@ -62,8 +63,17 @@ protected:
       auto n = st.win.count(0);
       mean = st.win.mean(0);
       sd = std::sqrt(st.win.variance(0));
-      if (n >= min_samples_ && n >= 2 && sd > 0) {
-        z = (x - mean) / sd;
+      // A flat window: its values are exactly equal (so say mean and stddev, whatever the
+      // rounding of the running sums), and any other value is infinitely many standard
+      // deviations away from it.
+      const bool flat = n >= 2 && st.win.min(0) == st.win.max(0);
+      if (flat) {
+        mean = st.win.min(0);
+        sd = 0;
+      }
+      if (n >= min_samples_ && n >= 2) {
+        if (flat) z = x == mean ? 0.0 : std::copysign(std::numeric_limits<double>::infinity(), x - mean);
+        else if (sd > 0) z = (x - mean) / sd;
         if (std::fabs(z) > k_) reason = "zscore";
       }
       if (has_above_ && x > above_) reason = "above";
@@ -110,7 +120,7 @@ protected:
   zscore_key read_key(core::state_reader& r) const override {
     zscore_key s;
     s.last_alert = r.get<std::int64_t>();
-    s.win.init(1, false);
+    s.win.init(1, true);
     s.ready = true;
     s.win.load(r);
     return s;
@@ -140,6 +150,9 @@ spec::component_schema zscore_schema() {
       "previous records (the last `rows` records, or those within `range` of event time) are "
       "computed before the record joins the window. When at least `min_samples` values are in "
       "the window and |value - mean| > k * stddev, the record is an outlier (`reason: zscore`). "
+      "A window whose values are all equal (a flat baseline, stddev 0) makes any other value "
+      "an outlier, with z +inf or -inf (a JSON sink writes null, as JSON has no infinity; CSV "
+      "writes Infinity), and an equal value z 0. "
       "`above` / `below` add threshold alerts (`reason: above|below`) that need no history.\n\n"
       "`mode: alerts` emits one record per alert with the key fields and `value, mean, stddev, "
       "z, reason, time` (time: event time in ns). `mode: all` passes every record on with "

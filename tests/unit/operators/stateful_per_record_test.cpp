@@ -76,6 +76,74 @@ TEST_CASE("zscore alerts match a direct computation, out-of-order input", "[stat
   }
 }
 
+TEST_CASE("zscore alerts on every jump from a flat baseline", "[stateful][zscore]") {
+  // A flat-zero series with ten one-record jumps, each 150 records after the last, so that
+  // the 100-record window is flat again before the next one. Jumps of any size or sign.
+  const double jumps[10] = {5, -3, 1e-9, 250, -1e-6, 0.5, 1e12, -7, 42, 1e-300};
+  recs in;
+  std::int64_t t = 1'700'000'000'000'000'000;
+  std::vector<std::int64_t> jump_times;
+  for (int i = 0; i < 1600; ++i) {
+    double x = 0;
+    if (i >= 100 && (i - 100) % 150 == 0 && (i - 100) / 150 < 10) {
+      x = jumps[(i - 100) / 150];
+      jump_times.push_back(t);
+    }
+    in.push_back({{value(std::string("S")), value(x), value(std::int64_t{1}), value(std::int64_t{i})}, t});
+    t += 1'000'000;
+  }
+  REQUIRE(jump_times.size() == 10);
+  const std::string yaml = "key: symbol\nvalue: price\nrows: 100\nk: 3\nmin_samples: 30\n";
+  auto got = run_one("zscore", yaml, in);
+  REQUIRE(got.size() == 10);
+  for (std::size_t j = 0; j < got.size(); ++j) {
+    INFO("jump " << j);
+    const auto& r = got[j];
+    REQUIRE(r.t == jump_times[j]);
+    CHECK(r.v[1] == value(jumps[j]));
+    CHECK(r.v[2] == value(0.0));  // mean
+    CHECK(r.v[3] == value(0.0));  // stddev
+    CHECK(r.v[4] == value(std::copysign(INFINITY, jumps[j])));
+    CHECK(r.v[5] == value(std::string("zscore")));
+    CHECK(r.v[6] == value(jump_times[j]));
+    // JSON has no infinity: the z of an alert is written as null.
+    std::string json;
+    core::append_json(json, r.v[4]);
+    CHECK(json == "null");
+  }
+
+  SECTION("an equal value on a flat baseline has z 0 and no alert") {
+    auto all = run_one("zscore", yaml + "mode: all\n", in);
+    REQUIRE(all.size() == in.size());
+    std::size_t alerts = 0, zero_z = 0;
+    for (const auto& r : all) {
+      alerts += !core::is_null(r.v[7]);
+      zero_z += r.v[6] == value(0.0);
+    }
+    CHECK(alerts == 10);
+    CHECK(zero_z > 500);
+  }
+  SECTION("a flat baseline that the running sums do not hold exactly") {
+    // Starts at 7.3 (the running sums' shift), then 0.1 for good: once the 7.3s have left the
+    // window, 0.1 again is no alert, and 0.1 + 1e-12 is.
+    recs s;
+    std::int64_t u = 1'700'000'000'000'000'000;
+    for (int i = 0; i < 400; ++i) {
+      double x = i < 50 ? 7.3 : (i == 300 ? 0.1 + 1e-12 : 0.1);
+      s.push_back({{value(std::string("S")), value(x), value(std::int64_t{1}), value(std::int64_t{i})}, u});
+      u += 1'000'000;
+    }
+    recs late;  // alerts once the window holds only 0.1s (the step down alerts before)
+    for (auto& r : run_one("zscore", yaml, s))
+      if (r.t >= s[150].t) late.push_back(r);
+    REQUIRE(late.size() == 1);
+    CHECK(late[0].t == s[300].t);
+    CHECK(late[0].v[1] == value(0.1 + 1e-12));
+    CHECK(late[0].v[2] == value(0.1));
+    CHECK(late[0].v[4] == value(INFINITY));
+  }
+}
+
 TEST_CASE("rolling rows and range match a direct computation", "[stateful][rolling]") {
   fixture f;
   for (bool by_rows : {true, false}) {
