@@ -59,7 +59,7 @@ protected:
         o[c++] = change;
         o[c++] = std::isfinite(pct) ? core::value{pct} : core::value{};
         o[c++] = std::string(change > 0 ? "up" : "down");
-        o[c++] = t;
+        o[c++] = epoch_ms(t);
         st.win.clear();  // the jump is reported once; later changes count from here
       }
     }
@@ -100,8 +100,9 @@ spec::component_schema change_detect_schema() {
       "key's records within `within` of event time before it. When the larger of the rise "
       "(from the lowest) and the fall (from the highest) exceeds `delta` (absolute) or "
       "`percent` (relative to that reference), an alert is emitted with the key fields and "
-      "`value, reference, change, change_percent, direction (up|down), time` (time: event time "
-      "in ns). After an alert the key's history restarts from that record, so one jump gives "
+      "`value, reference, change, change_percent, direction (up|down), time` (time: the "
+      "record's event time in epoch milliseconds, the unit of a window's `window_start`). "
+      "After an alert the key's history restarts from that record, so one jump gives "
       "one alert. A price-jump alert for trading.";
   s.params = {
       param::string_list("key").doc("Fields that identify a series (empty: one series)."),

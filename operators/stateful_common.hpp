@@ -34,7 +34,8 @@ inline constexpr std::int64_t time_max = std::numeric_limits<std::int64_t>::max(
 /// Event time earlier than every record.
 inline constexpr std::int64_t time_min = std::numeric_limits<std::int64_t>::min();
 
-/// Event time `ns` in epoch milliseconds, rounded down (how windows are written out).
+/// Event time `ns` in epoch milliseconds, rounded down: the unit of every time-valued field an
+/// operator writes (window_start / window_end, an alert's `time`).
 inline std::int64_t epoch_ms(std::int64_t ns) noexcept {
   auto q = ns / 1'000'000;
   return (ns % 1'000'000 < 0) ? q - 1 : q;

@@ -101,7 +101,7 @@ protected:
       o[c++] = num(sd);
       o[c++] = num(z);
       o[c++] = std::string(reason);
-      o[c++] = t;
+      o[c++] = epoch_ms(t);
     }
   }
 
@@ -155,7 +155,8 @@ spec::component_schema zscore_schema() {
       "writes Infinity), and an equal value z 0. "
       "`above` / `below` add threshold alerts (`reason: above|below`) that need no history.\n\n"
       "`mode: alerts` emits one record per alert with the key fields and `value, mean, stddev, "
-      "z, reason, time` (time: event time in ns). `mode: all` passes every record on with "
+      "z, reason, time` (time: the record's event time in epoch milliseconds, the unit of a "
+      "window's `window_start`). `mode: all` passes every record on with "
       "`mean, stddev, z, alert` appended (names prefixed by `output_prefix`; `alert` is null "
       "when there is none). `cooldown` suppresses further alerts of a key for that long after "
       "one. Records are handled in event-time order (`order`).";

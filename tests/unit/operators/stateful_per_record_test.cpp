@@ -51,12 +51,14 @@ TEST_CASE("zscore alerts match a direct computation, out-of-order input", "[stat
     for (auto i = from; i < h.size(); ++i) ss += (h[i] - m) * (h[i] - m);
     double sd = cnt > 1 ? std::sqrt(ss / (cnt - 1)) : std::nan("");
     if (cnt >= min_samples && sd > 0 && std::fabs((x - m) / sd) > k)
-      want.push_back({{r.v[0], x, m, sd, (x - m) / sd, std::string("zscore"), r.t}, r.t});
+      want.push_back({{r.v[0], x, m, sd, (x - m) / sd, std::string("zscore"), r.t / 1'000'000}, r.t});
     h.push_back(x);
   }
   REQUIRE(want.size() > 5);  // the input has jumps
   auto got = run_one("zscore", "key: symbol\nvalue: price\nrows: 40\nk: 2.5\nmin_samples: 10\n", f.arrival);
   require_same(got, want);
+  // `time` is the event time in epoch milliseconds, as a window's window_start.
+  for (const auto& r : got) REQUIRE(r.v[6] == value(r.t / 1'000'000));
 
   SECTION("mode all annotates every record") {
     auto all = run_one("zscore", "key: symbol\nvalue: price\nrows: 40\nk: 2.5\nmin_samples: 10\nmode: all\n",
@@ -105,7 +107,7 @@ TEST_CASE("zscore alerts on every jump from a flat baseline", "[stateful][zscore
     CHECK(r.v[3] == value(0.0));  // stddev
     CHECK(r.v[4] == value(std::copysign(INFINITY, jumps[j])));
     CHECK(r.v[5] == value(std::string("zscore")));
-    CHECK(r.v[6] == value(jump_times[j]));
+    CHECK(r.v[6] == value(jump_times[j] / 1'000'000));
     // JSON has no infinity: the z of an alert is written as null.
     std::string json;
     core::append_json(json, r.v[4]);
@@ -310,14 +312,18 @@ TEST_CASE("change_detect reports each jump once", "[stateful][change_detect]") {
       double ref = (x - lo >= hi - x) ? lo : hi;
       double pct = (x - ref) / std::fabs(ref) * 100;
       if (std::fabs(pct) > 2.0) {
-        want.push_back({{r.v[0], x, ref, x - ref, pct, std::string(x > ref ? "up" : "down"), r.t}, r.t});
+        want.push_back(
+            {{r.v[0], x, ref, x - ref, pct, std::string(x > ref ? "up" : "down"), r.t / 1'000'000}, r.t});
         h.clear();
       }
     }
     h.push_back(r);
   }
   REQUIRE(want.size() > 3);
-  require_same(run_one("change_detect", "key: symbol\nvalue: price\nwithin: 3s\npercent: 2\n", f.arrival), want);
+  auto got = run_one("change_detect", "key: symbol\nvalue: price\nwithin: 3s\npercent: 2\n", f.arrival);
+  require_same(got, want);
+  // `time` is the event time in epoch milliseconds, as a window's window_start.
+  for (const auto& r : got) REQUIRE(r.v[6] == value(r.t / 1'000'000));
 }
 
 TEST_CASE("late records go to the late port", "[stateful][late]") {
