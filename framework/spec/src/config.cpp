@@ -40,6 +40,17 @@ void config::fail(std::string_view key, const std::string& message) const {
   throw config_error(mark_of(key), path_of(key), message);
 }
 
+config config::gathering(std::shared_ptr<error_list> errors) const {
+  config out = *this;
+  out.errors_ = std::move(errors);
+  return out;
+}
+
+void config::report(std::string_view key, const std::string& message) const {
+  if (!errors_) fail(key, message);
+  errors_->emplace_back(mark_of(key), path_of(key), message);
+}
+
 std::string config::scalar_or_default(std::string_view key, bool& present) const {
   present = false;
   if (auto n = value_node(key); n && !n->is_null()) {
@@ -95,6 +106,8 @@ std::int64_t config::get_duration_ns(std::string_view key) const {
   auto text = scalar_or_default(key, present);
   if (!present) return 0;
   std::int64_t ns;
+  if (text.size() > 1 && text[0] == '-' && parse_duration(std::string_view(text).substr(1), ns))
+    fail(key, "must not be negative, found '" + text + "'; use a duration such as 250ms, 1s or 5m");
   if (!parse_duration(text, ns))
     fail(key, "expected a duration such as 250ms, 1s or 5m, found '" + text + "'");
   return ns;
@@ -105,6 +118,8 @@ std::int64_t config::get_bytes(std::string_view key) const {
   auto text = scalar_or_default(key, present);
   if (!present) return 0;
   std::int64_t b;
+  if (text.size() > 1 && text[0] == '-' && parse_bytes(std::string_view(text).substr(1), b))
+    fail(key, "must not be negative, found '" + text + "'; use a size such as 512, 64KiB or 1MiB");
   if (!parse_bytes(text, b)) fail(key, "expected a size such as 512, 64KiB or 1MiB, found '" + text + "'");
   return b;
 }
@@ -145,7 +160,9 @@ std::vector<std::pair<std::string, std::string>> config::get_string_map(std::str
 config config::child(std::string_view key) const {
   auto p = find_param(key);
   auto e = (node_ && node_->is_map()) ? node_->find(key) : nullptr;
-  return config(e ? e->value : nullptr, path_of(key), p ? &p->fields : nullptr);
+  config out(e ? e->value : nullptr, path_of(key), p ? &p->fields : nullptr);
+  out.errors_ = errors_;
+  return out;
 }
 
 std::vector<config> config::children(std::string_view key) const {
@@ -155,9 +172,11 @@ std::vector<config> config::children(std::string_view key) const {
   if (e == nullptr || e->value->is_null()) return out;
   if (!e->value->is_sequence())
     fail(key, std::string("expected a list, found a ") + e->value->kind_name());
-  for (std::size_t i = 0; i < e->value->items.size(); ++i)
+  for (std::size_t i = 0; i < e->value->items.size(); ++i) {
     out.emplace_back(e->value->items[i], path_of(key) + "[" + std::to_string(i) + "]",
                      p ? &p->fields : nullptr);
+    out.back().errors_ = errors_;
+  }
   return out;
 }
 

@@ -154,6 +154,12 @@ public:
       case param_type::duration: {
         if (!scalar(v, p, path)) return;
         std::int64_t ns = 0;
+        if (negative(v.text, parse_duration)) {
+          out_.error(v.at, path, "must not be negative, found " + shown(v) + "; use a duration " +
+                                     (p.minimum || p.maximum ? bounds_text(p, true)
+                                                             : std::string("such as 250ms, 1s or 5m")));
+          return;
+        }
         if (!parse_duration(v.text, ns)) {
           out_.error(v.at, path,
                      "expected a duration such as 250ms, 1s or 5m, found " + shown(v) +
@@ -166,6 +172,12 @@ public:
       case param_type::bytes: {
         if (!scalar(v, p, path)) return;
         std::int64_t b = 0;
+        if (negative(v.text, parse_bytes)) {
+          out_.error(v.at, path, "must not be negative, found " + shown(v) + "; use a size " +
+                                     (p.minimum || p.maximum ? bounds_text(p, false)
+                                                             : std::string("such as 512, 64KiB or 1MiB")));
+          return;
+        }
         if (!parse_bytes(v.text, b)) {
           out_.error(v.at, path, "expected a size such as 512, 64KiB or 1MiB, found " + shown(v));
           return;
@@ -300,8 +312,18 @@ private:
   }
 
   void bounded(double x, const node& v, const param& p, const std::string& path, bool duration) {
-    if ((p.minimum && x < *p.minimum) || (p.maximum && x > *p.maximum))
+    if (x < 0 && p.minimum && *p.minimum >= 0)
+      out_.error(v.at, path, "must not be negative, found " + shown(v) + "; use a value " +
+                                 bounds_text(p, duration));
+    else if ((p.minimum && x < *p.minimum) || (p.maximum && x > *p.maximum))
       out_.error(v.at, path, v.text + " is out of range; use a value " + bounds_text(p, duration));
+  }
+
+  /// True when `text` is a '-' before what `parse` reads as a duration or size: a negative
+  /// amount, which gets its own message rather than "expected a duration".
+  static bool negative(const std::string& text, bool (*parse)(std::string_view, std::int64_t&) noexcept) {
+    std::int64_t ignored = 0;
+    return text.size() > 1 && text[0] == '-' && parse(std::string_view(text).substr(1), ignored);
   }
 
   reporter& out_;

@@ -8,6 +8,7 @@
 #include "pel/spec/param.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,39 @@ public:
   /// Throws a config_error located at `key`.
   [[noreturn]] void fail(std::string_view key, const std::string& message) const;
 
+  // --- gathering every error of a block ----------------------------------------------------
+  // A factory stops at the first `fail`. Where it can go on after a bad setting (the other
+  // keys do not depend on it, or each item of a list stands alone), it reports through
+  // `report` or `gather` instead, so that `pel lint` lists every problem of the block at once.
+  // The planner builds each prototype from a gathering config and reads what was gathered;
+  // a config that does not gather (the runtime's) throws at the first error as before.
+
+  /// Where a gathering config puts its errors, in the order they were found.
+  using error_list = std::vector<config_error>;
+
+  /// A copy of this config (and of every child taken from it) that gathers into `errors`.
+  config gathering(std::shared_ptr<error_list> errors) const;
+  /// True when this config gathers errors instead of throwing them from `report`/`gather`.
+  bool gathers() const noexcept { return static_cast<bool>(errors_); }
+  /// Records a problem located at `key` and returns, when gathering; else throws like `fail`.
+  void report(std::string_view key, const std::string& message) const;
+  /// Runs `f()`. When gathering, a `config_error` it throws is recorded and `gather` returns
+  /// false; otherwise the error propagates. True when `f` did not throw.
+  template <class F>
+  bool gather(F&& f) const {
+    if (!errors_) {
+      f();
+      return true;
+    }
+    try {
+      f();
+      return true;
+    } catch (const config_error& e) {
+      errors_->push_back(e);
+      return false;
+    }
+  }
+
   const node_ptr& raw() const noexcept { return node_; }
   const std::string& path() const noexcept { return path_; }
 
@@ -69,6 +103,7 @@ private:
   node_ptr node_;
   std::string path_;
   const std::vector<param>* params_ = nullptr;
+  std::shared_ptr<error_list> errors_;  ///< set when gathering; shared with children
 };
 
 } // namespace pel::spec

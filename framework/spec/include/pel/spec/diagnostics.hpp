@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pel::spec {
@@ -17,9 +18,15 @@ struct diagnostic {
   std::string path;     ///< dotted path to the key, e.g. "operators.vwap.window.size"
   std::string message;  ///< what is wrong and how to fix it
 
-  /// `file:line:column: path: message`
+  /// `file:line:column: path: message`, always one line: the file name, path and message
+  /// pass through `one_line`, since any of them may quote what the user wrote.
   std::string format() const;
 };
+
+/// `text` made safe to print on one line of a diagnostic: line breaks and tabs become `\n`,
+/// `\r` and `\t`, other control characters (and bytes that are not UTF-8) become `\xNN`.
+/// Everything else, backslashes included, is kept as it is.
+std::string one_line(std::string_view text);
 
 /// All problems found in one file, in file order once sorted.
 class diagnostics {

@@ -40,6 +40,11 @@ struct param {
   std::optional<double> maximum;
   std::vector<std::string> allowed;  ///< allowed values of a string param
   std::vector<param> fields;         ///< children of object / object_list params
+  /// Set when the value (a string, or each item of a list of strings) names a field of the
+  /// component's input: the input's index, or -1 for every input. `plan::build` checks such
+  /// names against the input schemas and reports each unknown one at its place in the file,
+  /// before the component is built (sinks learn their schema only when opened).
+  std::optional<int> input_field;
 
   static param string(std::string k) { return make(std::move(k), param_type::string); }
   static param integer(std::string k) { return make(std::move(k), param_type::integer); }
@@ -68,6 +73,8 @@ struct param {
   param& min(double v) { minimum = v; return *this; }
   param& max(double v) { maximum = v; return *this; }
   param& one_of(std::vector<std::string> v) { allowed = std::move(v); return *this; }
+  /// The value names a field of input `input` (-1: of every input); see `input_field`.
+  param& names_input_field(int input = -1) { input_field = input; return *this; }
 
 private:
   static param make(std::string k, param_type t) {
