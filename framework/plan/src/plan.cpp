@@ -1,12 +1,16 @@
 #include "pel/plan/plan.hpp"
 
 #include "pel/core/time_format.hpp"
+#include "pel/spec/suggest.hpp"
 
 #include <algorithm>
 #include <exception>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <queue>
 #include <string>
+#include <tuple>
 
 namespace pel::plan {
 
@@ -122,7 +126,14 @@ public:
         ins.push_back({up, port});
         n.input_schemas.push_back(un.port_schema(port));
       }
-      if (ok) ok = make_prototype(c, n);
+      if (ok) {
+        // Fields named by the settings first, each at its place. An operator that names an
+        // unknown field would only fail on it again; a sink is built anyway, since it checks
+        // other things and learns its schema only when opened.
+        const bool fields_ok = check_input_fields(c, n);
+        if (fields_ok || c.kind == spec::component_kind::sink) ok = make_prototype(c, n) && fields_ok;
+        else ok = false;
+      }
       if (!ok) {
         failed[ci] = true;
         continue;
@@ -289,14 +300,24 @@ private:
     return order;
   }
 
+  /// Builds one instance of `c` with its factory to learn its output schema and to check its
+  /// settings. The factory reads a gathering config, so that every problem it can report
+  /// (not only the first) becomes a diagnostic.
   bool make_prototype(const spec::component& c, node& n) {
+    auto gathered = std::make_shared<spec::config::error_list>();
+    const bool ok = build_prototype(c, n, c.settings.gathering(gathered));
+    for (const auto& e : *gathered) diag(e.at(), e.path().empty() ? path_of(c) : e.path(), e.what());
+    return ok && gathered->empty();
+  }
+
+  bool build_prototype(const spec::component& c, node& n, const spec::config& settings) {
     try {
       switch (c.kind) {
         case spec::component_kind::source: {
           const auto* e = reg_.find_source(c.type);
           if (e == nullptr) return unknown_type(c);
           n.make_source = e->make;
-          auto proto = e->make(c.settings);
+          auto proto = e->make(settings);
           if (!proto) throw std::runtime_error("the factory returned no source");
           n.output_schema = proto->output_schema();
           if (!n.output_schema) throw std::runtime_error("the source declares no output schema");
@@ -304,25 +325,31 @@ private:
           // Event-time errors are reported, but the schema is known: downstream is checked.
           if (c.event_time) {
             const auto& et = *c.event_time;
+            // Each problem at the value it is about (at the source when built in code).
+            auto at = [&](std::string_view key) {
+              return et.settings.raw() ? et.settings.mark_of(key) : c.at;
+            };
+            const std::string where = path_of(c) + ".event_time";
             core::time_format fmt;
             std::int64_t off = 0;
             if (!core::parse_time_format(et.format, fmt))
-              diag(c.at, path_of(c) + ".event_time.format",
+              diag(at("format"), where + ".format",
                    "unknown time format '" + et.format +
                        "'; use auto, epoch_s, epoch_ms, epoch_us, epoch_ns, iso8601 or datetime");
             if (!core::parse_utc_offset(et.timezone, off))
-              diag(c.at, path_of(c) + ".event_time.timezone",
+              diag(at("timezone"), where + ".timezone",
                    "unknown time zone '" + et.timezone +
                        "'; use UTC or a fixed offset such as +08:00 (zone names are not supported)");
             if (!et.field.empty() && !et.expression.empty())
-              diag(c.at, path_of(c) + ".event_time",
+              diag(at("expression"), where + ".expression",
                    "give either `field` or `expression`, not both");
             else if (!et.field.empty()) {
               n.event_time_column = n.output_schema->index_of(et.field);
               if (n.event_time_column < 0)
-                diag(c.at, path_of(c) + ".event_time.field",
-                     "unknown field '" + et.field + "'; the source's fields are: " +
-                         n.output_schema->names());
+                diag(at("field"), where + ".field",
+                     "unknown field '" + et.field + "'" +
+                         spec::did_you_mean(et.field, field_names(*n.output_schema)) +
+                         " (the source's fields: " + n.output_schema->names() + ")");
             } else if (!et.expression.empty()) {
               compile_event_time(c, n);
             }
@@ -333,7 +360,7 @@ private:
           const auto* e = reg_.find_operator(c.type);
           if (e == nullptr) return unknown_type(c);
           n.make_operator = e->make;
-          auto proto = e->make(c.settings, n.input_schemas);
+          auto proto = e->make(settings, n.input_schemas);
           if (!proto) throw std::runtime_error("the factory returned no operator");
           n.output_schema = proto->output_schema();
           if (!n.output_schema) throw std::runtime_error("the operator declares no output schema");
@@ -345,7 +372,7 @@ private:
           const auto* e = reg_.find_sink(c.type);
           if (e == nullptr) return unknown_type(c);
           n.make_sink = e->make;
-          auto proto = e->make(c.settings);
+          auto proto = e->make(settings);
           if (!proto) throw std::runtime_error("the factory returned no sink");
           n.key_columns.resize(n.input_schemas.size());
           break;
@@ -364,6 +391,80 @@ private:
     return true;
   }
 
+  /// Checks every setting of `c` that names a field of its input (`param::input_field`)
+  /// against the input schemas, reporting each unknown name at its place. False on any.
+  bool check_input_fields(const spec::component& c, const node& n) {
+    const spec::component_schema* schema = schema_of(c);
+    if (schema == nullptr || n.input_schemas.empty()) return true;
+    return check_fields_in(c, n, c.settings, schema->params);
+  }
+
+  bool check_fields_in(const spec::component& c, const node& n, const spec::config& cfg,
+                       const std::vector<spec::param>& params) {
+    bool ok = true;
+    for (const auto& p : params) {
+      if (p.type == spec::param_type::object && !p.fields.empty()) {
+        ok = check_fields_in(c, n, cfg.child(p.key), p.fields) && ok;
+        continue;
+      }
+      if (!p.input_field || !cfg.has(p.key)) continue;
+      const spec::node::entry* e = cfg.raw()->find(p.key);
+      const spec::node& v = *e->value;
+      if (v.is_scalar()) {
+        ok = check_field(c, n, *p.input_field, v.text, v.at, cfg.path_of(p.key)) && ok;
+      } else if (v.is_sequence()) {
+        for (std::size_t i = 0; i < v.items.size(); ++i)
+          if (v.items[i]->is_scalar())
+            ok = check_field(c, n, *p.input_field, v.items[i]->text, v.items[i]->at,
+                             cfg.path_of(p.key) + "[" + std::to_string(i) + "]") &&
+                 ok;
+      }
+    }
+    return ok;
+  }
+
+  /// `name` must be a field of input `input` (-1: of every input) of `n`.
+  bool check_field(const spec::component& c, const node& n, int input, const std::string& name,
+                   spec::mark at, const std::string& path) {
+    bool ok = true;
+    const bool several = n.input_schemas.size() > 1;
+    for (std::size_t i = 0; i < n.input_schemas.size(); ++i) {
+      if (input >= 0 && static_cast<std::size_t>(input) != i) continue;
+      const core::schema_ptr& s = n.input_schemas[i];
+      if (!s || s->index_of(name) >= 0) continue;
+      ok = false;
+      std::string from;
+      if (several && i < c.inputs.size())
+        from = " of input '" + c.inputs[i].component +
+               (c.inputs[i].port.empty() ? "" : "." + c.inputs[i].port) + "'";
+      diag(at, path,
+           "unknown field '" + name + "'" + spec::did_you_mean(name, field_names(*s)) +
+               " (fields" + from + ": " + s->names() + ")");
+    }
+    return ok;
+  }
+
+  const spec::component_schema* schema_of(const spec::component& c) const {
+    switch (c.kind) {
+      case spec::component_kind::source:
+        if (auto e = reg_.find_source(c.type)) return &e->schema;
+        return nullptr;
+      case spec::component_kind::operator_:
+        if (auto e = reg_.find_operator(c.type)) return &e->schema;
+        return nullptr;
+      case spec::component_kind::sink:
+        if (auto e = reg_.find_sink(c.type)) return &e->schema;
+        return nullptr;
+    }
+    return nullptr;
+  }
+
+  static std::vector<std::string> field_names(const core::schema& s) {
+    std::vector<std::string> out;
+    for (const auto& f : s.fields()) out.push_back(f.name);
+    return out;
+  }
+
   /// Compiles `event_time.expression` against the source's schema; errors are reported at
   /// their place in the expression (or at the source when the pipeline was built in code).
   void compile_event_time(const spec::component& c, node& n) {
@@ -376,7 +477,8 @@ private:
     } catch (const spec::config_error& e) {
       diag(e.at(), e.path().empty() ? path_of(c) + ".event_time.expression" : e.path(), e.what());
     } catch (const expr::parse_error& e) {
-      diag(c.at, path_of(c) + ".event_time.expression", e.what());
+      diag(et.settings.raw() ? et.settings.mark_of("expression") : c.at,
+           path_of(c) + ".event_time.expression", e.what());
     }
   }
 
@@ -548,9 +650,11 @@ physical_plan build(const spec::pipeline& p, const spec::registry& reg) {
   return builder(p, reg).run();
 }
 
-checked_plan check_file(const std::string& path, const spec::registry& reg) {
+namespace {
+
+/// The planner's pass over what the spec's pass left plannable.
+checked_plan plan_checked(spec::check_result checked, const spec::registry& reg) {
   checked_plan out;
-  auto checked = spec::check_file(path, reg);
   out.diags = std::move(checked.diags);
   if (!checked.plannable) return out;
   try {
@@ -559,6 +663,92 @@ checked_plan check_file(const std::string& path, const spec::registry& reg) {
   } catch (const spec::spec_error& e) {
     for (const auto& d : e.diags().items()) out.diags.add(d);
     out.diags.sort();
+  }
+  return out;
+}
+
+} // namespace
+
+checked_plan check_file(const std::string& path, const spec::registry& reg) {
+  return plan_checked(spec::check_file(path, reg), reg);
+}
+
+checked_plan check_text(const std::string& text, const std::string& file,
+                        const spec::registry& reg) {
+  return plan_checked(spec::check_text(text, file, reg), reg);
+}
+
+namespace {
+
+/// One component's use of a file, for `check_shared_files`.
+struct file_use {
+  std::string normalised;
+  std::string written;  ///< the name as the setting gives it
+  std::string file;     ///< the pipeline file
+  spec::mark at;
+  std::string path;     ///< dotted path of the setting
+  std::string owner;    ///< dotted path of the component, e.g. "sinks.out"
+  bool writes = true;
+};
+
+std::string normalise(const std::string& name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(fs::path(name), ec);
+  if (ec) return fs::path(name).lexically_normal().string();
+  fs::path canonical = fs::weakly_canonical(p, ec);
+  return ec ? p.lexically_normal().string() : canonical.string();
+}
+
+std::string located(const file_use& u) {
+  return spec::one_line(u.file) + ":" + std::to_string(u.at.line) + ":" +
+         std::to_string(u.at.column);
+}
+
+} // namespace
+
+spec::diagnostics check_shared_files(const std::vector<const physical_plan*>& plans,
+                                     const std::vector<file_setting>& settings) {
+  std::vector<file_use> uses;
+  for (const physical_plan* p : plans) {
+    std::vector<file_use> mine;
+    for (const node& n : p->nodes) {
+      for (const auto& fs : settings) {
+        if (n.kind != fs.kind || n.type != fs.type) continue;
+        const spec::config& cfg = n.spec.settings;
+        const std::string name = cfg.get_string(fs.key);
+        if (name.empty()) continue;
+        mine.push_back({normalise(name), name, p->file, cfg.mark_of(fs.key), cfg.path_of(fs.key),
+                        cfg.path(), fs.writes});
+      }
+    }
+    // Nodes are in topological order; messages go in file order.
+    std::stable_sort(mine.begin(), mine.end(), [](const file_use& a, const file_use& b) {
+      return std::tie(a.at.line, a.at.column) < std::tie(b.at.line, b.at.column);
+    });
+    uses.insert(uses.end(), mine.begin(), mine.end());
+  }
+  spec::diagnostics out;
+  for (std::size_t i = 0; i < uses.size(); ++i) {
+    const file_use& later = uses[i];
+    for (std::size_t j = 0; j < i; ++j) {
+      const file_use& earlier = uses[j];
+      if (earlier.normalised != later.normalised || (!earlier.writes && !later.writes)) continue;
+      std::string what = "'" + later.written + "'";
+      if (later.written != later.normalised) what += " (" + later.normalised + ")";
+      std::string msg;
+      if (earlier.writes && later.writes)
+        msg = "the file " + what + " is also written by " + earlier.owner + " at " + located(earlier) +
+              "; two sinks writing one file lose each other's rows: give each its own file";
+      else if (earlier.writes)
+        msg = "the file " + what + " is written by " + earlier.owner + " at " + located(earlier) +
+              " while this source reads it; read another file, or run the two one after the other";
+      else
+        msg = "the file " + what + " is read by " + earlier.owner + " at " + located(earlier) +
+              " while this sink writes it; write another file, or run the two one after the other";
+      out.add(later.file, later.at, later.path, std::move(msg));
+      break;  // one report per use is enough
+    }
   }
   return out;
 }

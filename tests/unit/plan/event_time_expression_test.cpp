@@ -109,6 +109,6 @@ TEST_CASE("event_time takes a field or an expression, not both", "[plan][event_t
     FAIL("no error");
   } catch (const spec::spec_error& e) {
     CHECK_THAT(std::string(e.what()),
-               Catch::Contains("sources.src.event_time: give either `field` or `expression`, not both"));
+               Catch::Contains("sources.src.event_time.expression: give either `field` or `expression`, not both"));
   }
 }

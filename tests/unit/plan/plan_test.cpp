@@ -155,7 +155,7 @@ TEST_CASE("planner rejects impossible partitioning and unknown event-time fields
   f.b.op("h", "pass", {"src"}, 2).partition = spec::partitioning::hash;
   f.b.sink("out", "collect", {"a", "h", "a.late"});
   auto text = error_of(f.b.p, f.reg);
-  CHECK_THAT(text, Catch::Contains("sources.src.event_time.field: unknown field 'timestamp'; the source's fields are: key, seq, ts"));
+  CHECK_THAT(text, Catch::Contains("sources.src.event_time.field: unknown field 'timestamp' (the source's fields: key, seq, ts)"));
   CHECK_THAT(text, Catch::Contains("operators.a.partition: partition: forward needs equal parallelism"));
   CHECK_THAT(text, Catch::Contains("operators.h.partition: partition: hash needs key fields"));
   CHECK_THAT(text, Catch::Contains("'a' has no output port 'late'"));

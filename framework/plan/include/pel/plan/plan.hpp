@@ -123,6 +123,28 @@ struct checked_plan {
 /// fields. Never throws `spec_error`. This is `pel lint` and the start of `pel run`.
 checked_plan check_file(const std::string& path, const spec::registry& reg);
 
+/// Same, from text already in memory; `file` is the name used in messages.
+checked_plan check_text(const std::string& text, const std::string& file,
+                        const spec::registry& reg);
+
+/// A setting that names a file a component reads or writes, such as the `path` of the
+/// `file` source and sink (the caller knows its components; the planner does not).
+struct file_setting {
+  spec::component_kind kind = spec::component_kind::sink;
+  std::string type;  ///< component type, e.g. "file"
+  std::string key;   ///< the setting holding the file name, e.g. "path"
+  bool writes = true;  ///< false: the component reads the file
+};
+
+/// Files that the plans, run side by side in one process, would lose rows on: a file written
+/// by two sinks (of one plan or of two), or written by a sink while a source reads it. Names
+/// are compared after `${NAME}` expansion, made absolute (against the working directory) and
+/// normalised, with symbolic links resolved as far as the path exists. Each conflict is one
+/// diagnostic at the later use (plans in order, then file position), whose message gives the
+/// earlier use as file:line:column. In the order of the plans; empty when there is none.
+spec::diagnostics check_shared_files(const std::vector<const physical_plan*>& plans,
+                                     const std::vector<file_setting>& settings);
+
 /// A readable description of the plan for `pel lint --explain`: chains, components with
 /// parallelism and schemas, edges with partitioning and key fields, dead-letter routing.
 std::string explain(const physical_plan& p);
