@@ -208,6 +208,15 @@ void f_replace(args_t a, std::size_t, value& out) {
     out = s;
     return;
   }
+  std::size_t hits = 0;
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + from.size())) ++hits;
+  if (to.size() > from.size()) {
+    std::size_t grow = 0;
+    if (__builtin_mul_overflow(hits, to.size() - from.size(), &grow) ||
+        __builtin_add_overflow(grow, s.size(), &grow))
+      grow = std::numeric_limits<std::size_t>::max();
+    check_string_size(grow);
+  }
   std::string r;
   r.reserve(s.size());
   std::size_t pos = 0;
@@ -229,7 +238,10 @@ void append_text(std::string& out, const value& v) {
 
 void f_concat(args_t a, std::size_t n, value& out) {
   std::string r;
-  for (std::size_t i = 0; i < n; ++i) append_text(r, *a[i]);
+  for (std::size_t i = 0; i < n; ++i) {
+    append_text(r, *a[i]);
+    check_string_size(r.size());
+  }
   out = std::move(r);
 }
 

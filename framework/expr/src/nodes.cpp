@@ -30,6 +30,13 @@ std::string describe(const value& v) {
   return "?";
 }
 
+void check_string_size(std::size_t bytes) {
+  if (bytes > max_string_bytes)
+    throw eval_error("the result would be a string of " + std::to_string(bytes) +
+                     " bytes, more than the " + std::to_string(max_string_bytes >> 20) +
+                     " MiB a value may hold");
+}
+
 int node::test(const eval_ctx& c) const {
   value s;
   const value& v = eval(c, s);
@@ -185,6 +192,11 @@ struct arith_node : node {
       }
     }
     if (op == arith_op::add && tx == value_type::string && ty == value_type::string) {
+      try {
+        check_string_size(std::get<std::string>(x).size() + std::get<std::string>(y).size());
+      } catch (const eval_error& e) {
+        fail(std::string("'+': ") + e.what());
+      }
       if (&x == &s) {  // our scratch already holds the left string: append in place
         std::get<std::string>(s) += std::get<std::string>(y);
       } else {

@@ -67,6 +67,14 @@ using node_ptr = std::unique_ptr<node>;
 constexpr int max_height = 1024;
 constexpr int max_nesting = 256;
 
+/// The longest string an operation may make (`+`, concat, replace). Records are bounded by
+/// their sources, but `replace(s, 'a', s)` multiplies sizes: a longer result is an eval_error
+/// for that record rather than an allocation the values choose.
+constexpr std::size_t max_string_bytes = std::size_t(64) << 20;
+
+/// Throws eval_error when a string of `bytes` would be longer than max_string_bytes.
+void check_string_size(std::size_t bytes);
+
 /// Short description of a value for error messages: `string "abc"`, `int 2`.
 std::string describe(const core::value& v);
 

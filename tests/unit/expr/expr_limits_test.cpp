@@ -123,3 +123,24 @@ TEST_CASE("a nesting error is located inside the YAML scalar", "[expr][limits][c
     CHECK_THAT(std::string(err.what()), StartsWith(too_nested));
   }
 }
+
+TEST_CASE("string results are bounded: an eval_error, not an allocation the values choose",
+          "[expr][limits][eval]") {
+  core::schema s({{"a", value_type::string}, {"b", value_type::string}});
+  std::vector<value> row{std::string(1 << 20, 'a'), std::string(1 << 20, 'b')};
+  // 2^20 replacements by 2^20 bytes each: a terabyte.
+  REQUIRE_THROWS_WITH(compile("replace(a, 'a', b)", s).eval(row.data(), 0),
+                      StartsWith("replace: the result would be a string of 1099511627776 bytes, "
+                                 "more than the 64 MiB a value may hold"));
+  REQUIRE_THROWS_WITH(compile("a" + repeat(" + a", 70), s).eval(row.data(), 0),
+                      Contains("'+': the result would be a string of 68157440 bytes"));
+  REQUIRE_THROWS_WITH(compile("concat(a" + repeat(", a", 70) + ")", s).eval(row.data(), 0),
+                      Contains("more than the 64 MiB a value may hold"));
+  // Up to the bound, the same operations work.
+  CHECK(std::get<std::string>(compile("replace(a, 'a', 'cc')", s).eval(row.data(), 0)).size() ==
+        std::size_t(2) << 20);
+  CHECK(std::get<std::string>(compile("a" + repeat(" + a", 60), s).eval(row.data(), 0)).size() ==
+        std::size_t(61) << 20);
+  CHECK(std::get<std::string>(compile("concat(a, b, 1)", s).eval(row.data(), 0)).size() ==
+        (std::size_t(2) << 20) + 1);
+}
