@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 using namespace pel::e2e;
 
@@ -182,4 +183,78 @@ TEST_CASE("pel usage errors exit 2, --help exits 0 and teaches", "[e2e][usage]")
   CHECK(run_help.exit_code == 0);
   CHECK(contains(run_help.out, "--threads"));
   CHECK(contains(run_help.out, "SIGINT"));
+}
+
+TEST_CASE("pel --version prints pel's version and its libraries', and exits 0", "[e2e][usage]") {
+  auto r = run_pel({"--version"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+  auto lines = lines_of(r.out);
+  REQUIRE(lines.size() >= 3);
+  // `pel X.Y.Z`, then one `library X.Y.Z` line each.
+  auto is_version_line = [](const std::string& line, const std::string& name) {
+    if (line.rfind(name + " ", 0) != 0) return false;
+    const std::string v = line.substr(name.size() + 1);
+    return !v.empty() && std::isdigit(static_cast<unsigned char>(v[0])) &&
+           std::count(v.begin(), v.end(), '.') >= 1;
+  };
+  CHECK(is_version_line(lines[0], "pel"));
+  CHECK(is_version_line(lines[1], "CAF"));
+  CHECK(std::any_of(lines.begin(), lines.end(),
+                    [&](const std::string& l) { return is_version_line(l, "yaml-cpp"); }));
+  // The help lists it.
+  CHECK(contains(run_pel({"--help"}).out, "--version"));
+}
+
+TEST_CASE("pel usage errors in option values exit 2 and start nothing", "[e2e][usage]") {
+  struct bad_option {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<bad_option> cases{
+      {{"run", "--embedded-kafka", "ticks:abc", "examples/trading/vwap.yaml"},
+       "--embedded-kafka: topic 'ticks:abc': the partition count must be a whole number from 1 "
+       "to 10000, found 'abc'"},
+      {{"run", "--embedded-kafka", "ticks:4,:2", "examples/trading/vwap.yaml"},
+       "--embedded-kafka: topic ':2' has no name; write name:partitions, e.g. ticks:16"},
+      {{"run", "--embedded-kafka", "ticks:4,ticks:2", "examples/trading/vwap.yaml"},
+       "--embedded-kafka: topic 'ticks' is given twice"},
+      {{"run", "--duration", "-5s", "examples/trading/vwap.yaml"},
+       "--duration: must not be negative, found '-5s'"},
+      {{"run", "--duration", "soon", "examples/trading/vwap.yaml"},
+       "--duration: expected a duration such as 30s or 2m, found 'soon'"},
+      {{"run", "--threads", "many", "examples/trading/vwap.yaml"}, "--threads"},
+      {{"kafka-broker", "--topics", "ticks:0"},
+       "--topics: topic 'ticks:0': the partition count must be a whole number from 1 to 10000, "
+       "found '0'"},
+      {{"kafka-broker", "--port", "http"}, "--port"},
+      {{"kafka-broker", "--brokers", "0"}, "--brokers"},
+  };
+  for (const auto& c : cases) {
+    INFO("pel " << c.args[0] << " " << c.args[1] << " " << c.args[2]);
+    auto r = run_pel(c.args, milliseconds(20000));
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, c.message));
+    CHECK(r.out.empty());  // nothing started: no broker address, no rows
+    CHECK_FALSE(contains(r.err, "starting"));
+  }
+}
+
+TEST_CASE("pel lint: an environment value with a line break stays on its diagnostic's line",
+          "[e2e][lint]") {
+  temp_dir dir;
+  write_file(dir / "p.yaml",
+             "sources:\n"
+             "  ticks: {type: generator, count: 10}\n"
+             "sinks:\n"
+             "  out: {type: stdout, input: ticks, format: \"${PEL_TEST_FORMAT}\"}\n");
+  process_options env;
+  env.env = {"PEL_TEST_FORMAT=json\nx: 1\x1b[2J"};
+  auto r = run_pel({"lint", dir / "p.yaml"}, milliseconds(20000), env);
+  CHECK(r.exit_code == 2);
+  auto lines = lines_of(r.err);
+  REQUIRE(lines.size() == 2);  // the diagnostic, then the summary
+  CHECK(lines[0] == dir / "p.yaml" +
+                        ":4:45: sinks.out.format: 'json\\nx: 1\\x1B[2J' is not allowed here; "
+                        "allowed values: json, csv, raw");
 }

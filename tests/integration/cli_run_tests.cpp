@@ -459,3 +459,50 @@ TEST_CASE("pel --log-format json: every stderr line is a JSON object with time, 
   REQUIRE_FALSE(lines_of(t.err).empty());
   CHECK_FALSE(parse_json_object(lines_of(t.err).front()));
 }
+
+TEST_CASE("pel run: pipelines that would share a file are refused before anything starts",
+          "[e2e][run]") {
+  temp_dir dir;
+  const std::string gen = "sources:\n  ticks: {type: generator, count: 100}\n";
+  // a.yaml writes out.json; b.yaml writes the same file, named through the environment and
+  // a detour; c.yaml reads it.
+  write_file(dir / "a.yaml", gen + "sinks:\n  out: {type: file, input: ticks, path: " +
+                                 (dir / "out.json") + "}\n");
+  write_file(dir / "b.yaml", gen + "sinks:\n  copy:\n    type: file\n    input: ticks\n"
+                                   "    path: ${PEL_TEST_DIR}/./sub/../out.json\n");
+  fs::create_directories(dir / "sub");
+  write_file(dir / "out.json", "{\"id\": 1}\n");  // what c.yaml reads, from an earlier run
+  write_file(dir / "c.yaml", "sources:\n  back: {type: file, path: " + (dir / "out.json") +
+                                 ", format: json, schema: {id: int}}\n"
+                                 "sinks:\n  show: {type: stdout, input: back}\n");
+  process_options env;
+  env.env = {"PEL_TEST_DIR=" + dir.path().string()};
+
+  auto r = run_pel({"run", dir / "a.yaml", dir / "b.yaml", dir / "c.yaml"}, milliseconds(20000),
+                   env);
+  CHECK(r.exit_code == 2);
+  auto lines = lines_of(r.err);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].rfind(dir / "b.yaml" + ":7:11: sinks.copy.path: the file '", 0) == 0);
+  CHECK(contains(lines[0], "is also written by sinks.out at " + dir / "a.yaml" + ":4:41;"));
+  CHECK(lines[1].rfind(dir / "c.yaml" + ":2:28: sources.back.path: the file '", 0) == 0);
+  CHECK(contains(lines[1], "is written by sinks.out at " + dir / "a.yaml" +
+                               ":4:41 while this source reads it"));
+  CHECK(lines[2] == "pel run: 2 errors, nothing started");
+  CHECK(read_file(dir / "out.json") == "{\"id\": 1}\n");  // not overwritten: nothing ran
+  CHECK(r.out.empty());
+
+  // One file with two sinks on one path: lint says so too.
+  write_file(dir / "twice.yaml", gen + "sinks:\n"
+                                       "  a: {type: file, input: ticks, path: twice.json}\n"
+                                       "  b: {type: file, input: ticks, path: ./twice.json}\n");
+  auto lint = run_pel({"lint", dir / "twice.yaml"}, milliseconds(20000));
+  CHECK(lint.exit_code == 2);
+  CHECK(contains(lint.err, dir / "twice.yaml" + ":5:39: sinks.b.path: the file './twice.json'"));
+  CHECK(contains(lint.err, "also written by sinks.a at " + dir / "twice.yaml" + ":4:39"));
+
+  // Each of them alone runs (so the refusals above can fail).
+  auto a = run_pel({"run", dir / "a.yaml"}, milliseconds(20000));
+  CHECK(a.exit_code == 0);
+  CHECK(lines_of(read_file(dir / "out.json")).size() == 100);
+}

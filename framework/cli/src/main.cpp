@@ -15,6 +15,8 @@
 
 #ifdef PEL_HAVE_KAFKA
 #include "pel/connectors/kafka_broker.hpp"
+
+#include <librdkafka/rdkafka.h>
 #endif
 
 #include <CLI/CLI.hpp>
@@ -22,7 +24,10 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -148,18 +153,36 @@ pel::spec::registry builtin_registry() {
   return reg;
 }
 
+/// The settings of the built-in components that name a file they read or write.
+const std::vector<pel::plan::file_setting>& builtin_file_settings() {
+  static const std::vector<pel::plan::file_setting> table{
+      {pel::spec::component_kind::sink, "file", "path", true},
+      {pel::spec::component_kind::source, "file", "path", false},
+  };
+  return table;
+}
+
+/// "N error(s), nothing started" after the diagnostics of `what` (a file, or `pel run`).
+void print_errors(const std::string& what, const pel::spec::diagnostics& diags) {
+  std::cerr << diags.format();
+  std::cerr << pel::spec::one_line(what) << ": " << diags.size()
+            << (diags.size() == 1 ? " error" : " errors") << ", nothing started\n";
+}
+
 /// Loads and plans one file. On errors prints every diagnostic of both passes and returns
-/// nullopt.
+/// nullopt. With `check_files`, a plan whose sinks write a file twice (or one its sources
+/// read) is an error too; `pel run` checks that over all its files at once instead.
 std::optional<pel::plan::physical_plan> load_and_plan(const std::string& file,
-                                                      const pel::spec::registry& reg) {
+                                                      const pel::spec::registry& reg,
+                                                      bool check_files) {
   try {
     auto checked = pel::plan::check_file(file, reg);
-    if (checked.plan) return std::move(checked.plan);
-    std::cerr << checked.diags.format();
-    std::cerr << file << ": " << checked.diags.size()
-              << (checked.diags.size() == 1 ? " error" : " errors") << ", nothing started\n";
+    if (checked.plan && check_files)
+      checked.diags = pel::plan::check_shared_files({&*checked.plan}, builtin_file_settings());
+    if (checked.plan && checked.diags.empty()) return std::move(checked.plan);
+    print_errors(file, checked.diags);
   } catch (const std::exception& e) {
-    std::cerr << file << ":0:0: " << e.what() << "\n";
+    std::cerr << pel::spec::one_line(file) << ":0:0: " << pel::spec::one_line(e.what()) << "\n";
   }
   return std::nullopt;
 }
@@ -184,7 +207,7 @@ int cmd_lint(const lint_args& a) {
   auto reg = builtin_registry();
   int rc = exit_ok;
   for (const auto& f : a.files) {
-    auto plan = load_and_plan(f, reg);
+    auto plan = load_and_plan(f, reg, true);
     if (!plan) {
       rc = exit_invalid;
       continue;
@@ -290,17 +313,14 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
   }
 #endif
 
+  // Checked with the other options in main(); here it only converts.
   std::int64_t stop_after_ns = 0;
-  if (!a.duration.empty() && !pel::spec::parse_duration(a.duration, stop_after_ns)) {
-    std::cerr << "--duration: expected a duration such as 30s or 2m, found '" << a.duration
-              << "'\n";
-    return exit_invalid;
-  }
+  if (!a.duration.empty()) pel::spec::parse_duration(a.duration, stop_after_ns);
 
   std::vector<pel::plan::physical_plan> plans;
   bool invalid = false;
   for (const auto& f : a.files) {
-    auto plan = load_and_plan(f, reg);
+    auto plan = load_and_plan(f, reg, false);
     if (!plan) {
       invalid = true;
       continue;
@@ -309,6 +329,16 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
     plans.push_back(std::move(*plan));
   }
   if (invalid) return exit_invalid;
+  // Pipelines side by side must not write one file twice, nor write what another reads.
+  {
+    std::vector<const pel::plan::physical_plan*> all;
+    for (const auto& p : plans) all.push_back(&p);
+    auto shared = pel::plan::check_shared_files(all, builtin_file_settings());
+    if (!shared.empty()) {
+      print_errors("pel run", shared);
+      return exit_invalid;
+    }
+  }
 
   pel::runtime::options opts;
   opts.threads = a.threads;
@@ -389,6 +419,71 @@ int cmd_kafka_broker(const pel::connectors::kafka_broker_options& o, signal_watc
 }
 #endif
 
+// ---- options checked after parsing --------------------------------------------------------
+
+/// What is wrong with a `--duration` value, or "" when it is a positive duration.
+std::string duration_problem(const std::string& text) {
+  std::int64_t ns = 0;
+  if (text.size() > 1 && text[0] == '-' && pel::spec::parse_duration(text.substr(1), ns))
+    return "must not be negative, found '" + text + "'";
+  if (!pel::spec::parse_duration(text, ns))
+    return "expected a duration such as 30s or 2m, found '" + text + "'";
+  if (ns == 0) return "must be more than 0s; leave it out to run until the inputs end";
+  return {};
+}
+
+/// Most partitions a topic of the embedded broker may have (the mock keeps them in memory).
+constexpr int max_topic_partitions = 10000;
+
+/// What is wrong with a topic written `name:partitions`, or "" when it is well formed.
+std::string topic_problem(const std::string& spec) {
+  const std::string form = "; write name:partitions, e.g. ticks:16";
+  const auto colon = spec.rfind(':');
+  if (colon == std::string::npos) return "topic '" + spec + "' has no partition count" + form;
+  const std::string name = spec.substr(0, colon);
+  const std::string count = spec.substr(colon + 1);
+  if (name.empty()) return "topic '" + spec + "' has no name" + form;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+      return "topic name '" + name + "' may hold only letters, digits, '.', '_' and '-'";
+  if (name.size() > 249) return "topic name '" + name + "' is longer than 249 characters";
+  int n = 0;
+  const auto r = std::from_chars(count.data(), count.data() + count.size(), n);
+  if (count.empty() || r.ec != std::errc() || r.ptr != count.data() + count.size() || n < 1 ||
+      n > max_topic_partitions)
+    return "topic '" + spec + "': the partition count must be a whole number from 1 to " +
+           std::to_string(max_topic_partitions) + ", found '" + count + "'";
+  return {};
+}
+
+/// Every problem of a list of topics, duplicates included.
+std::vector<std::string> topic_problems(const std::vector<std::string>& topics) {
+  std::vector<std::string> out, names;
+  for (const auto& t : topics) {
+    auto problem = topic_problem(t);
+    if (!problem.empty()) {
+      out.push_back(std::move(problem));
+      continue;
+    }
+    const std::string name = t.substr(0, t.rfind(':'));
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      out.push_back("topic '" + name + "' is given twice");
+    names.push_back(name);
+  }
+  return out;
+}
+
+/// `pel --version`: this build's version and the libraries it was built with.
+std::string version_text() {
+  std::string out = "pel " PEL_VERSION "\n";
+  out += "CAF " PEL_CAF_VERSION "\n";
+#ifdef PEL_HAVE_KAFKA
+  out += std::string("librdkafka ") + rd_kafka_version_str() + "\n";
+#endif
+  out += "yaml-cpp " PEL_YAML_CPP_VERSION;
+  return out;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -405,6 +500,8 @@ int main(int argc, char** argv) {
       "pel"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
+  app.set_version_flag("--version", version_text(),
+                       "Print the version of pel and of the libraries it was built with");
   std::string log_level = "info", log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -457,7 +554,6 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? exit_ok : exit_invalid;
   }
-  setup_logging(log_level, log_format);
   run.embedded_kafka = run_cmd->count("--embedded-kafka") > 0;
   for (std::size_t start = 0; run.embedded_kafka && start <= embedded_kafka.size();) {
     auto comma = embedded_kafka.find(',', start);
@@ -465,6 +561,26 @@ int main(int argc, char** argv) {
     if (comma > start) run.embedded_kafka_topics.push_back(embedded_kafka.substr(start, comma - start));
     start = comma + 1;
   }
+  // Values CLI11 cannot check by itself: usage errors like the others (exit 2, nothing
+  // started), all of them at once.
+  {
+    std::vector<std::string> usage;
+    if (*run_cmd && !run.duration.empty())
+      if (auto p = duration_problem(run.duration); !p.empty()) usage.push_back("--duration: " + p);
+    if (*run_cmd)
+      for (const auto& p : topic_problems(run.embedded_kafka_topics))
+        usage.push_back("--embedded-kafka: " + p);
+#ifdef PEL_HAVE_KAFKA
+    if (*broker_cmd)
+      for (const auto& p : topic_problems(broker.topics)) usage.push_back("--topics: " + p);
+#endif
+    if (!usage.empty()) {
+      for (const auto& u : usage) std::cerr << pel::spec::one_line(u) << "\n";
+      std::cerr << "Run with --help for more information.\n";
+      return exit_invalid;
+    }
+  }
+  setup_logging(log_level, log_format);
 
   try {
     if (*lint_cmd) return cmd_lint(lint);
