@@ -100,7 +100,8 @@ void kafka_sink::open(const core::operator_context& ctx, const core::schema_ptr&
     key_col_ = input->index_of(key_name_);
     // The planner reports this at lint time; a pipeline built in code meets it here.
     if (key_col_ < 0)
-      cfg_.fail("key", "unknown field '" + key_name_ + "' (fields: " + input->names() + ")");
+      cfg_.fail("key",
+                "field '" + key_name_ + "' is not in the input; fields are: " + input->names());
   }
   encoder_ = make_encoder(cfg_, input);
   rd_kafka_conf_set_opaque(conf_.get(), this);
