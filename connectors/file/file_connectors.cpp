@@ -117,8 +117,8 @@ void check_path(const spec::config& cfg, const std::string& path, bool follow) {
     cfg.fail("path", "'" + path + "' is a directory; give the path of a file in it");
   if (::access(path.c_str(), R_OK) != 0) {
     int e = errno;
-    cfg.fail("path", "cannot read '" + path + "': " + errno_text(e) +
-                         "; check the file's permissions");
+    cfg.fail("path",
+             "cannot read '" + path + "': " + errno_text(e) + "; check the file's permissions");
   }
 }
 }  // namespace
@@ -222,8 +222,8 @@ file_source::file_source(const spec::config& cfg) {
       else if (samples.empty() && stats.too_long > 0)
         why = "its first lines are longer than max_record_bytes (" + std::to_string(max_record) +
               " bytes)";
-      cfg.fail("path", "cannot infer a schema from '" + path_ + "' (" + why +
-                           "); declare `schema:`");
+      cfg.fail("path",
+               "cannot infer a schema from '" + path_ + "' (" + why + "); declare `schema:`");
     }
   }
   lines_ = std::make_unique<line_decoder>(make_decoder(cfg, schema_), csv ? &csv_opt : nullptr,

@@ -9,9 +9,10 @@ spec::param max_record_bytes_param() {
   return spec::param::bytes("max_record_bytes")
       .def("1MiB")
       .min(1)
-      .doc("The longest record (line, or CSV record spanning lines) read whole. A longer one "
-           "goes to the dead-letter output with its position and its first 1 KiB as the "
-           "record; the rest of its line is skipped without being held in memory.");
+      .doc(
+          "The longest record (line, or CSV record spanning lines) read whole. A longer one "
+          "goes to the dead-letter output with its position and its first 1 KiB as the "
+          "record; the rest of its line is skipped without being held in memory.");
 }
 
 std::size_t read_max_record_bytes(const spec::config& cfg) {
@@ -66,9 +67,9 @@ char* line_buffer::write_ptr() {
 line_status line_buffer::next_raw(std::string_view& line) noexcept {
   const char* base = buf_.data();
   if (skipping_) {
-    auto nl = begin_ < end_ ? static_cast<const char*>(
-                                  std::memchr(base + begin_, '\n', end_ - begin_))
-                            : nullptr;
+    auto nl = begin_ < end_
+                  ? static_cast<const char*>(std::memchr(base + begin_, '\n', end_ - begin_))
+                  : nullptr;
     if (nl == nullptr) {
       begin_ = end_ = scan_ = 0;  // all of it belongs to the over-long line
       return line_status::none;
@@ -77,9 +78,8 @@ line_status line_buffer::next_raw(std::string_view& line) noexcept {
     skipping_ = false;
   }
   std::size_t from = scan_ > begin_ ? scan_ : begin_;
-  const char* nl = from < end_ ? static_cast<const char*>(
-                                     std::memchr(base + from, '\n', end_ - from))
-                               : nullptr;
+  const char* nl =
+      from < end_ ? static_cast<const char*>(std::memchr(base + from, '\n', end_ - from)) : nullptr;
   if (nl != nullptr) {
     std::size_t stop = static_cast<std::size_t>(nl - base);
     std::size_t len = stop - begin_;
@@ -222,8 +222,7 @@ bool line_decoder::decode(std::string_view text, std::uint64_t line_no, core::ou
 void line_decoder::dead(std::string_view reason, std::string_view record, std::uint64_t line_no,
                         core::outputs& out, std::int64_t now) {
   ++malformed_;
-  dead_letter_message(out, component_, reason, record, now,
-                      where_ + ":" + std::to_string(line_no));
+  dead_letter_message(out, component_, reason, record, now, where_ + ":" + std::to_string(line_no));
 }
 
 }  // namespace pel::connectors

@@ -47,8 +47,7 @@ enum class line_status {
 class line_buffer {
 public:
   /// `chunk` is the least free space `write_ptr` offers (the size of one read).
-  explicit line_buffer(std::size_t chunk = 1 << 20,
-                       std::size_t max_line = default_max_record_bytes)
+  explicit line_buffer(std::size_t chunk = 1 << 20, std::size_t max_line = default_max_record_bytes)
       : chunk_(chunk), max_line_(max_line) {}
 
   /// Sets the longest line handed out whole (at least 1).

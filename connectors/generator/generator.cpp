@@ -656,15 +656,17 @@ generator_options read_generator_options(const spec::config& cfg) {
     if (o.start_ms < min_event_ms || o.start_ms > max_event_ms)
       cfg.fail("start_time",
                "must lie between 1677-09-22 and 2262-04-11: event times are nanoseconds since "
-               "1970 in 64 bits; found '" + text + "'");
+               "1970 in 64 bits; found '" +
+                   text + "'");
   }
   o.out_of_order = bounded_number("out_of_order", 0, 1, 0);
   if (cfg.has("max_delay")) {
     o.max_delay_ns = cfg.get_duration_ns("max_delay");
     if (o.max_delay_ns < 0) cfg.fail("max_delay", "must not be negative");
     if (o.start_ms - o.max_delay_ns / 1'000'000 < min_event_ms)
-      cfg.fail("max_delay", "reaches before 1677-09-22 from `start_time`, where event times "
-                            "(64-bit nanoseconds) end; make it shorter");
+      cfg.fail("max_delay",
+               "reaches before 1677-09-22 from `start_time`, where event times "
+               "(64-bit nanoseconds) end; make it shorter");
   }
   o.burstiness = bounded_number("burstiness", 0, 1, 0.3);
   o.bad_records = bounded_number("bad_records", 0, 1, 0);

@@ -512,8 +512,9 @@ TEST_CASE("file source path errors are located at `path` when the pipeline is bu
     REQUIRE_THROWS_WITH(file_source(glob.cfg), Catch::Contains("does not expand `*`"));
   }
   SECTION("missing is fine when following") {
-    auto follow = source_cfg(
-        {{"path", scalar(dir.file("later.json"))}, {"schema", schema()}, {"follow", scalar("true")}});
+    auto follow = source_cfg({{"path", scalar(dir.file("later.json"))},
+                              {"schema", schema()},
+                              {"follow", scalar("true")}});
     file_source s(follow.cfg);
     s.open(ctx_of());
     core::outputs o;
@@ -521,18 +522,17 @@ TEST_CASE("file source path errors are located at `path` when the pipeline is bu
   }
   SECTION("a directory is called a directory, not empty") {
     auto d = source_cfg({{"path", scalar(dir.path().string())}});
-    REQUIRE_THROWS_WITH(file_source(d.cfg),
-                        "'" + dir.path().string() + "' is a directory; give the path of a file in it");
-    auto followed = source_cfg({{"path", scalar(dir.path().string())},
-                                {"schema", schema()},
-                                {"follow", scalar("true")}});
+    REQUIRE_THROWS_WITH(file_source(d.cfg), "'" + dir.path().string() +
+                                                "' is a directory; give the path of a file in it");
+    auto followed = source_cfg(
+        {{"path", scalar(dir.path().string())}, {"schema", schema()}, {"follow", scalar("true")}});
     REQUIRE_THROWS_WITH(file_source(followed.cfg), Catch::Contains("is a directory"));
   }
   SECTION("unreadable") {
     write_file(dir.file("plain"), "{}\n");
-    auto under_file = source_cfg({{"path", scalar(dir.file("plain") + "/x")}, {"schema", schema()}});
-    REQUIRE_THROWS_WITH(file_source(under_file.cfg),
-                        Catch::Contains("Not a directory"));
+    auto under_file =
+        source_cfg({{"path", scalar(dir.file("plain") + "/x")}, {"schema", schema()}});
+    REQUIRE_THROWS_WITH(file_source(under_file.cfg), Catch::Contains("Not a directory"));
     auto locked = dir.file("locked.json");
     write_file(locked, "{\"i\":1}\n");
     ::chmod(locked.c_str(), 0);
@@ -540,9 +540,9 @@ TEST_CASE("file source path errors are located at `path` when the pipeline is bu
       WARN("running as root: a file without read permission is still readable");
     } else {
       auto l = source_cfg({{"path", scalar(locked)}, {"schema", schema()}});
-      REQUIRE_THROWS_WITH(file_source(l.cfg),
-                          "cannot read '" + locked +
-                              "': Permission denied; check the file's permissions");
+      REQUIRE_THROWS_WITH(
+          file_source(l.cfg),
+          "cannot read '" + locked + "': Permission denied; check the file's permissions");
     }
   }
 }
@@ -587,7 +587,9 @@ TEST_CASE("file source handles a byte order mark, CRLF and blank lines", "[file]
   }
   SECTION("CSV without a header, BOM before a number") {
     auto path = dir.file("nohead.csv");
-    write_file(path, "\xEF\xBB\xBF" "7,x\n");
+    write_file(path,
+               "\xEF\xBB\xBF"
+               "7,x\n");
     auto t = source_cfg({{"path", scalar(path)},
                          {"format", scalar("csv")},
                          {"csv", map({{"header", scalar("false")}})},

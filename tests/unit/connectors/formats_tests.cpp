@@ -99,8 +99,7 @@ TEST_CASE("JSON decoding follows the declared schema", "[formats][json]") {
   }
   SECTION("a declared type is exact: no conversion between JSON types") {
     CHECK(decode_error(*d, R"({"symbol":5})") == "field 'symbol': expected string, found int 5");
-    CHECK(decode_error(*d, R"({"qty":"29"})") ==
-          "field 'qty': expected int, found string \"29\"");
+    CHECK(decode_error(*d, R"({"qty":"29"})") == "field 'qty': expected int, found string \"29\"");
     CHECK(decode_error(*d, R"({"qty":7.0})") == "field 'qty': expected int, found double 7");
     CHECK(decode_error(*d, R"({"price":"1.25"})") ==
           "field 'price': expected double, found string \"1.25\"");
@@ -217,8 +216,7 @@ TEST_CASE("CSV decoding converts by schema with null values", "[formats][csv]") 
   auto q = decode_ok(*d, "\"NA\";1;2;false");
   CHECK(std::get<std::string>(q[0]) == "NA");
 
-  CHECK(decode_error(*d, "AAPL;ten;1;true") ==
-        "field 'qty': expected int, found string \"ten\"");
+  CHECK(decode_error(*d, "AAPL;ten;1;true") == "field 'qty': expected int, found string \"ten\"");
   CHECK(decode_error(*d, "AAPL;1.5;1;true") == "field 'qty': expected int, found double \"1.5\"");
   CHECK(decode_error(*d, "AAPL;99999999999999999999;1;true") ==
         "field 'qty': expected int, found int (outside the int64 range) "
@@ -352,8 +350,8 @@ TEST_CASE("dead letters from a message keep the text and the position", "[format
 
 TEST_CASE("JSON encoding gives valid JSON for any string bytes and any double",
           "[formats][json][hostile]") {
-  auto schema = std::make_shared<core::schema>(std::vector<core::field>{
-      {"s", core::value_type::string}, {"x", core::value_type::number}});
+  auto schema = std::make_shared<core::schema>(
+      std::vector<core::field>{{"s", core::value_type::string}, {"x", core::value_type::number}});
   auto sink = test_config(map({{"format", scalar("json")}}), format_params(false));
   auto enc = make_encoder(sink.cfg, schema);
   // The JSON decoder (simdjson) checks UTF-8 and rejects NaN, so it serves as the validator.
@@ -392,10 +390,8 @@ TEST_CASE("JSON encoding gives valid JSON for any string bytes and any double",
 TEST_CASE("JSON decoding of hostile lines gives reasons, not crashes", "[formats][json][hostile]") {
   auto t = source_cfg({{"format", scalar("json")}});
   auto d = make_decoder(t.cfg, trade_schema());
-  CHECK(decode_error(*d, "{\"symbol\":\"\xFF\"}") ==
-        "invalid JSON: The input is not valid UTF-8");
-  CHECK(decode_error(*d, std::string("{\"symbol\":\"a\0b\"}", 16)).rfind("invalid JSON: ", 0) ==
-        0);
+  CHECK(decode_error(*d, "{\"symbol\":\"\xFF\"}") == "invalid JSON: The input is not valid UTF-8");
+  CHECK(decode_error(*d, std::string("{\"symbol\":\"a\0b\"}", 16)).rfind("invalid JSON: ", 0) == 0);
   CHECK(decode_error(*d, "   ").rfind("invalid JSON: ", 0) == 0);
   CHECK(decode_error(*d, "42") == "expected a JSON object, found a number");
   CHECK(decode_error(*d, "\"text\"") == "expected a JSON object, found a string");

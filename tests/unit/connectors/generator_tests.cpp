@@ -373,10 +373,11 @@ TEST_CASE("generator refuses times and rates outside 64-bit nanoseconds", "[gene
   CHECK(error({{"event_rate", scalar("0.001")}}) == "ok");
 }
 
-TEST_CASE("generator ends its stream where event times run out (year 2262)", "[generator][hostile]") {
+TEST_CASE("generator ends its stream where event times run out (year 2262)",
+          "[generator][hostile]") {
   generator_options o;
   o.start_ms = 9223372036854 - 10LL * 86'400'000;  // ten days before the end of int64 ns
-  o.event_rate = 0.001;                             // one record per 1000 s
+  o.event_rate = 0.001;                            // one record per 1000 s
   o.burstiness = 0;
   auto b = run(o);
   CHECK(b.size() > 800);

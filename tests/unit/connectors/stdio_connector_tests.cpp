@@ -139,7 +139,8 @@ TEST_CASE("stdin source skips the CSV header", "[stdio]") {
   CHECK(out.dead_letter.size() == 0);
 }
 
-TEST_CASE("stdin source sends a line over max_record_bytes to the dead letter", "[stdio][hostile]") {
+TEST_CASE("stdin source sends a line over max_record_bytes to the dead letter",
+          "[stdio][hostile]") {
   pipe_pair p;
   test_config t(map({{"format", scalar("raw")}, {"max_record_bytes", scalar("1KiB")}}),
                 stdin_params());
@@ -173,7 +174,8 @@ TEST_CASE("lint reports a file source's unreadable path at the path key", "[stdi
         "  src:\n"
         "    type: file\n"
         "    schema: {i: int}\n"
-        "    path: " + path + "\n" + extra +
+        "    path: " +
+        path + "\n" + extra +
         "sinks:\n"
         "  out: {type: discard, input: src}\n";
     auto p = spec::load_text(text, "p.yaml", reg);
@@ -187,8 +189,9 @@ TEST_CASE("lint reports a file source's unreadable path at the path key", "[stdi
   CHECK(lint("/no/such/dir/t.json", "") ==
         "p.yaml:5:11: sources.src.path: cannot read '/no/such/dir/t.json': No such file or "
         "directory; check the path, or set `follow: true` to wait for the file to appear\n");
-  CHECK(lint("/", "") == "p.yaml:5:11: sources.src.path: '/' is a directory; give the path of "
-                         "a file in it\n");
+  CHECK(lint("/", "") ==
+        "p.yaml:5:11: sources.src.path: '/' is a directory; give the path of "
+        "a file in it\n");
   CHECK(lint("/no/such/dir/t.json", "    follow: true\n") == "ok");
 }
 

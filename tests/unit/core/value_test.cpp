@@ -1,15 +1,15 @@
-#include "pel/core/schema.hpp"
-#include "pel/core/state_io.hpp"
 #include "pel/core/value.hpp"
 #include "pel/core/operator.hpp"
+#include "pel/core/schema.hpp"
+#include "pel/core/state_io.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <cctype>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <limits>
+#include <random>
 #include <set>
 
 using namespace pel::core;
@@ -286,11 +286,11 @@ TEST_CASE("invalid UTF-8 becomes U+FFFD in JSON, one per maximal subpart", "[cor
         "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");  // valid text is kept as it is
   CHECK(json_of("a\x80z") == "\"a" + fffd + "z\"");
   CHECK(json_of("\xFF\xFE") == "\"" + fffd + fffd + "\"");
-  CHECK(json_of("\xC0\x80") == "\"" + fffd + fffd + "\"");              // overlong NUL
-  CHECK(json_of("\xE0\x80\x80") == "\"" + fffd + fffd + fffd + "\"");    // overlong
-  CHECK(json_of("\xED\xA0\x80") == "\"" + fffd + fffd + fffd + "\"");    // surrogate half
+  CHECK(json_of("\xC0\x80") == "\"" + fffd + fffd + "\"");             // overlong NUL
+  CHECK(json_of("\xE0\x80\x80") == "\"" + fffd + fffd + fffd + "\"");  // overlong
+  CHECK(json_of("\xED\xA0\x80") == "\"" + fffd + fffd + fffd + "\"");  // surrogate half
   CHECK(json_of("\xF4\x90\x80\x80") == "\"" + fffd + fffd + fffd + fffd + "\"");
-  CHECK(json_of("\xE2\x82z") == "\"" + fffd + "z\"");  // a truncated sequence is one U+FFFD
+  CHECK(json_of("\xE2\x82z") == "\"" + fffd + "z\"");      // a truncated sequence is one U+FFFD
   CHECK(json_of("x\xF0\x9F\x98") == "\"x" + fffd + "\"");  // cut off at the end
 }
 
@@ -313,15 +313,17 @@ TEST_CASE("JSON output is valid for any bytes, control characters and non-finite
     REQUIRE(valid_json(out));
   }
 
-  for (double d : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
-                   -std::numeric_limits<double>::infinity()}) {
+  for (double d :
+       {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity()}) {
     std::string n;
     append_json(n, value{d});
     CHECK(n == "null");
   }
 }
 
-TEST_CASE("dead-letter records are valid JSON whatever the row holds", "[core][dead_letter][json]") {
+TEST_CASE("dead-letter records are valid JSON whatever the row holds",
+          "[core][dead_letter][json]") {
   schema in({{"bytes", value_type::string}, {"x", value_type::number}});
   value row[2] = {std::string("\xFF\x01\"\\"), std::numeric_limits<double>::infinity()};
   outputs out;
