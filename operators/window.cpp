@@ -984,6 +984,21 @@ void window_operator::on_timer(core::processing_time now, core::outputs& out) {
 
 void window_operator::finish(core::outputs& out) { advance(INT64_MAX, out); }
 
+void window_operator::on_idle(core::outputs& out) {
+  if (mode_ != mode::local) return;
+  // Partials of panes still open go now; records that come later for the same pane make
+  // another partial, which the global half merges into the same window. Emptied keys stay
+  // until their timer retires them.
+  flush_combined(INT64_MAX, out);
+  if (out.main.width == 0) out.main.width = width_out_;
+  map_.for_each([&](map_type::index idx, const state::key&, key_state& ks) {
+    while (ks.count > 0) {
+      emit_partial(idx, slot(ks, 0), out);
+      erase_slot(ks, 0);
+    }
+  });
+}
+
 // ------------------------------------------------------------------ state
 
 std::size_t window_operator::state_bytes() const {

@@ -107,6 +107,9 @@ public:
   void on_timer(core::processing_time now, core::outputs& out) override;
   std::int64_t timer_interval_ns() const override { return opts_.emit_every_ns; }
   void finish(core::outputs& out) override;
+  /// The local half sends every partial it holds: a global half going on without this
+  /// (idle) instance must not close a window without them.
+  void on_idle(core::outputs& out) override;
   void snapshot(core::state_writer& w) override;
   void restore(core::state_reader& r) override;
   core::operator_ptr split(core::phase p) override;

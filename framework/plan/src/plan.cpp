@@ -789,7 +789,14 @@ std::string explain(const physical_plan& p) {
                                          : "expression " + n.spec.event_time->expression) +
                " (" + n.spec.event_time->format +
                ", out of order " + duration_text(n.spec.event_time->max_out_of_orderness_ns) +
-               ", idle " + duration_text(n.spec.event_time->idle_timeout_ns) + ")\n";
+               ", idle " +
+               (n.spec.event_time->idle_timeout_ns < 0
+                    ? std::string("source default")
+                    : duration_text(n.spec.event_time->idle_timeout_ns)) +
+               (n.spec.event_time->max_drift_ns > 0
+                    ? ", max drift " + duration_text(n.spec.event_time->max_drift_ns)
+                    : std::string()) +
+               ")\n";
     }
   }
   out += "edges:\n";

@@ -174,14 +174,26 @@ void chain_instance::start() {
     if (nodes_[pos].timer_ns > 0) tr_.schedule_timer(static_cast<int>(pos), nodes_[pos].timer_ns);
   if (source_ != nullptr) {
     const plan::node& n = *nodes_.front().n;
+    idle_timeout_ns_ = source_->default_idle_timeout_ns();
+    std::int64_t max_drift_ns = 0;
     if (n.spec.event_time) {
       const auto& et = *n.spec.event_time;
       ooo_ns_ = et.max_out_of_orderness_ns;
-      idle_timeout_ns_ = et.idle_timeout_ns;
+      if (et.idle_timeout_ns >= 0) idle_timeout_ns_ = et.idle_timeout_ns;
+      max_drift_ns = et.max_drift_ns;
       core::parse_time_format(et.format, time_parser_.format);
       core::parse_utc_offset(et.timezone, time_parser_.tz_offset_ns);
     }
+    who_ = "source '" + n.name + "' instance " + std::to_string(w_.instance);
     last_row_ns_ = core::steady_ns();
+    if (source_->has_splits() && !processing_time_) {
+      split_watermarks::settings ss;
+      ss.out_of_orderness_ns = ooo_ns_;
+      ss.idle_timeout_ns = idle_timeout_ns_;
+      ss.max_drift_ns = max_drift_ns;
+      ss.warn_after_ns = js_.opts.split_warn_after_ns;
+      split_wm_ = std::make_unique<split_watermarks>(ss, unblocked_clock(last_row_ns_));
+    }
     if (plan.settings.checkpoint_interval_ns > 0) tr_.schedule_barrier(plan.settings.checkpoint_interval_ns);
     poll_scheduled_ = true;
     tr_.schedule_poll(0);
@@ -552,6 +564,7 @@ void chain_instance::assign_event_times(core::outputs& out) {
   std::size_t keep = 0;
   const std::uint32_t w = b.width;
   core::value scratch;
+  const bool tagged = out.splits.size() == rows;
   for (std::size_t r = 0; r < rows; ++r) {
     core::value* row = b.row(r);
     std::int64_t t = 0;
@@ -572,6 +585,7 @@ void chain_instance::assign_event_times(core::outputs& out) {
         for (std::uint32_t c = 0; c < w; ++c) dst[c] = std::move(row[c]);
       }
       b.times[keep] = t;
+      if (tagged) out.splits[keep] = out.splits[r];
       ++keep;
     } else {
       const auto& et = *n.spec.event_time;
@@ -582,12 +596,13 @@ void chain_instance::assign_event_times(core::outputs& out) {
         reason = "cannot read event time " +
                  (col >= 0 ? "field '" + et.field + "'" : "expression '" + et.expression + "'") +
                  " as " + et.format + ": " + (core::is_null(*v) ? std::string("null") : core::to_text(*v));
-      out.dead(n.name, reason, row, *n.output_schema, b.times[r], n.name);
+      out.dead(n.name, reason, row, *n.output_schema, b.times[r], n.name, source_->row_position(r));
     }
   }
   if (keep != rows) {
     b.cells.resize(keep * w);
     b.times.resize(keep);
+    if (tagged) out.splits.resize(keep);
   }
 }
 
@@ -611,14 +626,23 @@ void chain_instance::on_poll() {
   if (had_rows) {
     assign_event_times(n.out);
     last_row_ns_ = t0;
-    if (source_idle_) {
+    if (split_wm_) {
+      const auto& b = n.out.main;
+      if (n.out.splits.size() == b.size())
+        split_wm_->observe(n.out.splits.data(), b.times.data(), b.size(), unblocked_clock(t0));
+    } else if (source_idle_) {
       source_idle_ = false;
       if (wm_ != wm_min) push_control(control_kind::watermark, wm_);
     }
   }
+  n.out.splits.clear();
+  take_source_notices();
   drain_node(0);
   std::int64_t now = core::steady_ns();
-  source_watermark(now, st != core::poll_status::data);
+  if (split_wm_)
+    split_time(now, st != core::poll_status::data);
+  else
+    source_watermark(now, st != core::poll_status::data);
   cm_.busy_ns.fetch_add(now - t0, std::memory_order_relaxed);
   switch (st) {
     case core::poll_status::data:
@@ -626,21 +650,88 @@ void chain_instance::on_poll() {
       poll_scheduled_ = true;
       tr_.schedule_poll(0);
       break;
-    case core::poll_status::idle:
-      if (idle_timeout_ns_ > 0 && !source_idle_ && now - last_row_ns_ >= idle_timeout_ns_) {
+    case core::poll_status::idle: {
+      if (!split_wm_ && idle_timeout_ns_ > 0 && !source_idle_ &&
+          now - last_row_ns_ >= idle_timeout_ns_) {
         source_idle_ = true;
-        push_control(control_kind::idle, 0);
+        go_idle(1);
       }
-      backoff_ns_ = backoff_ns_ == 0 ? js_.opts.idle_backoff_min_ns
-                                     : std::min(backoff_ns_ * 2, js_.opts.idle_backoff_max_ns);
+      std::int64_t cap = js_.opts.idle_backoff_max_ns;
+      // A paused split is resumed from here: back off little, so that alignment does not
+      // slow the catch-up of the splits it holds.
+      if (split_wm_ && split_wm_->any_paused()) cap = std::min<std::int64_t>(cap, 2'000'000);
+      backoff_ns_ = backoff_ns_ == 0 ? js_.opts.idle_backoff_min_ns : std::min(backoff_ns_ * 2, cap);
+      backoff_ns_ = std::min(backoff_ns_, cap);
       poll_scheduled_ = true;
       tr_.schedule_poll(backoff_ns_);
       break;
+    }
     case core::poll_status::end:
       source_done_ = true;
       end_chain(1);
       break;
   }
+}
+
+std::int64_t chain_instance::unblocked_clock(std::int64_t now) const {
+  std::int64_t bp = cm_.backpressure_ns.load(std::memory_order_relaxed);
+  if (bp_since_ != 0) bp += now - bp_since_;
+  return now - bp;
+}
+
+void chain_instance::split_time(std::int64_t now, bool force) {
+  source_->splits(split_reports_);
+  const std::int64_t clock = unblocked_clock(now);
+  split_wm_->sync(split_reports_, clock);
+  // Alignment: publish this instance's floor, then pause what runs too far ahead of the
+  // source's slowest split (over all its instances).
+  const int node = nodes_.front().index;
+  if (js_.split_floor[static_cast<std::size_t>(node)]) {
+    js_.split_floor[static_cast<std::size_t>(node)][w_.instance].store(
+        split_wm_->alignment_floor(), std::memory_order_relaxed);
+    split_changes_.clear();
+    split_wm_->align(js_.source_floor(node), split_changes_);
+    for (const auto& d : split_changes_) source_->pause_split(d.id, d.pause);
+  }
+  for (auto& nt : split_wm_->take_notes()) js_.log(nt.warning ? 1 : 0, who_ + ": " + nt.text);
+  const bool idle = split_wm_->all_idle();
+  if (!idle && source_idle_) {
+    source_idle_ = false;
+    if (wm_ != wm_min) push_control(control_kind::watermark, wm_);
+  }
+  // The time the splits reached goes out before the instance says it is idle.
+  const std::int64_t cand = split_wm_->watermark();
+  if (cand != wm_min && cand > wm_ &&
+      (force || idle || now - last_wm_emit_ns_ >= js_.opts.watermark_interval_ns)) {
+    last_wm_emit_ns_ = now;
+    advance_watermark(cand, 1);
+  }
+  if (idle && !source_idle_) {
+    source_idle_ = true;
+    go_idle(1);
+  }
+}
+
+void chain_instance::take_source_notices() {
+  source_->take_notices(notices_);
+  if (notices_.empty()) return;
+  node_rt& n = nodes_.front();
+  for (const auto& nt : notices_) {
+    if (nt.lost > 0) n.counters->lost.fetch_add(nt.lost, std::memory_order_relaxed);
+    js_.log(static_cast<int>(nt.severity), who_ + ": " + nt.text);
+  }
+  notices_.clear();
+}
+
+void chain_instance::go_idle(std::size_t from) {
+  for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
+    node_rt& n = nodes_[pos];
+    if (!n.op) continue;
+    current_ = &n.n->name;
+    n.op->on_idle(n.out);
+    drain_node(pos);
+  }
+  push_control(control_kind::idle, 0);
 }
 
 void chain_instance::source_watermark(std::int64_t now, bool force) {
@@ -702,7 +793,7 @@ void chain_instance::recompute_watermark() {
   if (!any_active) {
     if (!idle_out_) {
       idle_out_ = true;
-      push_control(control_kind::idle, 0);
+      go_idle(0);
     }
     return;
   }
@@ -747,6 +838,10 @@ void chain_instance::forward_barrier(std::uint64_t id, std::size_t from) {
 void chain_instance::end_chain(std::size_t from) {
   if (ended_) return;
   ended_ = true;
+  // An ended source instance no longer holds its source's alignment back.
+  if (split_wm_ && js_.split_floor[static_cast<std::size_t>(nodes_.front().index)])
+    js_.split_floor[static_cast<std::size_t>(nodes_.front().index)][w_.instance].store(
+        wm_max, std::memory_order_relaxed);
   if (source_ != nullptr && from == 1) {
     current_ = &nodes_.front().n->name;
     source_->close();

@@ -10,9 +10,11 @@
 #include "pel/core/source.hpp"
 #include "pel/core/time_format.hpp"
 #include "shared.hpp"
+#include "split_watermarks.hpp"
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,14 @@ private:
 
   // -- time, barriers, end -----------------------------------------------------------------
   void source_watermark(std::int64_t now, bool force);
+  /// Sources with splits: per-split watermarks, idleness, alignment and their log lines.
+  void split_time(std::int64_t now, bool force);
+  /// Steady ns less the time spent backpressured: what idleness is measured in.
+  std::int64_t unblocked_clock(std::int64_t now) const;
+  /// This instance's output goes idle: local halves send what they hold, then `idle`.
+  void go_idle(std::size_t from);
+  /// Logs what the source noticed and counts the input it lost.
+  void take_source_notices();
   void advance_watermark(std::int64_t wm, std::size_t from);
   void recompute_watermark();
   void recompute_barrier();
@@ -144,6 +154,11 @@ private:
   std::int64_t backoff_ns_ = 0;
   bool source_idle_ = false;
   std::uint64_t barrier_id_ = 0;
+  std::unique_ptr<split_watermarks> split_wm_;  ///< sources with splits
+  std::vector<core::split_report> split_reports_;
+  std::vector<split_watermarks::decision> split_changes_;
+  std::vector<core::source_notice> notices_;
+  std::string who_;  ///< "source 'name' instance i", for the log
 
   // Watermark and barrier state of the instance.
   std::int64_t wm_ = INT64_MIN;

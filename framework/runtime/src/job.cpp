@@ -232,6 +232,7 @@ result job::wait() {
       c.rows_out += m.rows_out.load();
       c.dead_letters += m.dead.load();
       c.late += m.late.load();
+      c.lost += m.lost.load();
       const auto& cm = *js.chain_metrics[js.id_of(node.chain, i)];
       c.busy_ns += cm.busy_ns.load();
       c.backpressure_ns += cm.backpressure_ns.load();
@@ -265,6 +266,7 @@ std::vector<instance_metrics> job::metrics() const {
       x.rows_out = m.rows_out.load();
       x.dead_letters = m.dead.load();
       x.late = m.late.load();
+      x.lost = m.lost.load();
       x.batches_in = cm.batches_in.load();
       x.batches_out = cm.batches_out.load();
       x.busy_ns = cm.busy_ns.load();

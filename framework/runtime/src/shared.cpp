@@ -70,6 +70,32 @@ job_state::job_state(const plan::physical_plan& p, options o) : plan(p), opts(st
   }
   sink_barrier.assign(sinks, 0);
   sink_ended.assign(sinks, false);
+  split_floor.resize(plan.nodes.size());
+  for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
+    if (plan.nodes[n].kind != spec::component_kind::source) continue;
+    split_floor[n] = std::make_unique<std::atomic<std::int64_t>[]>(plan.nodes[n].parallelism);
+    for (std::uint32_t i = 0; i < plan.nodes[n].parallelism; ++i)
+      split_floor[n][i].store(std::numeric_limits<std::int64_t>::max());
+  }
+}
+
+std::int64_t job_state::source_floor(int node) const {
+  std::int64_t m = std::numeric_limits<std::int64_t>::max();
+  const auto& f = split_floor[static_cast<std::size_t>(node)];
+  if (!f) return m;
+  for (std::uint32_t i = 0; i < plan.nodes[static_cast<std::size_t>(node)].parallelism; ++i)
+    m = std::min(m, f[i].load(std::memory_order_relaxed));
+  return m;
+}
+
+void job_state::log(int level, const std::string& text) {
+  auto l = dead_letter_logger();
+  if (!l) return;
+  switch (level) {
+    case 0: l->info("{}", text); break;
+    case 1: l->warn("{}", text); break;
+    default: l->error("{}", text); break;
+  }
 }
 
 void job_state::fail(const std::string& component, const std::string& what) {

@@ -53,6 +53,7 @@ struct instance_wiring {
 /// Counters of one component instance (relaxed atomics, updated per batch).
 struct node_counters {
   std::atomic<std::uint64_t> rows_in{0}, rows_out{0}, dead{0}, late{0};
+  std::atomic<std::uint64_t> lost{0};  ///< sources: input lost before it was read (retention)
 };
 
 /// Counters of one chain instance.
@@ -108,6 +109,18 @@ struct job_state {
 
   /// Writes the rows of a dead-letter batch as JSON lines (warn level), rate-limited.
   void log_dead_letters(const core::batch& b);
+
+  /// One line in the job's log: `level` 0 info, 1 warning, 2 error.
+  void log(int level, const std::string& text);
+
+  // -- watermark alignment -----------------------------------------------------------------
+  /// Per source node, per instance: the smallest event time over the instance's active
+  /// splits that have data (INT64_MAX: none). Alignment pauses splits far ahead of the
+  /// minimum over all instances of the source.
+  std::vector<std::unique_ptr<std::atomic<std::int64_t>[]>> split_floor;
+
+  /// The smallest published floor of `node`'s instances.
+  std::int64_t source_floor(int node) const;
 
   /// Global instance id of `instance` of `chain`.
   std::uint32_t id_of(int chain, std::uint32_t instance) const {

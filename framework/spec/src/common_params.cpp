@@ -71,9 +71,18 @@ std::vector<detail::common_key> make_common_keys() {
           param::duration("max_out_of_orderness").def("0ms").doc(
               "How late a record may be behind the newest one seen: the watermark trails the "
               "highest event time by this much."),
-          param::duration("idle_timeout").def("0s").doc(
-              "A source (or partition) with nothing to send for this long stops holding the "
-              "watermark back; 0s: never."),
+          param::duration("idle_timeout").doc(
+              "A source instance, or a Kafka partition, that has delivered everything there is "
+              "for this long stops holding the watermark back, until data returns (records "
+              "older than the watermark by then are late). A partition that is paused or whose "
+              "data waits behind backpressure is never idle. 0s: never. Default: 5s for Kafka "
+              "sources, 0s for the others."),
+          param::duration("max_drift").def("0s").doc(
+              "Watermark alignment (sources with splits, i.e. Kafka partitions): a partition "
+              "whose event time runs more than this far ahead of the slowest active partition "
+              "of the source (over all its instances) is paused until the others catch up, so "
+              "that a backlog read unevenly does not fill windows with one partition's future. "
+              "The slowest partitions are never slowed. 0s: no alignment."),
       }).doc("Event-time settings of a source: where the time of each record comes from and "
              "how watermarks follow it."),
       true, false, false);

@@ -837,7 +837,8 @@ private:
         t.format = et.get_string("format");
         t.timezone = et.get_string("timezone");
         t.max_out_of_orderness_ns = et.get_duration_ns("max_out_of_orderness");
-        t.idle_timeout_ns = et.get_duration_ns("idle_timeout");
+        if (et.has("idle_timeout")) t.idle_timeout_ns = et.get_duration_ns("idle_timeout");
+        t.max_drift_ns = et.get_duration_ns("max_drift");
         out.event_time = t;
       }
       auto& section = b.kind == component_kind::source     ? p_.sources

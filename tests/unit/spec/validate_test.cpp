@@ -168,7 +168,7 @@ TEST_CASE("unknown keys in sections, the pipeline block and nested objects", "[s
   CHECK(errors_of("sources:\n  ticks:\n    type: gen\n    event_time: {feild: ts}\n" +
                   base.substr(sources_block.size())) ==
         "p.yaml:4:18: sources.ticks.event_time.feild: unknown key 'feild'; did you mean 'field'? allowed "
-        "keys: expression, field, format, idle_timeout, max_out_of_orderness, timezone\n");
+        "keys: expression, field, format, idle_timeout, max_drift, max_out_of_orderness, timezone\n");
   CHECK(errors_of(with_operators("  large:\n    type: window\n    input: ticks\n    size: 1s\n"
                                  "    aggregates:\n      - {name: n, func: sum, feild: x}\n")) ==
         "p.yaml:10:30: operators.large.aggregates[0].feild: unknown key 'feild'; did you mean 'field'? "

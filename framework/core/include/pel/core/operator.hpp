@@ -37,6 +37,8 @@ struct outputs {
   batch main;
   batch late;
   batch dead_letter;
+  /// Sources with splits only: the split of each row of `main` (see `source_base::has_splits`).
+  std::vector<std::uint32_t> splits;
 
   /// Appends a dead-letter record: `reason` is why, `row`/`in` the failed record.
   void dead(std::string_view op, std::string_view reason, const value* row, const schema& in,
@@ -77,6 +79,12 @@ public:
     (void)wm;
     (void)out;
   }
+
+  /// This instance's output has gone idle: downstream stops waiting for its watermark until
+  /// it sends data again. Emit what is held back only until the watermark passes (a local
+  /// half's partial aggregates), so that a downstream instance going on without this one does
+  /// not close a window without it.
+  virtual void on_idle(outputs& out) { (void)out; }
 
   /// Called periodically (about every `timer_interval`) with the processing time.
   virtual void on_timer(processing_time now, outputs& out) {

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace pel::core {
 
@@ -17,6 +19,26 @@ enum class poll_status {
   data,  ///< rows were appended (or may be: call again soon)
   idle,  ///< nothing available now; the runtime polls again after a short pause
   end,   ///< the source is exhausted (bounded input); it is not polled again
+};
+
+/// One split of a source instance's input: a part that is in event-time order on its own and
+/// read independently of the others (a Kafka partition). The runtime keeps a watermark per
+/// split; see `source_base::has_splits`.
+struct split_report {
+  std::uint32_t id = 0;  ///< stable while assigned; never reused by the same instance
+  std::string name;      ///< for the log, e.g. `ticks/3`
+  /// Everything available has been read (Kafka: the partition's end was reached and no message
+  /// came after it). A split that is not at its end is never idle: data is waiting for it.
+  bool at_end = false;
+};
+
+/// Something a source noticed that the user must be told, with the records it knows were lost
+/// before they reached the source (e.g. deleted by retention before they were read).
+struct source_notice {
+  enum class level : std::uint8_t { info, warning, error };
+  level severity = level::warning;
+  std::string text;        ///< one line, says what happened and what to do
+  std::uint64_t lost = 0;  ///< input records lost, counted in the run summary
 };
 
 /// A source instance. The runtime calls it from one thread at a time. A source that blocks
@@ -41,6 +63,39 @@ public:
   virtual event_time watermark() const { return event_time::min(); }
 
   virtual bool blocking() const { return false; }
+
+  // -- splits (per-partition event time) ---------------------------------------------------
+
+  /// True when the input is made of splits, each in event-time order on its own (Kafka
+  /// partitions). The source then tags every row it appends to `out.main` with its split in
+  /// `out.splits` (same length as `out.main`), and the runtime keeps one watermark per split:
+  /// the instance's watermark is the minimum over its active splits, a split at its end for
+  /// `idle_timeout` stops holding it back, and `watermark()` is not used.
+  virtual bool has_splits() const { return false; }
+
+  /// The splits assigned now (the runtime calls it after each poll).
+  virtual void splits(std::vector<split_report>& out) const { out.clear(); }
+
+  /// Watermark alignment: stop (`paused`) or resume reading split `id`. Rows already returned
+  /// stay valid, and reading resumes right after the last row returned for the split.
+  virtual void pause_split(std::uint32_t id, bool paused) {
+    (void)id;
+    (void)paused;
+  }
+
+  /// `idle_timeout` when the pipeline gives none: how long a split (or the whole instance)
+  /// may be at its end before it stops holding the watermark back. 0: never.
+  virtual std::int64_t default_idle_timeout_ns() const { return 0; }
+
+  /// Where row `row` of the last `poll`'s `out.main` came from (e.g. `ticks/3@1042`), for
+  /// the dead letters the runtime makes of it (an unreadable event time). Empty if unknown.
+  virtual std::string row_position(std::size_t row) const {
+    (void)row;
+    return {};
+  }
+
+  /// Moves what the source noticed since the last call into `out` (the runtime logs it).
+  virtual void take_notices(std::vector<source_notice>& out) { (void)out; }
 
   /// Progress for bounded inputs: done and total units (bytes, rows); total 0 if unknown.
   virtual void progress(std::uint64_t& done, std::uint64_t& total) const {

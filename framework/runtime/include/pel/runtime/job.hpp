@@ -21,6 +21,8 @@ struct options {
   std::int64_t idle_backoff_min_ns = 1'000'000;    ///< first pause after an idle poll
   std::int64_t idle_backoff_max_ns = 50'000'000;   ///< longest pause between idle polls
   std::uint32_t dead_letter_log_per_second = 20;   ///< `dead_letter: log` lines per second
+  /// A split (Kafka partition) that holds the watermark back this long is named in the log.
+  std::int64_t split_warn_after_ns = 30'000'000'000;
 };
 
 /// Counters of one instance of one component. Rows are counted per batch.
@@ -32,6 +34,7 @@ struct instance_metrics {
   std::uint64_t rows_out = 0;      ///< rows on the main output
   std::uint64_t dead_letters = 0;  ///< rows sent to the dead-letter port
   std::uint64_t late = 0;          ///< rows sent to the late port
+  std::uint64_t lost = 0;          ///< sources: input lost before it was read (retention)
   // Of the chain instance this component belongs to:
   std::uint64_t batches_in = 0;
   std::uint64_t batches_out = 0;
@@ -49,6 +52,7 @@ struct component_stats {
   std::uint64_t rows_out = 0;
   std::uint64_t dead_letters = 0;
   std::uint64_t late = 0;
+  std::uint64_t lost = 0;  ///< sources: input lost before it was read (retention)
   std::int64_t busy_ns = 0;
   std::int64_t backpressure_ns = 0;
 };

@@ -35,7 +35,8 @@ struct event_time_spec {
   std::string format = "auto";   ///< epoch_s|epoch_ms|epoch_us|epoch_ns|iso8601|datetime|auto
   std::string timezone = "UTC";  ///< for `datetime` (`YYYY-MM-DD HH:MM:SS`)
   std::int64_t max_out_of_orderness_ns = 0;
-  std::int64_t idle_timeout_ns = 0;  ///< 0: never idle
+  std::int64_t idle_timeout_ns = -1;  ///< 0: never idle; -1: the source's default
+  std::int64_t max_drift_ns = 0;      ///< watermark alignment of splits; 0: none
   config settings;  ///< the block as written (locates `expression` errors); empty when built in code
 };
 
