@@ -35,7 +35,7 @@ std::string slurp(const fs::path& p) {
   return out.str();
 }
 
-} // namespace
+}  // namespace
 
 // With PEL_BLESS_CORPUS=1 in the environment, writes each .expected file from what the
 // files give now instead of comparing (review the diff before committing it).

@@ -21,7 +21,8 @@ spec::registry field_registry() {
   spec::registry reg;
   add_test_operators(reg);
   reg.add_source(schema_of("vec", 0, 0), [](const spec::config&) {
-    return std::make_unique<vector_source>(std::make_shared<const std::vector<row>>(), 1, true, nullptr);
+    return std::make_unique<vector_source>(std::make_shared<const std::vector<row>>(), 1, true,
+                                           nullptr);
   });
   // A sink keyed on a field, with a list of fields in a nested block.
   auto keyed_sink = schema_of("keyed_sink", 1, -1);
@@ -60,7 +61,7 @@ std::string problems(const std::string& yaml) {
   return r.plan ? "no error" : r.diags.format();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a setting naming an input field is checked at its value", "[plan][fields]") {
   const std::string yaml =
@@ -74,7 +75,8 @@ TEST_CASE("a setting naming an input field is checked at its value", "[plan][fie
       "    key: sqe\n"
       "    layout: {columns: [key, tss, seq]}\n";
   CHECK(problems(yaml) ==
-        "f.yaml:8:10: sinks.out.key: unknown field 'sqe'; did you mean 'seq'? (fields: key, seq, ts)\n"
+        "f.yaml:8:10: sinks.out.key: unknown field 'sqe'; did you mean 'seq'? (fields: key, seq, "
+        "ts)\n"
         "f.yaml:9:29: sinks.out.layout.columns[1]: unknown field 'tss'; did you mean 'ts'? "
         "(fields: key, seq, ts)\n");
   // Names that exist pass, and the sink is built.
@@ -105,8 +107,7 @@ TEST_CASE("each input of a component is checked, and says which one lacks the fi
   CHECK(picky_built == 0);
 }
 
-TEST_CASE("every problem a factory gathers is reported with the field checks",
-          "[plan][gather]") {
+TEST_CASE("every problem a factory gathers is reported with the field checks", "[plan][gather]") {
   const std::string yaml =
       "sources:\n"
       "  src: {type: vec}\n"
@@ -145,7 +146,8 @@ spec::registry file_registry() {
   auto src = schema_of("vec", 0, 0);
   src.params = {spec::param::string("path")};
   reg.add_source(src, [](const spec::config&) {
-    return std::make_unique<vector_source>(std::make_shared<const std::vector<row>>(), 1, true, nullptr);
+    return std::make_unique<vector_source>(std::make_shared<const std::vector<row>>(), 1, true,
+                                           nullptr);
   });
   auto snk = schema_of("out_file", 1, 1);
   snk.params = {spec::param::string("path").req()};
@@ -168,10 +170,9 @@ plan::physical_plan planned(const std::string& yaml, const std::string& file) {
   return std::move(*r.plan);
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("two sinks writing one file are found, within a plan and across plans",
-          "[plan][files]") {
+TEST_CASE("two sinks writing one file are found, within a plan and across plans", "[plan][files]") {
   namespace fs = std::filesystem;
   const std::string cwd = fs::current_path().string();
   auto one = planned(
@@ -193,7 +194,8 @@ TEST_CASE("two sinks writing one file are found, within a plan and across plans"
       "sources:\n"
       "  src: {type: vec, path: out/y.json}\n"
       "sinks:\n"
-      "  z: {type: out_file, input: src, path: " + cwd + "/out/z.json}\n",
+      "  z: {type: out_file, input: src, path: " +
+          cwd + "/out/z.json}\n",
       "two.yaml");
   d = plan::check_shared_files({&one, &two}, file_settings);
   REQUIRE(d.size() == 2);

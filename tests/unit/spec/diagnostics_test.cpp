@@ -1,7 +1,7 @@
 // Diagnostics stay one line whatever they quote; negative amounts are called negative; a
 // gathering config collects every problem a factory reports.
-#include "pel/spec/config.hpp"
 #include "pel/spec/diagnostics.hpp"
+#include "pel/spec/config.hpp"
 #include "pel/spec/pipeline.hpp"
 #include "pel/spec/yaml.hpp"
 #include "test_registry.hpp"
@@ -16,9 +16,11 @@ using pel::spec::test::errors_of;
 TEST_CASE("one_line escapes what would break a diagnostic's line", "[spec][diagnostics]") {
   CHECK(one_line("plain text: 'x' \\ \"y\"") == "plain text: 'x' \\ \"y\"");
   CHECK(one_line("a\nb\r\tc") == "a\\nb\\r\\tc");
-  CHECK(one_line(std::string("nul\0bel\x07" "del\x7f", 12)) == "nul\\x00bel\\x07del\\x7F");
+  CHECK(one_line(std::string("nul\0bel\x07"
+                             "del\x7f",
+                             12)) == "nul\\x00bel\\x07del\\x7F");
   CHECK(one_line("caf\xc3\xa9 \xe2\x9c\x93") == "caf\xc3\xa9 \xe2\x9c\x93");  // UTF-8 kept
-  CHECK(one_line("bad \xff\xc3") == "bad \\xFF\\xC3");                  // not UTF-8
+  CHECK(one_line("bad \xff\xc3") == "bad \\xFF\\xC3");                        // not UTF-8
   CHECK(one_line("nel \xc2\x85 ls \xe2\x80\xa8") == "nel \\xC2\\x85 ls \\xE2\\x80\\xA8");
 }
 
