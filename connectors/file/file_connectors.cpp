@@ -98,12 +98,12 @@ bool has_glob(const std::string& path) {
 
 /// Checks at build (and lint) time that `path` can be read: a missing file, a directory or an
 /// unreadable file is a located error at `path`. A missing file is fine when following, as
-/// the source waits for it.
-void check_path(const spec::config& cfg, const std::string& path, bool follow) {
+/// the source waits for it. Returns true when the path is there and not a regular file.
+bool check_path(const spec::config& cfg, const std::string& path, bool follow) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     int e = errno;
-    if (e == ENOENT && follow) return;
+    if (e == ENOENT && follow) return false;
     std::string msg = "cannot read '" + path + "': " + errno_text(e);
     if (e == ENOENT) {
       msg += "; check the path";
@@ -120,7 +120,9 @@ void check_path(const spec::config& cfg, const std::string& path, bool follow) {
     cfg.fail("path",
              "cannot read '" + path + "': " + errno_text(e) + "; check the file's permissions");
   }
+  return !S_ISREG(st.st_mode);
 }
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -197,7 +199,7 @@ file_source::file_source(const spec::config& cfg) {
   if (csv && csv_opt.header) skip_first_line_ = true;
   const std::size_t max_record = read_max_record_bytes(cfg);
   buf_.set_max_line(max_record);
-  check_path(cfg, path_, follow_);
+  special_ = check_path(cfg, path_, follow_);
 
   if (format == "raw") {
     schema_ = raw_schema();
@@ -316,6 +318,8 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
       ++handled;
       continue;
     }
+    // A pipe's read waits for its writer: hand on what this poll has before waiting.
+    if (special_ && handled > 0) break;
     char* dst = buf_.write_ptr();  // before write_space(): it may grow the buffer
     ssize_t n = ::read(fd_.get(), dst, buf_.write_space());
     if (n > 0) {

@@ -64,6 +64,9 @@ public:
   void open(const core::operator_context& ctx) override;
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
   void progress(std::uint64_t& done, std::uint64_t& total) const override;
+  /// True when the path is not a regular file (a named pipe, a terminal, a socket): opening
+  /// and reading it may wait for a writer, so the source gets a thread of its own.
+  bool blocking() const override { return special_; }
   void close() override;
 
   /// Lines that did not decode so far.
@@ -79,6 +82,7 @@ private:
 
   std::string path_;
   bool follow_ = false;
+  bool special_ = false;  ///< the path is there and not a regular file
   bool start_at_end_ = false;
   bool skip_first_line_ = false;
   core::schema_ptr schema_;

@@ -5,14 +5,17 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 using namespace pel;
 using namespace pel::connectors;
@@ -678,4 +681,41 @@ TEST_CASE("file source says why it cannot infer a schema", "[file][hostile]") {
   write_file(blank, "");
   auto b = source_cfg({{"path", scalar(blank)}});
   REQUIRE_THROWS_WITH(file_source(b.cfg), Catch::Contains("(it is empty)"));
+}
+
+TEST_CASE("file source on a named pipe gets its own thread and hands lines on as they come",
+          "[file][hostile]") {
+  temp_dir dir;
+  auto path = dir.file("pipe");
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  auto t = source_cfg({{"path", scalar(path)}, {"format", scalar("raw")}});
+  file_source src(t.cfg);
+  CHECK(src.blocking());
+  std::atomic<bool> got_rows{false}, writer_waited_out{false};
+  // The writer keeps the pipe open until the rows came through (or a deadline passed), so a
+  // source that waits for the end of input before handing rows on fails below.
+  std::thread writer([&] {
+    int fd = ::open(path.c_str(), O_WRONLY);
+    if (fd < 0) return;
+    const char text[] = "a\nb\n";
+    (void)!::write(fd, text, sizeof text - 1);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!got_rows && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    writer_waited_out = !got_rows;
+    ::close(fd);
+  });
+  src.open(ctx_of());
+  collected c;
+  c.poll(src);
+  got_rows = c.out.main.size() == 2;
+  CHECK(got_rows);
+  c.drain(src);
+  writer.join();
+  CHECK_FALSE(writer_waited_out);  // the rows did not wait for the end of input
+  REQUIRE(c.out.main.size() == 2);
+  CHECK(std::get<std::string>(c.at(1, 0)) == "b");
+
+  write_file(dir.file("plain.txt"), "x\n");
+  auto plain = source_cfg({{"path", scalar(dir.file("plain.txt"))}, {"format", scalar("raw")}});
+  CHECK_FALSE(file_source(plain.cfg).blocking());
 }
