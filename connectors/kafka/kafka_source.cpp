@@ -153,18 +153,12 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
                    : static_cast<int>(std::max<std::int64_t>(1, (wait_ns + 500'000) / 1'000'000));
 
   if (auto et = event_time_block(cfg)) {
-    if (auto f = et->find("field"); f && f->value->is_scalar() && !f->value->text.empty())
-      own_event_time_ = false;
     if (auto it = et->find("idle_timeout"); it && it->value->is_scalar()) {
       std::int64_t ns = 0;
       if (spec::parse_duration(it->value->text, ns)) idle_timeout_ns_ = ns;
     }
-    if (idle_timeout_ns_ > 0) quiet_after_ns_ = std::min(quiet_after_ns_, idle_timeout_ns_);
-    if (auto it = et->find("max_out_of_orderness"); it && it->value->is_scalar()) {
-      std::int64_t ns = 0;
-      if (spec::parse_duration(it->value->text, ns) && ns > 0) out_of_orderness_ns_ = ns;
-    }
   }
+  if (idle_timeout_ns_ > 0) quiet_after_ns_ = std::min(quiet_after_ns_, idle_timeout_ns_);
 
   // Record schema: the decoder's fields, then the selected metadata.
   decoder_ = make_decoder(cfg, declared_schema(cfg));
@@ -404,6 +398,7 @@ void kafka_source::add_partitions(const rd_kafka_topic_partition_list_t* parts) 
     partition_state s;
     s.topic = tp.topic;
     s.partition = tp.partition;
+    s.split = next_split_++;
     states_.push_back(std::move(s));
   }
 }
@@ -462,6 +457,7 @@ kafka_source::partition_state* kafka_source::state_for(const rd_kafka_message_t*
 core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   if (!rk_) return core::poll_status::idle;
   if (out.main.width == 0) out.main.width = static_cast<std::uint32_t>(schema_->size());
+  row_offsets_.clear();
   std::size_t taken = 0;
   bool waited = poll_wait_ms_ == 0;  // wait at most once per poll, only when nothing is queued
   // Bounded: at most max_rows messages plus as many events (end of partition, errors).
@@ -503,9 +499,11 @@ void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& ou
   rd_kafka_timestamp_type_t tstype;
   const std::int64_t ts_ms = rd_kafka_message_timestamp(m, &tstype);
   const std::int64_t t = ts_ms >= 0 ? ts_ms * 1'000'000 : core::processing_time::now().ns;
+  // Already taken (fetched again around a pause and resume): never emitted twice.
+  if (s->next_offset >= 0 && m->offset < s->next_offset) return;
+  if (s->next_offset >= 0 && m->offset > s->next_offset + 1) check_gap(*s, m->offset);
   s->next_offset = m->offset + 1;
   s->caught_up_since = 0;
-  if (t > s->max_ts) s->max_ts = t;
 
   if (m->payload == nullptr || m->len == 0) return dead(out, m, t, "empty message");
   if (static_cast<std::int64_t>(m->len) > max_message_bytes_)
@@ -521,6 +519,8 @@ void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& ou
     b.times.pop_back();
     return dead(out, m, t, scratch_.empty() ? std::string("malformed message") : scratch_);
   }
+  out.splits.push_back(s->split);
+  row_offsets_.emplace_back(s->split, m->offset);
   for (const auto& [field, col] : meta_) {
     auto& v = row[col];
     switch (field) {
@@ -573,22 +573,95 @@ void kafka_source::dead(core::outputs& out, const rd_kafka_message_t* m, std::in
       std::string(static_cast<const char*>(m->payload), n);
 }
 
-core::event_time kafka_source::watermark() const {
-  if (!own_event_time_ || states_.empty()) return core::event_time::min();
-  const std::int64_t now = idle_timeout_ns_ > 0 ? core::steady_ns() : 0;
-  std::int64_t wm = INT64_MAX;
+// --- splits ------------------------------------------------------------------------------
+
+void kafka_source::splits(std::vector<core::split_report>& out) const {
+  out.clear();
   for (const auto& s : states_) {
-    const bool caught_up = s.caught_up_since != 0;
-    // An empty partition that is at its end, or one idle for longer than idle_timeout, does
-    // not hold time back; any other partition does, until its first message.
-    if (caught_up && s.max_ts == INT64_MIN) continue;
-    if (caught_up && idle_timeout_ns_ > 0 && now - s.caught_up_since >= idle_timeout_ns_) continue;
-    wm = std::min(wm, s.max_ts);
+    core::split_report r;
+    r.id = s.split;
+    r.name = s.topic + "/" + std::to_string(s.partition);
+    r.at_end = s.caught_up_since != 0;
+    out.push_back(std::move(r));
   }
-  if (wm == INT64_MAX || wm == INT64_MIN) return core::event_time::min();
-  // The runtime takes a source's own watermark as final, so the bound is applied here.
-  if (wm < INT64_MIN + out_of_orderness_ns_) return core::event_time::min();
-  return core::event_time{wm - out_of_orderness_ns_};
+}
+
+void kafka_source::pause_split(std::uint32_t id, bool paused) {
+  if (!rk_) return;
+  for (auto& s : states_) {
+    if (s.split != id || s.paused == paused) continue;
+    auto list = new_tplist(1);
+    auto* tp = rd_kafka_topic_partition_list_add(list.get(), s.topic.c_str(), s.partition);
+    // Resuming goes on right after the last message taken, whatever librdkafka had fetched
+    // ahead: a seek there (messages fetched before it are dropped by librdkafka, and any
+    // offset already taken is skipped in handle_message).
+    auto err = paused ? rd_kafka_pause_partitions(rk_.get(), list.get())
+                      : rd_kafka_resume_partitions(rk_.get(), list.get());
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = tp->err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && !paused && s.next_offset >= 0) {
+      tp->offset = s.next_offset;
+      if (auto* e = rd_kafka_seek_partitions(rk_.get(), list.get(), 0)) {
+        last_error_ = rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+      }
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      last_error_ = std::string(paused ? "pause" : "resume") + " of " + s.topic + "/" +
+                    std::to_string(s.partition) + " failed: " + rd_kafka_err2str(err);
+      continue;
+    }
+    s.paused = paused;
+  }
+}
+
+std::string kafka_source::row_position(std::size_t row) const {
+  if (row >= row_offsets_.size()) return {};
+  const auto [split, offset] = row_offsets_[row];
+  for (const auto& s : states_)
+    if (s.split == split) return position_text(s.topic.c_str(), s.partition, offset);
+  return {};
+}
+
+void kafka_source::notice(core::source_notice::level l, std::string text, std::uint64_t lost) {
+  core::source_notice n;
+  n.severity = l;
+  n.text = std::move(text);
+  n.lost = lost;
+  notices_.push_back(std::move(n));
+}
+
+void kafka_source::check_gap(partition_state& s, std::int64_t offset) {
+  const std::int64_t expected = s.next_offset;
+  std::int64_t low = -1, high = -1;
+  auto err = rd_kafka_query_watermark_offsets(rk_.get(), s.topic.c_str(), s.partition, &low,
+                                              &high, 2000);
+  const std::string where = s.topic + "/" + std::to_string(s.partition);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    notice(core::source_notice::level::warning,
+           where + ": offsets " + std::to_string(expected) + ".." + std::to_string(offset - 1) +
+               " were skipped and the partition's first offset could not be read (" +
+               rd_kafka_err2str(err) + "): messages may have been lost to retention");
+    return;
+  }
+  if (low <= expected) return;  // a hole in the log (compaction, transaction markers)
+  const std::int64_t lost_to = std::min(low, offset);
+  notice(core::source_notice::level::error,
+         where + ": " + std::to_string(lost_to - expected) + " messages (offsets " +
+             std::to_string(expected) + ".." + std::to_string(lost_to - 1) +
+             ") were deleted by the broker's retention before they were read; going on at "
+             "offset " + std::to_string(offset) +
+             ". Read faster than retention deletes (more partitions or instances), or keep "
+             "more (retention.bytes/retention.ms)",
+         static_cast<std::uint64_t>(lost_to - expected));
+}
+
+void kafka_source::take_notices(std::vector<core::source_notice>& out) {
+  if (last_error_ != reported_error_) {
+    reported_error_ = last_error_;
+    if (!last_error_.empty()) notice(core::source_notice::level::warning, "kafka: " + last_error_);
+  }
+  for (auto& n : notices_) out.push_back(std::move(n));
+  notices_.clear();
 }
 
 // --- checkpoints ---------------------------------------------------------------------------

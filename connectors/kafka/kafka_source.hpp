@@ -43,10 +43,21 @@ public:
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
   /// True unless `poll_wait` is 0: the short wait in `poll` needs a thread of its own.
   bool blocking() const override { return poll_wait_ms_ > 0; }
-  /// Min over assigned partitions of the largest Kafka timestamp seen, minus
-  /// `event_time.max_out_of_orderness` (see README.md); `event_time::min()` when unknown or
-  /// when `event_time.field` is set.
-  core::event_time watermark() const override;
+  /// Partitions are splits: each row is tagged with its partition, and the runtime keeps a
+  /// watermark per partition (by `event_time.field` or by the Kafka timestamp).
+  bool has_splits() const override { return true; }
+  /// The assigned partitions; `at_end` after the partition's end was reached with no message
+  /// since.
+  void splits(std::vector<core::split_report>& out) const override;
+  /// Pauses or resumes fetching one partition (librdkafka pause/resume); a resumed
+  /// partition goes on right after the last message taken.
+  void pause_split(std::uint32_t id, bool paused) override;
+  /// 5 s: a partition at its end that long stops holding the watermark back.
+  std::int64_t default_idle_timeout_ns() const override { return 5'000'000'000; }
+  /// `topic/partition@offset` of a row of the last poll.
+  std::string row_position(std::size_t row) const override;
+  /// Offsets found missing (retention deleted them before they were read) and client errors.
+  void take_notices(std::vector<core::source_notice>& out) override;
   void on_barrier(std::uint64_t id) override;
   void on_committed(std::uint64_t id) override;
   void close() override;
@@ -76,9 +87,10 @@ private:
   struct partition_state {
     std::string topic;
     std::int32_t partition = 0;
+    std::uint32_t split = 0;           // id reported to the runtime, never reused
+    bool paused = false;               // by watermark alignment
     rd_kafka_topic_t* rkt = nullptr;   // learned from the first message; identifies the topic
     std::int64_t next_offset = -1;     // next offset to read, -1 before the first message
-    std::int64_t max_ts = INT64_MIN;   // largest event time seen (ns)
     std::int64_t caught_up_since = 0;  // steady ns when the partition reached its end, 0 if not
   };
   /// Positions remembered at a barrier.
@@ -103,6 +115,11 @@ private:
   void handle_message(const rd_kafka_message_t* m, core::outputs& out);
   void dead(core::outputs& out, const rd_kafka_message_t* m, std::int64_t t, std::string reason);
   void assign_explicit(const core::operator_context& ctx);
+  /// Offsets `s.next_offset` .. `offset - 1` were skipped: find out whether retention deleted
+  /// them (then they are lost, and said so) or the log has holes (compaction, transaction
+  /// markers) that lose nothing.
+  void check_gap(partition_state& s, std::int64_t offset);
+  void notice(core::source_notice::level l, std::string text, std::uint64_t lost = 0);
 
   // --- settings ------------------------------------------------------------------------
   spec::config cfg_;
@@ -116,9 +133,7 @@ private:
   std::int64_t max_message_bytes_ = 0;
   int poll_wait_ms_ = 1;                       // poll_wait, whole ms; 0: never wait
   std::int64_t quiet_after_ns_ = 100'000'000;  // no message for this long: report idle
-  bool own_event_time_ = true;                 // false when event_time.field is set
-  std::int64_t idle_timeout_ns_ = 0;
-  std::int64_t out_of_orderness_ns_ = 0;  // event_time.max_out_of_orderness
+  std::int64_t idle_timeout_ns_ = 5'000'000'000;  // event_time.idle_timeout
   std::unique_ptr<decoder> decoder_;
   std::uint32_t data_width_ = 0;
   std::vector<std::pair<meta_field, std::uint32_t>> meta_;  // metadata columns
@@ -129,6 +144,10 @@ private:
   kafka_detail::handle_ptr rk_;
   std::vector<partition_state> states_;
   std::size_t last_state_ = 0;
+  std::uint32_t next_split_ = 0;
+  std::vector<std::pair<std::uint32_t, std::int64_t>> row_offsets_;  // per row of the last poll
+  std::vector<core::source_notice> notices_;
+  std::string reported_error_;  // last_error_ as last told
   std::vector<pending_commit> pending_;
   std::atomic<std::uint64_t> commits_ok_{0};
   std::uint64_t rebalances_ = 0;
