@@ -257,4 +257,16 @@ TEST_CASE("pel lint: an environment value with a line break stays on its diagnos
   CHECK(lines[0] == dir / "p.yaml" +
                         ":4:45: sinks.out.format: 'json\\nx: 1\\x1B[2J' is not allowed here; "
                         "allowed values: json, csv, raw");
+
+  // A file name with a line break, in a usage error and in diagnostics.
+  auto missing = run_pel({"lint", "no\nsuch.yaml"}, milliseconds(20000));
+  CHECK(missing.exit_code == 2);
+  CHECK(lines_of(missing.err).at(0) == "files: File does not exist: no\\nsuch.yaml");
+  fs::copy_file(dir / "p.yaml", dir / "new\nline.yaml");
+  auto named = run_pel({"lint", dir / "new\nline.yaml"}, milliseconds(20000), env);
+  CHECK(named.exit_code == 2);
+  auto named_lines = lines_of(named.err);
+  REQUIRE(named_lines.size() == 2);
+  CHECK(named_lines[0].rfind(dir / "new\\nline.yaml:4:45: sinks.out.format: ", 0) == 0);
+  CHECK(named_lines[1] == dir / "new\\nline.yaml: 1 error, nothing started");
 }

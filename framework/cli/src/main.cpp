@@ -502,6 +502,10 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand
   app.set_version_flag("--version", version_text(),
                        "Print the version of pel and of the libraries it was built with");
+  // A usage error quotes what was typed (a file name may hold a line break): one line each.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return pel::spec::one_line(e.what()) + "\nRun with --help for more information.\n";
+  });
   std::string log_level = "info", log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
