@@ -25,8 +25,9 @@ std::vector<spec::param> format_params(bool for_source) {
                                "`csv` (RFC 4180) or `raw` (the whole line as the string field "
                                "`value`)."
                              : "How each row is written: `json` (one object per line, fields in "
-                               "schema order), `csv` or `raw` (the field `value`, or the first "
-                               "field, as text)."));
+                               "schema order; always valid JSON: bytes that are not UTF-8 become "
+                               "U+FFFD, NaN and infinities `null`), `csv` or `raw` (the field "
+                               "`value`, or the first field, as text)."));
   if (for_source) {
     out.push_back(param::string_map("schema").doc(
         "The fields and their types, in order, e.g. `{ts: int, symbol: string, price: "
