@@ -148,7 +148,7 @@ private:
       double d;
       if (!f.quoted && parse_int(f.text, i))
         out = i;
-      else if (!f.quoted && parse_double(f.text, d))
+      else if (!f.quoted && parse_number_text(f.text, d))
         out = d;
       else
         out = std::string(f.text);

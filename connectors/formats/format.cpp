@@ -194,7 +194,7 @@ type_guess guess_text(std::string_view t) {
   std::int64_t i;
   double d;
   if (detail::parse_int(t, i)) return type_guess::integer;
-  if (detail::parse_double(t, d)) return type_guess::number;
+  if (detail::parse_number_text(t, d)) return type_guess::number;
   bool b;
   if (detail::parse_bool(t, b)) return type_guess::boolean;
   return type_guess::string;
@@ -325,6 +325,13 @@ bool parse_double(std::string_view t, double& out) noexcept {
   if (t.empty()) return false;
   auto r = std::from_chars(t.data(), t.data() + t.size(), out);
   return r.ec == std::errc() && r.ptr == t.data() + t.size();
+}
+
+bool parse_number_text(std::string_view t, double& out) noexcept {
+  bool digit = false;
+  for (char c : t)
+    if (c >= '0' && c <= '9') digit = true;
+  return digit && parse_double(t, out);
 }
 
 bool parse_bool(std::string_view t, bool& out) noexcept {

@@ -21,6 +21,11 @@ type_guess merge(type_guess a, type_guess b) noexcept;
 /// Whole-text number and bool parsers (surrounding blanks and a leading '+' allowed).
 bool parse_int(std::string_view t, std::int64_t& out) noexcept;
 bool parse_double(std::string_view t, double& out) noexcept;
+/// Like `parse_double`, but only for texts written as numbers (with a digit): `nan`, `inf`
+/// and `infinity` are words here. For values without a declared type and for inference, so
+/// that a name such as "Nan" stays a string; a declared double still reads `NaN` and `inf`,
+/// which the CSV encoder writes.
+bool parse_number_text(std::string_view t, double& out) noexcept;
 /// `true` / `false`, any case.
 bool parse_bool(std::string_view t, bool& out) noexcept;
 

@@ -431,3 +431,25 @@ TEST_CASE("schema inference refuses more fields than it can sensibly infer",
   REQUIRE(s);
   CHECK(s->size() == 4000);
 }
+
+TEST_CASE("CSV words like NaN and inf are numbers only in a declared double field",
+          "[formats][csv][hostile]") {
+  auto t = source_cfg({{"format", scalar("csv")}, {"csv", map({{"header", scalar("false")}})}});
+  auto any = std::make_shared<core::schema>(std::vector<core::field>{{"a", {}}, {"b", {}}});
+  auto d = make_decoder(t.cfg, any);
+  auto r = decode_ok(*d, "Nan,inf");
+  CHECK(std::get<std::string>(r[0]) == "Nan");
+  CHECK(std::get<std::string>(r[1]) == "inf");
+  auto n = decode_ok(*d, "1e3,-2.5");
+  CHECK(std::get<double>(n[0]) == 1000.0);
+  auto s = infer_schema(t.cfg, {"Nan,1.5", "Inf,2"});
+  REQUIRE(s);
+  CHECK((*s)[0].type == core::value_type::string);
+  CHECK((*s)[1].type == core::value_type::number);
+  auto dbl = std::make_shared<core::schema>(
+      std::vector<core::field>{{"a", core::value_type::number}, {"b", core::value_type::number}});
+  auto dd = make_decoder(t.cfg, dbl);
+  auto x = decode_ok(*dd, "NaN,-inf");
+  CHECK(std::isnan(std::get<double>(x[0])));
+  CHECK(std::get<double>(x[1]) == -std::numeric_limits<double>::infinity());
+}
