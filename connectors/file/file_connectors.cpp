@@ -357,7 +357,7 @@ void file_source::take_rest(core::outputs& out, std::int64_t now) {
 
 void file_source::progress(std::uint64_t& done, std::uint64_t& total) const {
   done = offset_ - std::min<std::uint64_t>(offset_, buf_.pending());
-  total = follow_ ? 0 : std::max(size_at_open_, done);
+  total = follow_ || special_ ? 0 : std::max(size_at_open_, done);  // 0: unknown
 }
 
 void file_source::close() {
