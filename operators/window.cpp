@@ -443,6 +443,7 @@ void window_operator::add_record(const core::value* row, std::int64_t t, std::ui
         ++late_routed_;
       } else {
         ++late_dropped_;
+        ++out.late_dropped;
       }
       return;
     }
@@ -699,6 +700,7 @@ void window_operator::add_partial(const core::value* row, std::int64_t t, std::u
                                     : last_end_of_pane(pane_start);
   if (sat_add(last_end, opts_.allowed_lateness_ns) <= wm_) {
     ++late_dropped_;
+    ++out.late_dropped;
     return;
   }
   std::byte* in = incoming_.data();

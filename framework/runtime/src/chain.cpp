@@ -335,6 +335,10 @@ void chain_instance::drain_node(std::size_t pos) {
     o.dead_letter.clear();
     o.dead_letter.width = dead_letter_width;
   }
+  if (o.late_dropped != 0) {
+    n.counters->late.fetch_add(o.late_dropped, std::memory_order_relaxed);
+    o.late_dropped = 0;
+  }
   if (!o.late.empty()) {
     n.counters->late.fetch_add(o.late.size(), std::memory_order_relaxed);
     if (!n.late_edges.empty()) emit(n.late_edges, o.late, n.late_width);

@@ -39,6 +39,9 @@ struct outputs {
   batch dead_letter;
   /// Sources with splits only: the split of each row of `main` (see `source_base::has_splits`).
   std::vector<std::uint32_t> splits;
+  /// Late records the operator dropped (not sent to `late`): the runtime counts them with the
+  /// late ones, so that no drop is silent, and resets this.
+  std::uint64_t late_dropped = 0;
 
   /// Appends a dead-letter record: `reason` is why, `row`/`in` the failed record.
   void dead(std::string_view op, std::string_view reason, const value* row, const schema& in,
