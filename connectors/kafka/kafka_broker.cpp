@@ -324,7 +324,8 @@ int run_kafka_broker(const kafka_broker_options& opts, std::atomic<bool>& stop) 
       return 1;
     }
   }
-  std::cout << "bootstrap: " << boot << std::endl;
+  std::cout << "bootstrap: " << boot << "\n"
+            << "retention: " << kafka_broker_retention << std::endl;
   while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   broker->stop();
   return 0;

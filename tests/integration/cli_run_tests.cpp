@@ -229,7 +229,7 @@ TEST_CASE("pel run: a second SIGINT aborts with exit 130", "[e2e][run][signals]"
 
 TEST_CASE("pel run: runtime failures exit 1 and name the component", "[e2e][run][errors]") {
   temp_dir dir;
-  SECTION("a file source on a missing file") {
+  SECTION("a file source on a missing file is refused before it starts (exit 2, located)") {
     write_file(dir / "p.yaml",
                "sources:\n"
                "  readings: {type: file, path: " +
@@ -239,9 +239,10 @@ TEST_CASE("pel run: runtime failures exit 1 and name the component", "[e2e][run]
                    "  out: {type: file, input: readings, path: " +
                    (dir / "out.json") + "}\n");
     auto r = run_pel({"run", dir / "p.yaml"});
-    CHECK(r.exit_code == 1);
-    CHECK(contains(r.err, "failed: readings: file source: cannot open '" + (dir / "missing.csv") +
-                              "': No such file or directory"));
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.err, (dir / "p.yaml") + ":2:32: sources.readings.path: cannot read '" +
+                              (dir / "missing.csv") + "': No such file or directory"));
+    CHECK_FALSE(fs::exists(dir.path() / "out.json"));
   }
   SECTION("a file sink whose path is a directory") {
     fs::create_directory(dir.path() / "a_dir");
@@ -435,21 +436,20 @@ TEST_CASE("pel --log-format json: every stderr line is a JSON object with time, 
   CHECK(lines_of(read_file(dir / "out.json")).size() == 2);
 
   // A failure is logged as JSON too, at level error; global options may follow the command.
+  fs::create_directory(dir.path() / "a_dir");
   write_file(dir / "fail.yaml",
              "sources:\n"
-             "  src: {type: file, path: " +
-                 (dir / "nope.csv") +
-                 ", format: csv, schema: {a: int}}\n"
-                 "sinks:\n"
-                 "  out: {type: file, input: src, path: " +
-                 (dir / "o.json") + "}\n");
+             "  src: {type: generator, count: 100}\n"
+             "sinks:\n"
+             "  out: {type: file, input: src, path: " +
+                 (dir / "a_dir") + "}\n");
   auto f = run_pel({"run", dir / "fail.yaml", "--log-format", "json"});
   CHECK(f.exit_code == 1);
   auto flines = check_json_log(f.err, 2);
   bool error_line = false;
   for (const auto& l : flines) {
     auto o = parse_json_object(l);
-    if (o && o->str("level") == "error" && contains(o->str("msg"), "src: file source"))
+    if (o && o->str("level") == "error" && contains(o->str("msg"), "out: file sink"))
       error_line = true;
   }
   CHECK(error_line);
@@ -505,4 +505,44 @@ TEST_CASE("pel run: pipelines that would share a file are refused before anythin
   auto a = run_pel({"run", dir / "a.yaml"}, milliseconds(20000));
   CHECK(a.exit_code == 0);
   CHECK(lines_of(read_file(dir / "out.json")).size() == 100);
+}
+
+TEST_CASE("pel run: the run summary counts every component's records, dead letters and the "
+          "late records a window dropped",
+          "[e2e][run][summary]") {
+  temp_dir dir;
+  // 20,000 trades in time order over 2,000 s, then 7 at 20 s (far behind the watermark that
+  // the first poll's rows already gave: late), and 2 whose time cannot be read (dead
+  // letters).
+  std::string csv = "ts,sym,qty\n";
+  for (int i = 0; i < 20'000; ++i) csv += std::to_string(1'700'000'000'000 + i * 100) + ",S" + std::to_string(i % 3) + ",1\n";
+  for (int i = 0; i < 7; ++i) csv += std::to_string(1'700'000'000'000 + 20'000 + i) + ",S0,1\n";
+  csv += "soon,S1,1\nlater,S2,1\n";
+  write_file(dir / "in.csv", csv);
+  write_file(dir / "p.yaml",
+             "pipeline: {name: summary, parallelism: 1, dead_letter: drop}\n"
+             "sources:\n"
+             "  trades:\n"
+             "    type: file\n"
+             "    path: " + (dir / "in.csv") + "\n"
+             "    format: csv\n"
+             "    event_time: {field: ts, format: epoch_ms, max_out_of_orderness: 1s}\n"
+             "operators:\n"
+             "  counts:\n"
+             "    type: window\n"
+             "    input: trades\n"
+             "    key: sym\n"
+             "    window: {type: tumbling, size: 5s}\n"
+             "    aggregates: {n: count()}\n"
+             "sinks:\n"
+             "  out: {type: file, input: counts, path: " + (dir / "out.json") + "}\n");
+  auto r = run_pel({"run", "--progress", "never", dir / "p.yaml"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.err, "finished (2 dead letters)"));
+  CHECK(contains(r.err, "  trades  out 20007  dead letters 2\n"));
+  CHECK(contains(r.err, "  counts  in 20007  out "));
+  CHECK(contains(r.err, "late 7 (dropped)"));
+  CHECK(contains(r.err, "p.yaml: 7 late records dropped, 0 input records lost before they were "
+                        "read, 2 dead letters"));
 }

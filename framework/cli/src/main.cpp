@@ -279,6 +279,47 @@ private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+/// The run summary of one pipeline: records in and out, dead letters, late records and input
+/// lost before it was read, per component; a warning line when anything was lost.
+void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::result& r,
+                     const pel::spec::registry& reg) {
+  std::size_t width = 0;
+  for (const auto& c : r.components) width = std::max(width, c.name.size());
+  std::uint64_t dropped_late = 0, lost = 0, dead = 0;
+  for (const auto& c : r.components) {
+    const pel::plan::node* n = nullptr;
+    for (const auto& x : plan.nodes)
+      if (x.name == c.name) n = &x;
+    bool late_routed = false;
+    if (n != nullptr)
+      for (int e : n->out_edges)
+        if (plan.edges[static_cast<std::size_t>(e)].port == pel::plan::port_kind::late) late_routed = true;
+    std::string line = "  " + c.name + std::string(width - c.name.size(), ' ');
+    if (n == nullptr || n->kind != pel::spec::component_kind::source)
+      line += "  in " + std::to_string(c.rows_in);
+    if (n == nullptr || n->kind != pel::spec::component_kind::sink)
+      line += "  out " + std::to_string(c.rows_out);
+    line += "  dead letters " + std::to_string(c.dead_letters);
+    bool windowed = false;  // has a late port
+    if (n != nullptr && n->kind == pel::spec::component_kind::operator_)
+      if (const auto* e = reg.find_operator(n->type))
+        windowed = std::find(e->schema.ports.begin(), e->schema.ports.end(), "late") !=
+                   e->schema.ports.end();
+    if (c.late > 0 || windowed)
+      line += "  late " + std::to_string(c.late) +
+              (late_routed ? " (to " + c.name + ".late)" : c.late > 0 ? " (dropped)" : "");
+    if (c.lost > 0) line += "  lost before read " + std::to_string(c.lost);
+    spdlog::info("{}", line);
+    if (!late_routed) dropped_late += c.late;
+    lost += c.lost;
+    dead += c.dead_letters;
+  }
+  if (dropped_late > 0 || lost > 0)
+    spdlog::warn("{}: {} late records dropped, {} input records lost before they were read, {} "
+                 "dead letters",
+                 plan.file, dropped_late, lost, dead);
+}
+
 /// Stops the jobs one after the other, in the order of the files, each after the previous one
 /// has finished: a feed stops first, and the pipelines reading what it wrote still get the
 /// end of it before they stop.
@@ -305,6 +346,7 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
     }
     setenv("PEL_KAFKA_BOOTSTRAP", broker->bootstraps().c_str(), 1);
     spdlog::info("embedded Kafka broker at {} (PEL_KAFKA_BOOTSTRAP)", broker->bootstraps());
+    spdlog::info("embedded Kafka broker: {}", pel::connectors::kafka_broker_retention);
   }
 #else
   if (a.embedded_kafka) {
@@ -382,6 +424,7 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
     } else {
       spdlog::info("{}: finished ({} dead letters)", plans[i].file, dead);
     }
+    log_run_summary(plans[i], r, reg);
   }
   return rc;
 }
@@ -534,7 +577,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--embedded-kafka", embedded_kafka,
                       "Start the embedded Kafka broker with these topics (name:partitions,...) "
                       "and export its address as PEL_KAFKA_BOOTSTRAP for ${PEL_KAFKA_BOOTSTRAP} "
-                      "in the files")
+                      "in the files. Each partition keeps only its newest 5 MiB or 100,000 "
+                      "message sets (librdkafka's mock cluster cannot keep more)")
       ->type_name("TOPICS");
 
   std::string docs_out = "docs/reference";
@@ -544,7 +588,11 @@ int main(int argc, char** argv) {
 #ifdef PEL_HAVE_KAFKA
   pel::connectors::kafka_broker_options broker;
   auto* broker_cmd = app.add_subcommand(
-      "kafka-broker", "Host an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM");
+      "kafka-broker",
+      "Host an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM. Each "
+      "partition keeps only its newest 5 MiB or 100,000 message sets and deletes older ones "
+      "(the mock has no setting to keep more); a Kafka source that had not read them reports "
+      "how many it lost");
   broker_cmd->add_option("--brokers", broker.brokers, "Number of brokers")->check(CLI::Range(1, 16));
   broker_cmd->add_option("--port", broker.port, "Bootstrap port on 127.0.0.1 (0: any free port)")
       ->check(CLI::Range(0, 65535));

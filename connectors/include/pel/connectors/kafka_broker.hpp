@@ -20,6 +20,15 @@ struct kafka_broker_options {
   std::string bootstrap_file;       ///< when set, the bootstrap list is written there
 };
 
+/// What the embedded broker keeps, said when it starts: librdkafka's mock cluster keeps only
+/// the newest 5 MiB or 100,000 message sets of each partition and has no setting to keep
+/// more. A Kafka source that had not read what it deleted reports the count as lost.
+inline constexpr const char* kafka_broker_retention =
+    "each partition keeps only its newest 5 MiB or 100,000 message sets (librdkafka's mock "
+    "cluster has no setting to keep more); older messages are deleted, and a Kafka source "
+    "that had not read them reports how many it lost. Compress (rdkafka: {compression.type: "
+    "lz4}) or use more partitions to keep more";
+
 /// Kafka protocol API keys usable with `kafka_broker::push_request_errors`.
 enum class kafka_api : std::int16_t {
   produce = 0,
