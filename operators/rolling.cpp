@@ -139,7 +139,7 @@ protected:
           v = num(st.win.max(j));
           break;
         case rolling_fn::stddev:
-          v = num(std::sqrt(st.win.variance(j)));
+          v = num(st.win.stddev(j));
           break;
         case rolling_fn::variance:
           v = num(st.win.variance(j));

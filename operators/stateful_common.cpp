@@ -212,6 +212,7 @@ void series_window::init(std::size_t m, bool track_extrema) {
 }
 
 void series_window::pop() {
+  bool resum = false;
   for (std::size_t j = 0; j < m_; ++j) {
     double x = vals_[j];
     if (!std::isnan(x)) {
@@ -220,6 +221,9 @@ void series_window::pop() {
       sumsq_[j] -= d * d;
       --n_[j];
       if (n_[j] == 0) sum_[j] = sumsq_[j] = 0;  // no drift carried into the next values
+      // A sum that overflowed cannot have the value taken back out (inf - inf): it is
+      // summed again over the values that stay.
+      resum = resum || !std::isfinite(sum_[j]) || !std::isfinite(sumsq_[j]) || far_shift(j);
     }
     if (extrema_) {
       if (!mins_[j].empty() && mins_[j].front().first == first_seq_) mins_[j].pop_front();
@@ -229,6 +233,69 @@ void series_window::pop() {
   vals_.erase(vals_.begin(), vals_.begin() + static_cast<std::ptrdiff_t>(m_));
   times_.pop_front();
   ++first_seq_;
+  if (resum)
+    for (std::size_t j = 0; j < m_; ++j)
+      if (!std::isfinite(sum_[j]) || !std::isfinite(sumsq_[j]) || far_shift(j)) sum_again(j);
+}
+
+void series_window::sum_again(std::size_t j) {
+  sum_[j] = sumsq_[j] = 0;
+  // Shifted to the oldest value that stays: the old shift may be the huge value that left.
+  for (std::size_t i = j; i < vals_.size(); i += m_)
+    if (!std::isnan(vals_[i])) {
+      shift_[j] = vals_[i];
+      break;
+    }
+  for (std::size_t i = j; i < vals_.size(); i += m_) {
+    const double x = vals_[i];
+    if (std::isnan(x)) continue;
+    const double d = x - shift_[j];
+    sum_[j] += d;
+    sumsq_[j] += d * d;
+  }
+}
+
+bool series_window::far_shift(std::size_t j) const {
+  // The shift is the first value seen; once the window's values are far from it (an outlier
+  // came first, or the series moved), the sums cancel and lose the spread. Far: the mean is
+  // more than 2^20 standard deviations from it, which a value still in the window cannot be.
+  if (n_[j] < 2) return false;
+  const double n = static_cast<double>(n_[j]);
+  const double off = sum_[j] / n;
+  const double spread = sumsq_[j] / n - off * off;
+  return off != 0 && off * off > 0x1p40 * std::max(spread, 0.0);
+}
+
+bool series_window::overflowed(std::size_t j) const {
+  return !std::isfinite(sum_[j]) || !std::isfinite(sumsq_[j]);
+}
+
+double series_window::exact_mean(std::size_t j) const {
+  const double n = static_cast<double>(n_[j]);
+  double m = 0;
+  for (std::size_t i = j; i < vals_.size(); i += m_)
+    if (!std::isnan(vals_[i])) m += vals_[i] / n;  // no term, and no partial sum, overflows
+  return m;
+}
+
+double series_window::scaled_variance(std::size_t j, int& scale) const {
+  // Divided by a power of two above the largest magnitude: differences and squares stay
+  // finite, and the variance is 2^(2 scale) times the result.
+  double top = 0;
+  for (std::size_t i = j; i < vals_.size(); i += m_)
+    if (!std::isnan(vals_[i])) top = std::max(top, std::fabs(vals_[i]));
+  scale = top > 0 ? std::ilogb(top) + 1 : 0;
+  const double n = static_cast<double>(n_[j]);
+  double m = 0;
+  for (std::size_t i = j; i < vals_.size(); i += m_)
+    if (!std::isnan(vals_[i])) m += std::ldexp(vals_[i], -scale) / n;
+  double ss = 0;
+  for (std::size_t i = j; i < vals_.size(); i += m_)
+    if (!std::isnan(vals_[i])) {
+      const double d = std::ldexp(vals_[i], -scale) - m;
+      ss += d * d;
+    }
+  return ss / (n - 1);
 }
 
 void series_window::evict(std::size_t rows, std::int64_t range, std::int64_t now) {
@@ -264,13 +331,35 @@ void series_window::push(const double* xs, std::int64_t t) {
   ++next_seq_;
 }
 
+double series_window::sum(std::size_t j) const {
+  if (!overflowed(j)) return sum_[j] + shift_[j] * static_cast<double>(n_[j]);
+  double s = 0;  // the plain sum, which may be +-inf: that is its value
+  for (std::size_t i = j; i < vals_.size(); i += m_)
+    if (!std::isnan(vals_[i])) s += vals_[i];
+  return s;
+}
+
 double series_window::mean(std::size_t j) const {
   if (n_[j] == 0) return std::nan("");
+  if (overflowed(j)) return exact_mean(j);
   return shift_[j] + sum_[j] / static_cast<double>(n_[j]);
+}
+
+double series_window::stddev(std::size_t j) const {
+  if (n_[j] < 2) return std::nan("");
+  if (!overflowed(j)) return std::sqrt(variance(j));
+  int scale = 0;
+  const double v = scaled_variance(j, scale);
+  return std::ldexp(std::sqrt(v), scale);
 }
 
 double series_window::variance(std::size_t j) const {
   if (n_[j] < 2) return std::nan("");
+  if (overflowed(j)) {
+    int scale = 0;
+    const double v = scaled_variance(j, scale);
+    return std::ldexp(v, 2 * scale);  // +inf past the largest double
+  }
   double n = static_cast<double>(n_[j]);
   double v = (sumsq_[j] - sum_[j] * sum_[j] / n) / (n - 1);
   return v < 0 ? 0 : v;

@@ -194,7 +194,8 @@ private:
 /// The last records of one key as `m` numbers each (NaN for null), bounded by a count
 /// (`rows`) or an event-time span (`range`), with running sums for O(1) count / sum / mean /
 /// variance and monotonic queues for O(1) amortised min / max. Sums are kept relative to the
-/// first value seen (a shift) to limit cancellation.
+/// first value seen (a shift) to limit cancellation. Values are finite numbers, or NaN for a
+/// missing one.
 ///
 /// This is the sliding form of the aggregate library's count, sum, avg, variance, min and max
 /// (`pel/operators/aggregates.hpp`, whose states only add and merge): a record that leaves
@@ -212,10 +213,13 @@ public:
   bool empty() const noexcept { return times_.empty(); }
   /// Non-null values of number `j` in the window.
   std::int64_t count(std::size_t j) const { return n_[j]; }
-  double sum(std::size_t j) const { return sum_[j] + shift_[j] * static_cast<double>(n_[j]); }
+  double sum(std::size_t j) const;
   double mean(std::size_t j) const;
-  /// Sample variance (n - 1); NaN below two values.
+  /// Sample variance (n - 1); NaN below two values; +inf when it is beyond the largest double.
   double variance(std::size_t j) const;
+  /// Sample standard deviation; NaN below two values. Finite for any finite values (1e308
+  /// and -1e308: 1.41e308), where sqrt(variance) would be +inf.
+  double stddev(std::size_t j) const;
   double min(std::size_t j) const;
   double max(std::size_t j) const;
   std::int64_t oldest_time() const { return times_.front(); }
@@ -226,6 +230,15 @@ public:
 
 private:
   void pop();
+  // Values far apart (beyond about 1e154) overflow the running sums of squares. Then mean,
+  // variance and stddev are computed exactly from the values in the window instead (O(n),
+  // only while such values are in it), and a pop sums the rest again.
+  bool overflowed(std::size_t j) const;
+  bool far_shift(std::size_t j) const;
+  void sum_again(std::size_t j);
+  double exact_mean(std::size_t j) const;
+  /// The variance of the values divided by 2^scale; sets `scale`.
+  double scaled_variance(std::size_t j, int& scale) const;
   std::size_t m_ = 1;
   bool extrema_ = false;
   std::deque<std::int64_t> times_;

@@ -62,7 +62,7 @@ protected:
     if (have) {
       auto n = st.win.count(0);
       mean = st.win.mean(0);
-      sd = std::sqrt(st.win.variance(0));
+      sd = st.win.stddev(0);
       // A flat window: its values are exactly equal (so say mean and stddev, whatever the
       // rounding of the running sums), and any other value is infinitely many standard
       // deviations away from it.

@@ -126,3 +126,50 @@ TEST_CASE("top_k ranks by any single-result aggregate of the library",
     REQUIRE(first_window(got)[0].v[3] == text("A"));  // 12 > 9
   }
 }
+
+TEST_CASE("rolling stddev, variance and mean of huge values: right, and right again once "
+          "they leave the window", "[stateful][rolling][aggregates]") {
+  auto schema = schema_of({"symbol", "price"});
+  recs input;
+  const double xs[] = {1e308, -1e308, 1e308, 1, 2, 3, 4};
+  for (std::size_t i = 0; i < std::size(xs); ++i)
+    input.push_back({{text("A"), xs[i]}, static_cast<std::int64_t>(i + 1)});
+  auto got = run_one("rolling",
+                     "key: symbol\nrows: 2\naggregates:\n  sd: stddev(price)\n  v: variance(price)\n"
+                     "  m: avg(price)\n  s: sum(price)\n",
+                     schema, input);
+  REQUIRE(got.size() == std::size(xs));
+  auto num = [](const value& v) { return std::get<double>(v); };
+  // {1e308, -1e308}: stddev sqrt(2) 1e308, the variance beyond the largest double, mean 0.
+  CHECK(num(got[1].v[2]) == Approx(std::sqrt(2.0) * 1e308).epsilon(1e-12));
+  CHECK(num(got[1].v[3]) == INFINITY);
+  CHECK(num(got[1].v[4]) == 0);
+  CHECK(num(got[1].v[5]) == 0);
+  CHECK(num(got[2].v[2]) == Approx(std::sqrt(2.0) * 1e308).epsilon(1e-12));
+  // {1e308, 1}: the huge value still in; then {1, 2}, {2, 3}, {3, 4}: the sums have recovered.
+  CHECK(num(got[3].v[4]) == Approx(5e307).epsilon(1e-12));
+  for (std::size_t i = 4; i < got.size(); ++i) {
+    INFO("record " << i);
+    CHECK(num(got[i].v[2]) == Approx(std::sqrt(0.5)).epsilon(1e-12));
+    CHECK(num(got[i].v[3]) == Approx(0.5).epsilon(1e-12));
+    CHECK(num(got[i].v[4]) == Approx(xs[i] - 0.5).epsilon(1e-12));
+    CHECK(num(got[i].v[5]) == Approx(2 * xs[i] - 1).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("rolling stddev recovers once an outlier that came first leaves the window",
+          "[stateful][rolling][aggregates]") {
+  // The running sums are kept relative to the first value; with 1e150 first, the squares of
+  // the later values' offsets (1e300) would swamp their spread for good.
+  auto schema = schema_of({"symbol", "price"});
+  recs input = {{{text("A"), 1e150}, 1}};
+  for (int i = 0; i < 20; ++i) input.push_back({{text("A"), double(i % 2)}, 2 + i});
+  auto got = run_one("rolling", "key: symbol\nrows: 4\naggregates:\n  sd: stddev(price)\n", schema,
+                     input);
+  REQUIRE(got.size() == input.size());
+  // {0, 1, 0, 1} and {1, 0, 1, 0}: sample stddev sqrt(1/3).
+  for (std::size_t i = 5; i < got.size(); ++i) {
+    INFO("record " << i);
+    CHECK(std::get<double>(got[i].v[2]) == Approx(std::sqrt(1.0 / 3)).epsilon(1e-9));
+  }
+}
