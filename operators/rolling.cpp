@@ -8,7 +8,9 @@
 #include <cctype>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <optional>
+#include <stdexcept>
 
 namespace pel::operators {
 
@@ -52,8 +54,30 @@ struct rolling_column {
   bool counts = false;
 };
 
+/// The NaN, +inf and -inf values of one numeric column in the window: the running sums skip
+/// them (they could not be taken back out), and the results account for them here.
+struct non_finite {
+  enum kind : std::uint8_t { nan, pos_inf, neg_inf };
+  std::deque<std::pair<std::uint64_t, kind>> in_window;  // record number, kind
+  std::uint64_t n[3] = {0, 0, 0};
+
+  static kind of(double x) { return std::isnan(x) ? nan : (x > 0 ? pos_inf : neg_inf); }
+  void push(std::uint64_t seq, kind k) {
+    in_window.emplace_back(seq, k);
+    ++n[k];
+  }
+  void evict(std::uint64_t oldest) {
+    while (!in_window.empty() && in_window.front().first < oldest) {
+      --n[in_window.front().second];
+      in_window.pop_front();
+    }
+  }
+  std::uint64_t size() const { return in_window.size(); }
+};
+
 struct rolling_key {
   series_window win;
+  std::vector<non_finite> odd;  // per numeric column
   /// Per first/last output: the non-null values in the window with their record numbers.
   std::vector<std::deque<std::pair<std::uint64_t, core::value>>> picks;
   std::uint64_t next = 0;  // number of the key's next record
@@ -75,6 +99,7 @@ public:
     auto set = aggregate_set::compile(list, *in);
     for (const auto& a : list) add_aggregate(a, *in);
     xs_.resize(columns_.size());
+    odd_.resize(columns_.size());
     picked_.resize(picks_.size());
     out_ = extend_schema(cfg, "aggregates", *in, set.outputs());
   }
@@ -87,9 +112,11 @@ protected:
       auto& col = columns_[c];
       if (!col.eval->prepare(row, t, input_, error_)) return dead(col.name, row, t, out);
       double x = input_.num[0];
-      // Non-finite numbers count as missing: one inf would poison the running sums.
-      bool missing = input_.null[0] || (!col.counts && !std::isfinite(x));
-      xs_[c] = missing ? std::nan("") : (col.counts ? 0.0 : x);
+      // A non-finite number stays out of the running sums (inf - inf could not take it back
+      // out); `odd` keeps it for the results.
+      odd_[c] = !input_.null[0] && !col.counts && !std::isfinite(x);
+      bool missing = input_.null[0] || odd_[c];
+      xs_[c] = missing ? (odd_[c] ? x : std::nan("")) : (col.counts ? 0.0 : x);
     }
     for (std::size_t p = 0; p < picks_.size(); ++p) {
       if (!picks_[p].eval->prepare(row, t, input_, error_))
@@ -100,9 +127,15 @@ protected:
     auto& st = state_of(row);
     if (!st.ready) {
       st.win.init(columns_.size(), extrema_);
+      st.odd.resize(columns_.size());
       st.picks.resize(picks_.size());
       st.ready = true;
     }
+    for (std::size_t c = 0; c < columns_.size(); ++c)
+      if (odd_[c]) {
+        st.odd[c].push(st.next, non_finite::of(xs_[c]));
+        xs_[c] = std::nan("");
+      }
     st.win.push(xs_.data(), t);
     for (std::size_t p = 0; p < picks_.size(); ++p)
       if (!core::is_null(picked_[p])) st.picks[p].emplace_back(st.next, std::move(picked_[p]));
@@ -111,14 +144,48 @@ protected:
     const std::uint64_t oldest = st.next - st.win.size();
     for (auto& q : st.picks)
       while (!q.empty() && q.front().first < oldest) q.pop_front();
+    for (auto& q : st.odd) q.evict(oldest);
 
     auto o = out.main.append(t);
     for (std::size_t c = 0; c < in_->size(); ++c) o[c] = std::move(row[c]);
     auto w = in_->size();
     auto num = [](double d) { return std::isnan(d) ? core::value{} : core::value{d}; };
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < aggs_.size(); ++i) {
       auto j = aggs_[i].slot;
       core::value& v = o[w + i];
+      // As in the window operator: a NaN makes the result NaN, infinities take part as
+      // numbers (+inf and -inf together sum to NaN), stddev and variance of a window with an
+      // infinity are NaN.
+      const bool numeric = aggs_[i].fn != rolling_fn::count_rows && aggs_[i].fn != rolling_fn::count &&
+                           aggs_[i].fn != rolling_fn::first && aggs_[i].fn != rolling_fn::last;
+      if (numeric && st.odd[j].size() > 0) {
+        const auto& k = st.odd[j].n;
+        const auto total = static_cast<std::uint64_t>(st.win.count(j)) + st.odd[j].size();
+        const bool both = k[non_finite::pos_inf] > 0 && k[non_finite::neg_inf] > 0;
+        const double signed_inf = k[non_finite::pos_inf] > 0 ? inf : -inf;
+        switch (aggs_[i].fn) {
+          case rolling_fn::sum:
+          case rolling_fn::avg:
+            v = k[non_finite::nan] > 0 || both ? nan : signed_inf;
+            break;
+          case rolling_fn::min:
+            if (k[non_finite::nan] > 0) v = nan;
+            else if (k[non_finite::neg_inf] > 0) v = -inf;
+            else v = st.win.count(j) > 0 ? st.win.min(j) : inf;
+            break;
+          case rolling_fn::max:
+            if (k[non_finite::nan] > 0) v = nan;
+            else if (k[non_finite::pos_inf] > 0) v = inf;
+            else v = st.win.count(j) > 0 ? st.win.max(j) : -inf;
+            break;
+          default:  // stddev, variance
+            v = total >= 2 ? core::value{nan} : core::value{};
+            break;
+        }
+        continue;
+      }
       switch (aggs_[i].fn) {
         case rolling_fn::count_rows:
           v = static_cast<std::int64_t>(st.win.size());
@@ -163,6 +230,13 @@ protected:
   void write_key(core::state_writer& w, const rolling_key& s) const override {
     w.put<std::uint64_t>(s.next);
     s.win.save(w);
+    for (const auto& q : s.odd) {
+      w.put<std::uint64_t>(q.size());
+      for (const auto& [n, k] : q.in_window) {
+        w.put<std::uint64_t>(n);
+        w.put<std::uint8_t>(k);
+      }
+    }
     for (const auto& q : s.picks) {
       w.put<std::uint64_t>(q.size());
       for (const auto& [n, v] : q) {
@@ -177,6 +251,16 @@ protected:
     s.next = r.get<std::uint64_t>();
     s.win.init(columns_.size(), extrema_);
     s.win.load(r);
+    s.odd.resize(columns_.size());
+    for (auto& q : s.odd) {
+      auto n = r.get<std::uint64_t>();
+      for (std::uint64_t i = 0; i < n; ++i) {
+        auto seq = r.get<std::uint64_t>();
+        auto k = r.get<std::uint8_t>();
+        if (k > non_finite::neg_inf) throw std::runtime_error("rolling snapshot: bad value kind");
+        q.push(seq, static_cast<non_finite::kind>(k));
+      }
+    }
     s.picks.resize(picks_.size());
     for (auto& q : s.picks) {
       auto n = r.get<std::uint64_t>();
@@ -236,6 +320,7 @@ private:
   aggregate_input input_;
   std::string error_;
   std::vector<double> xs_;
+  std::vector<char> odd_;  // per column: this record's number is NaN or infinite
   std::vector<core::value> picked_;
 };
 
@@ -254,7 +339,10 @@ spec::component_schema rolling_schema() {
       "semantics: count (count() counts records, count(x) non-null values), sum, avg, min, "
       "max, stddev and variance (sample), first and last (the oldest / newest non-null value "
       "in the window, any type); nulls are skipped and a value that is not a number sends the "
-      "record to the dead-letter port. Non-finite numbers count as missing. Sums are updated "
+      "record to the dead-letter port. NaN and infinities are numbers, as in the window "
+      "operator: a NaN in the window makes sum, avg, min, max, stddev and variance NaN (JSON "
+      "writes null), max of a window with +inf is +inf, +inf and -inf sum to NaN, stddev and "
+      "variance of a window with an infinity are NaN; count(x) counts them. Sums are updated "
       "in O(1) per record and min/max with monotonic queues, so functions that cannot remove "
       "a record (distinct_count, percentile, vwap, ohlc, returns) need a `window` operator.";
   s.params = {
