@@ -795,6 +795,13 @@ void chain_instance::recompute_watermark() {
   }
   if (!any_open) return;
   if (!any_active) {
+    // Every input is idle: time goes on to the highest of their watermarks (as Flink's
+    // watermark valve does), else windows that only the input which went idle last holds
+    // back would stay open until new data comes, whichever order the inputs went idle in.
+    std::int64_t hi = wm_min;
+    for (const auto& s : slots_)
+      if (!s.ended) hi = std::max(hi, s.wm);
+    if (hi > wm_) advance_watermark(hi, 0);
     if (!idle_out_) {
       idle_out_ = true;
       go_idle(0);

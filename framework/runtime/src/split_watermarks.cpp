@@ -145,6 +145,14 @@ void split_watermarks::sync(const std::vector<core::split_report>& now, std::int
 std::int64_t split_watermarks::watermark() const { return std::max(held_, computed()); }
 
 std::int64_t split_watermarks::computed() const {
+  if (!splits_.empty() &&
+      std::all_of(splits_.begin(), splits_.end(), [](const split& s) { return s.idle; })) {
+    // Every split idle: the highest of them, as for the inputs of an instance.
+    std::int64_t hi = INT64_MIN;
+    for (const auto& s : splits_) hi = std::max(hi, s.max_ts);
+    if (hi == INT64_MIN || hi < INT64_MIN + s_.out_of_orderness_ns) return INT64_MIN;
+    return hi - s_.out_of_orderness_ns;
+  }
   std::int64_t m = INT64_MAX;
   for (const auto& s : splits_) {
     if (s.idle) continue;

@@ -52,7 +52,8 @@ public:
   /// The instance's watermark: the minimum over the splits that are not idle of their largest
   /// event time, less the out-of-orderness bound (INT64_MIN while a split that is not idle
   /// has had no data yet: it holds time back). Never below what it was as splits went idle,
-  /// one after the other in the order they reached their end.
+  /// one after the other in the order they reached their end. When every split is idle, the
+  /// highest of theirs.
   std::int64_t watermark() const;
 
   /// Every split is idle, or none has been assigned for `idle_timeout`.

@@ -119,10 +119,19 @@ TEST_CASE("split watermark: every split idle makes the instance idle, and a spli
   CHECK(w.take_notes().empty());  // once, until it has data
 
   sw i({0, 100 * ms, 0, 30'000 * ms}, 0);
-  i.sync(reports({{0, true}, {1, true}}), 0);
+  rows(i, 0, 4'000 * ms, 0);
+  rows(i, 1, 9'000 * ms, 0);
+  i.sync(reports({{0, false}, {1, true}}), 0);
+  i.sync(reports({{0, true}, {1, true}}), 50 * ms);
   CHECK_FALSE(i.all_idle());
-  i.sync(reports({{0, true}, {1, true}}), 100 * ms);
+  CHECK(i.watermark() == 4'000 * ms);
+  i.sync(reports({{0, true}, {1, true}}), 100 * ms);  // split 1 idle, split 0 not yet
+  CHECK_FALSE(i.all_idle());
+  CHECK(i.watermark() == 4'000 * ms);
+  i.sync(reports({{0, true}, {1, true}}), 150 * ms);
   CHECK(i.all_idle());
+  // Every split idle: time goes on to the highest of them, whichever went idle last.
+  CHECK(i.watermark() == 9'000 * ms);
   // No split at all (more instances than partitions): idle after idle_timeout too.
   sw none({0, 100 * ms, 0, 30'000 * ms}, 0);
   none.sync({}, 50 * ms);
