@@ -6,6 +6,7 @@ if(TARGET pel_connectors_kafka AND TARGET pel_e2e_support AND PEL_KCAT_E2E)
     SOURCES
       ${CMAKE_CURRENT_LIST_DIR}/kafka_e2e_tests.cpp
       ${CMAKE_CURRENT_LIST_DIR}/kafka_group_e2e_tests.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/kafka_event_time_e2e_tests.cpp
     DEPS pel_e2e_support pel_connectors_kafka
     LABELS "kafka;e2e")
   if(TARGET pel)
