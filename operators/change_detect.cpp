@@ -102,6 +102,7 @@ spec::component_schema change_detect_schema() {
       "`percent` (relative to that reference), an alert is emitted with the key fields and "
       "`value, reference, change, change_percent, direction (up|down), time` (time: the "
       "record's event time in epoch milliseconds, the unit of a window's `window_start`). "
+      "A null, NaN or infinite value is passed over (it has no finite change to measure). "
       "After an alert the key's history restarts from that record, so one jump gives "
       "one alert. A price-jump alert for trading.";
   s.params = {

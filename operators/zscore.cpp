@@ -49,8 +49,11 @@ public:
 
 protected:
   void handle(core::value* row, std::int64_t t, core::outputs& out) override {
-    double x;
-    bool have = value_.eval(row, t, x) && std::isfinite(x);
+    double x = 0;
+    // An infinite value can cross a threshold, but stays out of the window (its sums could
+    // not take it back out); a NaN or a null is passed over.
+    const bool number = value_.eval(row, t, x) && !std::isnan(x);
+    const bool have = number && std::isfinite(x);
     auto& st = state_of(row);
     if (!st.ready) {
       st.win.init(1, true);
@@ -59,8 +62,8 @@ protected:
     st.win.evict(rows_, range_, t);
     double mean = std::nan(""), sd = std::nan(""), z = std::nan("");
     const char* reason = nullptr;
-    if (have) {
-      auto n = st.win.count(0);
+    if (number) {
+      auto n = have ? st.win.count(0) : 0;
       mean = st.win.mean(0);
       sd = st.win.stddev(0);
       // A flat window: its values are exactly equal (so say mean and stddev, whatever the
@@ -71,7 +74,7 @@ protected:
         mean = st.win.min(0);
         sd = 0;
       }
-      if (n >= min_samples_ && n >= 2) {
+      if (have && n >= min_samples_ && n >= 2) {
         if (flat) z = x == mean ? 0.0 : std::copysign(std::numeric_limits<double>::infinity(), x - mean);
         else if (sd > 0) z = (x - mean) / sd;
         if (std::fabs(z) > k_) reason = "zscore";
@@ -81,7 +84,7 @@ protected:
       if (reason && cooldown_ > 0 && st.last_alert != time_min && t - st.last_alert < cooldown_)
         reason = nullptr;
       if (reason) st.last_alert = t;
-      st.win.push(&x, t);
+      if (have) st.win.push(&x, t);
     }
     auto num = [](double d) { return std::isnan(d) ? core::value{} : core::value{d}; };
     if (all_) {
@@ -153,7 +156,9 @@ spec::component_schema zscore_schema() {
       "A window whose values are all equal (a flat baseline, stddev 0) makes any other value "
       "an outlier, with z +inf or -inf (a JSON sink writes null, as JSON has no infinity; CSV "
       "writes Infinity), and an equal value z 0. "
-      "`above` / `below` add threshold alerts (`reason: above|below`) that need no history.\n\n"
+      "`above` / `below` add threshold alerts (`reason: above|below`) that need no history. "
+      "A null or NaN value is passed over; an infinite one can cross a threshold but does not "
+      "join the window.\n\n"
       "`mode: alerts` emits one record per alert with the key fields and `value, mean, stddev, "
       "z, reason, time` (time: the record's event time in epoch milliseconds, the unit of a "
       "window's `window_start`). `mode: all` passes every record on with "

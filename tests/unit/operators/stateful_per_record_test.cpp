@@ -146,6 +146,27 @@ TEST_CASE("zscore alerts on every jump from a flat baseline", "[stateful][zscore
   }
 }
 
+TEST_CASE("zscore: an infinite value crosses thresholds but stays out of the window, NaN is "
+          "passed over", "[stateful][zscore]") {
+  recs in;
+  std::int64_t t = 1'700'000'000'000'000'000;
+  const double xs[] = {1, 2, INFINITY, std::nan(""), -INFINITY, 3, 4};
+  for (std::size_t i = 0; i < std::size(xs); ++i) {
+    in.push_back({{value(std::string("S")), value(xs[i]), value(std::int64_t{1}),
+                   value(static_cast<std::int64_t>(i))},
+                  t});
+    t += 1'000'000;
+  }
+  auto got = run_one("zscore", "key: symbol\nvalue: price\nabove: 100\nbelow: -100\nmode: all\nmin_samples: 2\n", in);
+  REQUIRE(got.size() == in.size());
+  CHECK(got[2].v[7] == value(std::string("above")));
+  CHECK(core::is_null(got[3].v[7]));
+  CHECK(got[4].v[7] == value(std::string("below")));
+  // The window held 1 and 2 only when 3 came: mean 1.5, stddev sqrt(1/2).
+  CHECK(got[5].v[4] == value(1.5));
+  CHECK(std::get<double>(got[5].v[5]) == Approx(std::sqrt(0.5)));
+}
+
 TEST_CASE("rolling rows and range match a direct computation", "[stateful][rolling]") {
   fixture f;
   for (bool by_rows : {true, false}) {
