@@ -21,7 +21,11 @@ void register_file_connectors(spec::registry& reg) {
       "the file size. With `follow: true` it never ends and behaves like `tail -F`.\n\n"
       "Parallelism: a file has one reader; with parallelism > 1 only instance 0 reads and "
       "the others end at once. Rows carry the processing time at read unless `event_time` "
-      "names a field.";
+      "names a field.\n\n"
+      "Event time: one split (the file); the watermark is the largest time read less "
+      "`event_time.max_out_of_orderness`, so rows further out of order than that are late. "
+      "The watermark is sent at most every millisecond, after a poll's rows: rows read in the "
+      "same poll are never late to one another. At end of file every window closes.";
   src.params = file_source_params();
   src.example =
       "sources:\n"

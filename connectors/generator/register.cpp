@@ -24,7 +24,10 @@ void register_generator_connectors(spec::registry& reg) {
       "n mod p = i, so the same seed gives the same set of records at any parallelism and "
       "`trade_id` (n + 1) is unique. `rate` paces each instance on the wall clock without "
       "blocking. With `count` or `duration` the stream ends; otherwise it runs until the "
-      "pipeline stops.";
+      "pipeline stops.\n\n"
+      "Event time: each instance is one split; its watermark is the largest `ts` it produced "
+      "less `event_time.max_out_of_orderness`, so with `out_of_order` set that bound must be at "
+      "least `max_delay` for no record to be late.";
   s.params = generator_params();
   s.example =
       "sources:\n"

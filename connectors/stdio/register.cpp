@@ -13,7 +13,10 @@ void register_stdio_connectors(spec::registry& reg) {
       "soon as they arrive, so it works for typed-in or piped live data. JSON and CSV need a "
       "declared `schema:`. Malformed lines, and lines longer than `max_record_bytes` (with their "
       "first 1 KiB), go to the dead-letter output with the position `stdin:line`. It blocks while waiting for input, so it gets a thread of its own; with "
-      "parallelism > 1 only instance 0 reads.";
+      "parallelism > 1 only instance 0 reads.\n\n"
+      "Event time: one split; the watermark is the largest time read less "
+      "`event_time.max_out_of_orderness`. With `event_time.idle_timeout` set, input that "
+      "pauses for that long stops holding the watermark back until lines come again.";
   in.params = stdin_params();
   in.example =
       "sources:\n"
