@@ -47,7 +47,11 @@ protected:
           double dt = static_cast<double>(std::max<std::int64_t>(t - st.last, 0));
           a = 1.0 - std::exp(-std::log(2.0) * dt / static_cast<double>(half_life_));
         }
-        st.ema += a * (x - st.ema);
+        const double d = x - st.ema;
+        // Values of opposite signs near the largest double: the difference overflows, the
+        // weighted mean of the two does not (and an inf would stay in the average for good).
+        if (std::isfinite(d)) st.ema += a * d;
+        else st.ema = (1 - a) * st.ema + a * x;
       }
       st.last = t;
     }
@@ -86,7 +90,8 @@ spec::component_schema ema_schema() {
       "`ema = ema + a * (value - ema)`, starting at the key's first value. With `alpha` the "
       "weight `a` is fixed per record; with `half_life` it depends on the event time elapsed "
       "since the key's previous value, `a = 1 - 2^(-dt / half_life)`, so irregular ticks are "
-      "weighted by time. Records whose value is null keep the previous average.";
+      "weighted by time. Records whose value is null, NaN or infinite keep the previous "
+      "average (one infinity would stay in it for good).";
   s.params = {
       param::string_list("key").doc("Fields that identify a series (empty: one series)."),
       param::expression("value").req().doc("The numeric value to average."),

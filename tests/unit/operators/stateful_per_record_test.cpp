@@ -205,6 +205,26 @@ TEST_CASE("rolling rows and range match a direct computation", "[stateful][rolli
   }
 }
 
+TEST_CASE("ema of huge values of both signs stays finite; NaN and inf keep the average",
+          "[stateful][ema]") {
+  recs in;
+  std::int64_t t = 1'700'000'000'000'000'000;
+  const double xs[] = {-1e308, 1e308, INFINITY, std::nan(""), 1e308};
+  for (std::size_t i = 0; i < std::size(xs); ++i) {
+    in.push_back({{value(std::string("S")), value(xs[i]), value(std::int64_t{1}),
+                   value(static_cast<std::int64_t>(i))},
+                  t});
+    t += 1'000'000;
+  }
+  auto got = run_one("ema", "key: symbol\nvalue: price\nalpha: 0.5\n", in);
+  REQUIRE(got.size() == in.size());
+  CHECK(std::get<double>(got[0].v[4]) == -1e308);
+  CHECK(std::get<double>(got[1].v[4]) == 0);
+  CHECK(std::get<double>(got[2].v[4]) == 0);  // inf kept out
+  CHECK(std::get<double>(got[3].v[4]) == 0);  // NaN kept out
+  CHECK(std::get<double>(got[4].v[4]) == 5e307);
+}
+
 TEST_CASE("ema by alpha and by half-life match a direct computation", "[stateful][ema]") {
   fixture f;
   for (bool half : {false, true}) {
