@@ -27,7 +27,7 @@ std::string repeat(const std::string& s, int n) {
 const char* const too_nested = "expression nesting deeper than 256 levels";
 const char* const too_tall = "expression deeper than 1024 operations applied one after another";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("nesting up to 256 levels compiles and evaluates", "[expr][limits]") {
   // qty is 3; each level adds 1.

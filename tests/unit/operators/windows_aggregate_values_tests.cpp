@@ -30,8 +30,8 @@ core::schema_ptr one_column() {
 
 /// The first result of `set` over `xs` added in `order`, one state per split part: rows
 /// [0, split) into one state, the rest into another, then merged.
-value by_split(aggregate_set& set, const std::vector<double>& xs, const std::vector<std::size_t>& order,
-               std::size_t split) {
+value by_split(aggregate_set& set, const std::vector<double>& xs,
+               const std::vector<std::size_t>& order, std::size_t split) {
   operators::accumulator a(set), b(set);
   std::string err;
   for (std::size_t i = 0; i < order.size(); ++i) {
@@ -144,7 +144,7 @@ bool is_nan(const value& v) {
   return core::as_number(v, d) && std::isnan(d);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("NaN makes every numeric aggregate NaN, in any order and by every path",
           "[windows][aggregates][nan]") {
@@ -206,7 +206,8 @@ TEST_CASE("stddev of ordinary values, zero and negatives", "[windows][aggregates
   CHECK(core::is_null(every_path("stddev(x)", {5})));
 }
 
-TEST_CASE("stddev and variance of a set with an infinity are NaN", "[windows][aggregates][stddev]") {
+TEST_CASE("stddev and variance of a set with an infinity are NaN",
+          "[windows][aggregates][stddev]") {
   CHECK(is_nan(every_path("stddev(x)", {1, inf, 3})));
   CHECK(is_nan(every_path("variance(x)", {-inf, 1})));
   CHECK(is_nan(every_path("stddev(x)", {inf, inf})));
@@ -219,7 +220,8 @@ TEST_CASE("min, max, sum and avg with infinities", "[windows][aggregates]") {
   CHECK(is_nan(every_path("sum(x)", {inf, -inf})));
 }
 
-TEST_CASE("percentile ranks infinities and stays exact at its ends", "[windows][aggregates][percentile]") {
+TEST_CASE("percentile ranks infinities and stays exact at its ends",
+          "[windows][aggregates][percentile]") {
   CHECK(number(every_path("percentile(x, 1)", {1, 2, inf})) == inf);
   CHECK(number(every_path("percentile(x, 100)", {inf})) == inf);
   CHECK(number(every_path("percentile(x, 0)", {1, 2, inf})) == 1);
@@ -244,8 +246,8 @@ TEST_CASE("percentile ranks infinities and stays exact at its ends", "[windows][
 TEST_CASE("percentile memory stays bounded over any spread of values, high ranks stay accurate",
           "[windows][aggregates][percentile]") {
   auto schema = one_column();
-  auto set = aggregate_set::compile_text({{"p99", "percentile(x, 0.99)"}, {"p50", "percentile(x, 0.5)"}},
-                                         *schema);
+  auto set = aggregate_set::compile_text(
+      {{"p99", "percentile(x, 0.99)"}, {"p50", "percentile(x, 0.5)"}}, *schema);
   // Log-uniform over 1e-9 .. 1e308 for both signs: about 36,000 buckets per sign unbounded.
   std::mt19937_64 rng(17);
   std::uniform_real_distribution<double> exponent(-9, 308);
