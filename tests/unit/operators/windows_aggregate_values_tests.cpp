@@ -276,3 +276,11 @@ TEST_CASE("percentile memory stays bounded over any spread of values, high ranks
   CHECK(number(out[1]) >= exact50);
   CHECK(number(out[1]) <= xs.back());
 }
+
+TEST_CASE("the stddev state stays 24 bytes, small enough for the window's combiner cells",
+          "[windows][aggregates][stddev]") {
+  auto schema = one_column();
+  auto set = aggregate_set::compile_text({{"sd", "stddev(x)"}}, *schema);
+  CHECK(set.state_size() == 24);
+  CHECK(set.plain_states());
+}
