@@ -295,6 +295,7 @@ bool file_source::check_rotation(core::outputs& out, std::int64_t now) {
 }
 
 core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
+  if (lines_) lines_->begin_rows();
   if (done_) return core::poll_status::end;
   if (!fd_) {
     if (!open_file(false)) return core::poll_status::idle;  // follow: wait for the file

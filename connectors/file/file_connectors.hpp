@@ -63,6 +63,10 @@ public:
   core::schema_ptr output_schema() const override { return schema_; }
   void open(const core::operator_context& ctx) override;
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
+  /// `path:line` (`stdin:line`) of a row of the last poll, for event-time dead letters.
+  std::string row_position(std::size_t row) const override {
+    return lines_ ? lines_->row_position(row) : std::string();
+  }
   void progress(std::uint64_t& done, std::uint64_t& total) const override;
   /// True when the path is not a regular file (a named pipe, a terminal, a socket): opening
   /// and reading it may wait for a writer, so the source gets a thread of its own.

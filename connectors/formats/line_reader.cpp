@@ -211,7 +211,10 @@ bool line_decoder::decode(std::string_view text, std::uint64_t line_no, core::ou
                           std::int64_t now) {
   if (out.main.width == 0) out.main.width = width_;
   core::value* row = out.main.append(now);
-  if (dec_->decode(text, row, error_)) return true;
+  if (dec_->decode(text, row, error_)) {
+    row_lines_.push_back(line_no);
+    return true;
+  }
   // Drop the half-filled row again.
   out.main.cells.resize(out.main.cells.size() - width_);
   out.main.times.pop_back();

@@ -134,6 +134,13 @@ public:
     pending_.clear();
   }
 
+  /// Forgets the line numbers of the rows appended so far (call at the start of a poll).
+  void begin_rows() noexcept { row_lines_.clear(); }
+  /// `where:line` of the `i`-th row appended since `begin_rows` (empty if there is none).
+  std::string row_position(std::size_t i) const {
+    return i < row_lines_.size() ? where_ + ":" + std::to_string(row_lines_[i]) : std::string();
+  }
+
   std::uint64_t lines() const noexcept { return line_no_; }
   std::uint64_t malformed() const noexcept { return malformed_; }
   std::size_t max_record_bytes() const noexcept { return max_record_bytes_; }
@@ -153,6 +160,7 @@ private:
   std::uint64_t pending_line_ = 0;
   std::uint64_t malformed_ = 0;
   std::string pending_;  ///< a CSV record that spans lines, so far
+  std::vector<std::uint64_t> row_lines_;  ///< line of each row appended since begin_rows
   std::string error_;
   std::uint32_t width_ = 0;
 };

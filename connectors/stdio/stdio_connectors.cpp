@@ -65,6 +65,7 @@ void stdin_source::open(const core::operator_context& ctx) {
 }
 
 core::poll_status stdin_source::poll(core::outputs& out, std::size_t max_rows) {
+  if (lines_) lines_->begin_rows();
   if (done_) return core::poll_status::end;
   if (out.main.width == 0) out.main.width = static_cast<std::uint32_t>(schema_->size());
   const std::int64_t now = core::processing_time::now().ns;

@@ -31,6 +31,10 @@ public:
   void open(const core::operator_context& ctx) override;
   /// Hands out the lines already buffered; reads (and may block) only when none is.
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
+  /// `path:line` (`stdin:line`) of a row of the last poll, for event-time dead letters.
+  std::string row_position(std::size_t row) const override {
+    return lines_ ? lines_->row_position(row) : std::string();
+  }
   bool blocking() const override { return true; }
 
 private:

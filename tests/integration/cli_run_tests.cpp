@@ -512,20 +512,21 @@ TEST_CASE("pel run: the run summary counts every component's records, dead lette
           "[e2e][run][summary]") {
   temp_dir dir;
   // 20,000 trades in time order over 2,000 s, then 7 at 20 s (far behind the watermark that
-  // the first poll's rows already gave: late), and 2 whose time cannot be read (dead
-  // letters).
+  // the first poll's rows already gave: late), and 2 whose time cannot be read (dead letters
+  // of the runtime, which reads `ts` as epoch milliseconds).
   std::string csv = "ts,sym,qty\n";
   for (int i = 0; i < 20'000; ++i) csv += std::to_string(1'700'000'000'000 + i * 100) + ",S" + std::to_string(i % 3) + ",1\n";
   for (int i = 0; i < 7; ++i) csv += std::to_string(1'700'000'000'000 + 20'000 + i) + ",S0,1\n";
   csv += "soon,S1,1\nlater,S2,1\n";
   write_file(dir / "in.csv", csv);
   write_file(dir / "p.yaml",
-             "pipeline: {name: summary, parallelism: 1, dead_letter: drop}\n"
+             "pipeline: {name: summary, parallelism: 1}\n"
              "sources:\n"
              "  trades:\n"
              "    type: file\n"
              "    path: " + (dir / "in.csv") + "\n"
              "    format: csv\n"
+             "    schema: {ts: string, sym: string, qty: int}\n"
              "    event_time: {field: ts, format: epoch_ms, max_out_of_orderness: 1s}\n"
              "operators:\n"
              "  counts:\n"
@@ -535,11 +536,18 @@ TEST_CASE("pel run: the run summary counts every component's records, dead lette
              "    window: {type: tumbling, size: 5s}\n"
              "    aggregates: {n: count()}\n"
              "sinks:\n"
-             "  out: {type: file, input: counts, path: " + (dir / "out.json") + "}\n");
+             "  out: {type: file, input: counts, path: " + (dir / "out.json") + "}\n"
+             "  dead: {type: file, input: trades.dead_letter, path: " + (dir / "dead.json") + "}\n");
   auto r = run_pel({"run", "--progress", "never", dir / "p.yaml"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(contains(r.err, "finished (2 dead letters)"));
+  // The rows whose time cannot be read are dead letters at their line of the file.
+  auto dead = parse_json_lines(read_file(dir / "dead.json"));
+  REQUIRE(dead.size() == 2);
+  CHECK(dead[0].str("position") == (dir / "in.csv") + ":20009");
+  CHECK(dead[1].str("position") == (dir / "in.csv") + ":20010");
+  CHECK(contains(dead[0].str("reason"), "cannot read event time field 'ts' as epoch_ms"));
   CHECK(contains(r.err, "  trades  out 20007  dead letters 2\n"));
   CHECK(contains(r.err, "  counts  in 20007  out "));
   CHECK(contains(r.err, "late 7 (dropped)"));

@@ -359,6 +359,22 @@ void chain_instance::drain_node(std::size_t pos) {
 }
 
 void chain_instance::route_dead(node_rt& n, core::batch& b) {
+  // A dead letter says where its record came from: an operator's (which knows no source
+  // position) names its inputs and the instance that refused it.
+  for (std::size_t r = 0; r < b.size(); ++r) {
+    core::value* row = b.row(r);
+    auto* source = std::get_if<std::string>(&row[2]);
+    if (source != nullptr && source->empty() && !n.n->spec.inputs.empty()) {
+      for (const auto& in : n.n->spec.inputs) {
+        if (!source->empty()) *source += ',';
+        *source += in.component;
+        if (!in.port.empty()) *source += "." + in.port;
+      }
+    }
+    auto* position = std::get_if<std::string>(&row[3]);
+    if (position != nullptr && position->empty())
+      *position = n.n->name + "[" + std::to_string(w_.instance) + "]";
+  }
   if (!n.dead_edges.empty()) emit(n.dead_edges, b, dead_letter_width);
   else if (js_.plan.dead_letters == plan::dead_letter_mode::log) js_.log_dead_letters(b);
   else js_.dead_dropped.fetch_add(b.size(), std::memory_order_relaxed);

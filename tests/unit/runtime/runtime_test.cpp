@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 #include <thread>
 
@@ -299,6 +300,14 @@ TEST_CASE("dead letters go to the log, are dropped, or go to a sink", "[runtime]
     CHECK(*dlq->schema == *core::dead_letter_schema());
     CHECK(std::get<std::string>(dlq->rows[0][0]) == "seq is a multiple of 10");
     CHECK(std::get<std::string>(dlq->rows[0][1]) == "dead_op");
+    // An operator's dead letter names where its record came from: the operator's input, and
+    // the instance that refused it.
+    std::set<std::string> positions;
+    for (const auto& row : dlq->rows) {
+      CHECK(std::get<std::string>(row[2]) == "src");
+      positions.insert(std::get<std::string>(row[3]));
+    }
+    CHECK(positions == std::set<std::string>{"d[0]", "d[1]"});
     CHECK(r.dead_letters_dropped == 0);
     CHECK(e.out->size() == e.rows->size() - expected_dead);
   }
