@@ -389,7 +389,8 @@ TEST_CASE("pel --log-format json: every stderr line is a JSON object with time, 
           "[e2e][logging]") {
   temp_dir dir;
   // Dead letters go to the log (the default), and their text holds quotes and backslashes.
-  write_file(dir / "in.csv", "id,name\n1,\"a \"\"quoted\"\" name\"\nx,\"back\\slash\"\n3,c\n");
+  write_file(dir / "in.csv",
+             "id,name\n1,\"a \"\"quoted\"\" name\"\nx,\"back\\slash\"\n3,c\n\xff\xfe,bytes\n");
   write_file(dir / "p.yaml",
              "sources:\n"
              "  src: {type: file, path: " +
@@ -417,6 +418,9 @@ TEST_CASE("pel --log-format json: every stderr line is a JSON object with time, 
   auto r = run_pel({"--log-format", "json", "--log-level", "debug", "run", dir / "p.yaml"});
   CHECK(r.exit_code == 0);
   auto lines = check_json_log(r.err, 3);
+  // The record with bytes that are not UTF-8 is logged with U+FFFD in their place.
+  CHECK(r.err.find('\xff') == std::string::npos);
+  CHECK(r.err.find("\xef\xbf\xbd") != std::string::npos);
   // The dead letter reached the log, with its reason readable after decoding.
   bool found = false;
   for (const auto& l : lines) {
@@ -429,8 +433,7 @@ TEST_CASE("pel --log-format json: every stderr line is a JSON object with time, 
     auto dl = parse_json_object(msg.substr(brace));
     REQUIRE(dl);
     CHECK(contains(dl->str("reason"), "expected int"));
-    CHECK(dl->str("record") == "x,\"back\\slash\"");
-    found = true;
+    if (dl->str("record") == "x,\"back\\slash\"") found = true;
   }
   CHECK(found);
   CHECK(lines_of(read_file(dir / "out.json")).size() == 2);

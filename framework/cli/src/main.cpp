@@ -3,6 +3,7 @@
 // Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage. Only this file prints to
 // the terminal or exits; the libraries report through return values and exceptions.
 
+#include "pel/core/value.hpp"
 #include "pel/connectors/register.hpp"
 #include "pel/operators/register.hpp"
 #include "pel/plan/plan.hpp"
@@ -98,32 +99,16 @@ private:
 
 // ---- logging -----------------------------------------------------------------------------
 
-/// `%*`: the message as the body of a JSON string (quotes, backslashes and control
-/// characters escaped), so that every JSON log line parses whatever the message holds.
+/// `%*`: the message as the body of a JSON string (escaped as `core::append_json` does, bytes
+/// that are not UTF-8 as U+FFFD), so that every JSON log line parses whatever the message holds.
 class json_message_flag final : public spdlog::custom_flag_formatter {
 public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    for (char c : msg.payload) {
-      const char* esc = nullptr;
-      switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default: break;
-      }
-      if (esc) {
-        dest.append(esc, esc + std::char_traits<char>::length(esc));
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        char buf[8];
-        int n = std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-        dest.append(buf, buf + n);
-      } else {
-        dest.push_back(c);
-      }
-    }
+    std::string quoted;
+    pel::core::append_json_string(quoted, std::string_view(msg.payload.data(), msg.payload.size()));
+    // Without its quotes: the pattern has them.
+    dest.append(quoted.data() + 1, quoted.data() + quoted.size() - 1);
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<json_message_flag>();
