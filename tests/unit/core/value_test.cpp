@@ -109,7 +109,7 @@ TEST_CASE("dead letters carry the reason and the record as JSON", "[core][dead_l
   schema in({{"symbol", value_type::string}, {"qty", value_type::integer}});
   value row[2] = {std::string("AAPL"), std::int64_t{5}};
   outputs out;
-  out.dead("parse", "qty is negative", row, in, 1000, "ticks", "ticks/0@12");
+  out.dead("parse", "qty is negative", row, in, 1'700'000'000'123'456'789, "ticks", "ticks/0@12");
   REQUIRE(out.dead_letter.size() == 1);
   const value* r = out.dead_letter.row(0);
   CHECK(std::get<std::string>(r[0]) == "qty is negative");
@@ -117,7 +117,8 @@ TEST_CASE("dead letters carry the reason and the record as JSON", "[core][dead_l
   CHECK(std::get<std::string>(r[2]) == "ticks");
   CHECK(std::get<std::string>(r[3]) == "ticks/0@12");
   CHECK(std::get<std::string>(r[4]) == R"({"symbol":"AAPL","qty":5})");
-  CHECK(std::get<std::int64_t>(r[5]) == 1000);
+  CHECK(std::get<std::int64_t>(r[5]) == 1'700'000'000'123);  // epoch ms, like window_start
+  CHECK(out.dead_letter.times[0] == 1'700'000'000'123'456'789);
   CHECK(dead_letter_schema()->size() == 6);
 }
 

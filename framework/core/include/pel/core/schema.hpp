@@ -48,7 +48,7 @@ using schema_ptr = std::shared_ptr<const schema>;
 
 /// The schema of dead-letter records, the same for every operator and source:
 /// `reason`, `operator`, `source`, `position`, `record` (the failed record as JSON text),
-/// `time` (event time of the failed record, ns since the epoch).
+/// `time` (event time of the failed record, epoch milliseconds like every time field PEL writes).
 const schema_ptr& dead_letter_schema();
 
 } // namespace pel::core
