@@ -222,7 +222,10 @@ TEST_CASE("kafka event time on skewed partitions with an empty one: no late reco
     INFO(diff);
     CHECK(diff.empty());
     const auto summary = squeeze(r.err);
-    CHECK(summary.find(" trades out " + std::to_string(total) + " dead letters 0\n") != std::string::npos);
+    CHECK(summary.find(" trades out " + std::to_string(total) + " dead letters 0") != std::string::npos);
+    // With every partition on one instance, the big partition's backlog ran ahead of the
+    // others (no alignment here), and the summary says how far.
+    if (v.parallelism == 1) CHECK(summary.find(" partition lead up to ") != std::string::npos);
     CHECK((summary.find(" bars in " + std::to_string(total)) != std::string::npos ||
            summary.find(" bars/local in " + std::to_string(total)) != std::string::npos));
     CHECK(summary.find(" late 0") != std::string::npos);

@@ -294,6 +294,11 @@ void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::r
       line += "  late " + std::to_string(c.late) +
               (late_routed ? " (to " + c.name + ".late)" : c.late > 0 ? " (dropped)" : "");
     if (c.lost > 0) line += "  lost before read " + std::to_string(c.lost);
+    if (c.max_split_lead_ns > 0) {
+      char lead[64];
+      std::snprintf(lead, sizeof lead, "  partition lead up to %.1fs", c.max_split_lead_ns / 1e9);
+      line += lead;
+    }
     spdlog::info("{}", line);
     if (!late_routed) dropped_late += c.late;
     lost += c.lost;

@@ -714,6 +714,9 @@ void chain_instance::split_time(std::int64_t now, bool force) {
     for (const auto& d : split_changes_) source_->pause_split(d.id, d.pause);
   }
   for (auto& nt : split_wm_->take_notes()) js_.log(nt.warning ? 1 : 0, who_ + ": " + nt.text);
+  auto& lead = nodes_.front().counters->max_split_lead_ns;
+  if (const std::int64_t l = split_wm_->lead(); l > lead.load(std::memory_order_relaxed))
+    lead.store(l, std::memory_order_relaxed);
   const bool idle = split_wm_->all_idle();
   if (!idle && source_idle_) {
     source_idle_ = false;

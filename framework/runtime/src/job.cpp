@@ -233,6 +233,7 @@ result job::wait() {
       c.dead_letters += m.dead.load();
       c.late += m.late.load();
       c.lost += m.lost.load();
+      c.max_split_lead_ns = std::max(c.max_split_lead_ns, m.max_split_lead_ns.load());
       const auto& cm = *js.chain_metrics[js.id_of(node.chain, i)];
       c.busy_ns += cm.busy_ns.load();
       c.backpressure_ns += cm.backpressure_ns.load();
@@ -267,6 +268,7 @@ std::vector<instance_metrics> job::metrics() const {
       x.dead_letters = m.dead.load();
       x.late = m.late.load();
       x.lost = m.lost.load();
+      x.max_split_lead_ns = m.max_split_lead_ns.load();
       x.batches_in = cm.batches_in.load();
       x.batches_out = cm.batches_out.load();
       x.busy_ns = cm.busy_ns.load();

@@ -54,6 +54,7 @@ struct instance_wiring {
 struct node_counters {
   std::atomic<std::uint64_t> rows_in{0}, rows_out{0}, dead{0}, late{0};
   std::atomic<std::uint64_t> lost{0};  ///< sources: input lost before it was read (retention)
+  std::atomic<std::int64_t> max_split_lead_ns{0};  ///< sources with splits: see split_watermarks::lead
 };
 
 /// Counters of one chain instance.

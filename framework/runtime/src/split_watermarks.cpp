@@ -185,6 +185,15 @@ void split_watermarks::align(std::int64_t floor, std::vector<decision>& out) {
   }
 }
 
+std::int64_t split_watermarks::lead() const {
+  const std::int64_t floor = alignment_floor();
+  if (floor == INT64_MAX) return 0;
+  std::int64_t hi = floor;
+  for (const auto& s : splits_)
+    if (!s.idle && s.max_ts != INT64_MIN) hi = std::max(hi, s.max_ts);
+  return hi - floor;
+}
+
 bool split_watermarks::any_paused() const noexcept {
   return std::any_of(splits_.begin(), splits_.end(), [](const split& s) { return s.paused; });
 }

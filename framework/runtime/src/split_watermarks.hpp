@@ -70,6 +70,10 @@ public:
 
   bool any_paused() const noexcept;
 
+  /// How far the furthest split (not idle, with data) is ahead of the alignment floor: what
+  /// bounds the open windows a backlog read unevenly leaves behind. 0 when none.
+  std::int64_t lead() const;
+
   /// Notes since the last call, oldest first.
   std::vector<note> take_notes();
 

@@ -482,6 +482,10 @@ TEST_CASE("watermark alignment bounds how far a backlog runs ahead without slowi
     WARN("max_drift " << drift << ": largest lead of a split over the slowest "
                       << e.probe->max_lead_ms << " ms, pauses of split 0: " << pauses(0));
     CHECK(pauses(1) == 0);  // the slowest split is never paused
+    // The runtime's own measure of the lead (reported in the run summary) agrees.
+    const auto runtime_lead_ms = r.find("trades")->max_split_lead_ns / 1'000'000;
+    CHECK(runtime_lead_ms <= e.probe->max_lead_ms);
+    CHECK(runtime_lead_ms + 1'500 >= e.probe->max_lead_ms);
     if (drift == "0s") {
       unaligned_lead = e.probe->max_lead_ms;
       CHECK(e.probe->pauses.empty());

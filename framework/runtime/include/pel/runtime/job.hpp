@@ -35,6 +35,9 @@ struct instance_metrics {
   std::uint64_t dead_letters = 0;  ///< rows sent to the dead-letter port
   std::uint64_t late = 0;          ///< rows sent to the late port
   std::uint64_t lost = 0;          ///< sources: input lost before it was read (retention)
+  /// Sources with splits: the furthest a split's event time ran ahead of the slowest active
+  /// one (high-water mark); what bounds the windows a backlog read unevenly keeps open.
+  std::int64_t max_split_lead_ns = 0;
   // Of the chain instance this component belongs to:
   std::uint64_t batches_in = 0;
   std::uint64_t batches_out = 0;
@@ -53,6 +56,7 @@ struct component_stats {
   std::uint64_t dead_letters = 0;
   std::uint64_t late = 0;
   std::uint64_t lost = 0;  ///< sources: input lost before it was read (retention)
+  std::int64_t max_split_lead_ns = 0;  ///< the highest over its instances
   std::int64_t busy_ns = 0;
   std::int64_t backpressure_ns = 0;
 };
