@@ -127,12 +127,12 @@ public:
         n.input_schemas.push_back(un.port_schema(port));
       }
       if (ok) {
-        // Fields named by the settings first, each at its place. An operator that names an
-        // unknown field would only fail on it again; a sink is built anyway, since it checks
-        // other things and learns its schema only when opened.
+        // Fields named by the settings first, each at its place. The component is built
+        // anyway, so that its other problems are listed too; what it says again about a name
+        // checked here is left out (see `make_prototype`).
+        unknown_fields_.clear();
         const bool fields_ok = check_input_fields(c, n);
-        if (fields_ok || c.kind == spec::component_kind::sink) ok = make_prototype(c, n) && fields_ok;
-        else ok = false;
+        ok = make_prototype(c, n) && fields_ok;
       }
       if (!ok) {
         failed[ci] = true;
@@ -303,11 +303,22 @@ private:
   /// Builds one instance of `c` with its factory to learn its output schema and to check its
   /// settings. The factory reads a gathering config, so that every problem it can report
   /// (not only the first) becomes a diagnostic.
+  /// Errors about a name that `check_input_fields` reported already (an operator checks its
+  /// fields itself too, for when it is built without the planner) are left out.
   bool make_prototype(const spec::component& c, node& n) {
     auto gathered = std::make_shared<spec::config::error_list>();
     const bool ok = build_prototype(c, n, c.settings.gathering(gathered));
-    for (const auto& e : *gathered) diag(e.at(), e.path().empty() ? path_of(c) : e.path(), e.what());
+    for (const auto& e : *gathered)
+      if (!reported_field(e)) diag(e.at(), e.path().empty() ? path_of(c) : e.path(), e.what());
     return ok && gathered->empty();
+  }
+
+  /// True when `e` is an unknown-field error at a name `check_field` reported.
+  bool reported_field(const spec::config_error& e) const {
+    if (std::string_view(e.what()).rfind("unknown field '", 0) != 0) return false;
+    for (const auto& [at, path] : unknown_fields_)
+      if (at.line == e.at().line && at.column == e.at().column && path == e.path()) return true;
+    return false;
   }
 
   bool build_prototype(const spec::component& c, node& n, const spec::config& settings) {
@@ -379,7 +390,7 @@ private:
         }
       }
     } catch (const spec::config_error& e) {
-      diag(e.at(), e.path().empty() ? path_of(c) : e.path(), e.what());
+      if (!reported_field(e)) diag(e.at(), e.path().empty() ? path_of(c) : e.path(), e.what());
       return false;
     } catch (const spec::spec_error& e) {
       for (const auto& d : e.diags().items()) diags_.add(d);
@@ -433,13 +444,14 @@ private:
       const core::schema_ptr& s = n.input_schemas[i];
       if (!s || s->index_of(name) >= 0) continue;
       ok = false;
+      unknown_fields_.emplace_back(at, path);
       std::string from;
       if (several && i < c.inputs.size())
         from = " of input '" + c.inputs[i].component +
                (c.inputs[i].port.empty() ? "" : "." + c.inputs[i].port) + "'";
       diag(at, path,
-           "unknown field '" + name + "'" + spec::did_you_mean(name, field_names(*s)) +
-               " (fields" + from + ": " + s->names() + ")");
+           "unknown field '" + name + "'" + did_you_mean_field(name, *s) + " (fields" + from +
+               ": " + s->names() + ")");
     }
     return ok;
   }
@@ -457,6 +469,13 @@ private:
         return nullptr;
     }
     return nullptr;
+  }
+
+  /// "; did you mean 'x'?" for an unknown field, found as the operators find it (a likely
+  /// typo, or the start of a name), so both say the same.
+  static std::string did_you_mean_field(std::string_view name, const core::schema& s) {
+    auto best = expr::closest_name(name, field_names(s));
+    return best.empty() ? std::string() : "; did you mean '" + best + "'?";
   }
 
   static std::vector<std::string> field_names(const core::schema& s) {
@@ -612,6 +631,8 @@ private:
   const spec::registry& reg_;
   physical_plan plan_;
   spec::diagnostics diags_;
+  /// Where `check_field` reported unknown names of the component being built: (at, path).
+  std::vector<std::pair<spec::mark, std::string>> unknown_fields_;
   std::vector<const spec::component*> all_;
   std::map<std::string, int, std::less<>> index_;
 };

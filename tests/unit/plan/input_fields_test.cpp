@@ -38,11 +38,23 @@ spec::registry field_registry() {
     if (c.get_string("label") == "bad") c.report("label", "a bad label");
     return std::make_unique<collect_sink>(std::make_shared<collected>());
   });
-  // An operator naming a field of its second input only.
+  // An operator naming a field of its second input only. Like the built-in operators, it
+  // checks the names itself too (each at its item, gathered) and goes on to its other
+  // settings.
   auto picky = schema_of("picky", 2, 2);
-  picky.params = {spec::param::string_list("right_key").names_input_field(1)};
-  reg.add_operator(picky, [](const spec::config&, const std::vector<schema_ptr>& in) {
+  picky.params = {spec::param::string_list("right_key").names_input_field(1),
+                  spec::param::string("label")};
+  reg.add_operator(picky, [](const spec::config& c, const std::vector<schema_ptr>& in) {
     ++picky_built;
+    const auto names = c.get_string_list("right_key");
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (in.at(1)->index_of(names[i]) < 0)
+        c.gather([&] {
+          throw spec::config_error(c.raw()->find("right_key")->value->items[i]->at,
+                                   c.path_of("right_key") + "[" + std::to_string(i) + "]",
+                                   "unknown field '" + names[i] + "' (in its own words)");
+        });
+    if (c.get_string("label") == "bad") c.report("label", "a bad label");
     return std::make_unique<pass_op>(in.at(0));
   });
   reg.add_operator(schema_of("rename"), [](const spec::config&, const std::vector<schema_ptr>&) {
@@ -103,8 +115,27 @@ TEST_CASE("each input of a component is checked, and says which one lacks the fi
         "f.yaml:5:55: operators.j.right_key[1]: unknown field 'seq' (fields of input 'ids': id, "
         "n)\n"
         "f.yaml:9:60: sinks.b.key: unknown field 'seq' (fields of input 'ids': id, n)\n");
-  // An operator whose fields are wrong is not built (it would only fail on them again).
-  CHECK(picky_built == 0);
+  // The operator is built all the same, and what it says again about the name is left out.
+  CHECK(picky_built == 1);
+}
+
+TEST_CASE("an operator with unknown fields still reports its other problems", "[plan][fields]") {
+  picky_built = 0;
+  const std::string yaml =
+      "sources:\n"
+      "  src: {type: vec}\n"
+      "operators:\n"
+      "  ids: {type: rename, input: src}\n"
+      "  j: {type: picky, input: [src, ids], right_key: [nn, id, sq], label: bad}\n"
+      "sinks:\n"
+      "  a: {type: collect, input: j}\n";
+  CHECK(problems(yaml) ==
+        "f.yaml:5:51: operators.j.right_key[0]: unknown field 'nn' (fields of input 'ids': id, "
+        "n)\n"
+        "f.yaml:5:59: operators.j.right_key[2]: unknown field 'sq' (fields of input 'ids': id, "
+        "n)\n"
+        "f.yaml:5:71: operators.j.label: a bad label\n");
+  CHECK(picky_built == 1);
 }
 
 TEST_CASE("every problem a factory gathers is reported with the field checks", "[plan][gather]") {
