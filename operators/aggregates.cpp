@@ -1212,20 +1212,26 @@ void aggregate_set::append(std::unique_ptr<aggregate> a) {
   inputs_.resize(aggs_.size());
 }
 
-aggregate_set aggregate_set::compile(const std::vector<spec::config::named_text>& entries,
-                                     const core::schema& input) {
+aggregate_set aggregate_set::compile(const spec::config& cfg,
+                                     const std::vector<spec::config::named_text>& entries,
+                                     const core::schema& input, std::vector<bool>* compiled) {
   aggregate_set set;
-  for (const auto& e : entries) {
-    std::size_t off = 0;
-    try {
-      set.append(compile_aggregate(e.name, e.text, input, &off));
-    } catch (const std::invalid_argument& ex) {
-      spec::mark at = e.at;
-      // Columns inside one-line plain scalars are exact; otherwise point at the scalar.
-      if (e.text.find('\n') == std::string::npos)
-        at.column += static_cast<int>(off) + (e.quoted ? 1 : 0);
-      throw spec::config_error(at, e.path, "aggregate '" + e.name + "': " + ex.what());
-    }
+  if (compiled) compiled->assign(entries.size(), false);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    const bool ok = cfg.gather([&] {
+      std::size_t off = 0;
+      try {
+        set.append(compile_aggregate(e.name, e.text, input, &off));
+      } catch (const std::invalid_argument& ex) {
+        spec::mark at = e.at;
+        // Columns inside one-line plain scalars are exact; otherwise point at the scalar.
+        if (e.text.find('\n') == std::string::npos)
+          at.column += static_cast<int>(off) + (e.quoted ? 1 : 0);
+        throw spec::config_error(at, e.path, "aggregate '" + e.name + "': " + ex.what());
+      }
+    });
+    if (compiled) (*compiled)[i] = ok;
   }
   return set;
 }

@@ -106,7 +106,8 @@ spec::component_schema change_detect_schema() {
       "After an alert the key's history restarts from that record, so one jump gives "
       "one alert. A price-jump alert for trading.";
   s.params = {
-      param::string_list("key").doc("Fields that identify a series (empty: one series)."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a series (empty: one series)."),
       param::expression("value").req().doc("The numeric value to watch."),
       param::duration("within").req().doc("How far back in event time a change is measured."),
       param::number("percent").min(0).doc("Alert when the change exceeds this percentage of the reference."),

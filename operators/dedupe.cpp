@@ -67,7 +67,8 @@ spec::component_schema dedupe_schema() {
       "so memory is bounded by the keys seen within one horizon. Without `key` the whole "
       "record is the key.";
   s.params = {
-      param::string_list("key").doc("Fields that identify a record (default: all fields)."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a record (default: all fields)."),
       param::duration("horizon").req().doc("How long after a key's first record duplicates are dropped."),
       order_param(),
   };

@@ -93,7 +93,8 @@ spec::component_schema ema_schema() {
       "weighted by time. Records whose value is null, NaN or infinite keep the previous "
       "average (one infinity would stay in it for good).";
   s.params = {
-      param::string_list("key").doc("Fields that identify a series (empty: one series)."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a series (empty: one series)."),
       param::expression("value").req().doc("The numeric value to average."),
       param::number("alpha").min(0).max(1).doc("Weight of each new value, in (0, 1]."),
       param::duration("half_life").doc("Event time after which a value's weight halves."),

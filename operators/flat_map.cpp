@@ -320,7 +320,8 @@ spec::component_schema flat_map_schema() {
   s.params = {
       spec::param::string("mode").def("split").one_of({"split", "explode"}).doc(
           "`split`: cut text at `separator`; `explode`: read a JSON array."),
-      spec::param::string("field").req().doc("The field holding the text or the JSON array."),
+      spec::param::string("field").req().names_input_field(0).doc(
+          "The field holding the text or the JSON array."),
       spec::param::string("separator").def(",").doc("Where to cut in split mode (any text)."),
       spec::param::string("into").doc(
           "The output field for each piece; defaults to `field` (replaced in place)."),
@@ -354,11 +355,12 @@ core::operator_ptr make_flat_map(const spec::config& cfg, const std::vector<core
 
   const std::string field_name = cfg.get_string("field");
   const int field = in->index_of(field_name);
-  if (field < 0) cfg.fail("field", unknown_field_message(field_name, names));
+  // Reported and gone on from (when gathering), so that the other settings are checked too.
+  if (field < 0) cfg.report("field", unknown_field_message(field_name, names));
 
   const std::string separator = cfg.get_string("separator");
   if (m == mode::split && separator.empty())
-    cfg.fail("separator", "the separator is empty: give the text to cut at, e.g. \",\"");
+    cfg.report("separator", "the separator is empty: give the text to cut at, e.g. \",\"");
 
   std::vector<core::field> out_fields(in->fields());
   const auto piece_type = m == mode::split ? std::optional<core::value_type>(core::value_type::string)
@@ -373,7 +375,7 @@ core::operator_ptr make_flat_map(const spec::config& cfg, const std::vector<core
       out_fields.push_back({into_name, piece_type});
     }
   }
-  out_fields[static_cast<std::size_t>(into)].type = piece_type;
+  if (into >= 0) out_fields[static_cast<std::size_t>(into)].type = piece_type;
 
   int index = -1;
   if (cfg.has("index")) {

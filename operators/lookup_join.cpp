@@ -193,18 +193,18 @@ public:
     std::string error;
     if (!load_table(path_, format_, t, error)) cfg.fail("path", error);
     table_schema_ = t.schema;
-    left_ = resolve_fields(cfg, "key", *in, true);
-    auto names = cfg.has("table_key") ? cfg.get_string_list("table_key") : cfg.get_string_list("key");
-    std::vector<int> tk;
-    for (const auto& n : names) {
-      int i = t.schema->index_of(n);
-      if (i < 0) cfg.fail(cfg.has("table_key") ? "table_key" : "key",
-                          "the table has no field '" + n + "'" + field_hint(n, *t.schema) +
-                              "; it has: " + t.schema->names());
-      tk.push_back(i);
-    }
-    if (tk.size() != left_.size()) cfg.fail("table_key", "needs as many fields as `key`");
-    table_key_ = tk;
+    const auto key_names = cfg.get_string_list("key");
+    if (key_names.empty()) cfg.fail("key", "name at least one key field");
+    const char* table_param = cfg.has("table_key") ? "table_key" : "key";
+    const auto table_names = cfg.has("table_key") ? cfg.get_string_list("table_key") : key_names;
+    if (table_names.size() != key_names.size())
+      cfg.report("table_key", "needs as many fields as `key`");
+    left_ = resolve_names(cfg, "key", key_names, *in);
+    table_key_ = resolve_names(cfg, table_param, table_names, *t.schema, "of the table");
+    // Unknown names were reported and left out; only a gathering config gets here with them.
+    const auto paired = std::min(left_.size(), table_key_.size());
+    left_.resize(paired);
+    table_key_.resize(paired);
     left_outer_ = cfg.get_string("how") == "left";
     out_ = join_schema(*in, *t.schema, table_key_, cfg.get_string("prefix"), right_map_);
     reload_ns_ = cfg.get_duration_ns("reload_interval");
@@ -295,7 +295,7 @@ spec::component_schema lookup_join_schema() {
   s.params = {
       param::string("path").req().doc("The table file."),
       param::string("format").one_of({"auto", "csv", "json"}).def("auto").doc("`auto`: JSON lines for .json/.jsonl, else CSV."),
-      param::string_list("key").req().doc("Key fields of the records."),
+      param::string_list("key").req().names_input_field(0).doc("Key fields of the records."),
       param::string_list("table_key").doc("Key fields of the table, in the same order (default: `key`)."),
       param::string("how").one_of({"inner", "left"}).def("left").doc("`inner` drops records without a match."),
       param::string("prefix").def("table_").doc("Prefix of table fields whose names the records already have."),

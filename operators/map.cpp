@@ -4,6 +4,7 @@
 
 #include "pel/expr/expression.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace pel::operators {
@@ -203,8 +204,15 @@ core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::sch
   std::vector<computed_field> computed;
   for (const auto& entry : cfg.get_expression_map("fields")) {
     core::schema so_far(work);
-    auto e = expr::compile_named(entry, so_far);
+    expr::expression e;
     int pos = so_far.index_of(entry.name);
+    if (!cfg.gather([&] { e = expr::compile_named(entry, so_far); })) {
+      // Reported; the name still exists for the entries after it, its type unknown, so
+      // that they are checked without a second error about it.
+      if (pos < 0) work.push_back({entry.name, std::nullopt});
+      else work[static_cast<std::size_t>(pos)].type = std::nullopt;
+      continue;
+    }
     if (pos < 0) {
       pos = static_cast<int>(work.size());
       work.push_back({entry.name, e.result_type()});
@@ -223,18 +231,20 @@ core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::sch
   const auto renames = cfg.get_string_map("rename");
   for (std::size_t i = 0; i < renames.size(); ++i) {
     const auto& [from, to] = renames[i];
+    const auto at = entry_key_mark(cfg, "rename", i);
+    const auto path = cfg.path_of("rename") + "." + from;
     const int pos = position_of(names, from);
-    if (pos < 0)
-      throw spec::config_error(entry_key_mark(cfg, "rename", i), cfg.path_of("rename") + "." + from,
-                               unknown_field_message(from, names));
-    if (to.empty())
-      throw spec::config_error(entry_key_mark(cfg, "rename", i), cfg.path_of("rename") + "." + from,
-                               "the new name is empty");
-    if (to != from && position_of(names, to) >= 0)
-      throw spec::config_error(entry_key_mark(cfg, "rename", i), cfg.path_of("rename") + "." + from,
-                               "cannot rename '" + from + "' to '" + to +
-                                   "': a field with that name exists (drop it or rename it first)");
-    names[static_cast<std::size_t>(pos)] = to;
+    if (pos < 0) {
+      report_at(cfg, at, path, unknown_field_message(from, names));
+    } else if (to.empty()) {
+      report_at(cfg, at, path, "the new name is empty");
+    } else if (to != from && position_of(names, to) >= 0) {
+      report_at(cfg, at, path,
+                "cannot rename '" + from + "' to '" + to +
+                    "': a field with that name exists (drop it or rename it first)");
+    } else {
+      names[static_cast<std::size_t>(pos)] = to;
+    }
   }
 
   // 3. drop, 4. select: positions into the working row.
@@ -245,13 +255,18 @@ core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::sch
     for (int p : projection) v.push_back(names[static_cast<std::size_t>(p)]);
     return v;
   };
+  // Each unknown name is reported at its item (the first throws unless gathering) and
+  // skipped. These names are not checked by the planner: they may name fields made or
+  // renamed by the steps before.
   const auto drops = cfg.get_string_list("drop");
   for (std::size_t i = 0; i < drops.size(); ++i) {
     auto current = current_names();
     const int at = position_of(current, drops[i]);
-    if (at < 0)
-      throw spec::config_error(item_mark(cfg, "drop", i), cfg.path_of("drop"),
-                               unknown_field_message(drops[i], current));
+    if (at < 0) {
+      report_at(cfg, item_mark(cfg, "drop", i), item_path(cfg, "drop", i),
+                unknown_field_message(drops[i], current));
+      continue;
+    }
     projection.erase(projection.begin() + at);
   }
   if (cfg.has("select")) {
@@ -260,13 +275,17 @@ core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::sch
     std::vector<int> chosen;
     for (std::size_t i = 0; i < selects.size(); ++i) {
       const int at = position_of(current, selects[i]);
-      if (at < 0)
-        throw spec::config_error(item_mark(cfg, "select", i), cfg.path_of("select"),
-                                 unknown_field_message(selects[i], current));
-      for (std::size_t k = 0; k < i; ++k)
-        if (selects[k] == selects[i])
-          throw spec::config_error(item_mark(cfg, "select", i), cfg.path_of("select"),
-                                   "'" + selects[i] + "' is selected twice");
+      if (at < 0) {
+        report_at(cfg, item_mark(cfg, "select", i), item_path(cfg, "select", i),
+                  unknown_field_message(selects[i], current));
+        continue;
+      }
+      const auto before = selects.begin() + static_cast<std::ptrdiff_t>(i);
+      if (std::find(selects.begin(), before, selects[i]) != before) {
+        report_at(cfg, item_mark(cfg, "select", i), item_path(cfg, "select", i),
+                  "'" + selects[i] + "' is selected twice");
+        continue;
+      }
       chosen.push_back(projection[static_cast<std::size_t>(at)]);
     }
     projection = std::move(chosen);

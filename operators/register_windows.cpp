@@ -1,5 +1,6 @@
 #include "pel/operators/register.hpp"
 
+#include "field_names.hpp"
 #include "pel/expr/expression.hpp"
 #include "pel/spec/diagnostics.hpp"
 #include "window.hpp"
@@ -67,7 +68,8 @@ spec::component_schema window_schema() {
       "differ in the last digits, as with any change of parallelism); lateness is judged by "
       "the window's watermark, per partial for pre-aggregated records.";
   s.params = {
-      param::string_list("key").doc("Fields that identify a series; empty: one global series."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a series; empty: one global series."),
       param::object("window",
                     {
                         param::string("type").req().one_of({"tumbling", "sliding", "session"})
@@ -118,16 +120,10 @@ core::operator_ptr make_window(const spec::config& cfg,
   window_options o;
   o.name = cfg.path();
   if (auto dot = o.name.rfind('.'); dot != std::string::npos) o.name = o.name.substr(dot + 1);
-  o.key = cfg.get_string_list("key");
-  for (const auto& k : o.key) {
-    if (in->index_of(k) >= 0) continue;
-    std::vector<std::string> names;
-    for (const auto& f : in->fields()) names.push_back(f.name);
-    std::string msg = "key field '" + k + "' is not in the input";
-    auto guess = expr::closest_name(k, names);
-    if (!guess.empty()) msg += "; did you mean '" + guess + "'?";
-    cfg.fail("key", msg + " Fields: " + in->names());
-  }
+  // Unknown key fields are reported (each at its item) and left out, so a gathering config
+  // goes on to the window and the aggregates.
+  for (int c : find_fields(cfg, "key", cfg.get_string_list("key"), *in))
+    o.key.push_back((*in)[c].name);
 
   spec::config w = cfg.child("window");
   std::string type = w.get_string("type");
@@ -177,7 +173,7 @@ core::operator_ptr make_window(const spec::config& cfg,
   auto entries = cfg.get_expression_map("aggregates");
   if (entries.empty())
     cfg.fail("aggregates", "name at least one aggregate, e.g. `vwap: vwap(price, qty)`");
-  aggregate_set aggs = aggregate_set::compile(entries, *in);
+  aggregate_set aggs = aggregate_set::compile(cfg, entries, *in);
   try {
     return std::make_unique<window_operator>(std::move(o), std::move(aggs), in);
   } catch (const std::invalid_argument& e) {

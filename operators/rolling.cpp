@@ -95,9 +95,12 @@ public:
     if (cfg.has("range") && range_ <= 0) cfg.fail("range", "must be a positive duration");
     auto list = cfg.get_expression_map("aggregates");
     if (list.empty()) cfg.fail("aggregates", "name at least one aggregate, e.g. `avg_price: avg(price)`");
-    // Validates every entry (located errors, the same messages as the window operator).
-    auto set = aggregate_set::compile(list, *in);
-    for (const auto& a : list) add_aggregate(a, *in);
+    // Validates every entry (located errors, the same messages as the window operator); a
+    // gathering config gets every bad entry, and the others are still checked for rolling.
+    std::vector<bool> compiled;
+    auto set = aggregate_set::compile(cfg, list, *in, &compiled);
+    for (std::size_t i = 0; i < list.size(); ++i)
+      if (compiled[i]) cfg.gather([&] { add_aggregate(list[i], *in); });
     xs_.resize(columns_.size());
     odd_.resize(columns_.size());
     picked_.resize(picks_.size());
@@ -346,7 +349,8 @@ spec::component_schema rolling_schema() {
       "in O(1) per record and min/max with monotonic queues, so functions that cannot remove "
       "a record (distinct_count, percentile, vwap, ohlc, returns) need a `window` operator.";
   s.params = {
-      param::string_list("key").doc("Fields that identify a series (empty: one series)."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a series (empty: one series)."),
       param::integer("rows").min(1).max(10000000).doc("Window size in records."),
       param::duration("range").doc("Window span in event time."),
       param::expression_map("aggregates").req().doc("Output field → `function(expression)`."),

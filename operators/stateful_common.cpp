@@ -1,5 +1,7 @@
 #include "stateful_common.hpp"
 
+#include "field_names.hpp"
+
 #include "pel/expr/expression.hpp"
 #include "pel/spec/diagnostics.hpp"
 #include "pel/state/key.hpp"
@@ -9,23 +11,10 @@
 
 namespace pel::operators {
 
-std::string field_hint(std::string_view name, const core::schema& in) {
-  std::vector<std::string> names;
-  for (const auto& f : in.fields()) names.push_back(f.name);
-  auto best = expr::closest_name(name, names);
-  return best.empty() ? std::string() : "; did you mean '" + best + "'?";
-}
-
 std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
-                               const std::vector<std::string>& names, const core::schema& in) {
-  std::vector<int> cols;
-  for (const auto& n : names) {
-    int i = in.index_of(n);
-    if (i < 0)
-      cfg.fail(key, "unknown field '" + n + "'" + field_hint(n, in) + "; the input has: " + in.names());
-    cols.push_back(i);
-  }
-  return cols;
+                               const std::vector<std::string>& names, const core::schema& in,
+                               std::string_view of) {
+  return find_fields(cfg, key, names, in, of);
 }
 
 std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key, const core::schema& in,
@@ -406,19 +395,28 @@ void series_window::load(core::state_reader& r) {
 namespace pel::operators {
 
 void join_keys::init(const spec::config& cfg, const core::schema& l, const core::schema& r) {
+  // An unknown name is reported and left out (see `find_fields`), so the counts below are
+  // those of the names written, not of the fields found.
   if (cfg.has("key")) {
     if (cfg.has("left_key") || cfg.has("right_key")) cfg.fail("key", "use either `key` or `left_key` + `right_key`");
     auto names = cfg.get_string_list("key");
-    left = resolve_names(cfg, "key", names, l);
-    right = resolve_names(cfg, "key", names, r);
+    if (names.empty()) cfg.fail("key", "name at least one key field");
+    left = resolve_names(cfg, "key", names, l, "of the left input");
+    right = resolve_names(cfg, "key", names, r, "of the right input");
   } else {
     if (!cfg.has("left_key") || !cfg.has("right_key"))
       cfg.fail("key", "set `key` (field names both inputs share) or `left_key` and `right_key`");
-    left = resolve_fields(cfg, "left_key", l, true);
-    right = resolve_fields(cfg, "right_key", r, true);
-    if (left.size() != right.size()) cfg.fail("right_key", "needs as many fields as `left_key`");
+    auto left_names = cfg.get_string_list("left_key");
+    auto right_names = cfg.get_string_list("right_key");
+    if (left_names.empty()) cfg.fail("left_key", "name at least one key field");
+    if (left_names.size() != right_names.size())
+      cfg.report("right_key", "needs as many fields as `left_key`");
+    left = resolve_names(cfg, "left_key", left_names, l);
+    right = resolve_names(cfg, "right_key", right_names, r);
   }
-  if (left.empty()) cfg.fail("key", "name at least one key field");
+  // Left out unknown names leave the sides unpaired; only a gathering config gets here then.
+  if (left.size() != right.size()) right.resize(std::min(left.size(), right.size()));
+  left.resize(right.size());
   left_outer = cfg.get_string("how") == "left";
   left_width = static_cast<std::uint32_t>(l.size());
   right_width = static_cast<std::uint32_t>(r.size());
@@ -472,9 +470,12 @@ void require_two_inputs(const spec::config& cfg, const std::vector<core::schema_
 std::vector<spec::param> join_params() {
   using spec::param;
   return {
-      param::string_list("key").doc("Key fields with the same names in both inputs."),
-      param::string_list("left_key").doc("Key fields of the left (first) input."),
-      param::string_list("right_key").doc("Key fields of the right (second) input, in the same order."),
+      param::string_list("key").names_input_field(-1).doc(
+          "Key fields with the same names in both inputs."),
+      param::string_list("left_key").names_input_field(0).doc(
+          "Key fields of the left (first) input."),
+      param::string_list("right_key").names_input_field(1).doc(
+          "Key fields of the right (second) input, in the same order."),
       param::string("how").one_of({"inner", "left"}).def("inner").doc(
           "`inner`: only matches; `left`: also left records without a match (right fields null)."),
       param::string("prefix").def("right_").doc(

@@ -44,17 +44,17 @@ inline std::int64_t epoch_ms(std::int64_t ns) noexcept {
 // ---------------------------------------------------------------------------------------
 // Keys
 
-/// Positions of the fields named by `cfg[key]` in `in`; fails (located) on an unknown name.
+/// Positions of the fields named by `cfg[key]` in `in`. An unknown name is reported at its
+/// item with a did-you-mean (`find_fields` in field_names.hpp): the first throws, unless `cfg`
+/// gathers, which gets every one and a result without them.
 std::vector<int> resolve_fields(const spec::config& cfg, std::string_view key,
                                 const core::schema& in, bool required);
 
-/// "; did you mean 'x'?" for a field `name` that `in` lacks when one of its fields is close,
-/// else "".
-std::string field_hint(std::string_view name, const core::schema& in);
-
-/// Positions of `names` in `in`; fails at `cfg[key]` on an unknown name.
+/// Positions of `names`, the value of `cfg[key]`, in `in`, reported as `resolve_fields` does;
+/// `of` says whose fields they are in the message ("of the left input").
 std::vector<int> resolve_names(const spec::config& cfg, std::string_view key,
-                               const std::vector<std::string>& names, const core::schema& in);
+                               const std::vector<std::string>& names, const core::schema& in,
+                               std::string_view of = {});
 
 /// The key groups an instance owns (what it restores).
 inline state::key_group_range owned_groups(const core::operator_context& ctx) noexcept {

@@ -4,33 +4,12 @@
 
 namespace pel::operators {
 
-spec::mark item_mark(const spec::config& cfg, std::string_view key, std::size_t i) {
-  const auto& n = cfg.raw();
-  if (n && n->is_map())
-    if (auto e = n->find(key); e && e->value && e->value->is_sequence() && i < e->value->items.size())
-      return e->value->items[i]->at;
-  return cfg.mark_of(key);
-}
-
 spec::mark entry_key_mark(const spec::config& cfg, std::string_view key, std::size_t i) {
   const auto& n = cfg.raw();
   if (n && n->is_map())
     if (auto e = n->find(key); e && e->value && e->value->is_map() && i < e->value->entries.size())
       return e->value->entries[i].key_mark;
   return cfg.mark_of(key);
-}
-
-std::string unknown_field_message(std::string_view name, const std::vector<std::string>& fields) {
-  std::string msg = "unknown field '" + std::string(name) + "'";
-  auto best = expr::closest_name(name, fields);
-  if (!best.empty()) msg += "; did you mean '" + best + "'?";
-  std::string all;
-  for (const auto& f : fields) {
-    if (!all.empty()) all += ", ";
-    all += f;
-  }
-  msg += fields.empty() ? " (there are no fields)" : " (fields: " + all + ")";
-  return msg;
 }
 
 int position_of(const std::vector<std::string>& names, std::string_view name) {

@@ -7,6 +7,8 @@
 #include "pel/core/value.hpp"
 #include "pel/spec/config.hpp"
 
+#include "field_names.hpp"
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,14 +17,8 @@
 
 namespace pel::operators {
 
-/// Location of item `i` of the list (or single string) param `key`.
-spec::mark item_mark(const spec::config& cfg, std::string_view key, std::size_t i);
-
 /// Location of the key of entry `i` of the map param `key`.
 spec::mark entry_key_mark(const spec::config& cfg, std::string_view key, std::size_t i);
-
-/// "unknown field 'x'; did you mean 'y'? (fields: a, b, c)"
-std::string unknown_field_message(std::string_view name, const std::vector<std::string>& fields);
 
 /// Position of `name` in `names`, or -1.
 int position_of(const std::vector<std::string>& names, std::string_view name);

@@ -117,7 +117,8 @@ spec::component_schema throttle_schema() {
       "counted, or with `dropped: dead_letter` sent to the dead-letter port with the reason. "
       "Without `key` the limit applies per instance.";
   s.params = {
-      param::string_list("key").doc("Fields that identify a stream to limit (empty: all records)."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a stream to limit (empty: all records)."),
       param::string("mode").one_of({"rate", "sample"}).def("rate").doc("Rate limit or sampling."),
       param::integer("rate").min(1).doc("Records allowed per `per` (rate mode)."),
       param::duration("per").def("1s").doc("The span `rate` applies to (rate mode)."),

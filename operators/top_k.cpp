@@ -152,7 +152,8 @@ spec::component_schema top_k_schema() {
       "The ranking is over the keys one instance sees, so run it with `parallelism: 1` (or "
       "after a keyed pre-aggregation) for a global top K.";
   s.params = {
-      param::string_list("key").req().doc("Fields that identify what is ranked."),
+      param::string_list("key").req().names_input_field(0).doc(
+          "Fields that identify what is ranked."),
       param::string("by").req().doc("`function(expression)` to rank by, e.g. `sum(price * qty)`: "
                                     "an aggregate of the window operator with one numeric result."),
       param::integer("k").min(1).max(100000).def("10").doc("How many keys per window."),

@@ -1,4 +1,5 @@
 #include "window.hpp"
+#include "field_names.hpp"
 
 #include "pel/state/key.hpp"
 
@@ -50,9 +51,11 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
   auto out = std::make_shared<core::schema>();
   for (const auto& k : opts_.key) {
     int i = input_->index_of(k);
-    if (i < 0)
-      throw std::invalid_argument("key field '" + k + "' is not in the input; fields: " +
-                                  input_->names());
+    if (i < 0) {
+      std::vector<std::string> names;
+      for (const auto& f : input_->fields()) names.push_back(f.name);
+      throw std::invalid_argument(unknown_field_message(k, names));
+    }
     key_cols_.push_back(i);
     out->add(k, (*input_)[i].type);
   }

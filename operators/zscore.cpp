@@ -166,7 +166,8 @@ spec::component_schema zscore_schema() {
       "when there is none). `cooldown` suppresses further alerts of a key for that long after "
       "one. Records are handled in event-time order (`order`).";
   s.params = {
-      param::string_list("key").doc("Fields that identify a series (empty: one series)."),
+      param::string_list("key").names_input_field(0).doc(
+          "Fields that identify a series (empty: one series)."),
       param::expression("value").req().doc("The numeric value to watch, e.g. `price` or `temp * 1.8 + 32`."),
       param::integer("rows").min(2).max(10000000).def("100").doc("Window size in records."),
       param::duration("range").doc("Window span in event time; with `rows` unset, bounds by time only."),

@@ -167,8 +167,8 @@ TEST_CASE("lookup_join enriches from CSV and JSON tables and reloads", "[statefu
   }
   SECTION("a table key the table lacks gets a suggestion") {
     REQUIRE_THROWS_WITH(run("path: " + csv + "\nkey: symbol\ntable_key: symbl\n"),
-                        Catch::Contains("the table has no field 'symbl'; did you mean 'symbol'?; "
-                                        "it has: symbol, sector, lot"));
+                        Catch::Contains("unknown field 'symbl'; did you mean 'symbol'? (fields of "
+                                        "the table: symbol, sector, lot)"));
   }
   SECTION("a missing file is a located config error") {
     REQUIRE_THROWS_WITH(run("path: " + (dir / "nope.csv").string() + "\nkey: symbol\n"), Catch::Contains("cannot open"));

@@ -388,6 +388,82 @@ TEST_CASE("config errors are located and say what to do", "[stateful][config]") 
                       Catch::Contains("exactly one of `alpha` and `half_life`"));
   auto cfg4 = config_of("zscore", "key: symbl\nvalue: price\n", root);
   REQUIRE_THROWS_WITH(stateful_registry().find_operator("zscore")->make(cfg4, {trades_schema}),
-                      "unknown field 'symbl'; did you mean 'symbol'?; the input has: symbol, price, "
-                      "qty, trade_id");
+                      "unknown field 'symbl'; did you mean 'symbol'? (fields: symbol, price, qty, "
+                      "trade_id)");
+}
+
+namespace {
+
+/// What building `type` from `yaml` gathers, one "line:column path: message" each.
+std::vector<std::string> gathered(const std::string& type, const std::string& yaml,
+                                  std::vector<core::schema_ptr> inputs) {
+  spec::node_ptr root;
+  auto errors = std::make_shared<spec::config::error_list>();
+  auto cfg = config_of(type, yaml, root).gathering(errors);
+  stateful_registry().find_operator(type)->make(cfg, inputs);
+  std::vector<std::string> out;
+  for (const auto& e : *errors)
+    out.push_back(std::to_string(e.at().line) + ":" + std::to_string(e.at().column) + " " +
+                  e.path() + ": " + e.what());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a gathering config gets every unknown key field and bad aggregate of a block",
+          "[stateful][config]") {
+  const std::string yaml =
+      "key: [symbl, price, tid]\n"
+      "rows: 5\n"
+      "aggregates:\n"
+      "  a: avg(prize)\n"
+      "  b: max(price)\n"
+      "  c: percentile(price, 0.5)\n"
+      "  d: count(qtty)\n";
+  // In the order found: every entry compiles first, then rolling checks what it can compute.
+  CHECK(gathered("rolling", yaml, {trades_schema}) ==
+        std::vector<std::string>{
+            "1:7 operators.test.key[0]: unknown field 'symbl'; did you mean 'symbol'? (fields: "
+            "symbol, price, qty, trade_id)",
+            "1:21 operators.test.key[2]: unknown field 'tid' (fields: symbol, price, qty, "
+            "trade_id)",
+            "4:10 operators.test.aggregates.a: aggregate 'a': unknown field 'prize'; did you mean "
+            "'price'? (fields: symbol, price, qty, trade_id)",
+            "7:12 operators.test.aggregates.d: aggregate 'd': unknown field 'qtty'; did you mean "
+            "'qty'? (fields: symbol, price, qty, trade_id)",
+            "6:6 operators.test.aggregates.c: aggregate 'c': rolling computes count, sum, avg, "
+            "min, max, stddev, variance, first and last over its sliding window; percentile "
+            "needs a `window` operator",
+        });
+  // Without gathering, the first one throws, located at its item.
+  spec::node_ptr root;
+  try {
+    stateful_registry().find_operator("rolling")->make(config_of("rolling", yaml, root),
+                                                       {trades_schema});
+    FAIL("expected a config_error");
+  } catch (const spec::config_error& e) {
+    CHECK(e.path() == "operators.test.key[0]");
+    CHECK(e.at().column == 7);
+  }
+}
+
+TEST_CASE("join keys: each unknown name at its item, saying which input lacks it",
+          "[stateful][join][config]") {
+  const auto quotes = schema_of({"symbol", "bid", "ask"});
+  CHECK(gathered("window_join", "key: [symbol, price]\nwindow: 1s\n", {trades_schema, quotes}) ==
+        std::vector<std::string>{"1:15 operators.test.key[1]: unknown field 'price' (fields of "
+                                 "the right input: symbol, bid, ask)"});
+  CHECK(gathered("interval_join", "left_key: [symbl, qty]\nright_key: [symbol, bd]\n",
+                 {trades_schema, quotes}) ==
+        std::vector<std::string>{
+            "1:12 operators.test.left_key[0]: unknown field 'symbl'; did you mean 'symbol'? "
+            "(fields: symbol, price, qty, trade_id)",
+            "2:21 operators.test.right_key[1]: unknown field 'bd'; did you mean 'bid'? (fields: "
+            "symbol, bid, ask)",
+        });
+  // Counts are compared as written, not as found.
+  CHECK(gathered("interval_join", "left_key: [symbol, qty]\nright_key: [symbol]\n",
+                 {trades_schema, quotes}) ==
+        std::vector<std::string>{
+            "2:12 operators.test.right_key: needs as many fields as `left_key`"});
 }

@@ -132,7 +132,7 @@ TEST_CASE("map reports unknown names where they are written", "[operators][map][
 
   auto s = f.error("map", map({{"select", list({scalar("symbol", 7, 14), scalar("prices", 7, 22)}, 7, 13)}}, 2, 3), {ticks()});
   CHECK(s.at().column == 22);
-  CHECK(s.path() == "operators.op.select");
+  CHECK(s.path() == "operators.op.select[1]");
 
   auto twice = f.error("map", map({{"select", list({scalar("qty", 7, 14), scalar("qty", 7, 19)}, 7, 13)}}, 2, 3), {ticks()});
   CHECK(std::string(twice.what()) == "'qty' is selected twice");
@@ -143,4 +143,32 @@ TEST_CASE("map reports unknown names where they are written", "[operators][map][
   auto none = f.error("map", map({}, 2, 3), {ticks()});
   CHECK(std::string(none.what()) == "map needs at least one of fields, rename, drop or select");
   CHECK(none.at().line == 2);
+}
+
+TEST_CASE("map with a gathering config reports every bad expression and name of its block",
+          "[operators][map][config]") {
+  stateless_fixture f;
+  const auto block = spec::parse_yaml(
+      "fields:\n"
+      "  notional: prize * qty\n"
+      "  notional_k: notional / 1000\n"
+      "  loud: upper(venu)\n"
+      "  n: lenght(symbol)\n"
+      "drop: [venue, sym]\n"
+      "select: [symbol, notional_k, loud, qtty]\n",
+      "t.yaml");
+  CHECK(f.gathered("map", block, {ticks()}) ==
+        std::vector<std::string>{
+            "2:13 operators.op.fields.notional: unknown field 'prize'; did you mean 'price'? "
+            "(fields: symbol, price, qty, venue)",
+            "4:15 operators.op.fields.loud: unknown field 'venu'; did you mean 'venue'? (fields: "
+            "symbol, price, qty, venue, notional, notional_k)",
+            "5:6 operators.op.fields.n: unknown function 'lenght'; did you mean length()?",
+            "6:15 operators.op.drop[1]: unknown field 'sym'; did you mean 'symbol'? (fields: "
+            "symbol, price, qty, notional, notional_k, loud, n)",
+            "7:36 operators.op.select[3]: unknown field 'qtty'; did you mean 'qty'? (fields: "
+            "symbol, price, qty, notional, notional_k, loud, n)",
+        });
+  // Without gathering, the first one throws.
+  CHECK(f.error("map", block, {ticks()}).path() == "operators.op.fields.notional");
 }

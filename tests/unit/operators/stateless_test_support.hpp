@@ -6,6 +6,7 @@
 #include "pel/operators/register.hpp"
 #include "pel/spec/diagnostics.hpp"
 #include "pel/spec/registry.hpp"
+#include "pel/spec/yaml.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -87,6 +88,22 @@ struct stateless_fixture {
     ctx.name = "op";
     op->open(ctx);
     return op;
+  }
+
+  /// What building `type` from `block` with a gathering config reports, in the order found,
+  /// each as "line:column path: message".
+  std::vector<std::string> gathered(const std::string& type, spec::node_ptr block,
+                                    std::vector<core::schema_ptr> inputs) const {
+    const auto* e = reg.find_operator(type);
+    REQUIRE(e != nullptr);
+    auto errors = std::make_shared<spec::config::error_list>();
+    spec::config cfg(std::move(block), "operators.op", &e->schema.params);
+    e->make(cfg.gathering(errors), inputs);
+    std::vector<std::string> out;
+    for (const auto& x : *errors)
+      out.push_back(std::to_string(x.at().line) + ":" + std::to_string(x.at().column) + " " +
+                    x.path() + ": " + x.what());
+    return out;
   }
 
   /// The config_error that building throws (fails the test when it does not throw).

@@ -137,10 +137,13 @@ public:
   aggregate_set(aggregate_set&&) noexcept = default;
   aggregate_set& operator=(aggregate_set&&) noexcept = default;
 
-  /// From the operator's `aggregates:` expression map; errors are `spec::config_error`
-  /// located at the offending entry (and column, for plain scalars).
-  static aggregate_set compile(const std::vector<spec::config::named_text>& entries,
-                               const core::schema& input);
+  /// From the operator's `aggregates:` expression map read from `cfg`; errors are
+  /// `spec::config_error` located at the offending entry (and column, for plain scalars).
+  /// When `cfg` gathers, every bad entry is reported and left out of the set, and
+  /// `compiled`, when not null, says which entries are in it; otherwise the first throws.
+  static aggregate_set compile(const spec::config& cfg,
+                               const std::vector<spec::config::named_text>& entries,
+                               const core::schema& input, std::vector<bool>* compiled = nullptr);
   /// From plain text (tests, benchmarks); errors are `std::invalid_argument`.
   static aggregate_set compile_text(const std::vector<aggregate_spec>& entries,
                                     const core::schema& input);
