@@ -58,6 +58,7 @@ TEST_CASE("filter sends records it cannot evaluate to the dead letter output", "
   stateless_fixture f;
   auto op = f.make("filter", where("note > 5"), {ticks()});
   auto in = batch_of(3, {{S("a"), I(1), I(9)}, {S("b"), I(2), S("text")}, {S("c"), I(3), I(1)}});
+  in.times = {1'000'000, 2'000'000, 3'000'000};  // whole milliseconds: a dead letter's unit
   auto out = outputs_for(*op);
   op->process(in, 0, out);
   REQUIRE(out.main.size() == 1);
@@ -67,8 +68,8 @@ TEST_CASE("filter sends records it cannot evaluate to the dead letter output", "
   CHECK(d[0] == S("cannot compare string \"text\" with int 5 using '>' in 'note > 5'"));
   CHECK(d[1] == S("op"));
   CHECK(d[4] == S(R"({"symbol":"b","qty":2,"note":"text"})"));
-  CHECK(d[5] == I(2000));
-  CHECK(out.dead_letter.times == std::vector<std::int64_t>{2000});
+  CHECK(d[5] == I(2));
+  CHECK(out.dead_letter.times == std::vector<std::int64_t>{2'000'000});
 }
 
 TEST_CASE("filter config errors are located inside the expression", "[operators][filter][config]") {
