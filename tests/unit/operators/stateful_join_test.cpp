@@ -170,6 +170,20 @@ TEST_CASE("lookup_join enriches from CSV and JSON tables and reloads", "[statefu
                         Catch::Contains("unknown field 'symbl'; did you mean 'symbol'? (fields of "
                                         "the table: symbol, sector, lot)"));
   }
+  SECTION("a gathering config gets every unknown key of the records and of the table") {
+    spec::node_ptr root;
+    auto errors = std::make_shared<spec::config::error_list>();
+    auto cfg = config_of("lookup_join",
+                         "path: " + csv + "\nkey: [symbl, qty]\ntable_key: [symbol, lott]\n", root);
+    stateful_registry().find_operator("lookup_join")->make(cfg.gathering(errors), {trades_schema});
+    REQUIRE(errors->size() == 2);
+    CHECK((*errors)[0].path() == "operators.test.key[0]");
+    CHECK(std::string((*errors)[0].what()) ==
+          "unknown field 'symbl'; did you mean 'symbol'? (fields: symbol, price, qty, trade_id)");
+    CHECK((*errors)[1].path() == "operators.test.table_key[1]");
+    CHECK(std::string((*errors)[1].what()) ==
+          "unknown field 'lott'; did you mean 'lot'? (fields of the table: symbol, sector, lot)");
+  }
   SECTION("a missing file is a located config error") {
     REQUIRE_THROWS_WITH(run("path: " + (dir / "nope.csv").string() + "\nkey: symbol\n"), Catch::Contains("cannot open"));
   }
