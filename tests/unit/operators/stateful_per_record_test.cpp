@@ -205,7 +205,7 @@ TEST_CASE("rolling rows and range match a direct computation", "[stateful][rolli
   }
 }
 
-TEST_CASE("ema of huge values of both signs stays finite; NaN and inf keep the average",
+TEST_CASE("ema of huge values of both signs stays finite, and NaN and inf keep the average",
           "[stateful][ema]") {
   recs in;
   std::int64_t t = 1'700'000'000'000'000'000;

@@ -499,7 +499,7 @@ TEST_CASE("watermark alignment bounds how far a backlog runs ahead without slowi
 }
 
 TEST_CASE("two-phase windows at parallelism 4: an instance that goes idle sends its partials, "
-          "so a window closed by the others has them; every window arrives once",
+          "so a window closed by the others has them, and every window arrives once",
           "[runtime][watermark][split][two_phase]") {
   // Instances 0, 2 and 3 read their splits at once (10 s of time) and go idle; instance 1's
   // split trickles in over 20 s of time, so the global halves' watermark passes the idle
