@@ -157,6 +157,10 @@ kafka_source::kafka_source(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_
       std::int64_t ns = 0;
       if (spec::parse_duration(it->value->text, ns)) idle_timeout_ns_ = ns;
     }
+    if (auto it = et->find("max_drift"); it && it->value->is_scalar()) {
+      std::int64_t ns = 0;
+      if (spec::parse_duration(it->value->text, ns) && ns > 0) aligned_ = true;
+    }
   }
   if (idle_timeout_ns_ > 0) quiet_after_ns_ = std::min(quiet_after_ns_, idle_timeout_ns_);
 
@@ -301,10 +305,11 @@ void kafka_source::assign_explicit(const core::operator_context& ctx) {
     }
   }
   if (start_ == start_mode::timestamp) resolve_timestamps(list.get(), false);
+  // Known (and, with alignment, given their own queues) before fetching starts.
+  add_partitions(list.get());
   if (auto err = rd_kafka_assign(rk_.get(), list.get()))
     throw std::runtime_error("kafka source '" + name_ +
                              "': cannot assign partitions: " + rd_kafka_err2str(err));
-  add_partitions(list.get());
 }
 
 void kafka_source::close() {
@@ -312,8 +317,8 @@ void kafka_source::close() {
   // No commit here: only completed checkpoints commit (on_committed). Closing leaves the
   // group cleanly so that the partitions move at once.
   rd_kafka_consumer_close(rk_.get());
+  forget_all();  // partition queues go before the handle
   rk_.reset();
-  forget_all();
 }
 
 // --- rebalancing -------------------------------------------------------------------------
@@ -328,6 +333,7 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
   const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (start_ == start_mode::timestamp) resolve_timestamps(parts, true);
+    add_partitions(parts);  // before fetching starts (alignment: their own queues)
     if (cooperative) {
       if (auto e = rd_kafka_incremental_assign(rk_.get(), parts)) {
         last_error_ = rd_kafka_error_string(e);
@@ -336,7 +342,6 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
     } else {
       rd_kafka_assign(rk_.get(), parts);
     }
-    add_partitions(parts);
     return;
   }
   // Revoked or lost: positions of these partitions are no longer ours to commit.
@@ -399,6 +404,14 @@ void kafka_source::add_partitions(const rd_kafka_topic_partition_list_t* parts) 
     s.topic = tp.topic;
     s.partition = tp.partition;
     s.split = next_split_++;
+    if (aligned_) {
+      // The partition's messages stay in its own queue (not forwarded to the consumer's):
+      // poll reads the queues of the partitions that are not paused.
+      if (rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk_.get(), tp.topic, tp.partition)) {
+        rd_kafka_queue_forward(q, nullptr);
+        s.queue.reset(q);
+      }
+    }
     states_.push_back(std::move(s));
   }
 }
@@ -460,24 +473,25 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   row_offsets_.clear();
   std::size_t taken = 0;
   bool waited = poll_wait_ms_ == 0;  // wait at most once per poll, only when nothing is queued
-  // Bounded: at most max_rows messages plus as many events (end of partition, errors).
+  // Bounded: at most max_rows messages plus as many events (end of partition, errors). With
+  // alignment the consumer's queue carries events only (and messages fetched before a
+  // partition's queue was split off); the partitions' queues follow.
   for (std::size_t budget = 2 * max_rows + 16; budget > 0 && taken < max_rows; --budget) {
     message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
-    if (!m && !waited && taken == 0) {
+    if (!m && !aligned_ && !waited && taken == 0) {
       waited = true;
       m.reset(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
     }
     if (!m) break;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (auto* s = state_for(m.get())) s->caught_up_since = core::steady_ns();
-      continue;
+    if (take(m.get(), out)) ++taken;
+  }
+  if (aligned_) {
+    poll_partition_queues(out, max_rows, taken);
+    if (taken == 0 && !waited) {
+      // Nothing in any queue: wait a little (for events; a message is read next call).
+      message_ptr m(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
+      if (m && take(m.get(), out)) ++taken;
     }
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      last_error_ = rd_kafka_message_errstr(m.get());
-      continue;
-    }
-    ++taken;
-    handle_message(m.get(), out);
   }
   char fatal[256];
   if (rd_kafka_fatal_error(rk_.get(), fatal, sizeof fatal) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -491,6 +505,40 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   // again soon"); after a quiet spell the source is idle and the runtime backs off.
   if (poll_wait_ms_ > 0 && now - last_message_ns_ < quiet_after_ns_) return core::poll_status::data;
   return core::poll_status::idle;
+}
+
+bool kafka_source::take(rd_kafka_message_t* m, core::outputs& out) {
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (auto* s = state_for(m)) s->caught_up_since = core::steady_ns();
+    return false;
+  }
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    last_error_ = rd_kafka_message_errstr(m);
+    return false;
+  }
+  handle_message(m, out);
+  return true;
+}
+
+void kafka_source::poll_partition_queues(core::outputs& out, std::size_t max_rows,
+                                         std::size_t& taken) {
+  // One turn per poll, a few messages from each partition that is not paused: the runtime
+  // decides the pauses after each poll, so what a partition can run ahead between two
+  // decisions is this many of its messages.
+  constexpr std::size_t chunk = 16;
+  rd_kafka_message_t* msgs[chunk];
+  const std::size_t n = states_.size();
+  for (std::size_t k = 0; k < n && taken < max_rows; ++k) {
+    partition_state& s = states_[(next_queue_ + k) % n];
+    if (!s.queue || s.paused) continue;
+    const ssize_t got =
+        rd_kafka_consume_batch_queue(s.queue.get(), 0, msgs, std::min(chunk, max_rows - taken));
+    for (ssize_t i = 0; i < got; ++i) {
+      message_ptr m(msgs[i]);
+      if (take(m.get(), out)) ++taken;
+    }
+  }
+  ++next_queue_;
 }
 
 void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& out) {
@@ -590,6 +638,12 @@ void kafka_source::pause_split(std::uint32_t id, bool paused) {
   if (!rk_) return;
   for (auto& s : states_) {
     if (s.split != id || s.paused == paused) continue;
+    if (s.queue) {
+      // Its own queue is simply not read while paused: what was fetched waits there, and
+      // librdkafka stops fetching once the queue holds fetch_queue_bytes.
+      s.paused = paused;
+      continue;
+    }
     auto list = new_tplist(1);
     auto* tp = rd_kafka_topic_partition_list_add(list.get(), s.topic.c_str(), s.partition);
     // Resuming goes on right after the last message taken, whatever librdkafka had fetched

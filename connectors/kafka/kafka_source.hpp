@@ -89,6 +89,7 @@ private:
     std::int32_t partition = 0;
     std::uint32_t split = 0;           // id reported to the runtime, never reused
     bool paused = false;               // by watermark alignment
+    kafka_detail::queue_ptr queue;     // with alignment: the partition's own message queue
     rd_kafka_topic_t* rkt = nullptr;   // learned from the first message; identifies the topic
     std::int64_t next_offset = -1;     // next offset to read, -1 before the first message
     std::int64_t caught_up_since = 0;  // steady ns when the partition reached its end, 0 if not
@@ -119,6 +120,10 @@ private:
   /// them (then they are lost, and said so) or the log has holes (compaction, transaction
   /// markers) that lose nothing.
   void check_gap(partition_state& s, std::int64_t offset);
+  /// Handles one polled message or event; true when it was a message (counted as taken).
+  bool take(rd_kafka_message_t* m, core::outputs& out);
+  /// With alignment: reads the partitions' own queues in turn, skipping paused ones.
+  void poll_partition_queues(core::outputs& out, std::size_t max_rows, std::size_t& taken);
   void notice(core::source_notice::level l, std::string text, std::uint64_t lost = 0);
 
   // --- settings ------------------------------------------------------------------------
@@ -134,6 +139,10 @@ private:
   int poll_wait_ms_ = 1;                       // poll_wait, whole ms; 0: never wait
   std::int64_t quiet_after_ns_ = 100'000'000;  // no message for this long: report idle
   std::int64_t idle_timeout_ns_ = 5'000'000'000;  // event_time.idle_timeout
+  /// event_time.max_drift is set: each partition's messages are read from its own queue, so
+  /// that a paused partition's fetched messages wait there instead of being handed on.
+  bool aligned_ = false;
+  std::size_t next_queue_ = 0;  // round robin over the partition queues
   std::unique_ptr<decoder> decoder_;
   std::uint32_t data_width_ = 0;
   std::vector<std::pair<meta_field, std::uint32_t>> meta_;  // metadata columns
