@@ -99,6 +99,8 @@ outcome run_job(const spec::registry& reg, const std::string& boot, const std::s
       "    assign: true\n"
       "    start_from: earliest\n"
       "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
+      // As in kafka_bench: librdkafka 2.0.2 stops fetching for a second at its default.
+      "    rdkafka: {queued.min.messages: 1000000}\n"
       "    event_time: {field: ts, format: epoch_ms, max_drift: " + drift + "}\n"
       "operators:\n"
       "  counts:\n"
@@ -190,13 +192,19 @@ int main(int argc, char** argv) {
     rep.metric("with alignment (`max_drift: 2s`)", aligned, "rows/s", aligned.median / base.median, 0.8);
     rep.value("fastest partition's lead over the slowest, without alignment (median)",
               bench::stats::of(base_leads).median, "s");
+    // The bound: max_drift plus what one poll's 16 messages of the sparsest partition span
+    // (4 s here), with room for a run whose pause came a poll late.
     rep.value("the same with `max_drift: 2s` (median)", bench::stats::of(aligned_leads).median, "s",
-              4, true);
+              10, true);
+    rep.value("the same, the largest of the runs", bench::stats::of(aligned_leads).max, "s");
     rep.value("late records, all runs", static_cast<double>(late), "records");
+#ifdef PEL_BENCH_BUILD
+    rep.condition("libraries built as", PEL_BENCH_BUILD);
+#endif
     rep.condition("trades", std::to_string(total));
     rep.condition("partitions", "4, holding 89 %, 10 %, 1 % and 0 % of the trades over the same 300 s of event time, each in time order");
     rep.condition("job", "kafka source (assign, parallelism 1, event time from ts) → 1 s tumbling count and volume per symbol (24 symbols, parallelism 2) → file sink on /dev/null");
-    rep.condition("broker", "librdkafka 2.0.2 mock cluster, same process, backlog produced before each run starts");
+    rep.condition("broker", "librdkafka 2.0.2 mock cluster, same process, backlog produced before each run starts; consumer queued.min.messages 1000000 in both jobs (2.0.2 pauses fetching 1 s at the default)");
     rep.condition("runs", std::to_string(runs) + " pairs after 1 warm-up pair, interleaved, median (min–max)");
     rep.write(out_dir);
     std::cout << "wrote " << out_dir << "/alignment.{json,md}\n";

@@ -530,7 +530,12 @@ void kafka_source::poll_partition_queues(core::outputs& out, std::size_t max_row
   const std::size_t n = states_.size();
   for (std::size_t k = 0; k < n && taken < max_rows; ++k) {
     partition_state& s = states_[(next_queue_ + k) % n];
-    if (!s.queue || s.paused) continue;
+    if (!s.queue) continue;
+    // librdkafka's fetch start (asynchronous, after assign) forwards the partition's queue to
+    // the consumer's again: undo it each time (cheap), so that the partition's messages stay
+    // in its own queue.
+    rd_kafka_queue_forward(s.queue.get(), nullptr);
+    if (s.paused) continue;
     const ssize_t got =
         rd_kafka_consume_batch_queue(s.queue.get(), 0, msgs, std::min(chunk, max_rows - taken));
     for (ssize_t i = 0; i < got; ++i) {
