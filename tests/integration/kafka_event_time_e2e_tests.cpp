@@ -8,6 +8,7 @@
 #include "json_line.hpp"
 #include "process.hpp"
 #include "pel/testing/poll.hpp"
+#include "pel/testing/random.hpp"
 
 #include "pel/connectors/kafka_broker.hpp"
 
@@ -40,13 +41,7 @@ struct trade {
 /// One partition's trades: `n` over `span_ms`, in time order, prices in quarters.
 std::vector<trade> partition_trades(std::size_t n, std::vector<std::string> symbols, std::int64_t span_ms,
                                     std::uint64_t seed) {
-  std::uint64_t x = seed;
-  auto rnd = [&] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  pel::testing::xorshift rnd(seed);
   std::vector<trade> out;
   for (std::size_t i = 0; i < n; ++i)
     out.push_back({t0_ms + static_cast<std::int64_t>(i) * span_ms / static_cast<std::int64_t>(n),
@@ -137,6 +132,33 @@ std::string compare(const bars& got, const bars& want) {
   return diff.substr(0, 2000);
 }
 
+/// The pipeline both tests run: trades from `topic` (every partition, from the start) → 1 s
+/// bars per symbol → a JSON file.
+std::string bars_yaml(const std::string& boot, const std::string& topic, int parallelism,
+                      const std::string& event_time, const std::string& pre_aggregate,
+                      const std::string& out) {
+  return "pipeline: {name: bars, parallelism: " + std::to_string(parallelism) + "}\n"
+         "sources:\n"
+         "  trades:\n"
+         "    type: kafka\n"
+         "    bootstrap_servers: " + boot + "\n"
+         "    topics: [" + topic + "]\n"
+         "    assign: true\n"
+         "    start_from: earliest\n"
+         "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
+         "    event_time: " + event_time + "\n"
+         "operators:\n"
+         "  bars:\n"
+         "    type: window\n"
+         "    input: trades\n"
+         "    key: symbol\n"
+         "    window: {type: tumbling, size: 1s}\n"
+         "    pre_aggregate: " + pre_aggregate + "\n"
+         "    aggregates: {trades: count(), volume: sum(qty), vwap: \"vwap(price, qty)\"}\n"
+         "sinks:\n"
+         "  out: {type: file, input: bars, path: " + out + ", parallelism: 1}\n";
+}
+
 /// `text` with every run of spaces made one (the run summary pads names into columns).
 std::string squeeze(const std::string& text) {
   std::string out;
@@ -190,26 +212,7 @@ TEST_CASE("kafka event time on skewed partitions with an empty one: no late reco
     if (*v.idle) et += std::string(", idle_timeout: ") + v.idle;
     if (v.aligned) et += ", max_drift: 2s";
     et += "}";
-    write_file(dir / "p.yaml",
-               "pipeline: {name: bars, parallelism: " + std::to_string(v.parallelism) + "}\n"
-               "sources:\n"
-               "  trades:\n"
-               "    type: kafka\n"
-               "    bootstrap_servers: " + boot + "\n"
-               "    topics: [trades]\n"
-               "    assign: true\n"
-               "    start_from: earliest\n"
-               "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
-               "    event_time: " + et + "\n"
-               "operators:\n"
-               "  bars:\n"
-               "    type: window\n"
-               "    input: trades\n"
-               "    key: symbol\n"
-               "    window: {type: tumbling, size: 1s}\n"
-               "    aggregates: {trades: count(), volume: sum(qty), vwap: \"vwap(price, qty)\"}\n"
-               "sinks:\n"
-               "  out: {type: file, input: bars, path: " + (dir / "bars.json") + ", parallelism: 1}\n");
+    write_file(dir / "p.yaml", bars_yaml(boot, "trades", v.parallelism, et, "auto", dir / "bars.json"));
     process run({pel_binary(), "run", "--progress", "never", dir / "p.yaml"});
     // Every bar but each symbol's last closes by the watermark while the job runs (the
     // empty partition goes idle); the stop closes the last ones.
@@ -269,26 +272,8 @@ TEST_CASE("kafka and two-phase windows at parallelism 4: after a stop every symb
     INFO("round " << round);
     temp_dir dir;
     write_file(dir / "p.yaml",
-               "pipeline: {name: day, parallelism: 4}\n"
-               "sources:\n"
-               "  trades:\n"
-               "    type: kafka\n"
-               "    bootstrap_servers: " + boot + "\n"
-               "    topics: [day]\n"
-               "    assign: true\n"
-               "    start_from: earliest\n"
-               "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
-               "    event_time: {field: ts, format: epoch_ms, idle_timeout: 1s}\n"
-               "operators:\n"
-               "  bars:\n"
-               "    type: window\n"
-               "    input: trades\n"
-               "    key: symbol\n"
-               "    window: {type: tumbling, size: 1s}\n"
-               "    pre_aggregate: " + std::string(round % 2 == 0 ? "always" : "auto") + "\n"
-               "    aggregates: {trades: count(), volume: sum(qty), vwap: \"vwap(price, qty)\"}\n"
-               "sinks:\n"
-               "  out: {type: file, input: bars, path: " + (dir / "bars.json") + ", parallelism: 1}\n");
+               bars_yaml(boot, "day", 4, "{field: ts, format: epoch_ms, idle_timeout: 1s}",
+                         round % 2 == 0 ? "always" : "auto", dir / "bars.json"));
     process run({pel_binary(), "run", "--progress", "never", dir / "p.yaml"});
     // Everything is read and idle: every bar but those of the last second of the partitions
     // that reach 40 s (six symbols) is out.

@@ -6,6 +6,7 @@
 #include "test_components.hpp"
 
 #include "split_watermarks.hpp"
+#include "pel/testing/random.hpp"
 
 #include "pel/operators/register.hpp"
 #include "pel/plan/plan.hpp"
@@ -200,13 +201,7 @@ struct trade {
 /// quantities, so that sums are exact in any order).
 std::vector<trade> split_trades(std::size_t n, std::vector<std::string> symbols,
                                 std::int64_t span_ms, std::uint64_t seed) {
-  std::uint64_t x = seed;
-  auto rnd = [&] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  pel::testing::xorshift rnd(seed);
   std::vector<trade> out;
   for (std::size_t i = 0; i < n; ++i)
     out.push_back({symbols[rnd() % symbols.size()], static_cast<double>(400 + rnd() % 400) / 4.0,

@@ -5,6 +5,7 @@
 // straightforward computation done here. Prices are multiples of 1/4 and
 // quantities small integers, so every sum is exact in any order and rows compare exactly.
 #include "test_components.hpp"
+#include "pel/testing/random.hpp"
 
 #include "pel/operators/register.hpp"
 #include "pel/plan/plan.hpp"
@@ -35,13 +36,7 @@ struct trade {
 
 /// 4 trades per ms of event time for `n / 4` ms; each is up to 40 ms behind its place.
 std::vector<trade> make_trades(std::size_t n, std::uint64_t seed) {
-  std::uint64_t x = seed;
-  auto rnd = [&] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  pel::testing::xorshift rnd(seed);
   std::vector<trade> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
