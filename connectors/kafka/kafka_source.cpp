@@ -629,13 +629,14 @@ void kafka_source::dead(core::outputs& out, const rd_kafka_message_t* m, std::in
 // --- splits ------------------------------------------------------------------------------
 
 void kafka_source::splits(std::vector<core::split_report>& out) const {
-  out.clear();
-  for (const auto& s : states_) {
-    core::split_report r;
-    r.id = s.split;
-    r.name = s.topic + "/" + std::to_string(s.partition);
-    r.at_end = s.caught_up_since != 0;
-    out.push_back(std::move(r));
+  // Called after every poll: the reports are overwritten in place, so their names keep their
+  // storage and nothing is allocated while the assignment stays the same.
+  out.resize(states_.size());
+  for (std::size_t i = 0; i < states_.size(); ++i) {
+    const auto& s = states_[i];
+    out[i].id = s.split;
+    out[i].name.assign(s.topic).append("/").append(std::to_string(s.partition));
+    out[i].at_end = s.caught_up_since != 0;
   }
 }
 
