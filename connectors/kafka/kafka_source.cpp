@@ -307,6 +307,7 @@ void kafka_source::assign_explicit(const core::operator_context& ctx) {
   if (start_ == start_mode::timestamp) resolve_timestamps(list.get(), false);
   // Known (and, with alignment, given their own queues) before fetching starts.
   add_partitions(list.get());
+  if (start_ == start_mode::committed) remember_committed(list.get());
   if (auto err = rd_kafka_assign(rk_.get(), list.get()))
     throw std::runtime_error("kafka source '" + name_ +
                              "': cannot assign partitions: " + rd_kafka_err2str(err));
@@ -334,6 +335,7 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (start_ == start_mode::timestamp) resolve_timestamps(parts, true);
     add_partitions(parts);  // before fetching starts (alignment: their own queues)
+    if (start_ == start_mode::committed) remember_committed(parts);
     if (cooperative) {
       if (auto e = rd_kafka_incremental_assign(rk_.get(), parts)) {
         last_error_ = rd_kafka_error_string(e);
@@ -554,7 +556,13 @@ void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& ou
   const std::int64_t t = ts_ms >= 0 ? ts_ms * 1'000'000 : core::processing_time::now().ns;
   // Already taken (fetched again around a pause and resume): never emitted twice.
   if (s->next_offset >= 0 && m->offset < s->next_offset) return;
-  if (s->next_offset >= 0 && m->offset > s->next_offset + 1) check_gap(*s, m->offset);
+  // The first message after the group's committed offset: a start past it is a gap too.
+  if (s->next_offset < 0 && s->committed >= 0 && m->offset > s->committed) {
+    s->next_offset = s->committed;
+    check_gap(*s, m->offset);
+  } else if (s->next_offset >= 0 && m->offset > s->next_offset + 1) {
+    check_gap(*s, m->offset);
+  }
   s->next_offset = m->offset + 1;
   s->caught_up_since = 0;
 
@@ -688,6 +696,17 @@ void kafka_source::notice(core::source_notice::level l, std::string text, std::u
   n.text = std::move(text);
   n.lost = lost;
   notices_.push_back(std::move(n));
+}
+
+void kafka_source::remember_committed(const rd_kafka_topic_partition_list_t* parts) {
+  auto copy = tplist_ptr(rd_kafka_topic_partition_list_copy(parts));
+  if (rd_kafka_committed(rk_.get(), copy.get(), metadata_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return;  // unknown: the first message sets the position, as without a group
+  for (int i = 0; i < copy->cnt; ++i)
+    for (auto& s : states_)
+      if (s.partition == copy->elems[i].partition && s.topic == copy->elems[i].topic &&
+          s.next_offset < 0)
+        s.committed = copy->elems[i].offset;
 }
 
 void kafka_source::check_gap(partition_state& s, std::int64_t offset) {

@@ -92,6 +92,7 @@ private:
     kafka_detail::queue_ptr queue;     // with alignment: the partition's own message queue
     rd_kafka_topic_t* rkt = nullptr;   // learned from the first message; identifies the topic
     std::int64_t next_offset = -1;     // next offset to read, -1 before the first message
+    std::int64_t committed = -1;       // start_from committed: the group's offset, if any
     std::int64_t caught_up_since = 0;  // steady ns when the partition reached its end, 0 if not
   };
   /// Positions remembered at a barrier.
@@ -125,6 +126,9 @@ private:
   /// With alignment: reads the partitions' own queues in turn, skipping paused ones.
   void poll_partition_queues(core::outputs& out, std::size_t max_rows, std::size_t& taken);
   void notice(core::source_notice::level l, std::string text, std::uint64_t lost = 0);
+  /// start_from committed: remembers the group's committed offsets of `parts`, so that a
+  /// start past them (retention deleted them meanwhile) is found like any other gap.
+  void remember_committed(const rd_kafka_topic_partition_list_t* parts);
 
   // --- settings ------------------------------------------------------------------------
   spec::config cfg_;
