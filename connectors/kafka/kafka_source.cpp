@@ -478,16 +478,30 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   // Bounded: at most max_rows messages plus as many events (end of partition, errors). With
   // alignment the consumer's queue carries events only (and messages fetched before a
   // partition's queue was split off); the partitions' queues follow.
-  for (std::size_t budget = 2 * max_rows + 16; budget > 0 && taken < max_rows; --budget) {
-    message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
-    if (!m && !aligned_ && !waited && taken == 0) {
-      waited = true;
-      m.reset(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
+  if (!aligned_) {
+    for (std::size_t budget = 2 * max_rows + 16; budget > 0 && taken < max_rows; --budget) {
+      message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
+      if (!m && !waited && taken == 0) {
+        waited = true;
+        m.reset(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
+      }
+      if (!m) break;
+      if (take(m.get(), out)) ++taken;
     }
-    if (!m) break;
-    if (take(m.get(), out)) ++taken;
-  }
-  if (aligned_) {
+  } else {
+    // The shared queue is emptied every time (it holds events, and messages fetched before a
+    // partition's queue was split off, which go to that partition's stash in order: read
+    // through the shared queue they would get past a pause). Bounded by those fetches.
+    for (std::size_t guard = 0; guard < 1'000'000; ++guard) {
+      message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
+      if (!m) break;
+      partition_state* s = m->rkt != nullptr ? state_for(m.get()) : nullptr;
+      if (s != nullptr && s->queue) {
+        s->stash.push_back(std::move(m));
+        continue;
+      }
+      if (take(m.get(), out)) ++taken;
+    }
     poll_partition_queues(out, max_rows, taken);
     if (taken == 0 && !waited) {
       // Nothing in any queue: wait a little (for events; a message is read next call).
@@ -538,8 +552,13 @@ void kafka_source::poll_partition_queues(core::outputs& out, std::size_t max_row
     // in its own queue.
     rd_kafka_queue_forward(s.queue.get(), nullptr);
     if (s.paused) continue;
-    const ssize_t got =
-        rd_kafka_consume_batch_queue(s.queue.get(), 0, msgs, std::min(chunk, max_rows - taken));
+    std::size_t turn = std::min(chunk, max_rows - taken);
+    for (; turn > 0 && !s.stash.empty(); --turn) {
+      if (take(s.stash.front().get(), out)) ++taken;
+      s.stash.pop_front();
+    }
+    if (turn == 0) continue;
+    const ssize_t got = rd_kafka_consume_batch_queue(s.queue.get(), 0, msgs, turn);
     for (ssize_t i = 0; i < got; ++i) {
       message_ptr m(msgs[i]);
       if (take(m.get(), out)) ++taken;

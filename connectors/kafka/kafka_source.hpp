@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +91,9 @@ private:
     std::uint32_t split = 0;           // id reported to the runtime, never reused
     bool paused = false;               // by watermark alignment
     kafka_detail::queue_ptr queue;     // with alignment: the partition's own message queue
+    /// With alignment: its messages (and end-of-partition events) that came through the
+    /// consumer's shared queue before its own queue was split off; read before the queue.
+    std::deque<kafka_detail::message_ptr> stash;
     rd_kafka_topic_t* rkt = nullptr;   // learned from the first message; identifies the topic
     std::int64_t next_offset = -1;     // next offset to read, -1 before the first message
     std::int64_t committed = -1;       // start_from committed: the group's offset, if any

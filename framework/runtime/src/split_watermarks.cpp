@@ -72,6 +72,7 @@ void split_watermarks::observe(const std::uint32_t* ids, const std::int64_t* tim
 }
 
 void split_watermarks::sync(const std::vector<core::split_report>& now, std::int64_t clock) {
+  clock_ = clock;
   // Splits that left (revoked): no longer part of the watermark.
   splits_.erase(std::remove_if(splits_.begin(), splits_.end(),
                                [&](const split& s) {
@@ -164,11 +165,22 @@ std::int64_t split_watermarks::computed() const {
   return m - s_.out_of_orderness_ns;
 }
 
-std::int64_t split_watermarks::alignment_floor() const {
+std::int64_t split_watermarks::data_floor() const {
   std::int64_t m = INT64_MAX;
   for (const auto& s : splits_)
     if (!s.idle && !s.at_end && s.max_ts != INT64_MIN) m = std::min(m, s.max_ts);
   return m;
+}
+
+std::int64_t split_watermarks::alignment_floor() const {
+  // A split whose first data is still on its way (not at its end, assigned less than the
+  // grace ago) holds every other split: else a partition fetched a little later than the
+  // others would find them far ahead. After the grace it no longer does (it may never get
+  // data; the watermark still waits for it).
+  for (const auto& s : splits_)
+    if (!s.idle && !s.at_end && s.max_ts == INT64_MIN && clock_ - s.last_data < first_data_grace_ns)
+      return INT64_MIN;
+  return data_floor();
 }
 
 void split_watermarks::align(std::int64_t floor, std::vector<decision>& out) {
@@ -177,7 +189,7 @@ void split_watermarks::align(std::int64_t floor, std::vector<decision>& out) {
     // A split with nothing left to read gains nothing from a pause; one without data yet is
     // not ahead of anything.
     const bool ahead = floor != INT64_MAX && s.max_ts != INT64_MIN && !s.at_end &&
-                       s.max_ts - floor > s_.max_drift_ns;
+                       (floor == INT64_MIN || s.max_ts - floor > s_.max_drift_ns);
     if (ahead != s.paused) {
       s.paused = ahead;
       out.push_back(decision{s.id, ahead});
@@ -186,7 +198,7 @@ void split_watermarks::align(std::int64_t floor, std::vector<decision>& out) {
 }
 
 std::int64_t split_watermarks::lead() const {
-  const std::int64_t floor = alignment_floor();
+  const std::int64_t floor = data_floor();
   if (floor == INT64_MAX) return 0;
   std::int64_t hi = floor;
   for (const auto& s : splits_)

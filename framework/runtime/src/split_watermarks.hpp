@@ -60,9 +60,14 @@ public:
   bool all_idle() const noexcept { return all_idle_; }
 
   /// Smallest largest-event-time over the splits that have data, are not idle and have more
-  /// to read (not at their end); INT64_MAX when there is none. What this instance publishes
-  /// for alignment: a split with nothing to read must not keep others paused.
+  /// to read (not at their end); INT64_MAX when there is none; INT64_MIN while a split's
+  /// first data is on its way (for `first_data_grace_ns` after it was assigned), which holds
+  /// every other split. What this instance publishes for alignment: a split with nothing to
+  /// read must not keep others paused.
   std::int64_t alignment_floor() const;
+
+  /// How long a split that has had no data yet holds the others under alignment.
+  static constexpr std::int64_t first_data_grace_ns = 1'000'000'000;
 
   /// With `floor` the smallest `alignment_floor()` over every instance of the source, pauses
   /// the splits more than `max_drift` ahead of it and resumes the others. Appends the changes.
@@ -96,6 +101,8 @@ private:
   split* find(std::uint32_t id);
   /// The minimum over the splits that are not idle now (see `watermark`).
   std::int64_t computed() const;
+  /// `alignment_floor` without the hold of splits waiting for their first data.
+  std::int64_t data_floor() const;
   void say(bool warning, std::string text);
 
   settings s_;
@@ -103,6 +110,7 @@ private:
   std::size_t last_ = 0;
   std::int64_t empty_since_;  ///< clock since no split has been assigned (INT64_MIN: some are)
   bool all_idle_ = false;
+  std::int64_t clock_ = 0;  ///< of the last sync
   std::int64_t held_ = INT64_MIN;  ///< highest watermark seen as splits went idle one by one
   std::vector<note> notes_;
 };

@@ -173,14 +173,21 @@ TEST_CASE("split watermark alignment pauses what runs more than max_drift ahead,
   CHECK_FALSE(d[0].pause);
   CHECK_FALSE(d[1].pause);
   CHECK_FALSE(w.any_paused());
-  // A split that has had no data, or has nothing left to read, does not set the floor: it
-  // would hold the others paused for nothing.
+  // A split whose first data is on its way holds every other split, for a grace period
+  // after it was assigned (a partition fetched a little later than the others).
   sw f({0, 100 * ms, 2'000 * ms, 30'000 * ms}, 0);
   rows(f, 0, 10'000 * ms, 0);
   rows(f, 1, 1'000 * ms, 0);
   f.sync(reports({{0, false}, {1, false}, {2, false}}), 0);
+  CHECK(f.alignment_floor() == INT64_MIN);
+  d.clear();
+  f.align(f.alignment_floor(), d);
+  CHECK(d.size() == 2);  // both splits with data wait
+  // After the grace, a split that has had no data, or has nothing left to read, does not
+  // set the floor: it would hold the others paused for nothing.
+  f.sync(reports({{0, false}, {1, false}, {2, false}}), sw::first_data_grace_ns);
   CHECK(f.alignment_floor() == 1'000 * ms);
-  f.sync(reports({{0, false}, {1, true}, {2, false}}), 1);
+  f.sync(reports({{0, false}, {1, true}, {2, false}}), sw::first_data_grace_ns + 1);
   CHECK(f.alignment_floor() == 10'000 * ms);
 }
 
