@@ -295,7 +295,7 @@ void dead_letter_message(core::outputs& out, std::string_view component, std::st
   r[2] = std::string(component);
   r[3] = std::string(position);
   r[4] = std::string(message);
-  r[5] = time;
+  r[5] = core::dead_letter_time(time);
 }
 
 // ---------------------------------------------------------------------------------------------

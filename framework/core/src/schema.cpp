@@ -66,7 +66,7 @@ void outputs::dead(std::string_view op, std::string_view reason, const value* ro
   r[4] = std::move(rec);
   // Epoch milliseconds, like every time an operator writes (window_start, an alert's time);
   // the row's own event time stays in ns.
-  r[5] = t >= 0 ? t / 1'000'000 : -((-(t + 1)) / 1'000'000) - 1;
+  r[5] = dead_letter_time(t);
 }
 
 } // namespace pel::core

@@ -338,14 +338,14 @@ TEST_CASE("schema inference from JSON samples", "[formats][json][infer]") {
 
 TEST_CASE("dead letters from a message keep the text and the position", "[formats]") {
   core::outputs out;
-  dead_letter_message(out, "src", "bad", "{oops", 42, "f.json:3");
+  dead_letter_message(out, "src", "bad", "{oops", 1'700'000'000'042'999'999, "f.json:3");
   REQUIRE(out.dead_letter.size() == 1);
   CHECK(out.dead_letter.width == core::dead_letter_schema()->size());
   auto r = out.dead_letter.row(0);
   CHECK(std::get<std::string>(r[0]) == "bad");
   CHECK(std::get<std::string>(r[3]) == "f.json:3");
   CHECK(std::get<std::string>(r[4]) == "{oops");
-  CHECK(std::get<std::int64_t>(r[5]) == 42);
+  CHECK(std::get<std::int64_t>(r[5]) == 1'700'000'000'042);  // epoch ms, as every dead letter
 }
 
 TEST_CASE("JSON encoding gives valid JSON for any string bytes and any double",

@@ -4,6 +4,7 @@
 
 #include "pel/core/value.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,5 +51,10 @@ using schema_ptr = std::shared_ptr<const schema>;
 /// `reason`, `operator`, `source`, `position`, `record` (the failed record as JSON text),
 /// `time` (event time of the failed record, epoch milliseconds like every time field PEL writes).
 const schema_ptr& dead_letter_schema();
+
+/// A dead letter's `time` from the record's event time `ns`: epoch milliseconds, floored.
+inline std::int64_t dead_letter_time(std::int64_t ns) {
+  return ns >= 0 ? ns / 1'000'000 : -((-(ns + 1)) / 1'000'000) - 1;
+}
 
 } // namespace pel::core
