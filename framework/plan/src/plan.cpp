@@ -520,8 +520,9 @@ private:
     if (s < 0 || plan_.nodes[s].kind != spec::component_kind::sink) {
       // An unknown name whose component failed to build was already reported.
       if (index_.count(mode) == 0 || all_[index_[mode]]->kind != spec::component_kind::sink)
-        diag({}, "pipeline.dead_letter",
-             "dead_letter must be log, drop or the name of a sink; '" + mode + "' is none of these");
+        diag(p_.settings.dead_letter_at, "pipeline.dead_letter",
+             "'" + mode + "' is not a sink of this pipeline that could be built; fix that sink "
+             "(its errors are listed), or use log or drop");
       return;
     }
     plan_.dead_letters = dead_letter_mode::sink;

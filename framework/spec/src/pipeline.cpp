@@ -807,6 +807,7 @@ private:
     s.channel_credits = static_cast<std::uint32_t>(c.get_int("credits"));
     s.checkpoint_interval_ns = c.get_duration_ns("checkpoint_interval");
     s.dead_letter = c.get_string("dead_letter");
+    s.dead_letter_at = c.mark_of("dead_letter");
 
     for (const auto& b : blocks_) {
       if (std::find(skip.begin(), skip.end(), b.name) != skip.end()) continue;

@@ -64,6 +64,7 @@ struct pipeline_settings {
   std::string time = "event";           ///< event | processing
   std::int64_t checkpoint_interval_ns = 1'000'000'000;  ///< barrier (commit) interval
   std::string dead_letter = "log";      ///< log | drop | the name of a sink
+  mark dead_letter_at;                  ///< where `dead_letter` is written (for diagnostics)
 };
 
 /// A whole pipeline file after validation: components in file order.
