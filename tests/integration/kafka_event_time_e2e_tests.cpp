@@ -136,14 +136,18 @@ std::string compare(const bars& got, const bars& want) {
 /// bars per symbol → a JSON file.
 std::string bars_yaml(const std::string& boot, const std::string& topic, int parallelism,
                       const std::string& event_time, const std::string& pre_aggregate,
-                      const std::string& out) {
+                      const std::string& out, const std::string& group = "") {
+  // Without a group every instance is assigned its share of the partitions; with one the
+  // instances join it and the group splits the partitions (rebalance callbacks).
+  const std::string reading = group.empty() ? "    assign: true\n"
+                                            : "    group_id: " + group + "\n"
+                                              "    rdkafka: {session.timeout.ms: 6000}\n";
   return "pipeline: {name: bars, parallelism: " + std::to_string(parallelism) + "}\n"
          "sources:\n"
          "  trades:\n"
          "    type: kafka\n"
          "    bootstrap_servers: " + boot + "\n"
-         "    topics: [" + topic + "]\n"
-         "    assign: true\n"
+         "    topics: [" + topic + "]\n" + reading +
          "    start_from: earliest\n"
          "    schema: {ts: int, symbol: string, price: double, qty: int}\n"
          "    event_time: " + event_time + "\n"
@@ -199,20 +203,24 @@ TEST_CASE("kafka event time on skewed partitions with an empty one: no late reco
     bool by_field;
     const char* idle;  // event_time.idle_timeout, empty: the Kafka default (5 s)
     bool aligned;      // max_drift: 2s
+    bool group = false;  // a consumer group instead of an explicit assignment
   };
   for (const auto& v : {variant{1, true, "1s", false}, variant{2, true, "1s", false},
                         variant{4, true, "1s", false}, variant{1, false, "1s", false},
                         variant{2, false, "1s", false}, variant{4, false, "", false},
-                        variant{1, true, "1s", true}, variant{2, false, "1s", true}}) {
+                        variant{1, true, "1s", true}, variant{2, false, "1s", true},
+                        variant{2, true, "1s", false, true}, variant{2, true, "1s", true, true}}) {
     INFO("parallelism " << v.parallelism << (v.by_field ? ", time from field ts" : ", message timestamps")
                         << ", idle_timeout " << (*v.idle ? v.idle : "default")
-                        << (v.aligned ? ", max_drift 2s" : ""));
+                        << (v.aligned ? ", max_drift 2s" : "") << (v.group ? ", consumer group" : ""));
     temp_dir dir;
     std::string et = v.by_field ? "{field: ts, format: epoch_ms" : "{max_out_of_orderness: 0ms";
     if (*v.idle) et += std::string(", idle_timeout: ") + v.idle;
     if (v.aligned) et += ", max_drift: 2s";
     et += "}";
-    write_file(dir / "p.yaml", bars_yaml(boot, "trades", v.parallelism, et, "auto", dir / "bars.json"));
+    static int groups = 0;
+    write_file(dir / "p.yaml", bars_yaml(boot, "trades", v.parallelism, et, "auto", dir / "bars.json",
+                                         v.group ? "bars" + std::to_string(++groups) : ""));
     process run({pel_binary(), "run", "--progress", "never", dir / "p.yaml"});
     // Every bar but each symbol's last closes by the watermark while the job runs (the
     // empty partition goes idle); the stop closes the last ones.

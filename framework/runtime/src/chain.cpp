@@ -650,9 +650,13 @@ void chain_instance::on_poll() {
       const auto& b = n.out.main;
       if (n.out.splits.size() == b.size())
         split_wm_->observe(n.out.splits.data(), b.times.data(), b.size(), unblocked_clock(t0));
-    } else if (source_idle_) {
+    }
+    // Rows after idleness: downstream must count this input again before the rows reach it,
+    // even when it has no watermark yet (a partition just assigned), or it would take them
+    // for late.
+    if (source_idle_) {
       source_idle_ = false;
-      if (wm_ != wm_min) push_control(control_kind::watermark, wm_);
+      push_control(control_kind::watermark, wm_);
     }
   }
   n.out.splits.clear();
@@ -720,7 +724,7 @@ void chain_instance::split_time(std::int64_t now, bool force) {
   const bool idle = split_wm_->all_idle();
   if (!idle && source_idle_) {
     source_idle_ = false;
-    if (wm_ != wm_min) push_control(control_kind::watermark, wm_);
+    push_control(control_kind::watermark, wm_);  // active again, even without a time yet
   }
   // The time the splits reached goes out before the instance says it is idle.
   const std::int64_t cand = split_wm_->watermark();
@@ -830,7 +834,7 @@ void chain_instance::recompute_watermark() {
   bool resend = idle_out_;
   idle_out_ = false;
   if (m > wm_) advance_watermark(m, 0);
-  else if (resend && wm_ != wm_min) push_control(control_kind::watermark, wm_);
+  else if (resend) push_control(control_kind::watermark, wm_);  // active again
 }
 
 void chain_instance::recompute_barrier() {
