@@ -1,4 +1,5 @@
 #include "pel/spec/diagnostics.hpp"
+#include "pel/core/utf8.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -8,26 +9,14 @@ namespace pel::spec {
 
 namespace {
 
-/// Length of the valid UTF-8 sequence of two or more bytes at `i`, or 0.
+/// Length of the valid UTF-8 sequence of two or more bytes at `i` that is safe to show on a
+/// line, or 0.
 std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  std::size_t len;
-  std::uint32_t cp;
-  if (b0 >= 0xC2 && b0 <= 0xDF) { len = 2; cp = b0 & 0x1F; }
-  else if (b0 >= 0xE0 && b0 <= 0xEF) { len = 3; cp = b0 & 0x0F; }
-  else if (b0 >= 0xF0 && b0 <= 0xF4) { len = 4; cp = b0 & 0x07; }
-  else return 0;
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-  // C1 controls (NEL among them) and the Unicode line and paragraph separators break lines
-  // in some terminals and editors.
-  if (cp <= 0x9F || cp == 0x2028 || cp == 0x2029) return 0;
+  std::uint32_t cp = 0;
+  const std::size_t len = core::utf8_decode(s, i, cp);
+  // ASCII is handled by the caller; C1 controls (NEL among them) and the Unicode line and
+  // paragraph separators break lines in some terminals and editors.
+  if (len < 2 || cp <= 0x9F || cp == 0x2028 || cp == 0x2029) return 0;
   return len;
 }
 

@@ -2,6 +2,7 @@
 // handler below makes our nodes directly, which lets it count nesting and alias expansion as
 // the parser goes and stop it before anything grows out of bounds.
 #include "internal.hpp"
+#include "pel/core/utf8.hpp"
 #include "pel/spec/yaml.hpp"
 
 #include <yaml-cpp/eventhandler.h>
@@ -66,23 +67,8 @@ mark position_of(std::string_view text, std::size_t offset) {
 
 /// Length of the UTF-8 sequence starting at `i`, or 0 when it is not valid UTF-8.
 std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  std::size_t len;
-  std::uint32_t cp;
-  if (b0 >= 0xC2 && b0 <= 0xDF) { len = 2; cp = b0 & 0x1F; }
-  else if (b0 >= 0xE0 && b0 <= 0xEF) { len = 3; cp = b0 & 0x0F; }
-  else if (b0 >= 0xF0 && b0 <= 0xF4) { len = 4; cp = b0 & 0x07; }
-  else return 0;
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-  return len;
+  std::uint32_t cp = 0;
+  return core::utf8_decode(s, i, cp);
 }
 
 /// Refuses text that is not UTF-8 or holds control characters (binary data).
