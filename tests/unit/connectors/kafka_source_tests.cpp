@@ -449,6 +449,25 @@ TEST_CASE("kafka source config errors are located", "[kafka][source][config]") {
   }
 }
 
+namespace {
+
+/// Messages of about 1 KiB, `{"id":i,"pad":"xxx…"}` for i in [from, to): enough of them go
+/// over the embedded broker's 5 MiB per partition.
+std::vector<std::string> kib_payloads(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i)
+    out.push_back("{\"id\":" + std::to_string(i) + ",\"pad\":\"" + std::string(1000, 'x') + "\"}");
+  return out;
+}
+
+/// The id of a `kib_payloads` message read with `format: raw`.
+std::int64_t id_of(const core::value& v) {
+  const auto& s = std::get<std::string>(v);
+  return std::stoll(s.substr(6, s.find(',') - 6));
+}
+
+}  // namespace
+
 TEST_CASE("kafka source reports the messages retention deleted before it read them, and the "
           "count adds up",
           "[kafka][source]") {
@@ -457,13 +476,7 @@ TEST_CASE("kafka source reports the messages retention deleted before it read th
   // had not fetched yet is deleted. Every message must be either read or counted as lost.
   connectors::kafka_broker broker({1, 0, {"gap:1"}, ""});
   const auto boot = broker.bootstraps();
-  auto payloads = [](int from, int to) {
-    std::vector<std::string> out;
-    for (int i = from; i < to; ++i)
-      out.push_back("{\"id\":" + std::to_string(i) + ",\"pad\":\"" + std::string(1000, 'x') + "\"}");
-    return out;
-  };
-  REQUIRE(produce_raw(boot, "gap", 0, payloads(0, 500)));
+  REQUIRE(produce_raw(boot, "gap", 0, kib_payloads(0, 500)));
   auto c = source_config({{"bootstrap_servers", scalar(boot)},
                           {"topics", list({"gap"})},
                           {"assign", scalar("true")},
@@ -476,11 +489,7 @@ TEST_CASE("kafka source reports the messages retention deleted before it read th
   core::outputs out;
   REQUIRE(read_rows(src, out, 100));
   constexpr int total = 12'500;
-  REQUIRE(produce_raw(boot, "gap", 0, payloads(500, total)));
-  auto id_of = [](const core::value& v) {
-    const auto& s = std::get<std::string>(v);
-    return std::stoll(s.substr(6, s.find(',') - 6));
-  };
+  REQUIRE(produce_raw(boot, "gap", 0, kib_payloads(500, total)));
   std::vector<core::source_notice> notices;
   REQUIRE(poll_until(
       [&] {
@@ -519,17 +528,7 @@ TEST_CASE("kafka source reports a committed position that retention deleted befo
   // offset, and that gap is lost and said, not skipped silently.
   connectors::kafka_broker broker({1, 0, {"gapc:1"}, ""});
   const auto boot = broker.bootstraps();
-  auto payloads = [](int from, int to) {
-    std::vector<std::string> out;
-    for (int i = from; i < to; ++i)
-      out.push_back("{\"id\":" + std::to_string(i) + ",\"pad\":\"" + std::string(1000, 'x') + "\"}");
-    return out;
-  };
-  auto id_of = [](const core::value& v) {
-    const auto& s = std::get<std::string>(v);
-    return std::stoll(s.substr(6, s.find(',') - 6));
-  };
-  REQUIRE(produce_raw(boot, "gapc", 0, payloads(0, 500)));
+  REQUIRE(produce_raw(boot, "gapc", 0, kib_payloads(0, 500)));
   auto c = source_config({{"bootstrap_servers", scalar(boot)},
                           {"topics", list({"gapc"})},
                           {"assign", scalar("true")},
@@ -553,7 +552,7 @@ TEST_CASE("kafka source reports a committed position that retention deleted befo
     first.close();
   }
   constexpr int total = 12'500;
-  REQUIRE(produce_raw(boot, "gapc", 0, payloads(500, total)));
+  REQUIRE(produce_raw(boot, "gapc", 0, kib_payloads(500, total)));
   connectors::kafka_source again(c.cfg);
   again.open(ctx());
   core::outputs out;
