@@ -180,6 +180,27 @@ std::int64_t late_in_summary(const std::string& err) {
   return sum;
 }
 
+/// Runs `pel run` on `dir/p.yaml` until every bar but `open_at_end` of `want` has closed by
+/// the watermark (the last ones need the stop), then stops it with SIGTERM; requires exit 0
+/// and the output equal to `want`. Returns the run's result (its summary is in `err`).
+process_result run_until_closed_then_stop(const temp_dir& dir, const bars& want,
+                                          std::size_t open_at_end) {
+  process run({pel_binary(), "run", "--progress", "never", dir / "p.yaml"});
+  const bool closed = run.wait_until(
+      [&] { return read_bars(dir / "bars.json").size() >= want.size() - open_at_end; }, 90s);
+  INFO(run.err());
+  INFO(compare(read_bars(dir / "bars.json"), want));
+  REQUIRE(closed);
+  run.send_signal(SIGTERM);
+  auto r = run.wait(60s);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto diff = compare(read_bars(dir / "bars.json"), want);
+  INFO(diff);
+  CHECK(diff.empty());
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("kafka event time on skewed partitions with an empty one: no late record and every "
@@ -221,22 +242,10 @@ TEST_CASE("kafka event time on skewed partitions with an empty one: no late reco
     static int groups = 0;
     write_file(dir / "p.yaml", bars_yaml(boot, "trades", v.parallelism, et, "auto", dir / "bars.json",
                                          v.group ? "bars" + std::to_string(++groups) : ""));
-    process run({pel_binary(), "run", "--progress", "never", dir / "p.yaml"});
     // Every bar but each symbol's last closes by the watermark while the job runs (the
     // empty partition goes idle); the stop closes the last ones.
-    const bool closed = run.wait_until(
-        [&] { return read_bars(dir / "bars.json").size() >= want.size() - 4; }, 90s);
-    INFO(run.err());
-    INFO(compare(read_bars(dir / "bars.json"), want));
-    REQUIRE(closed);
-    run.send_signal(SIGTERM);
-    auto r = run.wait(60s);
+    const auto r = run_until_closed_then_stop(dir, want, 4);
     INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    const auto got = read_bars(dir / "bars.json");
-    const auto diff = compare(got, want);
-    INFO(diff);
-    CHECK(diff.empty());
     const auto summary = squeeze(r.err);
     CHECK(summary.find(" trades out " + std::to_string(total) + " dead letters 0") != std::string::npos);
     // With every partition on one instance, the big partition's backlog ran ahead of the
@@ -280,21 +289,10 @@ TEST_CASE("kafka and two-phase windows at parallelism 4: after a stop every symb
     write_file(dir / "p.yaml",
                bars_yaml(boot, "day", 4, "{field: ts, format: epoch_ms, idle_timeout: 1s}",
                          round % 2 == 0 ? "always" : "auto", dir / "bars.json"));
-    process run({pel_binary(), "run", "--progress", "never", dir / "p.yaml"});
     // Everything is read and idle: every bar but those of the last second of the partitions
     // that reach 40 s (six symbols) is out.
-    const bool closed = run.wait_until(
-        [&] { return read_bars(dir / "bars.json").size() >= want.size() - 6; }, 90s);
-    INFO(run.err());
-    INFO(compare(read_bars(dir / "bars.json"), want));
-    REQUIRE(closed);
-    run.send_signal(SIGTERM);
-    auto r = run.wait(60s);
+    const auto r = run_until_closed_then_stop(dir, want, 6);
     INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-    const auto diff = compare(read_bars(dir / "bars.json"), want);
-    INFO(diff);
-    CHECK(diff.empty());
     CHECK(late_in_summary(r.err) == 0);
   }
 }

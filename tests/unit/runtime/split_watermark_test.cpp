@@ -362,6 +362,16 @@ std::string diff(const std::vector<bar>& got, const std::vector<bar>& want) {
   return out;
 }
 
+/// A finished job: it succeeded, the window dropped no record as late, and the bars are
+/// exactly `want`.
+void expect_exact(const runtime::result& r, collected& out, const std::vector<bar>& want) {
+  REQUIRE(r.ok);
+  CHECK(r.find("bars")->late + (r.find("bars/local") ? r.find("bars/local")->late : 0) == 0);
+  const auto got = bars_of(out);
+  INFO(diff(got, want));
+  CHECK(got == want);
+}
+
 std::vector<bar> reference(const std::vector<std::vector<trade>>& splits) {
   std::map<std::pair<std::string, std::int64_t>, std::tuple<double, double, double>> acc;
   for (const auto& s : splits)
@@ -445,11 +455,7 @@ TEST_CASE("skewed splits read unevenly, one of them empty: no late record and ev
     j->stop();
     REQUIRE(j->wait_for(30s));
     auto r = j->wait();
-    REQUIRE(r.ok);
-    CHECK(r.find("bars")->late + (r.find("bars/local") ? r.find("bars/local")->late : 0) == 0);
-    const auto got = bars_of(*e.out);
-    INFO(diff(got, want));
-    CHECK(got == want);
+    expect_exact(r, *e.out, want);
     std::lock_guard<std::mutex> lock(e.probe->mu);
     INFO("largest lead of a split over the slowest: " << e.probe->max_lead_ms << " ms");
     if (par == 1) CHECK(e.probe->max_lead_ms > 5'000);  // the backlog was read far ahead
@@ -471,11 +477,7 @@ TEST_CASE("watermark alignment bounds how far a backlog runs ahead without slowi
     auto j = e.start(bars_yaml(1, 2, "{field: ts, format: epoch_ms, max_drift: " + drift + "}"));
     REQUIRE(j->wait_for(60s));
     auto r = j->wait();
-    REQUIRE(r.ok);
-    CHECK(r.find("bars")->late == 0);
-    const auto got = bars_of(*e.out);
-    INFO(diff(got, want));
-    CHECK(got == want);
+    expect_exact(r, *e.out, want);
     std::lock_guard<std::mutex> lock(e.probe->mu);
     auto pauses = [&](std::uint32_t s) {
       auto it = e.probe->pauses.find(s);
@@ -522,10 +524,6 @@ TEST_CASE("two-phase windows at parallelism 4: an instance that goes idle sends 
     j->stop();
     REQUIRE(j->wait_for(30s));
     auto r = j->wait();
-    REQUIRE(r.ok);
-    CHECK(r.find("bars")->late == 0);
-    const auto got = bars_of(*e.out);
-    INFO(diff(got, want));
-    CHECK(got == want);
+    expect_exact(r, *e.out, want);
   }
 }
