@@ -5,6 +5,7 @@
 #include "pel/core/batch.hpp"
 #include "pel/core/operator.hpp"
 #include "pel/core/schema.hpp"
+#include "pel/core/state_io.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,52 @@ public:
 
   /// Count of rows acknowledged as delivered (for status and tests).
   virtual std::uint64_t delivered() const { return 0; }
+
+  // -- checkpoints (two-phase commit) ------------------------------------------------------
+  //
+  // With checkpoints on, a sink sees, in order: `prepare(id)` when barrier `id` reaches it
+  // (everything written since the previous barrier belongs to checkpoint `id`), then
+  // `snapshot` (what must survive a crash until the commit), and later `commit(id)` once the
+  // checkpoint is complete, i.e. every instance has saved its state and the manifest is
+  // written. Commits come in id order; a commit may cover several prepared ids. On a restart
+  // from checkpoint `id`, `restore(id, r)` comes after `open` with that snapshot.
+
+  /// True when this sink, as configured, makes its output visible only at `commit`
+  /// (`delivery: exactly_once`): a restart from a checkpoint then neither loses nor repeats
+  /// output. False: at-least-once (output is visible at once; a restart may repeat it).
+  virtual bool exactly_once() const { return false; }
+
+  /// Barrier `id` reached the sink: make everything written so far durable (at-least-once
+  /// sinks: deliver it; exactly-once sinks: hold it, ready to be made visible). Throw when
+  /// that failed. Default: `flush()`.
+  virtual void prepare(std::uint64_t id) {
+    (void)id;
+    flush();
+  }
+
+  /// Writes what a restart must find to finish checkpoint(s) up to the last `prepare`d id
+  /// (e.g. the prepared but uncommitted output). Called right after `prepare`.
+  virtual void snapshot(state_writer& w) { (void)w; }
+
+  /// Checkpoint `id` is complete: make everything prepared up to `id` visible. Must not
+  /// repeat what an earlier `commit` (also one of a previous run) made visible.
+  virtual void commit(std::uint64_t id) { (void)id; }
+
+  /// Resuming from complete checkpoint `id`, with what `snapshot` wrote at its barrier: make
+  /// visible what was prepared up to `id` and is not yet (the previous run may have died
+  /// before its commit), and discard anything a previous run left unfinished after it (fence
+  /// it, for Kafka). Called after `open`, before any `write`.
+  virtual void restore(std::uint64_t id, state_reader& r) {
+    (void)id;
+    (void)r;
+  }
+
+  /// The job stops without ending the stream (a stop with a final checkpoint, or a failure):
+  /// drop what was written since the last `prepare` without making it visible, then release
+  /// everything. Called instead of `close`. Default: `close()` for at-least-once sinks.
+  virtual void abort() {
+    if (!exactly_once()) close();
+  }
 };
 
 using sink_ptr = std::unique_ptr<sink_base>;

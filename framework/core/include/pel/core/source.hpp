@@ -5,6 +5,7 @@
 #include "pel/core/batch.hpp"
 #include "pel/core/operator.hpp"
 #include "pel/core/schema.hpp"
+#include "pel/core/state_io.hpp"
 #include "pel/core/time.hpp"
 
 #include <cstdint>
@@ -110,6 +111,23 @@ public:
   /// Everything emitted before barrier `id` has been fully processed by all sinks: commit the
   /// position remembered for `id` (e.g. Kafka offsets). At-least-once.
   virtual void on_committed(std::uint64_t id) { (void)id; }
+
+  // -- checkpoints (positions) -------------------------------------------------------------
+
+  /// True when the source can go back to a position written by `snapshot` (Kafka offsets, a
+  /// file offset, the generator's sequence number). A job with checkpoints warns about a
+  /// source that cannot: after a restart its input is not replayed.
+  virtual bool replayable() const { return false; }
+
+  /// Writes the position reached: every row returned by `poll` so far is before it, every
+  /// later row after it. Called on a checkpoint barrier, right after `on_barrier(id)`. The
+  /// format is the source's own; write a version first.
+  virtual void snapshot(state_writer& w) { (void)w; }
+
+  /// Resuming from a checkpoint: called after `open` and before the first `poll` with what
+  /// `snapshot` wrote. The next row returned is the first one after that position. Throws
+  /// `std::runtime_error` when the snapshot cannot be read.
+  virtual void restore(state_reader& r) { (void)r; }
 
   virtual void close() {}
 };
