@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <iterator>
+#include <stdexcept>
+#include <string>
 
 namespace pel::connectors {
 
@@ -205,7 +207,7 @@ public:
       std::int64_t now = core::steady_ns();
       if (t0_ < 0) t0_ = now;
       double due = std::floor(static_cast<double>(now - t0_) * opt_.rate / 1e9) + 1.0;
-      double allowed = due - static_cast<double>(emitted_);
+      double allowed = due - static_cast<double>(paced_);
       if (allowed < 1.0) return core::poll_status::idle;
       budget = std::min<double>(static_cast<double>(budget), allowed);
     }
@@ -223,6 +225,7 @@ public:
       replay_ += n;
       made = n;
       emitted_ += n;
+      paced_ += n;
       if (replay_ >= preloaded_.size()) done_ = true;
     }
     while (made < budget) {
@@ -237,6 +240,7 @@ public:
       out.main.times.back() = fill(n, base, row);
       ++made;
       ++emitted_;
+      ++paced_;
     }
     if (made == 0 && done_) {
       preloaded_ = core::batch(width_);  // free the replay memory
@@ -253,7 +257,68 @@ public:
                 : 0;
   }
 
+  // -- checkpoints ---------------------------------------------------------------------------
+
+  /// Every record is a function of its global index, so the position is the next index.
+  bool replayable() const override { return true; }
+
+  /// Version, then the instance and parallelism it was taken at, the next global index, the
+  /// records emitted so far and the event-time origin (a check: the options must not change).
+  void snapshot(core::state_writer& w) override {
+    w.put<std::uint32_t>(snapshot_version);
+    w.put<std::uint32_t>(instance_);
+    w.put<std::uint32_t>(parallelism_);
+    // Preloading ran the index to the end at open: the position is the replay's.
+    w.put<std::uint64_t>(opt_.preload ? instance_ + std::uint64_t{replay_} * parallelism_
+                                      : next_n_);
+    w.put<std::uint64_t>(emitted_);
+    w.put<std::int64_t>(opt_.start_ms);
+    w.put<std::uint64_t>(opt_.seed);
+  }
+
+  /// Goes on at the snapshot's next index: the rows after a restore are those an
+  /// uninterrupted run gives (same values, same event times). Pacing (`rate`) starts again
+  /// from now, so a restored generator does not burst to catch up on the time it was down.
+  void restore(core::state_reader& r) override {
+    auto version = r.get<std::uint32_t>();
+    if (version != snapshot_version)
+      throw std::runtime_error("generator: cannot restore a snapshot of version " +
+                               std::to_string(version) + " (this build reads version " +
+                               std::to_string(snapshot_version) + ")");
+    auto instance = r.get<std::uint32_t>();
+    auto parallelism = r.get<std::uint32_t>();
+    auto next_n = r.get<std::uint64_t>();
+    auto emitted = r.get<std::uint64_t>();
+    auto start_ms = r.get<std::int64_t>();
+    auto seed = r.get<std::uint64_t>();
+    if (instance != instance_ || parallelism != parallelism_)
+      throw std::runtime_error(
+          "generator: the checkpoint was taken by instance " + std::to_string(instance) + " of " +
+          std::to_string(parallelism) + ", not " + std::to_string(instance_) + " of " +
+          std::to_string(parallelism_) + "; restore with the parallelism it was taken at");
+    if (start_ms != opt_.start_ms || seed != opt_.seed)
+      throw std::runtime_error(
+          "generator: `seed` or `start_time` changed since the checkpoint, so its position "
+          "would continue other records; put them back or start without the checkpoint");
+    if (next_n % parallelism_ != instance_ % parallelism_)
+      throw std::runtime_error("generator: the snapshot's next index " + std::to_string(next_n) +
+                               " does not belong to instance " + std::to_string(instance_));
+    next_n_ = next_n;
+    emitted_ = emitted;
+    paced_ = 0;
+    t0_ = -1;
+    done_ = false;
+    if (opt_.preload) {
+      // The preloaded rows are this instance's indices in order.
+      replay_ = static_cast<std::size_t>(
+          std::min<std::uint64_t>((next_n - instance_) / parallelism_, preloaded_.size()));
+      done_ = replay_ >= preloaded_.size();
+    }
+  }
+
 private:
+  static constexpr std::uint32_t snapshot_version = 1;
+
   void configure(std::uint32_t instance, std::uint32_t parallelism) {
     instance_ = instance;
     parallelism_ = parallelism;
@@ -408,6 +473,7 @@ private:
   double burst_a_ = 1.0;
 
   std::uint64_t emitted_ = 0;
+  std::uint64_t paced_ = 0;  ///< records emitted since `t0_` (pacing restarts on restore)
   std::int64_t t0_ = -1;
   bool done_ = false;
   core::batch preloaded_;

@@ -404,3 +404,145 @@ TEST_CASE("ISO-8601 parsing", "[generator]") {
   CHECK_FALSE(parse_iso8601_ms("2024-13-02", ms));
   CHECK_FALSE(parse_iso8601_ms("2024-01-02T14:30:00Zjunk", ms));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints
+
+namespace {
+
+/// `first` polls of `step` rows from a generator, a snapshot, then a new generator restored
+/// from it that runs to the end: all the rows, in order.
+core::batch resumed_run(const generator_options& o, std::uint32_t instance,
+                        std::uint32_t parallelism, std::size_t step, std::size_t first) {
+  core::operator_context ctx;
+  ctx.name = "gen";
+  ctx.instance = instance;
+  ctx.parallelism = parallelism;
+  auto a = make_generator(o);
+  a->open(ctx);
+  core::batch all(static_cast<std::uint32_t>(a->output_schema()->size()));
+  for (std::size_t i = 0; i < first; ++i) {
+    core::outputs out;
+    out.main = core::batch(all.width);
+    a->poll(out, step);
+    for (std::size_t r = 0; r < out.main.size(); ++r)
+      all.append_move(out.main.row(r), out.main.times[r]);
+  }
+  core::state_writer w;
+  a->on_barrier(1);
+  a->snapshot(w);
+  a.reset();
+  auto b = make_generator(o);
+  REQUIRE(b->replayable());
+  b->open(ctx);
+  auto bytes = w.take();
+  core::state_reader r(bytes);
+  b->restore(r);
+  auto rest = drain(*b);
+  for (std::size_t i = 0; i < rest.size(); ++i) all.append_move(rest.row(i), rest.times[i]);
+  return all;
+}
+
+/// Rows as text, so that NaN readings compare equal to themselves.
+std::vector<std::string> texts_of(const core::batch& b) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    std::string s;
+    for (std::size_t c = 0; c < b.width; ++c) s += core::to_text(b.row(i)[c]) + "|";
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("generator restored from a snapshot continues as an uninterrupted run",
+          "[generator][checkpoint]") {
+  generator_options o;
+  o.count = 3001;
+  o.out_of_order = 0.1;
+  o.burstiness = 0.9;
+  for (auto profile :
+       {generator_profile::trades, generator_profile::quotes, generator_profile::sensors}) {
+    o.profile = profile;
+    o.bad_records = profile == generator_profile::sensors ? 0.1 : 0;
+    for (bool preload : {false, true}) {
+      o.preload = preload;
+      for (auto [instance, parallelism] : {std::pair<std::uint32_t, std::uint32_t>{0, 1},
+                                           std::pair<std::uint32_t, std::uint32_t>{2, 3}}) {
+        auto whole = run(o, instance, parallelism);
+        for (auto [step, first] : {std::pair<std::size_t, std::size_t>{7, 1},
+                                   std::pair<std::size_t, std::size_t>{333, 3},
+                                   std::pair<std::size_t, std::size_t>{1000, 2}}) {
+          INFO("profile " << static_cast<int>(profile) << ", preload " << preload << ", instance "
+                          << instance << " of " << parallelism << ", " << first << " polls of "
+                          << step);
+          auto resumed = resumed_run(o, instance, parallelism, step, first);
+          REQUIRE(resumed.size() == whole.size());
+          CHECK(texts_of(resumed) == texts_of(whole));
+          CHECK(resumed.times == whole.times);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("generator restored with a rate paces from the restore, without a burst",
+          "[generator][checkpoint]") {
+  generator_options o;
+  o.event_rate = 1000;  // the same event times with and without pacing
+  core::operator_context ctx;
+  ctx.name = "gen";
+  auto a = make_generator(o);
+  a->open(ctx);
+  core::outputs out;
+  a->poll(out, 500);
+  REQUIRE(out.main.size() == 500);
+  core::state_writer w;
+  a->snapshot(w);
+  auto bytes = w.take();
+
+  o.rate = 10;  // one record per 100 ms
+  auto b = make_generator(o);
+  b->open(ctx);
+  core::state_reader r(bytes);
+  b->restore(r);
+  core::outputs first;
+  REQUIRE(b->poll(first, 1000) == core::poll_status::data);
+  REQUIRE(first.main.size() == 1);  // not the 500 "owed" since the original start
+  CHECK(first.main.row(0)[5] == core::value(std::int64_t{501}));
+  core::outputs next;
+  b->poll(next, 1000);
+  CHECK(next.main.size() <= 1);
+}
+
+TEST_CASE("generator refuses a snapshot of another instance or seed", "[generator][checkpoint]") {
+  generator_options o;
+  core::operator_context ctx;
+  ctx.name = "gen";
+  ctx.instance = 1;
+  ctx.parallelism = 2;
+  auto a = make_generator(o);
+  a->open(ctx);
+  core::state_writer w;
+  a->snapshot(w);
+  auto bytes = w.take();
+  {
+    auto b = make_generator(o);
+    ctx.parallelism = 3;
+    b->open(ctx);
+    core::state_reader r(bytes);
+    REQUIRE_THROWS_WITH(b->restore(r),
+                        "generator: the checkpoint was taken by instance 1 of 2, not 1 of 3; "
+                        "restore with the parallelism it was taken at");
+  }
+  ctx.parallelism = 2;
+  o.seed = 9;
+  auto c = make_generator(o);
+  c->open(ctx);
+  core::state_reader r(bytes);
+  REQUIRE_THROWS_WITH(c->restore(r),
+                      "generator: `seed` or `start_time` changed since the checkpoint, so its "
+                      "position would continue other records; put them back or start without "
+                      "the checkpoint");
+}
