@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -159,7 +161,9 @@ std::vector<spec::param> file_sink_params() {
   std::vector<param> p{
       param::string("path").req().doc(
           "The file to write. With parallelism > 1, instance i writes `path` with `-i` "
-          "inserted before the extension (`out.json` → `out-0.json`, `out-1.json`)."),
+          "inserted before the extension (`out.json` → `out-0.json`, `out-1.json`). With "
+          "`delivery: exactly_once`, the name the committed files are numbered from (see "
+          "`delivery`)."),
   };
   for (auto& f : format_params(false)) p.push_back(std::move(f));
   p.push_back(param::string("mode")
@@ -167,7 +171,27 @@ std::vector<spec::param> file_sink_params() {
                   .def("overwrite")
                   .doc("`overwrite` truncates the file at start; `append` adds to it (a CSV header "
                        "is written "
-                       "only to an empty file)."));
+                       "only to an empty file). With `delivery: exactly_once`, a fresh start "
+                       "(not a restore from a checkpoint) deletes the instance's numbered files "
+                       "(`overwrite`) or numbers on after them (`append`)."));
+  p.push_back(
+      param::string("delivery")
+          .one_of({"at_least_once", "exactly_once"})
+          .def("at_least_once")
+          .doc("`at_least_once`: rows are written to `path` as they come and synced on every "
+               "checkpoint; after a restart from a checkpoint the rows since it are written "
+               "again (duplicates, never losses). `exactly_once`: rows are held in a hidden "
+               "part file in the same directory (`.<name>.<n><ext>.inprogress`), sealed at "
+               "each checkpoint barrier and renamed into view only when the checkpoint is "
+               "complete, so that after a restart every row is visible exactly once. The "
+               "output is then a series of whole files, one per checkpoint interval that had "
+               "rows, numbered in order: `path` with `.<n>` (ten digits) before the extension "
+               "(`out/t.json` → `out/t.0000000001.json`, `out/t.0000000002.json`, ...; "
+               "`out/t-1.0000000001.json` for instance 1 of several); read them in name order "
+               "(`cat out/t.*.json`). A CSV file has its own header. `path` itself is not "
+               "written. Rows become visible at each completed checkpoint and at the end of "
+               "the stream; a job stopped without ending its stream leaves the rows since its "
+               "last checkpoint hidden until it is resumed from it."));
   return p;
 }
 
@@ -237,7 +261,8 @@ file_source::~file_source() = default;
 
 void file_source::open(const core::operator_context& ctx) {
   lines_->set_origin(ctx.name.empty() ? std::string("file") : ctx.name, path_);
-  if (ctx.instance != 0) {
+  reader_ = ctx.instance == 0;
+  if (!reader_) {
     done_ = true;  // one reader per file
     return;
   }
@@ -265,6 +290,8 @@ bool file_source::open_file(bool at_end) {
   }
   fd_ = std::move(fd);
   opened_once_ = true;
+  skip_partial_line_ = false;
+  mark_position();
   return true;
 }
 
@@ -273,6 +300,16 @@ void file_source::restart_counting() {
   buf_.clear();
   offset_ = 0;
   header_pending_ = skip_first_line_;
+  skip_partial_line_ = false;
+  mark_position();
+}
+
+void file_source::mark_position() {
+  if (lines_->in_record()) return;  // a CSV record is open: resume at its first line
+  pos_.offset = offset_ - std::min<std::uint64_t>(offset_, buf_.pending());
+  pos_.lines = lines_->lines();
+  pos_.header_pending = header_pending_;
+  pos_.skipping = buf_.skipping() || skip_partial_line_;
 }
 
 bool file_source::check_rotation(core::outputs& out, std::int64_t now) {
@@ -310,13 +347,17 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
   while (handled < max_rows && read_bytes < max_read_per_poll) {
     std::string_view line;
     if (auto got = buf_.next_line(line); got != line_status::none) {
-      if (header_pending_) {
+      if (skip_partial_line_) {
+        // The rest of an over-long line whose start was handed on before the restore.
+        skip_partial_line_ = false;
+      } else if (header_pending_) {
         header_pending_ = false;
         lines_->skip();
-        continue;
+      } else {
+        lines_->take(got, line, out, now);
+        ++handled;
       }
-      lines_->take(got, line, out, now);
-      ++handled;
+      mark_position();
       continue;
     }
     // A pipe's read waits for its writer: hand on what this poll has before waiting.
@@ -336,6 +377,7 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
     if (!follow_) {
       take_rest(out, now);
       lines_->finish(out, now);
+      mark_position();
       done_ = true;
       at_eof = true;
       break;
@@ -353,7 +395,10 @@ core::poll_status file_source::poll(core::outputs& out, std::size_t max_rows) {
 void file_source::take_rest(core::outputs& out, std::int64_t now) {
   std::string_view rest;
   auto got = buf_.take_rest(rest);
-  if (got != line_status::none && !header_pending_) lines_->take(got, rest, out, now);
+  if (got != line_status::none && !header_pending_ && !skip_partial_line_)
+    lines_->take(got, rest, out, now);
+  skip_partial_line_ = false;
+  mark_position();
 }
 
 void file_source::progress(std::uint64_t& done, std::uint64_t& total) const {
@@ -365,20 +410,113 @@ void file_source::close() {
   fd_.reset();
 }
 
+namespace {
+constexpr std::uint32_t file_source_snapshot_version = 1;
+}
+
+void file_source::snapshot(core::state_writer& w) {
+  w.put<std::uint32_t>(file_source_snapshot_version);
+  w.put<std::uint8_t>(reader_ ? 1 : 0);
+  if (!reader_) return;
+  w.put<std::uint64_t>(pos_.offset);
+  w.put<std::uint64_t>(pos_.lines);
+  w.put<std::uint8_t>(pos_.header_pending ? 1 : 0);
+  w.put<std::uint8_t>(pos_.skipping ? 1 : 0);
+}
+
+void file_source::restore(core::state_reader& r) {
+  auto version = r.get<std::uint32_t>();
+  if (version != file_source_snapshot_version)
+    throw std::runtime_error("file source: cannot restore a snapshot of version " +
+                             std::to_string(version) + " (this build reads version " +
+                             std::to_string(file_source_snapshot_version) + ")");
+  const bool reader = r.get<std::uint8_t>() != 0;
+  if (!reader) return;
+  position p;
+  p.offset = r.get<std::uint64_t>();
+  p.lines = r.get<std::uint64_t>();
+  p.header_pending = r.get<std::uint8_t>() != 0;
+  p.skipping = r.get<std::uint8_t>() != 0;
+  if (!reader_) return;  // only instance 0 reads
+  const std::string where = "file source: cannot resume '" + path_ + "' at byte " +
+                            std::to_string(p.offset) + " (after line " + std::to_string(p.lines) +
+                            ") from the checkpoint: ";
+  if (!fd_ && !open_file(false)) {
+    if (p.offset == 0 && follow_) return;  // nothing read yet: wait for the file as before
+    throw std::runtime_error(where + errno_text(errno) +
+                             "; put the file back, or start the job without the checkpoint");
+  }
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) throw std::runtime_error(where + errno_text(errno));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < p.offset)
+    throw std::runtime_error(where + "the file has only " + std::to_string(size) +
+                             " bytes now, so it was truncated or replaced since the "
+                             "checkpoint; put the file that was read back, or start the job "
+                             "without the checkpoint");
+  if (::lseek(fd_.get(), static_cast<off_t>(p.offset), SEEK_SET) < 0)
+    throw std::runtime_error(where + errno_text(errno));
+  buf_.clear();
+  lines_->reset();
+  lines_->set_lines(p.lines);
+  offset_ = p.offset;
+  header_pending_ = p.header_pending;
+  skip_partial_line_ = p.skipping;
+  done_ = false;
+  pos_ = p;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sink
+
+namespace {
+
+constexpr std::uint32_t file_sink_snapshot_version = 1;
+
+/// `path` split into directory (with its slash, or empty), stem and extension, the way
+/// `instance_path` splits it.
+struct path_parts {
+  std::string dir, stem, ext;
+};
+
+path_parts split_path(const std::string& path) {
+  path_parts p;
+  std::size_t slash = path.find_last_of('/');
+  std::size_t name_start = slash == std::string::npos ? 0 : slash + 1;
+  p.dir = path.substr(0, name_start);
+  std::size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || dot <= name_start) dot = path.size();
+  p.stem = path.substr(name_start, dot - name_start);
+  p.ext = path.substr(dot);
+  return p;
+}
+
+std::string seq_text(std::uint64_t seq) {
+  char num[32];
+  std::snprintf(num, sizeof num, "%010llu", static_cast<unsigned long long>(seq));
+  return num;
+}
+
+}  // namespace
+
+std::string committed_part_path(const std::string& instance_path, std::uint64_t seq) {
+  auto p = split_path(instance_path);
+  return p.dir + p.stem + "." + seq_text(seq) + p.ext;
+}
 
 file_sink::file_sink(const spec::config& cfg) : cfg_(cfg) {
   base_path_ = cfg.get_string("path");
   if (base_path_.empty()) cfg.fail("path", "give the file to write");
   append_ = cfg.get_string("mode") == "append";
+  exactly_once_ = cfg.get_string("delivery") == "exactly_once";
   format_name(cfg);
   read_csv_options(cfg);  // report a bad delimiter at build time
 }
 
 file_sink::~file_sink() {
-  // Best effort: close() is where errors are reported.
-  if (fd_ && !buf_.empty()) {
+  // Best effort: close() is where errors are reported. An exactly-once part is left as it
+  // is, as after a crash: a restore or the next fresh start removes it.
+  if (!exactly_once_ && fd_ && !buf_.empty()) {
     try {
       write_out();
     } catch (...) {
@@ -392,6 +530,14 @@ void file_sink::open(const core::operator_context& ctx, const core::schema_ptr& 
   std::error_code ec;
   auto parent = std::filesystem::path(path_).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (exactly_once_) {
+    // Nothing is touched yet: a `restore` may follow and needs the previous run's parts.
+    std::string dir = parent.empty() ? std::string(".") : parent.string();
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      throw std::runtime_error("file sink: cannot write in '" + dir + "': " + errno_text(errno));
+    fresh_pending_ = true;
+    return;
+  }
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append_ ? O_APPEND : O_TRUNC);
   unique_fd fd(::open(path_.c_str(), flags, 0644));
   if (!fd) throw std::runtime_error("file sink: cannot open '" + path_ + "': " + errno_text(errno));
@@ -406,11 +552,16 @@ void file_sink::open(const core::operator_context& ctx, const core::schema_ptr& 
 }
 
 void file_sink::write(const core::batch& in) {
+  if (in.size() == 0) return;
+  if (exactly_once_ && !fd_) open_part();
   for (std::size_t i = 0; i < in.size(); ++i) {
     enc_->encode(in.row(i), buf_);
     buf_ += '\n';
   }
-  buffered_rows_ += in.size();
+  if (exactly_once_)
+    part_rows_ += in.size();
+  else
+    buffered_rows_ += in.size();
   if (buf_.size() >= (1u << 20)) write_out();
 }
 
@@ -432,15 +583,249 @@ void file_sink::flush() {
   write_out();
   if (::fdatasync(fd_.get()) != 0 && errno != EINVAL)
     throw std::runtime_error("file sink: syncing '" + path_ + "': " + errno_text(errno));
+  if (exactly_once_) return;  // delivered when committed
   delivered_ += buffered_rows_;
   buffered_rows_ = 0;
 }
 
 void file_sink::close() {
+  if (exactly_once_) {
+    // End of stream: everything written is final.
+    if (fresh_pending_) start_fresh();
+    commit(UINT64_MAX);
+    if (fd_) {
+      sealed_part last{part_seq_, 0, finish_part(), part_rows_};
+      auto from = part_path(last.seq, "inprogress");
+      auto to = part_path(last.seq, "");
+      if (::rename(from.c_str(), to.c_str()) != 0)
+        throw std::runtime_error("file sink: renaming '" + from + "' to '" + to +
+                                 "': " + errno_text(errno));
+      delivered_ += last.rows;
+      part_seq_ = part_rows_ = 0;
+      sync_dir();
+    }
+    return;
+  }
   if (!fd_) return;
   flush();
   if (::close(fd_.release()) != 0)
     throw std::runtime_error("file sink: closing '" + path_ + "': " + errno_text(errno));
+}
+
+// -- exactly once --------------------------------------------------------------------------
+
+std::string file_sink::part_path(std::uint64_t seq, const char* state) const {
+  auto visible = committed_part_path(path_, seq);
+  if (*state == '\0') return visible;
+  auto p = split_path(visible);
+  return p.dir + "." + p.stem + p.ext + "." + state;
+}
+
+std::vector<std::pair<std::uint64_t, std::string>> file_sink::list_parts() const {
+  auto p = split_path(path_);
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(p.dir.empty() ? std::string(".") : p.dir, ec), end;
+  if (ec) throw std::runtime_error("file sink: listing '" + p.dir + "': " + ec.message());
+  const std::string prefix = p.stem + ".";
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    std::string name = it->path().filename().string();
+    std::string state;
+    bool hidden = !name.empty() && name[0] == '.';
+    if (hidden) {
+      name.erase(0, 1);
+      auto last = name.find_last_of('.');
+      if (last == std::string::npos) continue;
+      state = name.substr(last + 1);
+      if (state != "inprogress" && state != "pending") continue;
+      name.erase(last);
+    }
+    // <stem>.<digits><ext>
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::size_t d = prefix.size(), e = d;
+    while (e < name.size() && name[e] >= '0' && name[e] <= '9') ++e;
+    if (e - d < 10 || e - d > 19 || name.compare(e, std::string::npos, p.ext) != 0) continue;
+    out.emplace_back(std::stoull(name.substr(d, e - d)), state);
+  }
+  return out;
+}
+
+void file_sink::start_fresh() {
+  fresh_pending_ = false;
+  std::uint64_t last = 0;
+  for (auto& [seq, state] : list_parts()) {
+    if (state.empty() && append_) {
+      last = std::max(last, seq);
+      continue;
+    }
+    // A previous run's unfinished parts, and with `mode: overwrite` its output.
+    std::error_code ec;
+    std::filesystem::remove(part_path(seq, state.c_str()), ec);
+  }
+  next_seq_ = last + 1;
+  sync_dir();
+}
+
+void file_sink::open_part() {
+  if (fresh_pending_) start_fresh();
+  part_seq_ = next_seq_++;
+  part_rows_ = 0;
+  auto name = part_path(part_seq_, "inprogress");
+  unique_fd fd(::open(name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) throw std::runtime_error("file sink: cannot open '" + name + "': " + errno_text(errno));
+  fd_ = std::move(fd);
+  auto header = enc_->header();
+  if (!header.empty()) {
+    buf_.insert(0, "\n");
+    buf_.insert(0, header);
+  }
+}
+
+std::uint64_t file_sink::finish_part() {
+  write_out();
+  const auto name = part_path(part_seq_, "inprogress");
+  if (::fdatasync(fd_.get()) != 0 && errno != EINVAL)
+    throw std::runtime_error("file sink: syncing '" + name + "': " + errno_text(errno));
+  struct stat st {};
+  std::uint64_t size = ::fstat(fd_.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  if (::close(fd_.release()) != 0)
+    throw std::runtime_error("file sink: closing '" + name + "': " + errno_text(errno));
+  return size;
+}
+
+void file_sink::sync_dir() {
+  auto p = split_path(path_);
+  unique_fd dir(::open(p.dir.empty() ? "." : p.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir) ::fsync(dir.get());  // best effort: some file systems refuse it
+}
+
+void file_sink::prepare(std::uint64_t id) {
+  if (!exactly_once_) {
+    flush();
+    return;
+  }
+  if (fresh_pending_) start_fresh();
+  if (!fd_) return;  // no rows since the last barrier: no part
+  sealed_part p{part_seq_, id, finish_part(), part_rows_};
+  auto from = part_path(p.seq, "inprogress");
+  auto to = part_path(p.seq, "pending");
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    throw std::runtime_error("file sink: renaming '" + from + "' to '" + to +
+                             "': " + errno_text(errno));
+  sync_dir();
+  sealed_.push_back(p);
+  part_seq_ = part_rows_ = 0;
+}
+
+void file_sink::snapshot(core::state_writer& w) {
+  w.put<std::uint32_t>(file_sink_snapshot_version);
+  w.put<std::uint8_t>(exactly_once_ ? 1 : 0);
+  if (!exactly_once_) return;
+  w.put<std::uint64_t>(next_seq_);
+  w.put<std::uint64_t>(sealed_.size());
+  for (const auto& p : sealed_) {
+    w.put<std::uint64_t>(p.seq);
+    w.put<std::uint64_t>(p.checkpoint);
+    w.put<std::uint64_t>(p.bytes);
+    w.put<std::uint64_t>(p.rows);
+  }
+}
+
+void file_sink::publish(const sealed_part& p) {
+  auto from = part_path(p.seq, "pending");
+  auto to = part_path(p.seq, "");
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    int e = errno;
+    struct stat st {};
+    // Renamed already (a commit repeated after a restart): nothing to do.
+    if (!(e == ENOENT && ::stat(to.c_str(), &st) == 0))
+      throw std::runtime_error("file sink: renaming '" + from + "' to '" + to +
+                               "': " + errno_text(e));
+  }
+  delivered_ += p.rows;
+}
+
+void file_sink::commit(std::uint64_t id) {
+  if (!exactly_once_) return;
+  std::size_t n = 0;
+  while (n < sealed_.size() && sealed_[n].checkpoint <= id) publish(sealed_[n++]);
+  if (n == 0) return;
+  sealed_.erase(sealed_.begin(), sealed_.begin() + static_cast<std::ptrdiff_t>(n));
+  sync_dir();
+}
+
+void file_sink::restore(std::uint64_t id, core::state_reader& r) {
+  auto version = r.get<std::uint32_t>();
+  if (version != file_sink_snapshot_version)
+    throw std::runtime_error("file sink: cannot restore a snapshot of version " +
+                             std::to_string(version) + " (this build reads version " +
+                             std::to_string(file_sink_snapshot_version) + ")");
+  const bool was_exactly_once = r.get<std::uint8_t>() != 0;
+  if (!exactly_once_) return;  // at-least-once: the output is already visible
+  fresh_pending_ = false;
+  std::uint64_t next_seq = 1;
+  std::vector<sealed_part> keep;
+  if (was_exactly_once) {
+    next_seq = r.get<std::uint64_t>();
+    auto n = r.get<std::uint64_t>();
+    for (std::uint64_t i = 0; i < n; ++i) {
+      sealed_part p;
+      p.seq = r.get<std::uint64_t>();
+      p.checkpoint = r.get<std::uint64_t>();
+      p.bytes = r.get<std::uint64_t>();
+      p.rows = r.get<std::uint64_t>();
+      if (p.checkpoint <= id) keep.push_back(p);
+    }
+  } else {
+    // The checkpoint was taken with at-least-once delivery: number after what is there.
+    for (auto& [seq, state] : list_parts())
+      if (state.empty()) next_seq = std::max(next_seq, seq + 1);
+  }
+  // What the previous run did after the checkpoint is discarded: its parts in progress or
+  // sealed for a later checkpoint, and files it committed past the checkpoint's numbering.
+  for (auto& [seq, state] : list_parts()) {
+    bool kept = state == "pending" &&
+                std::any_of(keep.begin(), keep.end(), [&](auto& p) { return p.seq == seq; });
+    bool later = state.empty() && seq >= next_seq;
+    if (kept || (state.empty() && !later)) continue;
+    std::error_code ec;
+    std::filesystem::remove(part_path(seq, state.c_str()), ec);
+  }
+  for (const auto& p : keep) {
+    auto name = part_path(p.seq, "pending");
+    struct stat st {};
+    // Gone: committed by the previous run before it stopped (and perhaps consumed since).
+    if (::stat(name.c_str(), &st) != 0) continue;
+    {
+      auto size = static_cast<std::uint64_t>(st.st_size);
+      if (size < p.bytes)
+        throw std::runtime_error(
+            "file sink: the prepared part '" + name + "' has " + std::to_string(size) +
+            " bytes, not the " + std::to_string(p.bytes) + " of checkpoint " +
+            std::to_string(p.checkpoint) + "; it was changed after it was sealed");
+      if (size > p.bytes && ::truncate(name.c_str(), static_cast<off_t>(p.bytes)) != 0)
+        throw std::runtime_error("file sink: truncating '" + name + "': " + errno_text(errno));
+    }
+    publish(p);
+  }
+  sealed_.clear();
+  next_seq_ = next_seq;
+  sync_dir();
+}
+
+void file_sink::abort() {
+  if (!exactly_once_) {
+    close();
+    return;
+  }
+  buf_.clear();
+  if (fd_) {
+    fd_.reset();
+    std::error_code ec;
+    std::filesystem::remove(part_path(part_seq_, "inprogress"), ec);
+    part_seq_ = part_rows_ = 0;
+  }
 }
 
 }  // namespace pel::connectors

@@ -142,6 +142,11 @@ public:
   }
 
   std::uint64_t lines() const noexcept { return line_no_; }
+  /// Resuming at a checkpointed position: the lines before it were counted already.
+  void set_lines(std::uint64_t n) noexcept { line_no_ = n; }
+  /// True while a CSV record spanning lines is held, waiting for its next line (the lines
+  /// taken so far gave no row yet).
+  bool in_record() const noexcept { return !pending_.empty(); }
   std::uint64_t malformed() const noexcept { return malformed_; }
   std::size_t max_record_bytes() const noexcept { return max_record_bytes_; }
   const core::schema_ptr& schema() const { return dec_->schema(); }
@@ -159,7 +164,7 @@ private:
   std::uint64_t line_no_ = 0;
   std::uint64_t pending_line_ = 0;
   std::uint64_t malformed_ = 0;
-  std::string pending_;  ///< a CSV record that spans lines, so far
+  std::string pending_;                   ///< a CSV record that spans lines, so far
   std::vector<std::uint64_t> row_lines_;  ///< line of each row appended since begin_rows
   std::string error_;
   std::uint32_t width_ = 0;

@@ -720,3 +720,357 @@ TEST_CASE("file source on a named pipe gets its own thread and hands lines on as
   auto plain = source_cfg({{"path", scalar(dir.file("plain.txt"))}, {"format", scalar("raw")}});
   CHECK_FALSE(file_source(plain.cfg).blocking());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints
+
+namespace {
+
+/// One row of a source's output with its position, for comparing continuations.
+struct seen_row {
+  std::vector<core::value> cells;
+  std::int64_t time = 0;
+  std::string position;
+  bool operator==(const seen_row& o) const {
+    return cells == o.cells && time == o.time && position == o.position;
+  }
+};
+
+/// Polls `src` once with `max_rows`, appending main rows (with positions) and dead letters'
+/// positions to `rows` / `dead`. The event times are left at 0 (the file source stamps
+/// processing time, which the runtime replaces).
+core::poll_status poll_rows(core::source_base& src, std::size_t max_rows,
+                            std::vector<seen_row>& rows, std::vector<std::string>& dead) {
+  core::outputs o;
+  auto st = src.poll(o, max_rows);
+  for (std::size_t i = 0; i < o.main.size(); ++i)
+    rows.push_back({std::vector<core::value>(o.main.row(i), o.main.row(i) + o.main.width), 0,
+                    src.row_position(i)});
+  for (std::size_t i = 0; i < o.dead_letter.size(); ++i)
+    dead.push_back(std::get<std::string>(o.dead_letter.row(i)[3]));
+  return st;
+}
+
+void drain_rows(core::source_base& src, std::vector<seen_row>& rows,
+                std::vector<std::string>& dead) {
+  for (int i = 0; i < 10000; ++i)
+    if (poll_rows(src, 1000, rows, dead) == core::poll_status::end) return;
+  FAIL("the source did not end");
+}
+
+std::string snapshot_of(core::source_base& src) {
+  core::state_writer w;
+  src.on_barrier(1);
+  src.snapshot(w);
+  return w.take();
+}
+
+/// Reads `path` whole, then again as: `first` polls of `step` lines, a snapshot, and a new
+/// source restored from it that reads the rest. The two must give the same rows, positions
+/// and dead letters.
+void check_resume(const test_config& t, std::size_t step, std::size_t first) {
+  std::vector<seen_row> whole, resumed;
+  std::vector<std::string> whole_dead, resumed_dead;
+  {
+    file_source src(t.cfg);
+    src.open(ctx_of());
+    drain_rows(src, whole, whole_dead);
+  }
+  std::string snap;
+  {
+    file_source a(t.cfg);
+    a.open(ctx_of());
+    for (std::size_t i = 0; i < first; ++i) poll_rows(a, step, resumed, resumed_dead);
+    snap = snapshot_of(a);
+  }
+  INFO("step " << step << ", polls " << first << ", rows before the snapshot " << resumed.size());
+  file_source b(t.cfg);
+  REQUIRE(b.replayable());
+  b.open(ctx_of());
+  core::state_reader r(snap);
+  b.restore(r);
+  drain_rows(b, resumed, resumed_dead);
+  CHECK(resumed == whole);
+  CHECK(resumed_dead == whole_dead);
+}
+
+/// The names in `dir` (sorted), with or without the hidden ones.
+std::vector<std::string> names_in(const std::filesystem::path& dir, bool hidden = false) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    auto n = e.path().filename().string();
+    if (hidden || n[0] != '.') out.push_back(n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("file source resumes a CSV file with a header at exactly the next row",
+          "[file][checkpoint]") {
+  temp_dir dir;
+  auto path = dir.file("t.csv");
+  // Row 3 spans two lines (a quoted line break): a snapshot between them resumes at its start.
+  write_file(path,
+             "sym,qty\n"
+             "A,1\n"
+             "B,2\n"
+             "\"C\nc\",3\n"
+             "D,x\n"
+             "E,5\n"
+             "\n"
+             "F,6\n"
+             "G,7\n");
+  auto t = source_cfg({{"path", scalar(path)},
+                       {"format", scalar("csv")},
+                       {"schema", map({{"sym", scalar("string")}, {"qty", scalar("integer")}})}});
+  for (std::size_t step : {1, 2, 3})
+    for (std::size_t first : {1, 2, 3, 5}) check_resume(t, step, first);
+
+  // Spot check: after three lines (header, A, B) the next row is C, from line 4.
+  file_source a(t.cfg);
+  a.open(ctx_of());
+  std::vector<seen_row> rows;
+  std::vector<std::string> dead;
+  poll_rows(a, 3, rows, dead);
+  REQUIRE(rows.size() == 2);
+  auto snap = snapshot_of(a);
+  file_source b(t.cfg);
+  b.open(ctx_of());
+  core::state_reader r(snap);
+  b.restore(r);
+  rows.clear();
+  poll_rows(b, 1, rows, dead);  // the first line of C: no row yet
+  poll_rows(b, 1, rows, dead);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].cells[0] == core::value(std::string("C\nc")));
+  CHECK(rows[0].position == path + ":4");
+  poll_rows(b, 1, rows, dead);  // D,x: a dead letter at line 6
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0] == path + ":6");
+}
+
+TEST_CASE("file source resumes JSON lines at exactly the next row", "[file][checkpoint]") {
+  temp_dir dir;
+  auto path = dir.file("t.json");
+  std::string text;
+  for (int i = 0; i < 40; ++i)
+    text += i == 17 ? std::string("{broken\n") : "{\"n\":" + std::to_string(i) + "}\n";
+  write_file(path, text);
+  auto t = source_cfg({{"path", scalar(path)}});
+  for (std::size_t step : {1, 3, 7})
+    for (std::size_t first : {1, 2, 5}) check_resume(t, step, first);
+}
+
+TEST_CASE("file source resumes a file whose last line has no newline", "[file][checkpoint]") {
+  temp_dir dir;
+  auto path = dir.file("t.json");
+  write_file(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}");
+  auto t = source_cfg({{"path", scalar(path)}});
+  for (std::size_t first : {1, 2, 3, 4}) check_resume(t, 1, first);
+
+  // A snapshot after the end resumes at the end: nothing more, then the end.
+  file_source a(t.cfg);
+  a.open(ctx_of());
+  std::vector<seen_row> rows;
+  std::vector<std::string> dead;
+  drain_rows(a, rows, dead);
+  REQUIRE(rows.size() == 3);
+  auto snap = snapshot_of(a);
+  write_file(path, "{\"n\":4}\n", true);  // grown since: the resumed source reads on
+  file_source b(t.cfg);
+  b.open(ctx_of());
+  core::state_reader r(snap);
+  b.restore(r);
+  rows.clear();
+  drain_rows(b, rows, dead);
+  // The unterminated last line was handed on whole, so the resumed reader starts after it:
+  // the appended bytes are the next line, the file's fourth.
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].cells[0] == core::value(std::int64_t{4}));
+  CHECK(rows[0].position == path + ":4");
+}
+
+TEST_CASE("file source restore past the end of a truncated file says so", "[file][checkpoint]") {
+  temp_dir dir;
+  auto path = dir.file("t.json");
+  write_file(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+  auto t = source_cfg({{"path", scalar(path)}});
+  file_source a(t.cfg);
+  a.open(ctx_of());
+  std::vector<seen_row> rows;
+  std::vector<std::string> dead;
+  poll_rows(a, 2, rows, dead);
+  auto snap = snapshot_of(a);
+  write_file(path, "{\"n\":9}\n");  // truncated and rewritten: 8 bytes, the snapshot is at 16
+  file_source b(t.cfg);
+  b.open(ctx_of());
+  core::state_reader r(snap);
+  REQUIRE_THROWS_WITH(b.restore(r),
+                      "file source: cannot resume '" + path +
+                          "' at byte 16 (after line 2) from the checkpoint: the file has only 8 "
+                          "bytes now, so it was truncated or replaced since the checkpoint; put "
+                          "the file that was read back, or start the job without the checkpoint");
+
+  // An instance that does not read (parallelism > 1) restores to nothing and ends.
+  file_source other(t.cfg);
+  other.open(ctx_of(1, 2));
+  auto none = snapshot_of(other);
+  file_source other2(t.cfg);
+  other2.open(ctx_of(1, 2));
+  core::state_reader r2(none);
+  other2.restore(r2);
+  rows.clear();
+  drain_rows(other2, rows, dead);
+  CHECK(rows.empty());
+}
+
+TEST_CASE("file sink exactly_once shows rows only when their checkpoint commits",
+          "[file][sink][checkpoint]") {
+  temp_dir dir;
+  auto path = dir.file("out.csv");
+  auto schema = std::make_shared<core::schema>(std::vector<core::field>{
+      {"sym", core::value_type::string}, {"qty", core::value_type::integer}});
+  auto rows = [](int from) {
+    core::batch b(2);
+    for (int i = from; i < from + 2; ++i) {
+      auto r = b.append(i);
+      r[0] = std::string(1, static_cast<char>('A' + i));
+      r[1] = std::int64_t{i};
+    }
+    return b;
+  };
+  auto t = sink_cfg(
+      {{"path", scalar(path)}, {"format", scalar("csv")}, {"delivery", scalar("exactly_once")}});
+  file_sink sink(t.cfg);
+  REQUIRE(sink.exactly_once());
+  sink.open(ctx_of(), schema);
+  sink.write(rows(0));
+  sink.flush();
+  CHECK(names_in(dir.path()).empty());
+  sink.prepare(1);
+  core::state_writer w;
+  sink.snapshot(w);
+  CHECK(names_in(dir.path()).empty());
+  CHECK(sink.delivered() == 0);
+  sink.commit(1);
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"out.0000000001.csv"});
+  CHECK(read_file(dir.file("out.0000000001.csv")) == "sym,qty\nA,0\nB,1\n");
+  CHECK(sink.delivered() == 2);
+  sink.commit(1);  // again: nothing more
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"out.0000000001.csv"});
+  CHECK(sink.delivered() == 2);
+
+  sink.prepare(2);  // no rows since 1: no file
+  sink.write(rows(2));
+  sink.prepare(3);
+  sink.write(rows(4));
+  sink.prepare(4);
+  sink.write(rows(6));  // after the last barrier
+  sink.commit(3);       // covers 2 and 3
+  CHECK(names_in(dir.path()) ==
+        std::vector<std::string>{"out.0000000001.csv", "out.0000000002.csv"});
+  CHECK(read_file(dir.file("out.0000000002.csv")) == "sym,qty\nC,2\nD,3\n");
+  sink.close();  // end of stream: everything
+  CHECK(names_in(dir.path(), true) ==
+        std::vector<std::string>{"out.0000000001.csv", "out.0000000002.csv", "out.0000000003.csv",
+                                 "out.0000000004.csv"});
+  CHECK(read_file(dir.file("out.0000000004.csv")) == "sym,qty\nG,6\nH,7\n");
+  CHECK(sink.delivered() == 8);
+  CHECK_FALSE(std::filesystem::exists(path));
+
+  // A fresh start with `mode: overwrite` replaces them; with `append` it numbers on.
+  {
+    file_sink again(t.cfg);
+    again.open(ctx_of(), schema);
+    again.write(rows(0));
+    again.close();
+    CHECK(names_in(dir.path(), true) == std::vector<std::string>{"out.0000000001.csv"});
+  }
+  auto ta = sink_cfg({{"path", scalar(path)},
+                      {"format", scalar("csv")},
+                      {"mode", scalar("append")},
+                      {"delivery", scalar("exactly_once")}});
+  file_sink app(ta.cfg);
+  app.open(ctx_of(), schema);
+  app.write(rows(2));
+  app.close();
+  CHECK(names_in(dir.path(), true) ==
+        std::vector<std::string>{"out.0000000001.csv", "out.0000000002.csv"});
+  CHECK(read_file(dir.file("out.0000000002.csv")) == "sym,qty\nC,2\nD,3\n");
+
+  // Instance 1 of 2 numbers its own files.
+  auto tj = sink_cfg({{"path", scalar(dir.file("p.json"))}, {"delivery", scalar("exactly_once")}});
+  file_sink part(tj.cfg);
+  part.open(ctx_of(1, 2), schema);
+  part.write(rows(0));
+  part.close();
+  CHECK(read_file(dir.file("p-1.0000000001.json")) ==
+        "{\"sym\":\"A\",\"qty\":0}\n{\"sym\":\"B\",\"qty\":1}\n");
+}
+
+TEST_CASE("file sink exactly_once restore after a crash makes prepared rows visible once",
+          "[file][sink][checkpoint]") {
+  temp_dir dir;
+  auto path = dir.file("out.json");
+  auto schema =
+      std::make_shared<core::schema>(std::vector<core::field>{{"n", core::value_type::integer}});
+  auto rows = [](int from, int n) {
+    core::batch b(1);
+    for (int i = from; i < from + n; ++i) b.append(i)[0] = std::int64_t{i};
+    return b;
+  };
+  auto t = sink_cfg({{"path", scalar(path)}, {"delivery", scalar("exactly_once")}});
+  std::string snap1;
+  {
+    // The previous run: checkpoint 1 prepared and saved but not committed, checkpoint 2
+    // prepared (never complete), rows after it in progress, then a crash.
+    file_sink a(t.cfg);
+    a.open(ctx_of(), schema);
+    a.write(rows(0, 3));
+    a.prepare(1);
+    core::state_writer w;
+    a.snapshot(w);
+    snap1 = w.take();
+    a.write(rows(3, 2));
+    a.prepare(2);
+    a.write(rows(5, 1));
+    a.flush();
+  }
+  CHECK(names_in(dir.path()).empty());
+  CHECK(names_in(dir.path(), true).size() == 3);  // sealed 1, sealed 2, in progress
+
+  const std::string first = "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n";
+  {
+    file_sink b(t.cfg);
+    b.open(ctx_of(), schema);
+    core::state_reader r(snap1);
+    b.restore(1, r);
+    // Checkpoint 1's rows are visible once; what came after it is gone.
+    CHECK(names_in(dir.path(), true) == std::vector<std::string>{"out.0000000001.json"});
+    CHECK(read_file(dir.file("out.0000000001.json")) == first);
+    CHECK(b.delivered() == 3);
+    // The replayed rows after checkpoint 1 get the next number.
+    b.write(rows(3, 2));
+    b.prepare(2);
+    b.commit(2);
+    CHECK(read_file(dir.file("out.0000000002.json")) == "{\"n\":3}\n{\"n\":4}\n");
+    b.write(rows(5, 1));
+    b.abort();  // stopped: the part in progress is dropped
+    CHECK(names_in(dir.path(), true) ==
+          std::vector<std::string>{"out.0000000001.json", "out.0000000002.json"});
+  }
+  {
+    // Restoring checkpoint 1 again (its part was renamed already): nothing is repeated, and
+    // the file committed after checkpoint 1 goes, as its rows are replayed.
+    file_sink c(t.cfg);
+    c.open(ctx_of(), schema);
+    core::state_reader r(snap1);
+    c.restore(1, r);
+    CHECK(names_in(dir.path(), true) == std::vector<std::string>{"out.0000000001.json"});
+    CHECK(read_file(dir.file("out.0000000001.json")) == first);
+    c.close();
+    CHECK(names_in(dir.path(), true) == std::vector<std::string>{"out.0000000001.json"});
+  }
+}
