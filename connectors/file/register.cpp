@@ -25,7 +25,12 @@ void register_file_connectors(spec::registry& reg) {
       "Event time: one split (the file); the watermark is the largest time read less "
       "`event_time.max_out_of_orderness`, so rows further out of order than that are late. "
       "The watermark is sent at most every millisecond, after a poll's rows: rows read in the "
-      "same poll are never late to one another. At end of file every window closes.";
+      "same poll are never late to one another. At end of file every window closes.\n\n"
+      "Checkpoints: replayable (a regular file). A checkpoint records the byte offset and line "
+      "number after the last row handed on; a job resumed from it reads on from exactly the "
+      "next row (a CSV record spanning lines is read again from its first line). Resuming "
+      "fails, saying so, when the file is now shorter than that offset (truncated or "
+      "replaced) or gone.";
   src.params = file_source_params();
   src.example =
       "sources:\n"
@@ -45,10 +50,15 @@ void register_file_connectors(spec::registry& reg) {
   snk.summary = "Writes one JSON object, CSV row or raw line per record to a file.";
   snk.description =
       "Encodes rows into a buffer that is written in large writes; each flush (checkpoint, "
-      "end of stream) writes the buffer and calls fdatasync. At-least-once: after a failure, "
-      "rows since the last checkpoint may be written again. With parallelism > 1, instance "
+      "end of stream) writes the buffer and calls fdatasync. With parallelism > 1, instance "
       "i writes its own file, `path` with `-i` before the extension. Missing directories are "
-      "created.";
+      "created.\n\n"
+      "Delivery: `at_least_once` (the default) writes `path` directly; after a failure, rows "
+      "since the last checkpoint may be written again. `exactly_once` writes each checkpoint "
+      "interval to a hidden part file and renames it into view when the checkpoint is "
+      "complete (two-phase commit), as numbered files `<stem>.<n><ext>` beside `path` "
+      "(`out/ticks.0000000001.csv`, ...; read them in name order); a job resumed from a "
+      "checkpoint then shows every row exactly once.";
   snk.params = file_sink_params();
   snk.example =
       "sources:\n"

@@ -27,7 +27,11 @@ void register_generator_connectors(spec::registry& reg) {
       "pipeline stops.\n\n"
       "Event time: each instance is one split; its watermark is the largest `ts` it produced "
       "less `event_time.max_out_of_orderness`, so with `out_of_order` set that bound must be at "
-      "least `max_delay` for no record to be late.";
+      "least `max_delay` for no record to be late.\n\n"
+      "Checkpoints: replayable. A checkpoint records each instance's next global index; a job "
+      "resumed from it produces exactly the records (values and event times) an uninterrupted "
+      "run would have, and `rate` pacing starts again at the resume instead of catching up. "
+      "Resuming needs the same parallelism, `seed` and `start_time`.";
   s.params = generator_params();
   s.example =
       "sources:\n"
