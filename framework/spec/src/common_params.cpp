@@ -9,6 +9,53 @@ namespace pel::spec {
 
 namespace {
 
+/// The keys of a `supervision:` block. At the pipeline level they have defaults and include
+/// `strategy` and `shutdown_timeout`; in a component block they default to the pipeline's.
+std::vector<param> supervision_fields(bool pipeline_level) {
+  auto def = [&](param p, const char* value) {
+    if (pipeline_level) p.def(value);
+    return p;
+  };
+  auto doc = [&](std::string text) {
+    return pipeline_level ? text : text + " Default: the pipeline's.";
+  };
+  std::vector<param> out;
+  if (pipeline_level)
+    out.push_back(param::string("strategy").def("one_for_one")
+                      .one_of({"one_for_one", "one_for_all", "rest_for_one"})
+                      .doc("Which instances restart when one fails: `one_for_one` only that one, "
+                           "`one_for_all` all of them, `rest_for_one` that one and those started "
+                           "after it (downstream of it). Pipeline level only."));
+  out.push_back(def(param::integer("intensity"), "5").min(0).max(1000000).doc(doc(
+      "At most this many restarts within `period`; one more and the supervisor gives up and "
+      "escalates (the pipeline fails). 0: never restart, any failure escalates.")));
+  out.push_back(def(param::duration("period"), "1m").min(1e6).doc(doc(
+      "The sliding window over which `intensity` counts restarts.")));
+  out.push_back(def(param::string("restart"), "permanent")
+                    .one_of({"permanent", "transient", "temporary"})
+                    .doc(doc("Which ends lead to a restart: `permanent` after a failure or a stop "
+                             "on request, `transient` after a failure only, `temporary` never. "
+                             "An instance that ends its stream is never restarted.")));
+  out.push_back(param::object("backoff", {
+      def(param::duration("initial"), "100ms").doc(doc("Delay before the first restart.")),
+      def(param::duration("max"), "10s").doc(doc(
+          "Longest delay before a restart; at least `initial`.")),
+      def(param::number("multiplier"), "2").min(1).max(1000).doc(doc(
+          "Each further restart of the same instance in a row waits this many times longer; "
+          "the count starts again after a `period` without failures.")),
+      def(param::number("jitter"), "0.2").min(0).max(1).doc(doc(
+          "Each delay is multiplied by a random factor between 1 - jitter and 1 + jitter.")),
+  }).doc("Exponential backoff between restarts of the same instance."));
+  out.push_back(def(param::integer("quarantine_after"), "3").min(0).max(1000000).doc(doc(
+      "Failures on the same input record before that record is quarantined to the dead-letter "
+      "output (with its source position and the error) instead of being retried. 0: never.")));
+  if (pipeline_level)
+    out.push_back(param::duration("shutdown_timeout").def("10s").min(1e6).doc(
+        "How long an orderly stop may take (each instance is asked to stop, in reverse start "
+        "order) before the instances left are killed. Pipeline level only."));
+  return out;
+}
+
 std::vector<param> make_pipeline_params() {
   return {
       param::string("name").def("pipeline").doc("Name of the pipeline, shown in logs, metrics and the API."),
@@ -28,8 +75,24 @@ std::vector<param> make_pipeline_params() {
       }).doc("How records are grouped into batches between instances."),
       param::integer("credits").def("8").min(1).max(1024).doc(
           "Batches in flight per channel: a sender without credit waits (backpressure)."),
-      param::duration("checkpoint_interval").def("1s").min(1e6).doc(
-          "How often sources inject checkpoint barriers (and commit their positions)."),
+      param::duration("checkpoint_interval").min(1e6).doc(
+          "The older name of `checkpoints.interval`, still accepted; give one or the other."),
+      param::object("checkpoints", {
+          param::duration("interval").def("1s").min(1e6).doc(
+              "How often sources inject checkpoint barriers (and commit their positions)."),
+          param::string("dir").doc(
+              "Directory where checkpoints keep operator state; empty (the default): no state "
+              "is kept, checkpoints only commit source positions."),
+          param::integer("keep").def("3").min(1).max(1000).doc(
+              "How many complete checkpoints are kept in `dir`; older ones are deleted."),
+          param::duration("timeout").def("1m").min(1e6).doc(
+              "A checkpoint that is not complete after this long is abandoned (the next one "
+              "starts afresh)."),
+      }).doc("Checkpoints: aligned barriers from the sources, positions and state saved together."),
+      param::object("supervision", supervision_fields(true)).doc(
+          "How failed instances are restarted (Erlang/OTP supervision). Each component may "
+          "override `restart`, `intensity`, `period`, `backoff` and `quarantine_after` in its "
+          "own `supervision:` block."),
       param::string("dead_letter").def("log").doc(
           "Where dead letters nothing reads go: `log`, `drop`, or the name of a sink."),
   };
@@ -86,6 +149,10 @@ std::vector<detail::common_key> make_common_keys() {
       }).doc("Event-time settings of a source: where the time of each record comes from and "
              "how watermarks follow it."),
       true, false, false);
+  add(param::object("supervision", supervision_fields(false)).doc(
+          "This component's supervision settings, overriding `pipeline.supervision` "
+          "(`strategy` and `shutdown_timeout` are set for the whole pipeline only)."),
+      true, true, true);
   return t;
 }
 

@@ -280,10 +280,26 @@ public:
 private:
   void unknown_key(const node::entry& e, const std::vector<const param*>& params,
                    const std::string& path) {
+    if ((e.key == "strategy" || e.key == "shutdown_timeout") && component_supervision(path)) {
+      out_.error(e.key_mark, join_path(path, e.key),
+                 "'" + e.key + "' is set for the whole pipeline only; move it to "
+                 "`pipeline.supervision." + e.key + "`");
+      return;
+    }
     const auto allowed_keys = keys(params);
     out_.error(e.key_mark, join_path(path, e.key),
                "unknown key '" + e.key + "'" + hint(e.key, allowed_keys) +
                    " allowed keys: " + join(allowed_keys));
+  }
+
+  /// True for the path of a component's own `supervision:` block (`operators.x.supervision`).
+  static bool component_supervision(const std::string& path) {
+    const std::string suffix = ".supervision";
+    if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
+      return false;
+    if (std::count(path.begin(), path.end(), '.') != 2) return false;
+    const std::string section = path.substr(0, path.find('.'));
+    return section == "sources" || section == "operators" || section == "sinks";
   }
 
   bool scalar(const node& v, const param& p, const std::string& path) {
@@ -370,7 +386,10 @@ public:
 
     const node::entry* settings = root.find("pipeline");
     const auto pipeline_ps = checker::pointers(pipeline_params());
-    if (settings != nullptr) check_.block(settings->value.get(), pipeline_ps, "pipeline", settings->key_mark);
+    if (settings != nullptr) {
+      check_.block(settings->value.get(), pipeline_ps, "pipeline", settings->key_mark);
+      pipeline_block(*settings->value);
+    }
 
     section(root, "sources", component_kind::source);
     section(root, "operators", component_kind::operator_);
@@ -487,6 +506,8 @@ private:
     // messages when missing.
     check_.block(&v, params, path, e.key_mark, type_known, {"type", "input"});
     if (kind == component_kind::source) event_time_choice(v, path);
+    if (const node::entry* sup = v.find("supervision"))
+      backoff_order(sup->value.get(), pipeline_supervision_, path + ".supervision");
 
     if (kind != component_kind::source) {
       const node::entry* in = v.find("input");
@@ -500,6 +521,55 @@ private:
       }
     }
     blocks_.push_back(std::move(b));
+  }
+
+  /// Checks across keys of the `pipeline:` block: the checkpoint interval is given once, and
+  /// the backoff's initial delay is at most its maximum.
+  void pipeline_block(const node& s) {
+    if (!s.is_map()) return;
+    const node::entry* alias = s.find("checkpoint_interval");
+    const node::entry* cps = s.find("checkpoints");
+    if (alias != nullptr && cps != nullptr && cps->value->is_map() && cps->value->find("interval"))
+      out_.error(alias->key_mark, "pipeline.checkpoint_interval",
+                 "give either `checkpoint_interval` or `checkpoints.interval`, not both; "
+                 "`checkpoint_interval` is the older name of `checkpoints.interval`");
+    if (const node::entry* sup = s.find("supervision"); sup && sup->value->is_map()) {
+      pipeline_supervision_ = sup->value.get();
+      backoff_order(pipeline_supervision_, nullptr, "pipeline.supervision");
+    }
+  }
+
+  /// The `backoff` map of a supervision block, or nullptr.
+  static const node* backoff_of(const node* supervision) {
+    if (supervision == nullptr || !supervision->is_map()) return nullptr;
+    const node::entry* b = supervision->find("backoff");
+    return b && b->value->is_map() ? b->value.get() : nullptr;
+  }
+
+  /// `backoff.initial` must not be longer than `backoff.max`. In a component's block, a key it
+  /// does not set is the pipeline's (`inherited`), or the default.
+  void backoff_order(const node* supervision, const node* inherited, const std::string& path) {
+    const node* own = backoff_of(supervision);
+    if (own == nullptr) return;
+    const node* base = backoff_of(inherited);
+    auto value = [&](const char* key, std::int64_t def, std::int64_t& out, const node::entry*& set) {
+      set = own->find(key);
+      const node::entry* e = set ? set : (base ? base->find(key) : nullptr);
+      out = def;
+      if (e == nullptr) return true;
+      return e->value->is_scalar() && parse_duration(e->value->text, out);
+    };
+    std::int64_t initial = 0, max = 0;
+    const node::entry *set_initial = nullptr, *set_max = nullptr;
+    if (!value("initial", backoff_spec{}.initial_ns, initial, set_initial) ||
+        !value("max", backoff_spec{}.max_ns, max, set_max) || initial <= max)
+      return;
+    const node::entry* at = set_initial ? set_initial : set_max;
+    if (at == nullptr) return;  // both inherited: reported at the pipeline
+    out_.error(at->value->at, path + ".backoff." + at->key,
+               "the initial backoff (" + detail::format_duration(initial) +
+                   ") is longer than the maximum (" + detail::format_duration(max) +
+                   "); lower `initial` or raise `max`");
   }
 
   /// `event_time` takes a `field` or an `expression`, not both.
@@ -805,7 +875,14 @@ private:
     s.batch_size = static_cast<std::uint32_t>(batch.get_int("size"));
     s.batch_linger_ns = batch.get_duration_ns("linger");
     s.channel_credits = static_cast<std::uint32_t>(c.get_int("credits"));
-    s.checkpoint_interval_ns = c.get_duration_ns("checkpoint_interval");
+    const config cps = c.child("checkpoints");
+    s.checkpoints.interval_ns = c.has("checkpoint_interval") ? c.get_duration_ns("checkpoint_interval")
+                                                             : cps.get_duration_ns("interval");
+    s.checkpoints.dir = cps.get_string("dir");
+    s.checkpoints.keep = static_cast<std::uint32_t>(cps.get_int("keep"));
+    s.checkpoints.timeout_ns = cps.get_duration_ns("timeout");
+    s.checkpoint_interval_ns = s.checkpoints.interval_ns;
+    s.supervision = read_supervision(c.child("supervision"), supervision_spec{}, true);
     s.dead_letter = c.get_string("dead_letter");
     s.dead_letter_at = c.mark_of("dead_letter");
 
@@ -829,6 +906,7 @@ private:
                       : part == "hash"      ? partitioning::hash
                       : part == "broadcast" ? partitioning::broadcast
                                             : partitioning::automatic;
+      out.supervision = read_supervision(common.child("supervision"), s.supervision, false);
       if (b.kind == component_kind::source && common.has("event_time")) {
         const config et = common.child("event_time");
         event_time_spec t;
@@ -849,9 +927,39 @@ private:
     }
   }
 
+  /// A `supervision:` block over `base`: the pipeline's (`pipeline_level`, every key, with
+  /// the defaults) or a component's (only the keys it sets).
+  static supervision_spec read_supervision(const config& c, supervision_spec base, bool pipeline_level) {
+    auto set = [&](const config& from, std::string_view key) { return pipeline_level || from.has(key); };
+    if (pipeline_level) {
+      const std::string strategy = c.get_string("strategy");
+      base.strategy = strategy == "one_for_all"    ? supervision_strategy::one_for_all
+                      : strategy == "rest_for_one" ? supervision_strategy::rest_for_one
+                                                   : supervision_strategy::one_for_one;
+      base.shutdown_timeout_ns = c.get_duration_ns("shutdown_timeout");
+    }
+    if (set(c, "intensity")) base.intensity = static_cast<std::uint32_t>(c.get_int("intensity"));
+    if (set(c, "period")) base.period_ns = c.get_duration_ns("period");
+    if (set(c, "restart")) {
+      const std::string restart = c.get_string("restart");
+      base.restart = restart == "transient"   ? restart_type::transient
+                     : restart == "temporary" ? restart_type::temporary
+                                              : restart_type::permanent;
+    }
+    const config b = c.child("backoff");
+    if (set(b, "initial")) base.backoff.initial_ns = b.get_duration_ns("initial");
+    if (set(b, "max")) base.backoff.max_ns = b.get_duration_ns("max");
+    if (set(b, "multiplier")) base.backoff.multiplier = b.get_number("multiplier");
+    if (set(b, "jitter")) base.backoff.jitter = b.get_number("jitter");
+    if (set(c, "quarantine_after"))
+      base.quarantine_after = static_cast<std::uint32_t>(c.get_int("quarantine_after"));
+    return base;
+  }
+
   const registry& reg_;
   reporter& out_;
   checker check_;
+  const node* pipeline_supervision_ = nullptr;  ///< the `pipeline.supervision` map, if any
   pipeline& p_;
   std::vector<block_info> blocks_;  ///< every block in file order, duplicates included
   std::unordered_map<std::string, std::size_t> names_;

@@ -194,7 +194,8 @@ const std::vector<plan::file_setting> file_settings{
 };
 
 plan::physical_plan planned(const std::string& yaml, const std::string& file) {
-  auto reg = file_registry();
+  // The plan's configs point into the registry's schemas: it must outlive the plans.
+  static const spec::registry reg = file_registry();
   auto r = plan::check_text(yaml, file, reg);
   INFO(r.diags.format());
   REQUIRE(r.plan);

@@ -150,11 +150,11 @@ TEST_CASE("unknown keys suggest the closest and list the allowed ones", "[spec][
   CHECK(errors_of(with_operators("  large:\n    type: filter\n    input: ticks\n    where: x\n"
                                  "    paralelism: 2\n")) ==
         "p.yaml:9:5: operators.large.paralelism: unknown key 'paralelism'; did you mean "
-        "'parallelism'? allowed keys: description, input, parallelism, partition, type, where\n");
+        "'parallelism'? allowed keys: description, input, parallelism, partition, supervision, type, where\n");
   CHECK(errors_of(with_operators("  large:\n    type: filter\n    input: ticks\n    where: x\n"
                                  "    colour: red\n")) ==
         "p.yaml:9:5: operators.large.colour: unknown key 'colour'; allowed keys: description, input, "
-        "parallelism, partition, type, where\n");
+        "parallelism, partition, supervision, type, where\n");
 }
 
 TEST_CASE("unknown keys in sections, the pipeline block and nested objects", "[spec][validate]") {
@@ -164,7 +164,8 @@ TEST_CASE("unknown keys in sections, the pipeline block and nested objects", "[s
   CHECK(errors_of("pipeline:\n  batch: {sise: 10}\n  credit: 3\n" + base) ==
         "p.yaml:2:11: pipeline.batch.sise: unknown key 'sise'; did you mean 'size'? allowed keys: linger, size\n"
         "p.yaml:3:3: pipeline.credit: unknown key 'credit'; did you mean 'credits'? allowed keys: batch, "
-        "checkpoint_interval, credits, dead_letter, max_parallelism, name, parallelism, time\n");
+        "checkpoint_interval, checkpoints, credits, dead_letter, max_parallelism, name, parallelism, "
+        "supervision, time\n");
   CHECK(errors_of("sources:\n  ticks:\n    type: gen\n    event_time: {feild: ts}\n" +
                   base.substr(sources_block.size())) ==
         "p.yaml:4:18: sources.ticks.event_time.feild: unknown key 'feild'; did you mean 'field'? allowed "
@@ -178,11 +179,11 @@ TEST_CASE("unknown keys in sections, the pipeline block and nested objects", "[s
 TEST_CASE("keys of one kind are unknown on another", "[spec][validate]") {
   CHECK(errors_of("sources:\n  ticks:\n    type: gen\n    input: x\n" + base.substr(sources_block.size())) ==
         "p.yaml:4:5: sources.ticks.input: unknown key 'input'; allowed keys: description, event_time, "
-        "fields, parallelism, profile, rate, type\n");
+        "fields, parallelism, profile, rate, supervision, type\n");
   CHECK(errors_of(with_operators("  large:\n    type: filter\n    input: ticks\n    where: x\n"
                                  "    event_time: {field: ts}\n")) ==
         "p.yaml:9:5: operators.large.event_time: unknown key 'event_time'; allowed keys: description, "
-        "input, parallelism, partition, type, where\n");
+        "input, parallelism, partition, supervision, type, where\n");
 }
 
 TEST_CASE("duplicate keys in a pipeline file", "[spec][validate]") {
@@ -469,7 +470,7 @@ TEST_CASE("every problem is gathered, sorted by position", "[spec][validate]") {
         "p.yaml:2:16: pipeline.parallelism: 0 is out of range; use a value from 1 to 1024\n"
         "p.yaml:3:16: pipeline.dead_letter: 'nowhere' is neither log, drop nor a sink; sinks: out\n"
         "p.yaml:7:5: sources.ticks.rat: unknown key 'rat'; did you mean 'rate'? allowed keys: "
-        "description, event_time, fields, parallelism, profile, rate, type\n"
+        "description, event_time, fields, parallelism, profile, rate, supervision, type\n"
         "p.yaml:10:11: operators.large.type: unknown operator type 'filtr'; did you mean 'filter'? "
         "operator types: filter, join, map, union, window\n"
         "p.yaml:11:12: operators.large.input: unknown input 'tick'; did you mean 'ticks'? sources and "
@@ -514,7 +515,7 @@ TEST_CASE("load_file reads a file and names it in messages", "[spec][validate]")
     FAIL("no error");
   } catch (const spec_error& e) {
     CHECK(e.diags().format() == path + ":13:5: sinks.out.colour: unknown key 'colour'; allowed keys: "
-                                       "description, flush, format, input, parallelism, partition, type\n");
+                                       "description, flush, format, input, parallelism, partition, supervision, type\n");
   }
   std::remove(path.c_str());
   try {

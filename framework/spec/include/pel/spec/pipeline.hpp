@@ -40,6 +40,54 @@ struct event_time_spec {
   config settings;  ///< the block as written (locates `expression` errors); empty when built in code
 };
 
+/// How a supervisor restarts its children when one fails (Erlang/OTP strategies).
+enum class supervision_strategy {
+  one_for_one,   ///< restart only the child that failed
+  one_for_all,   ///< restart every live child
+  rest_for_one,  ///< restart the child that failed and those started after it
+};
+
+/// Which ends of a child lead to a restart (Erlang/OTP restart types).
+enum class restart_type {
+  permanent,  ///< always restarted, after a failure or a stop on request (not after its end of stream)
+  transient,  ///< restarted only after a failure
+  temporary,  ///< never restarted
+};
+
+/// Delay before a restart: `initial`, times `multiplier` for each further restart of the
+/// same child in a row, at most `max`, times a random factor in [1 - jitter, 1 + jitter].
+struct backoff_spec {
+  std::int64_t initial_ns = 100'000'000;
+  std::int64_t max_ns = 10'000'000'000;
+  double multiplier = 2.0;  ///< >= 1
+  double jitter = 0.2;      ///< in [0, 1]
+};
+
+/// Supervision settings (`pipeline.supervision`, overridden per component by its own
+/// `supervision:` block).
+struct supervision_spec {
+  supervision_strategy strategy = supervision_strategy::one_for_one;  ///< pipeline level only
+  /// At most this many restarts within `period_ns`, else the supervisor gives up and
+  /// escalates. 0: never restart, any failure escalates.
+  std::uint32_t intensity = 5;
+  std::int64_t period_ns = 60'000'000'000;
+  restart_type restart = restart_type::permanent;
+  backoff_spec backoff;
+  /// Failures on the same input before the record is quarantined to the dead-letter
+  /// output (0: never).
+  std::uint32_t quarantine_after = 3;
+  /// Pipeline level only: how long an orderly stop may take before the instances are killed.
+  std::int64_t shutdown_timeout_ns = 10'000'000'000;
+};
+
+/// Checkpoint settings (`pipeline.checkpoints`).
+struct checkpoint_spec {
+  std::int64_t interval_ns = 1'000'000'000;  ///< how often sources inject barriers (>= 1ms)
+  std::string dir;        ///< empty: no state directory (checkpoints only commit positions)
+  std::uint32_t keep = 3;  ///< complete checkpoints kept, >= 1
+  std::int64_t timeout_ns = 60'000'000'000;  ///< a checkpoint not complete by then is abandoned
+};
+
 /// One source, operator or sink block.
 struct component {
   std::string name;
@@ -51,6 +99,9 @@ struct component {
   std::uint32_t parallelism = 1;
   partitioning partition = partitioning::automatic;
   std::optional<event_time_spec> event_time;  ///< sources only
+  /// The pipeline's supervision settings overridden by the component's own `supervision:`
+  /// block (`strategy` and `shutdown_timeout` are always the pipeline's).
+  supervision_spec supervision;
 };
 
 /// Pipeline-wide settings (the `pipeline:` block).
@@ -62,7 +113,11 @@ struct pipeline_settings {
   std::int64_t batch_linger_ns = 1'000'000;  ///< flush a partial batch after this long
   std::uint32_t channel_credits = 8;    ///< batches in flight per channel
   std::string time = "event";           ///< event | processing
-  std::int64_t checkpoint_interval_ns = 1'000'000'000;  ///< barrier (commit) interval
+  /// Barrier (commit) interval: the same as `checkpoints.interval_ns`, kept for the code
+  /// that reads it.
+  std::int64_t checkpoint_interval_ns = 1'000'000'000;
+  checkpoint_spec checkpoints;          ///< `pipeline.checkpoints` (or `checkpoint_interval`)
+  supervision_spec supervision;         ///< `pipeline.supervision`
   std::string dead_letter = "log";      ///< log | drop | the name of a sink
   mark dead_letter_at;                  ///< where `dead_letter` is written (for diagnostics)
 };
