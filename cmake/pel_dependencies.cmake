@@ -6,6 +6,7 @@ find_package(simdjson REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
+find_package(ZLIB REQUIRED)  # crc32 of checkpoint files
 
 # CAF 0.17 ships no CMake package config.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

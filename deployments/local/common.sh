@@ -8,7 +8,7 @@ PEL_BUILD_TYPE="${PEL_BUILD_TYPE:-RelWithDebInfo}"
 # Debian 12 packages PEL builds and tests with (see docs/ARCHITECTURE.md, Dependencies).
 PEL_PACKAGES=(cmake ninja-build g++ ccache pkg-config libcaf-dev librdkafka-dev libyaml-cpp-dev
   catch2 libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
-  libmosquitto-dev mosquitto mosquitto-clients kcat)
+  libmosquitto-dev mosquitto mosquitto-clients kcat zlib1g-dev)
 
 pel_install_missing() {
   local missing=()
