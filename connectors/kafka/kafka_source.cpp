@@ -308,7 +308,15 @@ void kafka_source::assign_explicit(const core::operator_context& ctx) {
   // Known (and, with alignment, given their own queues) before fetching starts.
   add_partitions(list.get());
   if (start_ == start_mode::committed) remember_committed(list.get());
-  if (auto err = rd_kafka_assign(rk_.get(), list.get()))
+  // Assigned at the first poll: a restore (after open, before the first poll) may still move
+  // the start offsets, and librdkafka then fetches each partition once, from there.
+  explicit_assignment_ = std::move(list);
+  assigned_ = false;
+}
+
+void kafka_source::assign_now() {
+  assigned_ = true;
+  if (auto err = rd_kafka_assign(rk_.get(), explicit_assignment_.get()))
     throw std::runtime_error("kafka source '" + name_ +
                              "': cannot assign partitions: " + rd_kafka_err2str(err));
 }
@@ -335,6 +343,7 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (start_ == start_mode::timestamp) resolve_timestamps(parts, true);
     add_partitions(parts);  // before fetching starts (alignment: their own queues)
+    apply_restored(parts);  // a checkpoint's offsets win over committed ones
     if (start_ == start_mode::committed) remember_committed(parts);
     if (cooperative) {
       if (auto e = rd_kafka_incremental_assign(rk_.get(), parts)) {
@@ -471,6 +480,7 @@ kafka_source::partition_state* kafka_source::state_for(const rd_kafka_message_t*
 
 core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   if (!rk_) return core::poll_status::idle;
+  if (explicit_assignment_ && !assigned_) assign_now();
   if (out.main.width == 0) out.main.width = static_cast<std::uint32_t>(schema_->size());
   row_offsets_.clear();
   std::size_t taken = 0;
@@ -525,7 +535,12 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
 
 bool kafka_source::take(rd_kafka_message_t* m, core::outputs& out) {
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    if (auto* s = state_for(m)) s->caught_up_since = core::steady_ns();
+    if (auto* s = state_for(m)) {
+      s->caught_up_since = core::steady_ns();
+      // At its end before any message: the end offset is the next one to read (what a
+      // snapshot must say for an empty partition, or one started at `latest`).
+      if (s->next_offset < 0 && m->offset >= 0) start_known(*s, m->offset);
+    }
     return false;
   }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -575,13 +590,10 @@ void kafka_source::handle_message(const rd_kafka_message_t* m, core::outputs& ou
   const std::int64_t t = ts_ms >= 0 ? ts_ms * 1'000'000 : core::processing_time::now().ns;
   // Already taken (fetched again around a pause and resume): never emitted twice.
   if (s->next_offset >= 0 && m->offset < s->next_offset) return;
-  // The first message after the group's committed offset: a start past it is a gap too.
-  if (s->next_offset < 0 && s->committed >= 0 && m->offset > s->committed) {
-    s->next_offset = s->committed;
+  if (s->next_offset < 0)
+    start_known(*s, m->offset);
+  else if (m->offset > s->next_offset + 1)
     check_gap(*s, m->offset);
-  } else if (s->next_offset >= 0 && m->offset > s->next_offset + 1) {
-    check_gap(*s, m->offset);
-  }
   s->next_offset = m->offset + 1;
   s->caught_up_since = 0;
 
@@ -728,6 +740,15 @@ void kafka_source::remember_committed(const rd_kafka_topic_partition_list_t* par
         s.committed = copy->elems[i].offset;
 }
 
+void kafka_source::start_known(partition_state& s, std::int64_t offset) {
+  // The first position after the group's committed offset: a start past it is a gap too.
+  if (s.committed >= 0 && offset > s.committed) {
+    s.next_offset = s.committed;
+    check_gap(s, offset);
+  }
+  s.next_offset = offset;
+}
+
 void kafka_source::check_gap(partition_state& s, std::int64_t offset) {
   const std::int64_t expected = s.next_offset;
   std::int64_t low = -1, high = -1;
@@ -790,6 +811,84 @@ void kafka_source::on_committed(std::uint64_t id) {
   }
   // Checkpoints complete in order: older remembered positions are superseded.
   pending_.erase(pending_.begin(), it + 1);
+}
+
+namespace {
+constexpr std::uint32_t snapshot_version = 1;
+}
+
+void kafka_source::snapshot(core::state_writer& w) {
+  std::vector<restored_offset> positions;
+  for (const auto& s : states_)
+    if (s.next_offset >= 0) positions.push_back({s.topic, s.partition, s.next_offset});
+  // Restored offsets of partitions the group has not assigned yet still hold.
+  for (const auto& r : restored_) positions.push_back(r);
+  w.put<std::uint32_t>(snapshot_version);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(positions.size()));
+  for (const auto& p : positions) {
+    w.put_string(p.topic);
+    w.put<std::int32_t>(p.partition);
+    w.put<std::int64_t>(p.offset);
+  }
+}
+
+void kafka_source::restore(core::state_reader& r) {
+  const auto version = r.get<std::uint32_t>();
+  if (version != snapshot_version)
+    throw std::runtime_error("kafka source '" + name_ + "': checkpoint has version " +
+                             std::to_string(version) + ", this build reads version " +
+                             std::to_string(snapshot_version));
+  const auto n = r.get<std::uint32_t>();
+  std::vector<restored_offset> positions;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    restored_offset p;
+    p.topic = r.get_string();
+    p.partition = r.get<std::int32_t>();
+    p.offset = r.get<std::int64_t>();
+    if (p.offset < 0)
+      throw std::runtime_error("kafka source '" + name_ + "': checkpoint has offset " +
+                               std::to_string(p.offset) + " for " + p.topic + "/" +
+                               std::to_string(p.partition));
+    positions.push_back(std::move(p));
+  }
+  if (!explicit_assignment_) {
+    // Group mode: applied when the group assigns the partition (on_rebalance).
+    restored_ = std::move(positions);
+    return;
+  }
+  // Explicit assignment: this instance's partitions that the checkpoint knows start there;
+  // the others (not in the checkpoint) keep their start_from offsets. The position is set
+  // now, so a message below it is skipped and a jump past it is checked as a gap.
+  bool changed = false;
+  for (const auto& p : positions) {
+    auto* tp = rd_kafka_topic_partition_list_find(explicit_assignment_.get(), p.topic.c_str(),
+                                                  p.partition);
+    if (tp == nullptr) continue;  // another instance's partition
+    tp->offset = p.offset;
+    changed = true;
+    for (auto& s : states_)
+      if (s.partition == p.partition && s.topic == p.topic) {
+        s.next_offset = p.offset;
+        s.caught_up_since = 0;
+      }
+  }
+  if (changed && assigned_) assign_now();  // restored after polling: fetch again from there
+}
+
+void kafka_source::apply_restored(rd_kafka_topic_partition_list_t* parts) {
+  if (restored_.empty()) return;
+  for (int i = 0; i < parts->cnt; ++i) {
+    auto& tp = parts->elems[i];
+    auto it = std::find_if(restored_.begin(), restored_.end(), [&](const restored_offset& r) {
+      return r.partition == tp.partition && r.topic == tp.topic;
+    });
+    if (it == restored_.end()) continue;
+    tp.offset = it->offset;
+    for (auto& s : states_)
+      if (s.partition == tp.partition && s.topic == tp.topic && s.next_offset < 0)
+        s.next_offset = it->offset;
+    restored_.erase(it);  // once: a later assignment starts at the group's newer commit
+  }
 }
 
 void kafka_source::commit_cb(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,

@@ -61,6 +61,17 @@ public:
   void take_notices(std::vector<core::source_notice>& out) override;
   void on_barrier(std::uint64_t id) override;
   void on_committed(std::uint64_t id) override;
+  /// Kafka offsets can be read again: true.
+  bool replayable() const override { return true; }
+  /// Writes version 1, then per partition whose next offset is known (rows taken, its end
+  /// reached, or a restored offset not yet used): topic, partition, next offset to read.
+  void snapshot(core::state_writer& w) override;
+  /// Reads what `snapshot` wrote. Explicit assignment: this instance's partitions that are in
+  /// it are assigned again at exactly those offsets. Group mode: a partition that is in it
+  /// starts at that offset (not the committed one) the first time the group assigns it.
+  /// Other partitions start as `start_from` says. Throws `std::runtime_error` on a snapshot
+  /// it cannot read.
+  void restore(core::state_reader& r) override;
   void close() override;
 
   // --- introspection for status and tests ---------------------------------------------
@@ -99,6 +110,12 @@ private:
     std::int64_t committed = -1;       // start_from committed: the group's offset, if any
     std::int64_t caught_up_since = 0;  // steady ns when the partition reached its end, 0 if not
   };
+  /// A partition's position read from a checkpoint.
+  struct restored_offset {
+    std::string topic;
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
+  };
   /// Positions remembered at a barrier.
   struct pending_commit {
     std::uint64_t id = 0;
@@ -121,6 +138,9 @@ private:
   void handle_message(const rd_kafka_message_t* m, core::outputs& out);
   void dead(core::outputs& out, const rd_kafka_message_t* m, std::int64_t t, std::string reason);
   void assign_explicit(const core::operator_context& ctx);
+  /// Explicit assignment: hands `explicit_assignment_` to librdkafka (first poll, or a
+  /// `restore` after it).
+  void assign_now();
   /// Offsets `s.next_offset` .. `offset - 1` were skipped: find out whether retention deleted
   /// them (then they are lost, and said so) or the log has holes (compaction, transaction
   /// markers) that lose nothing.
@@ -133,6 +153,11 @@ private:
   /// start_from committed: remembers the group's committed offsets of `parts`, so that a
   /// start past them (retention deleted them meanwhile) is found like any other gap.
   void remember_committed(const rd_kafka_topic_partition_list_t* parts);
+  /// Group mode: partitions of `parts` with a restored offset start there (used once).
+  void apply_restored(rd_kafka_topic_partition_list_t* parts);
+  /// The first position known for `s` (no message taken yet): offset `offset`. With the
+  /// group's committed offset below it, what lies between is checked like any other gap.
+  void start_known(partition_state& s, std::int64_t offset);
 
   // --- settings ------------------------------------------------------------------------
   spec::config cfg_;
@@ -166,6 +191,11 @@ private:
   std::vector<core::source_notice> notices_;
   std::string reported_error_;  // last_error_ as last told
   std::vector<pending_commit> pending_;
+  std::vector<restored_offset> restored_;  // group mode: restored, partition not assigned yet
+  /// Explicit assignment: the partitions and start offsets, assigned at the first poll (so
+  /// that `restore` can still change the offsets and nothing is fetched twice).
+  kafka_detail::tplist_ptr explicit_assignment_;
+  bool assigned_ = false;
   std::atomic<std::uint64_t> commits_ok_{0};
   std::uint64_t rebalances_ = 0;
   std::int64_t last_message_ns_ = INT64_MIN / 2;  // steady ns of the last message taken

@@ -8,6 +8,7 @@ if(TARGET pel_connectors_kafka AND PEL_KCAT)
       ${CMAKE_CURRENT_LIST_DIR}/kafka_source_tests.cpp
       ${CMAKE_CURRENT_LIST_DIR}/kafka_sink_tests.cpp
       ${CMAKE_CURRENT_LIST_DIR}/kafka_fault_tests.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/kafka_checkpoint_tests.cpp
     DEPS pel_connectors_kafka
     LABELS kafka)
   target_include_directories(connectors_kafka_tests PRIVATE ${PROJECT_SOURCE_DIR}/connectors/kafka)
