@@ -56,8 +56,9 @@ std::vector<spec::param> kafka_sink_params() {
           .def("pel-transactions")
           .doc("With `exactly_once`: the topic (partition 0 is used) where each transaction "
                "also writes which checkpoint it made visible (key: the transactional id, value: "
-               "the checkpoint id); a restart reads it back to commit each checkpoint once. It "
-               "must exist: one partition, `cleanup.policy=compact`."),
+               "the checkpoint id); a restart reads it back to commit each checkpoint once. Create "
+               "it with one partition and `cleanup.policy=compact` (brokers that create topics "
+               "on first use, as the embedded one does, make it with their defaults)."),
       param::duration("flush_timeout")
           .def("60s")
           .doc("How long a flush (checkpoint, end of stream) waits for every delivery report "

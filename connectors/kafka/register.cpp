@@ -15,6 +15,10 @@ void register_kafka_connectors(spec::registry& reg) {
       "(cooperative-sticky rebalancing) and the group splits the partitions among all "
       "instances and processes; with `partitions` or `assign: true` each instance reads a "
       "fixed share. Offsets are committed only when a checkpoint completes (at-least-once). "
+      "Replayable: a checkpoint holds the next offset of each partition, and a job restored "
+      "from it resumes each of those partitions exactly there (in group mode, when the group "
+      "assigns the partition to the instance that saved it; others start at the committed "
+      "offset). "
       "Each row's event time is the message timestamp unless `event_time.field` (or "
       "`expression`) is set.\n\n"
       "Event time: each partition is a split with a watermark of its own, the largest time seen "
@@ -54,12 +58,25 @@ void register_kafka_connectors(spec::registry& reg) {
   spec::component_schema snk;
   snk.type = "kafka";
   snk.kind = spec::component_kind::sink;
-  snk.summary = "Writes each record as one Kafka message (idempotent producer).";
+  snk.summary =
+      "Writes each record as one Kafka message (idempotent producer; at-least-once or "
+      "exactly-once with transactions).";
   snk.description =
-      "Produces with librdkafka's idempotent producer. Each flush (checkpoint, end of "
-      "stream) waits until every message is acknowledged; a message that cannot be "
-      "delivered fails the pipeline. At-least-once. The message timestamp is the record's "
-      "event time.";
+      "Produces with librdkafka's idempotent producer. The message timestamp is the record's "
+      "event time.\n\n"
+      "`delivery: at_least_once` (default): each flush (checkpoint, end of stream) waits until "
+      "every message is acknowledged; a message that cannot be delivered fails the pipeline. "
+      "Nothing is lost; after a restart from a checkpoint, what was written after it is written "
+      "again (duplicates).\n\n"
+      "`delivery: exactly_once`: the rows of each checkpoint are held in memory and, once the "
+      "checkpoint is complete, produced in one Kafka transaction together with a marker record "
+      "in `marker_topic` saying which checkpoint is visible. A restart from a checkpoint commits "
+      "what the failed run prepared but had not made visible, and never repeats what it had: "
+      "consumers reading with `isolation.level=read_committed` see each record exactly once, "
+      "up to one checkpoint interval later. Each instance uses the transactional id "
+      "`<transactional_id>-<instance>`; a restarted instance fences the one it replaces. The "
+      "marker topic must exist or be created on first use (one partition, compacted, is "
+      "enough).";
   snk.params = kafka_sink_params();
   snk.example =
       "sinks:\n"
