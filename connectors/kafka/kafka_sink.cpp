@@ -20,10 +20,9 @@ std::vector<spec::param> kafka_sink_params() {
           .doc("Comma-separated `host:port` list of Kafka brokers (librdkafka "
                "`bootstrap.servers`)."),
       param::string("topic").req().doc("Topic to write to."),
-      param::string("key")
-          .names_input_field()
-          .doc("Field whose value is the message key; messages with the same key go to the same "
-               "partition (librdkafka's default partitioner). Without it, messages have no key."),
+      param::string("key").names_input_field().doc(
+          "Field whose value is the message key; messages with the same key go to the same "
+          "partition (librdkafka's default partitioner). Without it, messages have no key."),
       param::string_map("headers").doc("Static headers added to every message."),
       param::boolean("idempotence")
           .def("true")
@@ -94,12 +93,14 @@ kafka_sink::kafka_sink(const spec::config& cfg) : cfg_(cfg), conf_(rd_kafka_conf
   if (exactly_once_) {
     cfg.gather([&] {
       if (!cfg.get_bool("idempotence"))
-        cfg.fail("idempotence", "exactly_once needs the idempotent producer; remove "
-                                "`idempotence: false` or use delivery: at_least_once");
+        cfg.fail("idempotence",
+                 "exactly_once needs the idempotent producer; remove "
+                 "`idempotence: false` or use delivery: at_least_once");
     });
     if (passthrough_sets(cfg, "transactional.id"))
-      cfg.report("rdkafka", "set transactional_id instead of rdkafka transactional.id (each "
-                            "instance needs an id of its own)");
+      cfg.report("rdkafka",
+                 "set transactional_id instead of rdkafka transactional.id (each "
+                 "instance needs an id of its own)");
     if (marker_topic_.empty()) cfg.report("marker_topic", "name the marker topic");
   } else if (cfg.has("transactional_id")) {
     cfg.report("transactional_id", "only used with delivery: exactly_once");
@@ -149,9 +150,8 @@ void kafka_sink::open(const core::operator_context& ctx, const core::schema_ptr&
   }
   encoder_ = make_encoder(cfg_, input);
   if (exactly_once_) {
-    const std::string prefix = transactional_prefix_.empty()
-                                   ? "pel-" + name_ + "-" + topic_name_
-                                   : transactional_prefix_;
+    const std::string prefix =
+        transactional_prefix_.empty() ? "pel-" + name_ + "-" + topic_name_ : transactional_prefix_;
     transactional_id_ = prefix + "-" + std::to_string(ctx.instance);
     std::string error;
     if (!try_set(conf_.get(), "transactional.id", transactional_id_, error))
@@ -176,8 +176,8 @@ void kafka_sink::open(const core::operator_context& ctx, const core::schema_ptr&
 
   marker_.reset(rd_kafka_topic_new(rk_.get(), marker_topic_.c_str(), nullptr));
   const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk_.get(), 0, marker_.get(), &md,
-                               static_cast<int>(flush_timeout_ms_));
+  auto err =
+      rd_kafka_metadata(rk_.get(), 0, marker_.get(), &md, static_cast<int>(flush_timeout_ms_));
   std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(
       md, rd_kafka_metadata_destroy);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR && (md->topic_cnt != 1 || md->topics[0].partition_cnt < 1))
@@ -242,21 +242,18 @@ std::int64_t kafka_sink::encode_row(const core::value* row, std::int64_t t, cons
   return (event_timestamps_ && t > 0) ? t / 1'000'000 : 0;  // 0: send time
 }
 
-void kafka_sink::produce_message(rd_kafka_topic_t* topic, std::int32_t partition,
-                                 const void* value, std::size_t value_len, const void* key,
-                                 std::size_t key_len, std::int64_t timestamp_ms,
-                                 bool with_headers) {
+void kafka_sink::produce_message(rd_kafka_topic_t* topic, std::int32_t partition, const void* value,
+                                 std::size_t value_len, const void* key, std::size_t key_len,
+                                 std::int64_t timestamp_ms, bool with_headers) {
   const auto deadline = core::steady_ns() + queue_full_timeout_ms_ * 1'000'000;
   for (;;) {
-    rd_kafka_headers_t* hdrs = with_headers && header_proto_
-                                   ? rd_kafka_headers_copy(header_proto_.get())
-                                   : nullptr;
-    auto err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(const_cast<void*>(value), value_len),
-        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    rd_kafka_headers_t* hdrs =
+        with_headers && header_proto_ ? rd_kafka_headers_copy(header_proto_.get()) : nullptr;
+    auto err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_VALUE(const_cast<void*>(value), value_len),
+                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++produced_;
       return;
@@ -462,12 +459,12 @@ std::int64_t kafka_sink::read_marker() {
   std::string error;
   // The user's settings too (security), ignoring producer-only ones a consumer refuses.
   for (const auto& [k, v] : cfg_.get_string_map("rdkafka")) try_set(conf.get(), k, v, error);
-  const bool ok = try_set(conf.get(), "bootstrap.servers", cfg_.get_string("bootstrap_servers"),
-                          error) &&
-                  try_set(conf.get(), "group.id", transactional_id_ + "-marker-reader", error) &&
-                  try_set(conf.get(), "isolation.level", "read_committed", error) &&
-                  try_set(conf.get(), "enable.partition.eof", "true", error) &&
-                  try_set(conf.get(), "enable.auto.commit", "false", error);
+  const bool ok =
+      try_set(conf.get(), "bootstrap.servers", cfg_.get_string("bootstrap_servers"), error) &&
+      try_set(conf.get(), "group.id", transactional_id_ + "-marker-reader", error) &&
+      try_set(conf.get(), "isolation.level", "read_committed", error) &&
+      try_set(conf.get(), "enable.partition.eof", "true", error) &&
+      try_set(conf.get(), "enable.auto.commit", "false", error);
   if (!ok) throw std::runtime_error("kafka sink '" + name_ + "': marker reader: " + error);
   rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int, const char*, const char*) {});
   char errstr[512];
@@ -476,8 +473,8 @@ std::int64_t kafka_sink::read_marker() {
   conf.release();
 
   std::int64_t low = -1, high = -1;
-  auto err = rd_kafka_query_watermark_offsets(rk.get(), marker_topic_.c_str(), 0, &low, &high,
-                                              left_ms());
+  auto err =
+      rd_kafka_query_watermark_offsets(rk.get(), marker_topic_.c_str(), 0, &low, &high, left_ms());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     throw std::runtime_error("kafka sink '" + name_ + "': cannot read marker topic " +
                              marker_topic_ + ": " + rd_kafka_err2str(err));
@@ -548,8 +545,7 @@ void kafka_sink::restore(std::uint64_t id, core::state_reader& r) {
   for (auto& e : restored)
     if (e.id <= id && (last_committed_ < 0 || e.id > static_cast<std::uint64_t>(last_committed_)))
       redo.push_back(std::move(e));
-  std::sort(redo.begin(), redo.end(),
-            [](const epoch& a, const epoch& b) { return a.id < b.id; });
+  std::sort(redo.begin(), redo.end(), [](const epoch& a, const epoch& b) { return a.id < b.id; });
   for (auto& e : sealed_) redo.push_back(std::move(e));
   sealed_ = std::move(redo);
   last_sealed_ = std::max(last_sealed_, id);

@@ -59,8 +59,9 @@ std::vector<std::int64_t> iota_ids(int from, int to) {
 /// What a read_committed kcat consumer sees of `topic`, from the beginning to the end.
 std::vector<std::string> committed_lines(const std::string& boot, const std::string& topic,
                                          const std::string& format = "%s\\n") {
-  return split_lines(run("timeout 60 kcat -b " + boot + " -X isolation.level=read_committed -C -t " +
-                         topic + " -o beginning -e -q -f '" + format + "' 2>/dev/null"));
+  return split_lines(run("timeout 60 kcat -b " + boot +
+                         " -X isolation.level=read_committed -C -t " + topic +
+                         " -o beginning -e -q -f '" + format + "' 2>/dev/null"));
 }
 
 /// The `id` of each JSON line, sorted.
@@ -77,18 +78,19 @@ std::vector<std::int64_t> ids_of(const std::vector<std::string>& lines) {
 
 owned_config exactly_once_config(const std::string& boot, const std::string& extra_key = "",
                                  const std::string& extra_value = "") {
-  std::vector<std::pair<std::string, spec::node_ptr>> e = {
-      {"bootstrap_servers", scalar(boot)},
-      {"topic", scalar("out")},
-      {"key", scalar("sym")},
-      {"delivery", scalar("exactly_once")},
-      {"flush_timeout", scalar("20s")}};
+  std::vector<std::pair<std::string, spec::node_ptr>> e = {{"bootstrap_servers", scalar(boot)},
+                                                           {"topic", scalar("out")},
+                                                           {"key", scalar("sym")},
+                                                           {"delivery", scalar("exactly_once")},
+                                                           {"flush_timeout", scalar("20s")}};
   if (!extra_key.empty()) e.emplace_back(extra_key, scalar(extra_value));
   return sink_config(std::move(e));
 }
 
 /// JSON rows for one partition: ids [from, to).
-std::vector<std::string> partition_rows(int from, int to) { return json_lines(from, to); }
+std::vector<std::string> partition_rows(int from, int to) {
+  return json_lines(from, to);
+}
 
 }  // namespace
 
@@ -110,11 +112,11 @@ TEST_CASE("kafka source restored from a snapshot resumes at each partition's nex
   REQUIRE(produce_raw(boot, "s", 1, partition_rows(20000, 20020)));
 
   auto first_cfg = with_alignment({{"bootstrap_servers", scalar(boot)},
-                                  {"topics", list({"s"})},
-                                  {"assign", scalar("true")},
-                                  {"start_from", scalar("earliest")},
-                                  {"schema", test_schema()},
-                                  {"include", list({"partition", "offset"})}});
+                                   {"topics", list({"s"})},
+                                   {"assign", scalar("true")},
+                                   {"start_from", scalar("earliest")},
+                                   {"schema", test_schema()},
+                                   {"include", list({"partition", "offset"})}});
   core::outputs first_out;
   std::string snap;
   {
@@ -130,9 +132,8 @@ TEST_CASE("kafka source restored from a snapshot resumes at each partition's nex
       std::set<std::int64_t> parts;
       for (std::size_t i = 0; i < first_out.main.size(); ++i)
         parts.insert(std::get<std::int64_t>(first_out.main.row(i)[3]));
-      const bool empty_at_end = std::any_of(reports.begin(), reports.end(), [](auto& r) {
-        return r.name == "s/2" && r.at_end;
-      });
+      const bool empty_at_end = std::any_of(reports.begin(), reports.end(),
+                                            [](auto& r) { return r.name == "s/2" && r.at_end; });
       return first_out.main.size() >= 300 && parts.count(1) && empty_at_end;
     }));
     a.on_barrier(7);
@@ -150,11 +151,11 @@ TEST_CASE("kafka source restored from a snapshot resumes at each partition's nex
 
   // `latest`: without the restore this instance would skip everything produced so far.
   auto second_cfg = with_alignment({{"bootstrap_servers", scalar(boot)},
-                                   {"topics", list({"s"})},
-                                   {"assign", scalar("true")},
-                                   {"start_from", scalar("latest")},
-                                   {"schema", test_schema()},
-                                   {"include", list({"partition", "offset"})}});
+                                    {"topics", list({"s"})},
+                                    {"assign", scalar("true")},
+                                    {"start_from", scalar("latest")},
+                                    {"schema", test_schema()},
+                                    {"include", list({"partition", "offset"})}});
   connectors::kafka_source b(second_cfg.cfg);
   b.open(source_ctx());
   core::state_reader r(snap);
@@ -438,7 +439,8 @@ TEST_CASE("kafka at_least_once sink is unchanged by checkpoint hooks",
   sink.abort();  // = close()
 }
 
-TEST_CASE("kafka exactly_once sink config errors are located", "[kafka][sink][checkpoint][config]") {
+TEST_CASE("kafka exactly_once sink config errors are located",
+          "[kafka][sink][checkpoint][config]") {
   auto no_idem = sink_config({{"bootstrap_servers", scalar("127.0.0.1:1")},
                               {"topic", scalar("t")},
                               {"delivery", scalar("exactly_once")},
