@@ -67,6 +67,9 @@ struct chain_instance::slot_rt {
   bool idle = false;
   std::int64_t wm = wm_min;
   std::uint64_t barrier = 0;
+  /// Delivered the barrier being aligned: what comes after it waits in `held`.
+  bool blocked = false;
+  std::deque<in_item> held;
 };
 
 // -- construction --------------------------------------------------------------------------
@@ -168,6 +171,7 @@ void chain_instance::start() {
         break;
     }
   }
+  restore_state();
   current_ = &nodes_.front().n->name;
   started_ = true;
   for (std::size_t pos = 0; pos < nodes_.size(); ++pos)
@@ -194,7 +198,6 @@ void chain_instance::start() {
       ss.warn_after_ns = js_.opts.split_warn_after_ns;
       split_wm_ = std::make_unique<split_watermarks>(ss, unblocked_clock(last_row_ns_));
     }
-    if (plan.settings.checkpoint_interval_ns > 0) tr_.schedule_barrier(plan.settings.checkpoint_interval_ns);
     poll_scheduled_ = true;
     tr_.schedule_poll(0);
   }
@@ -248,6 +251,11 @@ void chain_instance::pump() {
   while (!in_queue_.empty() && !blocked() && !finished_) {
     in_item it = std::move(in_queue_.front());
     in_queue_.pop_front();
+    slot_rt& s = slots_[it.slot];
+    if (s.blocked) {  // after the barrier being aligned: waits (and keeps its credit)
+      s.held.push_back(std::move(it));
+      continue;
+    }
     if (it.is_batch) --queued_batches_;
     handle(it);
   }
@@ -276,7 +284,11 @@ void chain_instance::handle(in_item& it) {
   if (it.is_batch) {
     std::int64_t t0 = core::steady_ns();
     cm_.batches_in.fetch_add(1, std::memory_order_relaxed);
-    if (!ended_) run_node(0, it.b, s.input);
+    if (!ended_) {
+      chaos(0);
+      if (js_.careful[id_].load(std::memory_order_relaxed)) run_careful(0, it.b, s.input);
+      else run_node(0, it.b, s.input);
+    }
     // The batch's storage goes back with the credit, so that the sender refills it instead of
     // allocating (the cells are destroyed here, where they were consumed).
     it.b.clear();
@@ -294,10 +306,14 @@ void chain_instance::handle(in_item& it) {
       s.idle = true;
       recompute_watermark();
       break;
-    case control_kind::barrier:
-      s.barrier = std::max<std::uint64_t>(s.barrier, static_cast<std::uint64_t>(it.v));
-      recompute_barrier();
+    case control_kind::barrier: {
+      const auto id = static_cast<std::uint64_t>(it.v);
+      if (id <= forwarded_barrier_) break;  // already taken (cannot happen in order)
+      s.barrier = id;
+      s.blocked = true;
+      check_alignment();
       break;
+    }
     case control_kind::end_of_stream: {
       s.ended = true;
       bool all = std::all_of(slots_.begin(), slots_.end(), [](const slot_rt& x) { return x.ended; });
@@ -305,7 +321,7 @@ void chain_instance::handle(in_item& it) {
         end_chain(0);
       } else {
         recompute_watermark();
-        recompute_barrier();
+        check_alignment();
       }
       break;
     }
@@ -661,7 +677,16 @@ void chain_instance::on_poll() {
   }
   n.out.splits.clear();
   take_source_notices();
-  drain_node(0);
+  if (had_rows) chaos(0);
+  if (had_rows && nodes_.size() > 1 && js_.careful[id_].load(std::memory_order_relaxed)) {
+    core::batch rows = std::move(n.out.main);
+    n.out.main = core::batch(n.main_width);
+    n.counters->rows_out.fetch_add(rows.size(), std::memory_order_relaxed);
+    drain_node(0);  // dead letters and the like
+    run_careful(1, rows, 0);
+  } else {
+    drain_node(0);
+  }
   std::int64_t now = core::steady_ns();
   if (split_wm_)
     split_time(now, st != core::poll_status::data);
@@ -778,9 +803,82 @@ void chain_instance::on_stop() {
 }
 
 void chain_instance::on_commit(std::uint64_t id) {
-  if (source_ == nullptr || source_done_ || !started_) return;
-  current_ = &nodes_.front().n->name;
-  source_->on_committed(id);
+  if (!started_ || halted_) return;
+  // Rows that failed an instance again and again were quarantined before this checkpoint:
+  // back to whole batches.
+  js_.careful[id_].store(false, std::memory_order_relaxed);
+  for (auto& n : nodes_) {
+    current_ = &n.n->name;
+    if (n.src && !ended_) n.src->on_committed(id);  // also after a stop's final barrier
+    if (n.sink && !n.closed) n.sink->commit(id);
+  }
+}
+
+void chain_instance::on_halt() {
+  if (halted_ || finished_) return;
+  halted_ = true;
+  source_done_ = true;
+  ended_ = true;
+  for (auto& n : nodes_) {
+    current_ = &n.n->name;
+    if (n.src) n.src->close();
+    if (n.sink && !n.closed) {
+      n.sink->abort();
+      n.closed = true;
+    }
+  }
+  // Nothing more goes out: what is still queued is after the final checkpoint.
+  for (auto& t : targets_) {
+    t.queue.clear();
+    t.pending.clear();
+  }
+  outbound_ = 0;
+  finished_ = true;
+  note_blocked();
+  tr_.finished();
+}
+
+void chain_instance::chaos(int point) {
+  if (chaos_point_ != point) return;
+  chaos_point_ = -1;
+  static const char* const where[] = {"processing", "a watermark", "a snapshot"};
+  throw std::runtime_error(std::string("chaos: injected failure at ") + where[point]);
+}
+
+void chain_instance::run_careful(std::size_t pos, core::batch& b, int input) {
+  node_rt& n = nodes_[pos];
+  const std::uint32_t w = b.width;
+  core::batch one(w);
+  std::vector<core::value> copy(w);
+  for (std::size_t r = 0; r < b.size(); ++r) {
+    core::value* row = b.row(r);
+    std::copy(row, row + w, copy.begin());
+    one.clear();
+    one.width = w;
+    one.append_move(row, b.times[r]);
+    try {
+      run_node(pos, one, input);
+    } catch (const std::exception& e) {
+      // The record is quarantined: it made this instance fail again and again. What the
+      // failing component and those after it made of it so far is dropped with it.
+      std::size_t at = pos;
+      for (std::size_t k = pos; k < nodes_.size(); ++k)
+        if (&nodes_[k].n->name == current_) at = k;
+      for (std::size_t k = at; k < nodes_.size(); ++k) {
+        nodes_[k].out.main.clear();
+        nodes_[k].out.main.width = nodes_[k].main_width;
+      }
+      js_.quarantined.fetch_add(1, std::memory_order_relaxed);
+      const plan::node& first = *n.n;
+      const core::schema_ptr& sch = first.input_schemas.empty() ? first.output_schema
+                                    : first.input_schemas[static_cast<std::size_t>(input)];
+      nodes_[at].out.dead(nodes_[at].n->name, std::string("quarantined after repeated failures: ") + e.what(),
+                          copy.data(), *sch, b.times[r]);
+      drain_node(at);
+    }
+  }
+  b.clear();
+  b.width = w;
 }
 
 void chain_instance::on_timer(int position) {
@@ -795,6 +893,7 @@ void chain_instance::on_timer(int position) {
 // -- watermarks, barriers, end of stream ---------------------------------------------------
 
 void chain_instance::advance_watermark(std::int64_t wm, std::size_t from) {
+  if (wm != wm_max) chaos(1);
   wm_ = wm;
   for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
     node_rt& n = nodes_[pos];
@@ -837,35 +936,92 @@ void chain_instance::recompute_watermark() {
   else if (resend) push_control(control_kind::watermark, wm_);  // active again
 }
 
-void chain_instance::recompute_barrier() {
-  bool any = false;
-  std::uint64_t m = std::numeric_limits<std::uint64_t>::max();
-  for (const auto& s : slots_) {
-    if (s.ended) continue;
-    any = true;
-    m = std::min(m, s.barrier);
+void chain_instance::check_alignment() {
+  std::uint64_t target = 0;
+  for (const auto& s : slots_)
+    if (s.blocked) target = target == 0 ? s.barrier : std::min(target, s.barrier);
+  if (target == 0) return;
+  for (const auto& s : slots_)
+    if (!s.ended && s.barrier < target) return;  // still waiting for it there
+  take_snapshot(target);
+  forward_barrier(target);
+  // Release what waited behind the barrier, in its order per input.
+  for (auto s = slots_.rbegin(); s != slots_.rend(); ++s) {
+    s->blocked = false;
+    in_queue_.insert(in_queue_.begin(), std::make_move_iterator(s->held.begin()),
+                     std::make_move_iterator(s->held.end()));
+    s->held.clear();
   }
-  if (any && m > forwarded_barrier_) forward_barrier(m, 0);
 }
 
-void chain_instance::on_barrier_tick() {
-  if (source_ == nullptr || source_done_ || ended_) return;
-  ++barrier_id_;
+void chain_instance::on_barrier(std::uint64_t id, bool final) {
+  if (source_ == nullptr || source_done_ || ended_ || !started_ || id <= forwarded_barrier_) return;
   current_ = &nodes_.front().n->name;
-  source_->on_barrier(barrier_id_);
-  forward_barrier(barrier_id_, 1);
-  tr_.schedule_barrier(js_.plan.settings.checkpoint_interval_ns);
+  source_->on_barrier(id);
+  take_snapshot(id);
+  forward_barrier(id);
+  if (final) source_done_ = true;  // a stop: read nothing after the final checkpoint
 }
 
-void chain_instance::forward_barrier(std::uint64_t id, std::size_t from) {
-  forwarded_barrier_ = id;
-  for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
-    node_rt& n = nodes_[pos];
-    if (!n.sink || n.closed) continue;
+void chain_instance::take_snapshot(std::uint64_t id) {
+  chaos(2);
+  std::string blob = snapshot_blob(id);
+  std::uint64_t bytes = 0;
+  if (js_.store) bytes = js_.store->put(id, std::to_string(w_.chain) + "-" + std::to_string(w_.instance), std::move(blob));
+  js_.ack_checkpoint(id, id_, bytes);
+}
+
+std::string chain_instance::snapshot_blob(std::uint64_t id) {
+  core::state_writer w;
+  w.put<std::uint32_t>(1);  // layout version
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(nodes_.size()));
+  for (auto& n : nodes_) {
     current_ = &n.n->name;
-    n.sink->flush();
-    js_.sink_flushed(n.index, w_.instance, id);
+    core::state_writer nw;
+    if (n.src) n.src->snapshot(nw);
+    if (n.op) n.op->snapshot(nw);
+    if (n.sink) {
+      if (!n.closed) n.sink->prepare(id);
+      n.sink->snapshot(nw);  // also once closed at the end: where a resumed run goes on
+    }
+    w.put_string(n.n->name);
+    w.put_string(nw.bytes());
   }
+  return w.take();
+}
+
+void chain_instance::restore_state() {
+  std::uint64_t from = 0;
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    from = js_.restore_id;
+  }
+  if (from == 0 || !js_.store) return;
+  auto blob = js_.store->get(from, std::to_string(w_.chain) + "-" + std::to_string(w_.instance));
+  if (!blob) return;
+  core::state_reader r(*blob);
+  if (r.get<std::uint32_t>() != 1) throw std::runtime_error("checkpoint " + std::to_string(from) + ": unknown layout");
+  const auto count = r.get<std::uint32_t>();
+  if (count != nodes_.size())
+    throw std::runtime_error("checkpoint " + std::to_string(from) + " does not match this chain");
+  for (auto& n : nodes_) {
+    current_ = &n.n->name;
+    const std::string name = r.get_string();
+    if (name != n.n->name)
+      throw std::runtime_error("checkpoint " + std::to_string(from) + " holds '" + name + "' where '" +
+                               n.n->name + "' is");
+    const std::string bytes = r.get_string();
+    core::state_reader nr(bytes);
+    if (bytes.empty()) continue;  // nothing was saved for it (a sink closed at the end)
+    if (n.src) n.src->restore(nr);
+    if (n.op) n.op->restore(nr);
+    if (n.sink) n.sink->restore(from, nr);
+  }
+  forwarded_barrier_ = from;
+}
+
+void chain_instance::forward_barrier(std::uint64_t id) {
+  forwarded_barrier_ = id;
   push_control(control_kind::barrier, static_cast<std::int64_t>(id));
 }
 
@@ -891,11 +1047,11 @@ void chain_instance::end_chain(std::size_t from) {
       n.sink->flush();
       n.sink->close();
       n.closed = true;
-      js_.sink_closed(n.index, w_.instance);
     }
   }
   // Partial batches go out now, before end of stream.
   push_control(control_kind::end_of_stream, 0);
+  js_.instance_ended(id_, js_.store ? snapshot_blob(0) : std::string());
   check_finished();
 }
 

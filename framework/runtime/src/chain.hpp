@@ -32,7 +32,6 @@ public:
   virtual void schedule_tick(std::int64_t delay_ns) = 0;
   virtual void schedule_poll(std::int64_t delay_ns) = 0;
   virtual void schedule_timer(int position, std::int64_t delay_ns) = 0;
-  virtual void schedule_barrier(std::int64_t delay_ns) = 0;
   /// The instance has ended and sent everything: the host may terminate.
   virtual void finished() = 0;
 };
@@ -56,10 +55,19 @@ public:
   void on_tick();
   void on_poll();
   void on_timer(int position);
-  void on_barrier_tick();
+  /// Sources: start checkpoint `id` (save the position and state, send the barrier on).
+  /// `final`: a stop with a checkpoint; the source reads nothing more after it.
+  void on_barrier(std::uint64_t id, bool final);
+  /// Checkpoint `id` is complete: sources commit positions, sinks make output visible.
   void on_commit(std::uint64_t id);
-  /// Graceful stop: a source stops reading and ends its stream.
+  /// Graceful stop: a source stops reading and ends its stream (windows fire: a drain).
   void on_stop();
+  /// The job stops after a final checkpoint: nothing more is emitted, no window fires, sinks
+  /// drop what came after the checkpoint; the instance finishes.
+  void on_halt();
+  /// Fault injection: fail at the next `point` (0: processing a batch or a poll, 1: a
+  /// watermark, 2: a snapshot).
+  void arm_chaos(int point) noexcept { chaos_point_ = point; }
 
   bool is_source() const noexcept { return source_ != nullptr; }
   bool is_blocking_source() const noexcept;
@@ -106,8 +114,21 @@ private:
   void take_source_notices();
   void advance_watermark(std::int64_t wm, std::size_t from);
   void recompute_watermark();
-  void recompute_barrier();
-  void forward_barrier(std::uint64_t id, std::size_t from);
+  /// Aligned barriers: once every open input delivered the barrier some input is blocked
+  /// on, saves the state, sends the barrier on and releases the held input.
+  void check_alignment();
+  /// Snapshots every component of the chain for checkpoint `id` (sinks prepare first),
+  /// stores the blob and acknowledges.
+  void take_snapshot(std::uint64_t id);
+  /// The state of every component as one blob; `id` > 0: sinks prepare checkpoint `id` first.
+  std::string snapshot_blob(std::uint64_t id);
+  /// Reads this instance's blob of the checkpoint the job resumes from into its components.
+  void restore_state();
+  void forward_barrier(std::uint64_t id);
+  /// Quarantine: runs `b` row by row through the chain from node `pos`; a row that throws
+  /// goes to the dead-letter output of node `pos` with the exception.
+  void run_careful(std::size_t pos, core::batch& b, int input);
+  void chaos(int point);
   void end_chain(std::size_t from);
   void check_finished();
 
@@ -153,7 +174,8 @@ private:
   std::int64_t last_wm_emit_ns_ = 0;
   std::int64_t backoff_ns_ = 0;
   bool source_idle_ = false;
-  std::uint64_t barrier_id_ = 0;
+  int chaos_point_ = -1;
+  bool halted_ = false;
   std::unique_ptr<split_watermarks> split_wm_;  ///< sources with splits
   std::vector<core::split_report> split_reports_;
   std::vector<split_watermarks::decision> split_changes_;

@@ -3,10 +3,18 @@
 #include "chain.hpp"
 #include "shared.hpp"
 
+#include "pel/supervision/policy.hpp"
+
 #include <caf/all.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <deque>
 #include <exception>
+#include <functional>
+#include <random>
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pel::core::batch)
 
@@ -24,14 +32,24 @@ using timer_atom = caf::atom_constant<caf::atom("timer")>;
 using barrier_atom = caf::atom_constant<caf::atom("barrier")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using halt_atom = caf::atom_constant<caf::atom("halt")>;
+using chaos_atom = caf::atom_constant<caf::atom("chaos")>;
+using failed_atom = caf::atom_constant<caf::atom("failed")>;
+using respawn_atom = caf::atom_constant<caf::atom("respawn")>;
+using check_atom = caf::atom_constant<caf::atom("check")>;
+using final_atom = caf::atom_constant<caf::atom("final")>;
+using finaltmo_atom = caf::atom_constant<caf::atom("finaltmo")>;
+
+using peer_list = std::vector<caf::actor>;
 
 /// One instance of a fused chain. The actor only translates messages into calls on its
-/// `chain_instance` and turns every exception into a job failure named after the component.
+/// `chain_instance` and reports an exception to the job's supervisor (`job_state::on_failure`),
+/// then ends.
 class chain_actor : public caf::event_based_actor, public transport {
 public:
-  chain_actor(caf::actor_config& cfg, job_state* js, std::uint32_t id,
-              const std::vector<caf::actor>* peers)
-    : caf::event_based_actor(cfg), js_(js), id_(id), peers_(peers),
+  chain_actor(caf::actor_config& cfg, job_state* js, std::uint32_t id, std::uint32_t generation,
+              std::shared_ptr<const peer_list> peers)
+    : caf::event_based_actor(cfg), js_(js), id_(id), generation_(generation), peers_(std::move(peers)),
       chain_(std::make_unique<chain_instance>(*js, id, *this)) {}
 
   caf::behavior make_behavior() override {
@@ -48,7 +66,9 @@ public:
     return {
         [this](start_atom) { guard([&] { chain_->start(); }); },
         [this](batch_atom, std::uint32_t slot, core::batch& b) {
+          data_ = true;
           guard([&] { chain_->on_batch(slot, std::move(b)); });
+          data_ = false;
         },
         [this](ctrl_atom, std::uint32_t slot, std::uint8_t k, std::int64_t v) {
           guard([&] { chain_->on_control(slot, static_cast<control_kind>(k), v); });
@@ -57,11 +77,17 @@ public:
           guard([&] { chain_->on_credit(target, n, std::move(spare)); });
         },
         [this](tick_atom) { guard([&] { chain_->on_tick(); }); },
-        [this](poll_atom) { guard([&] { chain_->on_poll(); }); },
+        [this](poll_atom) {
+          data_ = true;
+          guard([&] { chain_->on_poll(); });
+          data_ = false;
+        },
         [this](timer_atom, std::int32_t pos) { guard([&] { chain_->on_timer(pos); }); },
-        [this](barrier_atom) { guard([&] { chain_->on_barrier_tick(); }); },
+        [this](barrier_atom, std::uint64_t id, bool final) { guard([&] { chain_->on_barrier(id, final); }); },
         [this](commit_atom, std::uint64_t id) { guard([&] { chain_->on_commit(id); }); },
         [this](stop_atom) { guard([&] { chain_->on_stop(); }); },
+        [this](halt_atom) { guard([&] { chain_->on_halt(); }); },
+        [this](chaos_atom, std::int32_t point) { if (chain_) chain_->arm_chaos(point); },
     };
   }
 
@@ -96,9 +122,6 @@ public:
   void schedule_timer(int pos, std::int64_t ns) override {
     delayed_send(this, std::chrono::nanoseconds(ns), timer_atom::value, static_cast<std::int32_t>(pos));
   }
-  void schedule_barrier(std::int64_t ns) override {
-    delayed_send(this, std::chrono::nanoseconds(ns), barrier_atom::value);
-  }
   void finished() override { quit(); }
 
 private:
@@ -118,15 +141,37 @@ private:
 
   void report(const std::string& what) {
     failed_ = true;
-    js_->fail(chain_ ? chain_->current_component() : std::string("runtime"), what);
+    const std::string component = chain_ ? chain_->current_component() : std::string("runtime");
+    if (js_->on_failure) js_->on_failure(id_, generation_, component, what, data_);
+    else js_->fail(component, what);
   }
 
   job_state* js_;
   std::uint32_t id_;
-  const std::vector<caf::actor>* peers_;
+  std::uint32_t generation_;
+  std::shared_ptr<const peer_list> peers_;
   std::unique_ptr<chain_instance> chain_;
   bool failed_ = false;
+  bool data_ = false;  ///< handling a batch or a poll (a record may be what failed)
 };
+
+/// A text for the log: "component[instance]".
+std::string instance_name(const job_state& js, std::uint32_t id) {
+  const auto& w = js.wiring[id];
+  const auto& ch = js.plan.chains[static_cast<std::size_t>(w.chain)];
+  std::string names;
+  for (int n : ch.nodes) {
+    if (!names.empty()) names += '+';
+    names += js.plan.nodes[static_cast<std::size_t>(n)].name;
+  }
+  return names + "[" + std::to_string(w.instance) + "]";
+}
+
+std::string seconds_text(std::int64_t ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g s", static_cast<double>(ns) / 1e9);
+  return buf;
+}
 
 } // namespace
 
@@ -142,14 +187,299 @@ struct job::impl {
   std::unique_ptr<job_state> js;
   std::unique_ptr<caf::actor_system_config> cfg;
   std::unique_ptr<caf::actor_system> sys;
-  std::vector<caf::actor> actors;
+  std::mutex amu;                      ///< guards `actors` and `alive`
+  std::shared_ptr<peer_list> actors;   ///< the current instance actors, by global id
+  std::vector<std::shared_ptr<std::atomic<bool>>> alive;  ///< by global id, of that actor
   std::vector<std::uint32_t> source_actors;
+  std::vector<int> region_of;          ///< by global id: connected part of the graph
+  caf::actor supervisor;
   bool started = false;
+  bool durable = false;                ///< checkpoints go to a state directory
+  std::uint64_t restored_from = 0;
+
+  // Supervision (supervisor actor only).
+  std::unique_ptr<supervision::policy> sup;  ///< the pipeline's supervisor: chains in start order
+  std::int64_t started_ns = 0;
+  std::vector<std::uint32_t> generation;  ///< by global id: bumped when an instance is replaced
+  std::vector<std::deque<std::int64_t>> failures;  ///< by global id: when it failed, within `period`
+  std::mt19937_64 rng;
+  std::uint64_t chaos_injected = 0;
+  bool stopping = false;
+  std::vector<std::string> restart_log;  ///< under js->mu
+
+  std::shared_ptr<peer_list> current() {
+    std::lock_guard<std::mutex> lock(amu);
+    return actors;
+  }
 
   void kill_all() {
-    for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::kill);
+    auto a = current();
+    if (!a) return;
+    for (auto& x : *a)
+      if (x) caf::anon_send_exit(x, caf::exit_reason::kill);
   }
+
+  /// Spawns the instances `ids` into a new actor list (the others stay), then starts them.
+  void spawn(const std::vector<std::uint32_t>& ids) {
+    job_state& j = *js;
+    auto list = std::make_shared<peer_list>();
+    {
+      std::lock_guard<std::mutex> lock(amu);
+      if (actors) *list = *actors;
+      else list->resize(j.wiring.size());
+    }
+    {
+      std::lock_guard<std::mutex> lock(j.mu);
+      j.live += ids.size();
+    }
+    std::vector<std::shared_ptr<std::atomic<bool>>> flags;
+    for (auto id : ids) {
+      const auto& ch = j.plan.chains[static_cast<std::size_t>(j.wiring[id].chain)];
+      const auto& head = j.plan.nodes[static_cast<std::size_t>(ch.nodes.front())];
+      // A blocking source (stdin) gets a thread of its own.
+      const bool blocking = head.kind == spec::component_kind::source && head.blocking;
+      std::shared_ptr<const peer_list> peers = list;
+      if (generation.size() < j.wiring.size()) generation.resize(j.wiring.size(), 0);
+      const std::uint32_t gen = generation[id];
+      caf::actor a = blocking ? sys->spawn<chain_actor, caf::detached>(&j, id, gen, peers)
+                              : sys->spawn<chain_actor>(&j, id, gen, peers);
+      auto flag = std::make_shared<std::atomic<bool>>(true);
+      job_state* jp = &j;
+      a->attach_functor([jp, flag] {
+        flag->store(false);
+        jp->actor_done();
+      });
+      (*list)[id] = std::move(a);
+      flags.push_back(std::move(flag));
+    }
+    {
+      std::lock_guard<std::mutex> lock(amu);
+      actors = list;
+      if (alive.size() < j.wiring.size()) alive.resize(j.wiring.size());
+      for (std::size_t k = 0; k < ids.size(); ++k) alive[ids[k]] = flags[k];
+    }
+    // Downstream first, so every actor has its start message before any data reaches it.
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it) caf::anon_send((*list)[*it], start_atom::value);
+  }
+
+  /// Every instance, and every instance of the same connected part of the graph as `ids`.
+  std::vector<std::uint32_t> widen(const std::vector<std::uint32_t>& ids) const {
+    std::vector<bool> region(region_of.size() + 1, false);
+    for (auto id : ids) region[static_cast<std::size_t>(region_of[id])] = true;
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t id = 0; id < region_of.size(); ++id)
+      if (region[static_cast<std::size_t>(region_of[id])]) out.push_back(id);
+    return out;
+  }
+
+  const spec::supervision_spec& supervision_of(const std::string& component) const {
+    for (const auto& n : js->plan.nodes)
+      if (n.name == component) return n.spec.supervision;
+    return js->plan.settings.supervision;
+  }
+
+  /// Checkpoint `id` is complete: every instance commits; a final one halts them all.
+  void on_complete(std::uint64_t id, bool final) {
+    if (final) js->stopped_at.store(id);
+    auto list = current();
+    for (auto& a : *list)
+      if (a) caf::anon_send(a, commit_atom::value, id);
+    if (final)
+      for (auto& a : *list)
+        if (a) caf::anon_send(a, halt_atom::value);
+  }
+
+  caf::behavior supervise(caf::event_based_actor* self);
+  void on_failed(caf::event_based_actor* self, std::uint32_t id, std::uint32_t gen, const std::string& component,
+                 const std::string& what, bool data);
 };
+
+caf::behavior job::impl::supervise(caf::event_based_actor* self) {
+  job_state& j = *js;
+  const std::int64_t interval = j.plan.settings.checkpoint_interval_ns;
+  if (interval > 0) self->delayed_send(self, std::chrono::nanoseconds(interval), tick_atom::value);
+  if (j.opts.chaos.rate > 0) {
+    std::exponential_distribution<double> d(j.opts.chaos.rate);
+    self->delayed_send(self, std::chrono::nanoseconds(static_cast<std::int64_t>(d(rng) * 1e9)), chaos_atom::value);
+  }
+  return {
+      [=](tick_atom) {
+        const std::int64_t now = core::steady_ns();
+        for (auto id : js->abandon_checkpoints(now - js->plan.settings.checkpoints.timeout_ns))
+          js->log(1, "checkpoint " + std::to_string(id) + " did not complete within " +
+                         seconds_text(js->plan.settings.checkpoints.timeout_ns) + " and is abandoned");
+        bool restarting = false;
+        {
+          std::lock_guard<std::mutex> lock(js->mu);
+          restarting = js->restarting;
+        }
+        // Not while instances are being replaced: the barrier would reach the old ones.
+        if (!stopping && !restarting) {
+          if (std::uint64_t id = js->begin_checkpoint(false, now)) {
+            auto list = current();
+            for (auto s : source_actors) caf::anon_send((*list)[s], barrier_atom::value, id, false);
+          }
+        }
+        self->delayed_send(self, std::chrono::nanoseconds(interval), tick_atom::value);
+      },
+      [=](final_atom) {
+        if (stopping) return;
+        stopping = true;
+        const std::uint64_t id = js->begin_checkpoint(true, core::steady_ns());
+        js->log(0, "stopping with a final checkpoint (" + std::to_string(id) + ")");
+        auto list = current();
+        for (auto s : source_actors) caf::anon_send((*list)[s], barrier_atom::value, id, true);
+        self->delayed_send(self, std::chrono::nanoseconds(js->plan.settings.supervision.shutdown_timeout_ns),
+                           finaltmo_atom::value, id);
+      },
+      [=](finaltmo_atom, std::uint64_t id) {
+        if (js->committed.load() >= id) return;
+        js->log(1, "the final checkpoint " + std::to_string(id) + " did not complete within " +
+                       seconds_text(js->plan.settings.supervision.shutdown_timeout_ns) +
+                       ": draining instead (windows fire now)");
+        auto list = current();
+        for (auto s : source_actors) caf::anon_send((*list)[s], stop_atom::value);
+      },
+      [=](failed_atom, std::uint32_t id, std::uint32_t gen, const std::string& component, const std::string& what,
+          bool data) {
+        on_failed(self, id, gen, component, what, data);
+        std::lock_guard<std::mutex> lock(js->mu);
+        if (js->failures_pending > 0) --js->failures_pending;
+        if (js->over()) js->cv.notify_all();
+      },
+      [=](respawn_atom, std::vector<std::uint32_t>& ids, std::int32_t waited) {
+        // The old instances must be gone first (their consumers closed, their files released).
+        std::vector<std::shared_ptr<std::atomic<bool>>> old;
+        {
+          std::lock_guard<std::mutex> lock(amu);
+          for (auto id : ids)
+            if (id < alive.size() && alive[id]) old.push_back(alive[id]);
+        }
+        const bool gone = std::none_of(old.begin(), old.end(), [](const auto& f) { return f->load(); });
+        if (!gone && waited < 500) {
+          self->delayed_send(self, std::chrono::milliseconds(10), respawn_atom::value, std::move(ids), waited + 1);
+          return;
+        }
+        std::uint64_t from = 0;
+        js->abandon_checkpoints(INT64_MAX);
+        {
+          std::lock_guard<std::mutex> lock(js->mu);
+          from = js->store ? js->store->latest() : 0;
+          js->restore_id = from;
+          for (auto id : ids) js->ended[id] = false;
+        }
+        js->log(0, "restarting " + std::to_string(ids.size()) + " instance(s) from checkpoint " +
+                       (from ? std::to_string(from) : std::string("none (sources start over)")));
+        spawn(ids);
+        std::lock_guard<std::mutex> lock(js->mu);
+        js->restarting = false;
+        if (js->over()) js->cv.notify_all();
+      },
+      [=](chaos_atom) {
+        const auto& c = js->opts.chaos;
+        if (stopping || (c.max > 0 && chaos_injected >= c.max)) return;
+        auto list = current();
+        bool restarting = false;
+        {
+          std::lock_guard<std::mutex> lock(js->mu);
+          restarting = js->restarting || js->failed;
+        }
+        if (!restarting) {
+          std::vector<std::uint32_t> candidates;
+          for (std::uint32_t id = 0; id < list->size(); ++id)
+            if (!js->ended[id]) candidates.push_back(id);
+          if (!candidates.empty()) {
+            const auto id = candidates[rng() % candidates.size()];
+            // Sources fail at a poll or a snapshot; the others also at a watermark.
+            const auto point = static_cast<std::int32_t>(rng() % 3);
+            caf::anon_send((*list)[id], chaos_atom::value, point);
+            ++chaos_injected;
+          }
+        }
+        std::exponential_distribution<double> d(c.rate);
+        self->delayed_send(self, std::chrono::nanoseconds(1'000'000 + static_cast<std::int64_t>(d(rng) * 1e9)),
+                           chaos_atom::value);
+      },
+  };
+}
+
+void job::impl::on_failed(caf::event_based_actor* self, std::uint32_t id, std::uint32_t gen,
+                          const std::string& component, const std::string& what, bool data) {
+  job_state& j = *js;
+  if (id < generation.size() && gen != generation[id]) return;  // an instance already replaced
+  {
+    std::lock_guard<std::mutex> lock(j.mu);
+    if (j.failed) return;
+    if (j.restarting) {
+      // Another part of the graph is being restarted: take this one after it.
+      ++j.failures_pending;
+      self->delayed_send(self, std::chrono::milliseconds(20), failed_atom::value, id, gen, component, what, data);
+      return;
+    }
+  }
+  const std::int64_t now = core::steady_ns();
+  const std::string who = instance_name(j, id);
+  const std::string line = who + ": " + what;
+  if (stopping || j.plan.settings.checkpoint_interval_ns <= 0) {
+    j.fail(component, what + (stopping ? " (while stopping)" : " (checkpoints are off: nothing to restart from)"));
+    return;
+  }
+  // The pipeline's supervisor: its children are the chains, in start order.
+  const auto chain = static_cast<std::size_t>(j.wiring[id].chain);
+  // Times in the supervisor's messages count from the start of the job.
+  supervision::decision d = sup->on_exit(chain, supervision::exit_kind::failure, now - started_ns, line);
+  if (d.what == supervision::action::escalate) {
+    j.fail(component, what + "\n" + d.text());
+    return;
+  }
+  // A temporary chain is not restarted; what it exchanged data with cannot go on without it.
+  bool lost = d.what == supervision::action::leave;
+  for (auto c : d.stop)
+    if (std::find(d.restart.begin(), d.restart.end(), c) == d.restart.end()) lost = true;
+  if (lost) {
+    j.fail(component, what + " (restart: temporary: not restarted, and the pipeline cannot go on without it)");
+    return;
+  }
+  // Quarantine: an instance that failed `quarantine_after` times within `period` replays
+  // record by record until the next checkpoint completes; a record that fails it then goes to
+  // the dead-letter output instead of failing it again.
+  const auto& sv = supervision_of(component);
+  if (failures.size() < j.wiring.size()) failures.resize(j.wiring.size());
+  auto& times = failures[id];
+  times.push_back(now);
+  while (!times.empty() && now - times.front() > sv.period_ns) times.pop_front();
+  if (data && sv.quarantine_after > 0 && times.size() >= sv.quarantine_after) {
+    j.careful[id].store(true);
+    j.log(1, who + " failed " + std::to_string(times.size()) + " times within " + seconds_text(sv.period_ns) +
+                 ": it replays record by record, and a record that fails it goes to the dead-letter output");
+  }
+  j.restarts.fetch_add(1);
+  std::vector<std::uint32_t> set;
+  for (auto c : d.restart)
+    for (std::uint32_t i = 0; i < j.plan.chains[c].parallelism; ++i) set.push_back(j.id_of(static_cast<int>(c), i));
+  std::sort(set.begin(), set.end());
+  {
+    std::lock_guard<std::mutex> lock(j.mu);
+    j.restarting = true;
+    restart_log.push_back(line);
+  }
+  j.abandon_checkpoints(INT64_MAX);
+  j.log(1, "instance " + line + "; restarting " + std::to_string(set.size()) + " instance(s) in " +
+               seconds_text(d.delay_ns) + " (restart " + std::to_string(j.restarts.load()) + ")");
+  {
+    auto list = current();
+    for (auto i : set) {
+      std::lock_guard<std::mutex> lock(j.mu);
+      j.ended[i] = true;  // no checkpoint waits for the old instance
+    }
+    for (auto i : set) {
+      ++generation[i];  // what the old instance still reports is stale
+      if ((*list)[i]) caf::anon_send_exit((*list)[i], caf::exit_reason::kill);
+    }
+  }
+  self->delayed_send(self, std::chrono::nanoseconds(d.delay_ns), respawn_atom::value, std::move(set),
+                     std::int32_t{0});
+}
 
 job::job(const plan::physical_plan& plan, options opts) : impl_(std::make_unique<impl>()) {
   impl_->js = std::make_unique<job_state>(plan, std::move(opts));
@@ -159,69 +489,172 @@ job::~job() {
   if (impl_->started) {
     {
       std::unique_lock<std::mutex> lock(impl_->js->mu);
-      if (impl_->js->live > 0) {
+      if (!impl_->js->over()) {
+        impl_->js->restarting = false;
+        impl_->js->failures_pending = 0;
         lock.unlock();
+        if (impl_->supervisor) caf::anon_send_exit(impl_->supervisor, caf::exit_reason::kill);
         impl_->kill_all();
         lock.lock();
         impl_->js->cv.wait(lock, [&] { return impl_->js->live == 0; });
       }
     }
-    impl_->actors.clear();
+    if (impl_->supervisor) caf::anon_send_exit(impl_->supervisor, caf::exit_reason::kill);
+    impl_->supervisor = nullptr;
+    impl_->actors.reset();
     impl_->sys.reset();
   }
 }
 
+namespace {
+
+/// Names the plan a checkpoint belongs to: its chains, their components and parallelism.
+std::string plan_fingerprint(const plan::physical_plan& p) {
+  std::string f;
+  for (const auto& ch : p.chains) {
+    if (!f.empty()) f += '|';
+    for (std::size_t k = 0; k < ch.nodes.size(); ++k) {
+      if (k > 0) f += '+';
+      f += p.nodes[static_cast<std::size_t>(ch.nodes[k])].name;
+    }
+    f += 'x' + std::to_string(ch.parallelism);
+  }
+  return f;
+}
+
+} // namespace
+
 void job::start() {
   auto& im = *impl_;
   if (im.started) return;
-  im.started = true;
   job_state& js = *im.js;
+  // The state directory first: a damaged or foreign one stops the job before anything runs.
+  const auto& cp = js.plan.settings.checkpoints;
+  const std::string dir = !js.opts.state_dir.empty() ? js.opts.state_dir : cp.dir;
+  if (js.plan.settings.checkpoint_interval_ns > 0) {
+    js.store = std::make_unique<checkpoint_store>(dir, js.plan.settings.name, plan_fingerprint(js.plan), cp.keep);
+    auto rec = js.store->open();
+    for (const auto& w : rec.warnings) js.log(1, w);
+    im.durable = js.store->durable();
+    im.restored_from = rec.id;
+    js.restore_id = rec.id;
+    js.next_checkpoint = std::max(rec.id, rec.highest) + 1;
+    if (rec.id > 0) {
+      js.committed.store(rec.id);
+      js.log(0, "resuming from checkpoint " + std::to_string(rec.id) + " in " + dir);
+    } else if (im.durable) {
+      js.log(0, "no checkpoint in " + dir + ": starting from the beginning");
+    }
+  }
+  im.started = true;
+  im.started_ns = core::steady_ns();
+  im.rng.seed(js.opts.chaos.seed);
   im.cfg = std::make_unique<caf::actor_system_config>();
   im.cfg->set("scheduler.max-threads", static_cast<std::size_t>(std::max<std::size_t>(1, js.opts.threads)));
   im.cfg->set("logger.verbosity", caf::atom("quiet"));
   im.cfg->set("logger.console", caf::atom("none"));
   im.sys = std::make_unique<caf::actor_system>(*im.cfg);
   const std::size_t n = js.wiring.size();
-  js.live = n;
-  js.kill_all = [&im] { im.kill_all(); };
-  js.commit_sources = [&im](std::uint64_t id) {
-    for (auto i : im.source_actors) caf::anon_send(im.actors[i], commit_atom::value, id);
+  js.kill_all = [&im] {
+    if (im.supervisor) caf::anon_send_exit(im.supervisor, caf::exit_reason::kill);
+    im.kill_all();
   };
-  im.actors.reserve(n);
-  for (std::uint32_t id = 0; id < n; ++id) {
-    const auto& ch = js.plan.chains[js.wiring[id].chain];
-    const auto& head = js.plan.nodes[ch.nodes.front()];
-    bool is_source = head.kind == spec::component_kind::source;
-    // A blocking source (stdin) gets a thread of its own.
-    bool blocking = is_source && head.blocking;
-    if (is_source) im.source_actors.push_back(id);
-    caf::actor a = blocking ? im.sys->spawn<chain_actor, caf::detached>(&js, id, &im.actors)
-                            : im.sys->spawn<chain_actor>(&js, id, &im.actors);
-    a->attach_functor([&js] { js.actor_done(); });
-    im.actors.push_back(std::move(a));
+  js.on_complete = [&im](std::uint64_t id, bool final) { im.on_complete(id, final); };
+  // Connected parts of the graph: what a restart must roll back together.
+  {
+    std::vector<int> parent(js.plan.chains.size());
+    for (std::size_t c = 0; c < parent.size(); ++c) parent[c] = static_cast<int>(c);
+    std::function<int(int)> root = [&](int c) { return parent[c] == c ? c : parent[c] = root(parent[c]); };
+    for (const auto& e : js.plan.edges) {
+      if (e.fused) continue;
+      parent[root(js.plan.nodes[e.from].chain)] = root(js.plan.nodes[e.to].chain);
+    }
+    im.region_of.resize(n);
+    for (std::uint32_t id = 0; id < n; ++id) im.region_of[id] = root(js.wiring[id].chain);
   }
-  // Downstream first, so every actor has its start message before any data reaches it.
-  for (std::size_t i = n; i-- > 0;) caf::anon_send(im.actors[i], start_atom::value);
+  std::vector<std::uint32_t> all;
+  for (std::uint32_t id = 0; id < n; ++id) {
+    all.push_back(id);
+    const auto& ch = js.plan.chains[js.wiring[id].chain];
+    if (js.plan.nodes[ch.nodes.front()].kind == spec::component_kind::source) im.source_actors.push_back(id);
+  }
+  im.supervisor = im.sys->spawn([&im](caf::event_based_actor* self) { return im.supervise(self); });
+  im.generation.assign(n, 0);
+  {
+    // One child per chain. A fused chain takes the strictest settings of its components
+    // (the fewest restarts allowed; temporary before transient before permanent).
+    std::vector<supervision::child_spec> children;
+    for (const auto& ch : js.plan.chains) {
+      const spec::supervision_spec* pick = nullptr;
+      std::string name;
+      for (int node : ch.nodes) {
+        const auto& n = js.plan.nodes[static_cast<std::size_t>(node)];
+        name += (name.empty() ? "" : "+") + n.name;
+        const auto& sv = n.spec.supervision;
+        if (pick == nullptr || sv.intensity < pick->intensity ||
+            static_cast<int>(sv.restart) > static_cast<int>(pick->restart))
+          pick = &sv;
+      }
+      children.push_back(supervision::child_spec::from(name, pick ? *pick : js.plan.settings.supervision));
+    }
+    im.sup = std::make_unique<supervision::policy>(js.plan.settings.supervision.strategy, std::move(children),
+                                                   js.opts.chaos.seed);
+    // A restarted chain rolls back to the checkpoint, and so must what it exchanges data with.
+    im.sup->set_widen([&im](const std::vector<std::size_t>& chains) {
+      std::vector<std::uint32_t> ids;
+      for (auto c : chains) ids.push_back(im.js->id_of(static_cast<int>(c), 0));
+      std::vector<std::size_t> out;
+      for (auto id : im.widen(ids)) {
+        auto c = static_cast<std::size_t>(im.js->wiring[id].chain);
+        if (out.empty() || out.back() != c) out.push_back(c);
+      }
+      return out;
+    });
+  }
+  js.on_failure = [&im](std::uint32_t id, std::uint32_t gen, const std::string& component, const std::string& what,
+                         bool data) {
+    {
+      std::lock_guard<std::mutex> lock(im.js->mu);
+      if (im.js->failed) return;  // the job is failing already: nobody decides any more
+      ++im.js->failures_pending;  // the job is not over before the supervisor has decided
+    }
+    caf::anon_send(im.supervisor, failed_atom::value, id, gen, component, what, data);
+  };
+  im.spawn(all);
 }
 
 bool job::wait_for(std::chrono::nanoseconds timeout) {
   if (!impl_->started) return true;
   std::unique_lock<std::mutex> lock(impl_->js->mu);
-  return impl_->js->cv.wait_for(lock, timeout, [&] { return impl_->js->live == 0; });
+  return impl_->js->cv.wait_for(lock, timeout,
+                                [&] { return impl_->js->over(); });
 }
 
 result job::wait() {
   job_state& js = *impl_->js;
   if (impl_->started) {
     std::unique_lock<std::mutex> lock(js.mu);
-    js.cv.wait(lock, [&] { return js.live == 0; });
+    js.cv.wait(lock, [&] { return js.over(); });
   }
+  if (impl_->supervisor) caf::anon_send_exit(impl_->supervisor, caf::exit_reason::kill);
   result r;
   {
     std::lock_guard<std::mutex> lock(js.mu);
     r.ok = !js.failed;
     r.error = js.error;
+    r.restart_log = impl_->restart_log;
   }
+  r.restored_from = impl_->restored_from;
+  r.checkpoints = js.checkpoints_done.load();
+  r.checkpoints_abandoned = js.checkpoints_abandoned.load();
+  r.last_checkpoint = js.committed.load();
+  r.last_checkpoint_bytes = js.last_checkpoint_bytes.load();
+  r.last_checkpoint_ns = js.last_checkpoint_ns.load();
+  r.max_checkpoint_ns = js.max_checkpoint_ns.load();
+  r.restarts = js.restarts.load();
+  r.quarantined = js.quarantined.load();
+  r.chaos_injected = impl_->chaos_injected;
+  r.stopped_at = js.stopped_at.load();
   for (std::size_t ni = 0; ni < js.plan.nodes.size(); ++ni) {
     const auto& node = js.plan.nodes[ni];
     component_stats c;
@@ -245,11 +678,18 @@ result job::wait() {
   return r;
 }
 
-void job::stop() {
+void job::stop(bool drain) {
   auto& im = *impl_;
   if (!im.started) return;
-  for (auto i : im.source_actors) caf::anon_send(im.actors[i], stop_atom::value);
+  if (!drain && im.durable) {
+    caf::anon_send(im.supervisor, final_atom::value);
+    return;
+  }
+  auto list = im.current();
+  for (auto i : im.source_actors) caf::anon_send((*list)[i], stop_atom::value);
 }
+
+std::uint64_t job::restored_from() const { return impl_->restored_from; }
 
 std::vector<instance_metrics> job::metrics() const {
   const job_state& js = *impl_->js;

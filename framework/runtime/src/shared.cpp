@@ -58,18 +58,13 @@ job_state::job_state(const plan::physical_plan& p, options o) : plan(p), opts(st
   }
   for (std::uint32_t i = 0; i < total; ++i) chain_metrics.push_back(std::make_unique<chain_counters>());
   node_metrics.resize(plan.nodes.size());
-  sink_index_base.assign(plan.nodes.size(), 0);
-  std::uint32_t sinks = 0;
   for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
     for (std::uint32_t i = 0; i < plan.nodes[n].parallelism; ++i)
       node_metrics[n].push_back(std::make_unique<node_counters>());
-    if (plan.nodes[n].kind == spec::component_kind::sink) {
-      sink_index_base[n] = sinks;
-      sinks += plan.nodes[n].parallelism;
-    }
   }
-  sink_barrier.assign(sinks, 0);
-  sink_ended.assign(sinks, false);
+  ended.assign(total, false);
+  careful = std::make_unique<std::atomic<bool>[]>(total);
+  for (std::uint32_t i = 0; i < total; ++i) careful[i].store(false);
   split_floor.resize(plan.nodes.size());
   for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
     if (plan.nodes[n].kind != spec::component_kind::source) continue;
@@ -104,6 +99,8 @@ void job_state::fail(const std::string& component, const std::string& what) {
     std::lock_guard<std::mutex> lock(mu);
     if (!failed) {
       failed = true;
+      restarting = false;
+      failures_pending = 0;
       error = component + ": " + what;
       kill = kill_all;
     }
@@ -115,35 +112,109 @@ void job_state::fail(const std::string& component, const std::string& what) {
 void job_state::actor_done() {
   std::lock_guard<std::mutex> lock(mu);
   if (live > 0) --live;
-  if (live == 0) cv.notify_all();
+  if (over()) cv.notify_all();
 }
 
-void job_state::sink_flushed(int node, std::uint32_t instance, std::uint64_t id) {
-  std::uint64_t commit = 0;
-  std::function<void(std::uint64_t)> fn;
+std::uint64_t job_state::begin_checkpoint(bool final, std::int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (!final && !pending.empty()) return 0;  // one at a time; a slow one is not piled upon
+  const std::uint64_t id = next_checkpoint++;
+  pending_checkpoint p;
+  p.acked.assign(wiring.size(), false);
+  p.started_ns = now_ns;
+  p.final = final;
+  pending.emplace(id, std::move(p));
+  return id;
+}
+
+bool job_state::try_complete(std::uint64_t id, bool& final) {
+  auto it = pending.find(id);
+  if (it == pending.end()) return false;
+  for (std::size_t i = 0; i < it->second.acked.size(); ++i)
+    if (!it->second.acked[i] && !ended[i]) return false;
+  final = it->second.final;
+  const std::int64_t took = core::steady_ns() - it->second.started_ns;
+  last_checkpoint_bytes.store(it->second.bytes);
+  last_checkpoint_ns.store(took);
+  if (took > max_checkpoint_ns.load()) max_checkpoint_ns.store(took);
+  pending.erase(it);
+  // Older ones can no longer complete (an instance acknowledged a later one without them).
+  for (auto o = pending.begin(); o != pending.end() && o->first < id;) {
+    if (store) store->abandon(o->first);
+    o = pending.erase(o);
+  }
+  return true;
+}
+
+void job_state::ack_checkpoint(std::uint64_t id, std::uint32_t instance, std::uint64_t bytes) {
+  bool final = false;
+  std::function<void(std::uint64_t, bool)> fn;
   {
     std::lock_guard<std::mutex> lock(mu);
-    auto idx = sink_index_base[node] + instance;
-    sink_barrier[idx] = std::max(sink_barrier[idx], id);
-    std::uint64_t m = std::numeric_limits<std::uint64_t>::max();
-    bool any = false;
-    for (std::size_t i = 0; i < sink_barrier.size(); ++i) {
-      if (sink_ended[i]) continue;
-      any = true;
-      m = std::min(m, sink_barrier[i]);
-    }
-    if (any && m > committed.load()) {
-      committed.store(m);
-      commit = m;
-      fn = commit_sources;
-    }
+    auto it = pending.find(id);
+    if (it == pending.end() || instance >= it->second.acked.size()) return;
+    it->second.acked[instance] = true;
+    it->second.bytes += bytes;
+    if (!try_complete(id, final)) return;
+    if (store) store->complete(id, core::processing_time::now().ns / 1'000'000);
+    committed.store(id);
+    checkpoints_done.fetch_add(1);
+    fn = on_complete;
   }
-  if (commit != 0 && fn) fn(commit);
+  if (fn) fn(id, final);
 }
 
-void job_state::sink_closed(int node, std::uint32_t instance) {
+void job_state::instance_ended(std::uint32_t instance, std::string blob) {
+  std::vector<std::pair<std::uint64_t, bool>> done;
+  std::function<void(std::uint64_t, bool)> fn;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (instance >= ended.size() || ended[instance]) return;
+    ended[instance] = true;
+    const std::string key = std::to_string(wiring[instance].chain) + "-" + std::to_string(wiring[instance].instance);
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, p] : pending) ids.push_back(id);
+    for (auto id : ids) {
+      // A checkpoint it did not take part in carries its state at the end.
+      if (store && !pending[id].acked[instance]) store->put(id, key, blob);
+      bool final = false;
+      if (!try_complete(id, final)) continue;
+      if (store) store->complete(id, core::processing_time::now().ns / 1'000'000);
+      committed.store(id);
+      checkpoints_done.fetch_add(1);
+      done.emplace_back(id, final);
+    }
+    final_blobs[instance] = std::move(blob);
+    if (store && store->durable() && !failed && !restarting &&
+        std::all_of(ended.begin(), ended.end(), [](bool e) { return e; })) {
+      // Everything ended: one last checkpoint of every instance's end state.
+      const std::uint64_t id = next_checkpoint++;
+      for (const auto& [i, b] : final_blobs)
+        store->put(id, std::to_string(wiring[i].chain) + "-" + std::to_string(wiring[i].instance), b);
+      store->complete(id, core::processing_time::now().ns / 1'000'000);
+      committed.store(id);
+      checkpoints_done.fetch_add(1);
+    }
+    fn = on_complete;
+  }
+  if (fn)
+    for (auto [id, final] : done) fn(id, final);
+}
+
+std::vector<std::uint64_t> job_state::abandon_checkpoints(std::int64_t older_than_ns) {
+  std::vector<std::uint64_t> ids;
   std::lock_guard<std::mutex> lock(mu);
-  sink_ended[sink_index_base[node] + instance] = true;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (it->second.started_ns <= older_than_ns) {
+      ids.push_back(it->first);
+      if (store) store->abandon(it->first);
+      checkpoints_abandoned.fetch_add(1);
+      it = pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return ids;
 }
 
 void job_state::log_dead_letters(const core::batch& b) {

@@ -5,11 +5,13 @@
 
 #include "pel/plan/plan.hpp"
 #include "pel/runtime/job.hpp"
+#include "checkpoint_store.hpp"
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -90,16 +92,65 @@ struct job_state {
   void actor_done();
 
   // -- checkpoints -------------------------------------------------------------------------
-  std::vector<std::uint64_t> sink_barrier;  ///< last barrier each sink instance flushed
-  std::vector<bool> sink_ended;
-  std::vector<std::uint32_t> sink_index_base;  ///< per node: index into sink_* (or 0)
+  // Aligned barriers: the coordinator starts checkpoint N at every source instance; each
+  // instance saves its components' state once N arrived on all its open inputs and
+  // acknowledges; when every instance that has not ended did, the checkpoint is complete: the
+  // manifest is written, then every instance gets commit(N) (sources commit positions, sinks
+  // make output visible).
+  std::unique_ptr<checkpoint_store> store;
+  std::uint64_t restore_id = 0;  ///< the checkpoint instances start from (0: none); under mu
+  std::uint64_t next_checkpoint = 1;  ///< under mu
+  struct pending_checkpoint {
+    std::vector<bool> acked;  ///< by global instance id
+    std::uint64_t bytes = 0;
+    std::int64_t started_ns = 0;
+    bool final = false;  ///< a stop: the job halts once it is complete
+  };
+  std::map<std::uint64_t, pending_checkpoint> pending;  ///< under mu
+  std::vector<bool> ended;  ///< by global instance id: ended its stream, acknowledges no more
   std::atomic<std::uint64_t> committed{0};
-  std::function<void(std::uint64_t)> commit_sources;  ///< set by the job
+  /// Set by the job: tells every instance that checkpoint `id` is complete (and, for a final
+  /// one, to halt afterwards).
+  std::function<void(std::uint64_t id, bool final)> on_complete;
+  // Figures for the summary.
+  std::atomic<std::uint64_t> checkpoints_done{0}, checkpoints_abandoned{0};
+  std::atomic<std::uint64_t> last_checkpoint_bytes{0};
+  std::atomic<std::int64_t> last_checkpoint_ns{0}, max_checkpoint_ns{0};
 
-  /// A sink instance flushed everything before barrier `id`.
-  void sink_flushed(int node, std::uint32_t instance, std::uint64_t id);
-  /// A sink instance closed.
-  void sink_closed(int node, std::uint32_t instance);
+  /// Starts a checkpoint: returns its id (0 when one is already pending and `final` is false).
+  std::uint64_t begin_checkpoint(bool final, std::int64_t now_ns);
+  /// Instance `instance` saved its state for `id` (`bytes` written).
+  void ack_checkpoint(std::uint64_t id, std::uint32_t instance, std::uint64_t bytes);
+  /// Instance `instance` ended its stream: no checkpoint waits for it any more. `blob` is its
+  /// state at the end (sources: their final position), which every later checkpoint carries;
+  /// once every instance has ended, a last checkpoint of them all is written, so that a run
+  /// on the same state directory continues after the end instead of repeating it.
+  void instance_ended(std::uint32_t instance, std::string blob);
+  std::map<std::uint32_t, std::string> final_blobs;  ///< under mu, by global id
+  /// Abandons every pending checkpoint (a restart, or one that took longer than `timeout`).
+  /// Returns the ids abandoned.
+  std::vector<std::uint64_t> abandon_checkpoints(std::int64_t older_than_ns);
+  /// Completes `id` if every live instance acknowledged it (call with `mu` held); returns
+  /// whether it did, with `final` set from the checkpoint.
+  bool try_complete(std::uint64_t id, bool& final);
+
+  // -- failures and restarts ---------------------------------------------------------------
+  /// Set by the job: instance `id` failed with `what` in `component`; the job's supervisor
+  /// decides (restart from the latest checkpoint, or fail the job).
+  /// `data`: it failed on records (a batch or a poll), so a record may be the cause.
+  std::function<void(std::uint32_t id, std::uint32_t generation, const std::string& component,
+                     const std::string& what, bool data)>
+      on_failure;
+  bool restarting = false;  ///< under mu: instances are being replaced (the job is not over)
+  /// Under mu: failures reported to the supervisor and not yet decided (the job is not over).
+  std::uint32_t failures_pending = 0;
+  /// Under mu: the job may be over (no actor left, nothing being restarted or decided).
+  bool over() const noexcept { return live == 0 && !restarting && failures_pending == 0; }
+  std::atomic<std::uint64_t> stopped_at{0};  ///< the final checkpoint of a stop, once complete
+  /// Per global id: process rows one at a time and send a row that throws to the dead-letter
+  /// output (set after repeated failures of the same instance).
+  std::unique_ptr<std::atomic<bool>[]> careful;
+  std::atomic<std::uint64_t> restarts{0}, quarantined{0};
 
   // -- dead letters ------------------------------------------------------------------------
   std::atomic<std::uint64_t> dead_logged{0}, dead_dropped{0};

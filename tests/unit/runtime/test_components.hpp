@@ -112,6 +112,15 @@ public:
     if (probe_->flushed_rows && probe_->flushed_rows() < probe_->barrier_pos[id])
       ++probe_->commit_violations;
   }
+  bool replayable() const override { return true; }
+  void snapshot(core::state_writer& w) override {
+    w.put<std::uint64_t>(next_);
+    w.put<std::uint64_t>(count_);
+  }
+  void restore(core::state_reader& r) override {
+    next_ = r.get<std::uint64_t>();
+    count_ = r.get<std::uint64_t>();
+  }
 
 private:
   std::shared_ptr<const std::vector<row>> rows_;
@@ -223,6 +232,19 @@ private:
   int seen_ = 0;
 };
 
+/// Throws "poison record" on the row with key 3 and seq 7, every time it sees it; passes the
+/// others. Counts the rows it passed over all its instances.
+class poison_op : public pass_op {
+public:
+  explicit poison_op(schema_ptr in) : pass_op(std::move(in)) {}
+  void process(core::batch& in, int input, core::outputs& out) override {
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (std::get<std::int64_t>(in.row(i)[0]) == 3 && std::get<std::int64_t>(in.row(i)[1]) == 7)
+        throw std::runtime_error("poison record");
+    pass_op::process(in, input, out);
+  }
+};
+
 /// Sends rows whose seq % 10 == 0 to the dead-letter port, passes the others.
 class dead_op : public core::operator_base {
 public:
@@ -319,7 +341,7 @@ inline spec::component_schema schema_of(const std::string& type, int min_in = 1,
   return s;
 }
 
-/// Registers the stateless test operators: pass, keyed, dead, boom (3rd batch).
+/// Registers the stateless test operators: pass, keyed, dead, boom (3rd batch), poison (one row).
 inline void add_test_operators(spec::registry& reg) {
   reg.add_operator(schema_of("pass"), [](const spec::config&, const std::vector<schema_ptr>& in) {
     return std::make_unique<pass_op>(in.at(0));
@@ -332,6 +354,9 @@ inline void add_test_operators(spec::registry& reg) {
   });
   reg.add_operator(schema_of("boom"), [](const spec::config&, const std::vector<schema_ptr>& in) {
     return std::make_unique<boom_op>(in.at(0), 3);
+  });
+  reg.add_operator(schema_of("poison"), [](const spec::config&, const std::vector<schema_ptr>& in) {
+    return std::make_unique<poison_op>(in.at(0));
   });
 }
 

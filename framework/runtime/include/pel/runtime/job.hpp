@@ -23,6 +23,17 @@ struct options {
   std::uint32_t dead_letter_log_per_second = 20;   ///< `dead_letter: log` lines per second
   /// A split (Kafka partition) that holds the watermark back this long is named in the log.
   std::int64_t split_warn_after_ns = 30'000'000'000;
+  /// State directory for checkpoints; overrides `pipeline.checkpoints.dir`. Empty: that one,
+  /// and when it is empty too, checkpoints are kept in memory (recovery inside the process).
+  std::string state_dir;
+  /// Fault injection (a testing aid): about `rate` failures per second are injected into
+  /// random instances at random points (processing, a watermark, a snapshot), from `seed`;
+  /// at most `max` of them (0: no limit). `rate` 0: off.
+  struct chaos_settings {
+    std::uint64_t seed = 1;
+    double rate = 0;
+    std::uint64_t max = 0;
+  } chaos;
 };
 
 /// Counters of one instance of one component. Rows are counted per batch.
@@ -69,6 +80,21 @@ struct result {
   std::uint64_t dead_letters_logged = 0;   ///< written to the log (`dead_letter: log`)
   std::uint64_t dead_letters_dropped = 0;  ///< dropped (`drop`, or beyond the log rate)
 
+  // Checkpoints and supervision.
+  std::uint64_t restored_from = 0;       ///< checkpoint the job resumed from at start (0: none)
+  std::uint64_t checkpoints = 0;         ///< completed
+  std::uint64_t checkpoints_abandoned = 0;
+  std::uint64_t last_checkpoint = 0;     ///< id of the last completed one
+  std::uint64_t last_checkpoint_bytes = 0;
+  std::int64_t last_checkpoint_ns = 0;   ///< how long it took, barrier to manifest
+  std::int64_t max_checkpoint_ns = 0;
+  std::uint64_t restarts = 0;            ///< recoveries inside the process
+  std::uint64_t quarantined = 0;         ///< records sent to dead letters after repeated failures
+  std::uint64_t chaos_injected = 0;      ///< failures injected by `options::chaos`
+  /// The job stopped with a final checkpoint (a stop without drain): its id, else 0.
+  std::uint64_t stopped_at = 0;
+  std::vector<std::string> restart_log;  ///< one line per restart: when, what failed, why
+
   /// The stats of `name`, or nullptr.
   const component_stats* find(const std::string& name) const;
 };
@@ -93,8 +119,15 @@ public:
   /// Waits up to `timeout`; true when the job has finished (then `wait()` returns at once).
   bool wait_for(std::chrono::nanoseconds timeout);
 
-  /// Graceful stop: sources stop reading and send end of stream, sinks flush and close.
-  void stop();
+  /// Stops the job. With a durable state directory and `drain` false: a final checkpoint
+  /// (state saved, positions committed, output committed), then every instance halts without
+  /// firing windows; the next job on the same state directory continues from there. Else (or
+  /// when that checkpoint does not complete within the shutdown timeout): a drain — sources
+  /// end their streams, windows fire, sinks flush and close.
+  void stop(bool drain = false);
+
+  /// The checkpoint the job resumed from (after `start`; 0: none).
+  std::uint64_t restored_from() const;
 
   /// A snapshot of every instance's counters, one entry per (component, instance).
   std::vector<instance_metrics> metrics() const;
