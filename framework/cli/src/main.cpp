@@ -213,7 +213,38 @@ struct run_args {
   std::vector<std::string> embedded_kafka_topics;
   bool embedded_kafka = false;
   std::string duration;  ///< stop gracefully after this long; empty: run until the end
+  std::string state_dir;  ///< checkpoints go here (a folder per pipeline when several run)
+  bool drain = false;     ///< a stop fires windows and ends the streams (no final checkpoint)
+  pel::runtime::options::chaos_settings chaos;
 };
+
+/// Reads `seed=S,rate=R[,max=N]`; returns an error text, empty when fine.
+std::string parse_chaos(const std::string& text, pel::runtime::options::chaos_settings& c) {
+  std::size_t start = 0;
+  bool have_rate = false;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(start, comma - start);
+    start = comma + 1;
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    if (eq == std::string::npos) return "'" + item + "' is not key=value";
+    const std::string k = item.substr(0, eq), v = item.substr(eq + 1);
+    try {
+      std::size_t used = 0;
+      if (k == "seed") c.seed = std::stoull(v, &used);
+      else if (k == "rate") c.rate = std::stod(v, &used), have_rate = true;
+      else if (k == "max") c.max = std::stoull(v, &used);
+      else return "unknown key '" + k + "' (seed, rate, max)";
+      if (used != v.size()) throw std::invalid_argument(v);
+    } catch (const std::exception&) {
+      return "'" + v + "' is not a number for " + k;
+    }
+  }
+  if (!have_rate || !(c.rate > 0) || c.rate > 1000) return "rate=R is required, failures per second in (0, 1000]";
+  return {};
+}
 
 std::string human_count(double x) {
   char buf[32];
@@ -308,14 +339,31 @@ void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::r
     spdlog::warn("{}: {} late records dropped, {} input records lost before they were read, {} "
                  "dead letters",
                  plan.file, dropped_late, lost, dead);
+  if (r.checkpoints > 0 || r.restored_from > 0) {
+    char took[96];
+    std::snprintf(took, sizeof took, "took %.1f ms, longest %.1f ms", r.last_checkpoint_ns / 1e6,
+                  r.max_checkpoint_ns / 1e6);
+    spdlog::info("  checkpoints: {} complete (last {}: {} bytes, {}), {} abandoned{}", r.checkpoints,
+                 r.last_checkpoint, r.last_checkpoint_bytes, took, r.checkpoints_abandoned,
+                 r.restored_from > 0 ? ", resumed from " + std::to_string(r.restored_from) : std::string());
+  }
+  if (r.restarts > 0 || r.chaos_injected > 0 || r.quarantined > 0) {
+    spdlog::info("  restarts: {} (failures injected by --chaos: {}, records quarantined: {})", r.restarts,
+                 r.chaos_injected, r.quarantined);
+    for (const auto& l : r.restart_log) spdlog::info("    restarted after: {}", l);
+  }
+  if (r.stopped_at > 0)
+    spdlog::info("{}: stopped with checkpoint {}: nothing was drained; a run with the same state "
+                 "directory continues from there",
+                 plan.file, r.stopped_at);
 }
 
 /// Stops the jobs one after the other, in the order of the files, each after the previous one
 /// has finished: a feed stops first, and the pipelines reading what it wrote still get the
 /// end of it before they stop.
-void stop_in_order(std::vector<std::unique_ptr<pel::runtime::job>>& jobs) {
+void stop_in_order(std::vector<std::unique_ptr<pel::runtime::job>>& jobs, bool drain) {
   for (auto& j : jobs) {
-    j->stop();
+    j->stop(drain);
     j->wait_for(std::chrono::seconds(10));
   }
 }
@@ -374,15 +422,32 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
 
   pel::runtime::options opts;
   opts.threads = a.threads;
+  opts.chaos = a.chaos;
   std::vector<std::unique_ptr<pel::runtime::job>> jobs;
   for (const auto& p : plans) {
     spdlog::info("starting {} ({})", p.file, summary(p));
-    jobs.push_back(std::make_unique<pel::runtime::job>(p, opts));
+    pel::runtime::options o = opts;
+    // One state directory per pipeline: the folder itself for one, a subfolder each for more.
+    if (!a.state_dir.empty())
+      o.state_dir = plans.size() == 1 ? a.state_dir : a.state_dir + "/" + p.settings.name;
+    jobs.push_back(std::make_unique<pel::runtime::job>(p, o));
   }
-  signals.start([&jobs] {
-    for (auto& j : jobs) j->stop();
+  if (a.chaos.rate > 0)
+    spdlog::warn("--chaos: about {} failures per second are injected into random instances (seed {})",
+                 a.chaos.rate, a.chaos.seed);
+  const bool drain = a.drain;
+  signals.start([&jobs, drain] {
+    for (auto& j : jobs) j->stop(drain);
   });
-  for (auto& j : jobs) j->start();
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    try {
+      jobs[i]->start();
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", plans[i].file, e.what());
+      for (auto& j : jobs) j->stop(true);
+      return exit_failure;
+    }
+  }
 
   bool show_progress = a.progress == "always" || (a.progress == "auto" && isatty(STDERR_FILENO));
   progress_line progress(show_progress);
@@ -393,7 +458,7 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
         std::chrono::steady_clock::now() - started >= std::chrono::nanoseconds(stop_after_ns)) {
       spdlog::info("--duration {} reached: stopping", a.duration);
       stopping = true;
-      stop_in_order(jobs);
+      stop_in_order(jobs, a.drain);
     }
     bool all_done = true;
     for (auto& j : jobs)
@@ -559,6 +624,18 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   run_cmd->add_flag("--explain", run.explain, "Print the physical plan before starting");
   run_cmd->add_option("--threads", run.threads, "Scheduler threads")->check(CLI::Range(1, 256));
+  run_cmd->add_option("--state-dir", run.state_dir,
+                      "Keep checkpoints in this folder (overrides pipeline.checkpoints.dir); a run "
+                      "with the same folder resumes from the latest complete checkpoint, and a stop "
+                      "(SIGINT/SIGTERM, --duration) takes a final one instead of draining");
+  run_cmd->add_flag("--drain", run.drain,
+                    "On stop, end the streams instead: windows fire, sinks flush and close "
+                    "(the behaviour without a state directory)");
+  std::string chaos;
+  run_cmd->add_option("--chaos", chaos,
+                      "Fault injection for testing supervision: seed=S,rate=R[,max=N] makes about R "
+                      "random instances per second fail (while processing, at a watermark or a "
+                      "snapshot), at most N in all");
   run_cmd->add_option("--progress", run.progress, "Progress line on stderr: auto (on a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
   run_cmd->add_option("--duration", run.duration,
@@ -597,6 +674,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? exit_ok : exit_invalid;
   }
   run.embedded_kafka = run_cmd->count("--embedded-kafka") > 0;
+  if (!chaos.empty())
+    if (auto err = parse_chaos(chaos, run.chaos); !err.empty()) {
+      std::cerr << "pel run: --chaos: " << err << "\n";
+      return exit_invalid;
+    }
   for (std::size_t start = 0; run.embedded_kafka && start <= embedded_kafka.size();) {
     auto comma = embedded_kafka.find(',', start);
     if (comma == std::string::npos) comma = embedded_kafka.size();
