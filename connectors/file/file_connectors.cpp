@@ -538,17 +538,26 @@ void file_sink::open(const core::operator_context& ctx, const core::schema_ptr& 
     fresh_pending_ = true;
     return;
   }
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append_ ? O_APPEND : O_TRUNC);
+  // Not truncated here: a restore may follow and keep what its checkpoint covers.
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append_ ? O_APPEND : 0);
   unique_fd fd(::open(path_.c_str(), flags, 0644));
   if (!fd) throw std::runtime_error("file sink: cannot open '" + path_ + "': " + errno_text(errno));
   struct stat st {};
-  bool empty = ::fstat(fd.get(), &st) != 0 || st.st_size == 0;
+  size_ = ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   fd_ = std::move(fd);
-  auto header = enc_->header();
-  if (!header.empty() && empty) {
-    buf_ += header;
-    buf_ += '\n';
+  truncate_pending_ = true;
+}
+
+void file_sink::start_output() {
+  truncate_pending_ = false;
+  if (!append_) {
+    if (::ftruncate(fd_.get(), 0) != 0)
+      throw std::runtime_error("file sink: truncating '" + path_ + "': " + errno_text(errno));
+    size_ = 0;
   }
+  ::lseek(fd_.get(), static_cast<off_t>(size_), SEEK_SET);
+  auto header = enc_->header();
+  if (!header.empty() && size_ == 0) buf_.insert(0, header + "\n");
 }
 
 void file_sink::write(const core::batch& in) {
@@ -566,6 +575,7 @@ void file_sink::write(const core::batch& in) {
 }
 
 void file_sink::write_out() {
+  if (!exactly_once_ && truncate_pending_) start_output();
   std::size_t off = 0;
   while (off < buf_.size()) {
     ssize_t n = ::write(fd_.get(), buf_.data() + off, buf_.size() - off);
@@ -575,6 +585,7 @@ void file_sink::write_out() {
     }
     off += static_cast<std::size_t>(n);
   }
+  if (!exactly_once_) size_ += buf_.size();
   buf_.clear();
 }
 
@@ -721,7 +732,11 @@ void file_sink::prepare(std::uint64_t id) {
 void file_sink::snapshot(core::state_writer& w) {
   w.put<std::uint32_t>(file_sink_snapshot_version);
   w.put<std::uint8_t>(exactly_once_ ? 1 : 0);
-  if (!exactly_once_) return;
+  if (!exactly_once_) {
+    // The file's length at the barrier (flushed by `prepare`): a restore cuts what follows.
+    w.put<std::uint64_t>(truncate_pending_ && !append_ ? 0 : size_);
+    return;
+  }
   w.put<std::uint64_t>(next_seq_);
   w.put<std::uint64_t>(sealed_.size());
   for (const auto& p : sealed_) {
@@ -762,7 +777,21 @@ void file_sink::restore(std::uint64_t id, core::state_reader& r) {
                              std::to_string(version) + " (this build reads version " +
                              std::to_string(file_sink_snapshot_version) + ")");
   const bool was_exactly_once = r.get<std::uint8_t>() != 0;
-  if (!exactly_once_) return;  // at-least-once: the output is already visible
+  if (!exactly_once_) {
+    // At-least-once: the file is cut back to its length at the checkpoint, so the rows written
+    // after it, which the replay writes again, are not there twice.
+    if (was_exactly_once || !fd_) return;
+    const auto size = r.get<std::uint64_t>();
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) >= size) {
+      if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0)
+        throw std::runtime_error("file sink: truncating '" + path_ + "': " + errno_text(errno));
+      size_ = size;
+      truncate_pending_ = false;
+      ::lseek(fd_.get(), static_cast<off_t>(size_), SEEK_SET);
+    }
+    return;
+  }
   fresh_pending_ = false;
   std::uint64_t next_seq = 1;
   std::vector<sealed_part> keep;

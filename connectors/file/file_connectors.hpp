@@ -196,6 +196,9 @@ private:
   std::uint64_t finish_part();
   void publish(const sealed_part& p);
   void sync_dir();
+  /// at_least_once: the first output of a run that did not resume (`mode: overwrite` empties
+  /// the file) or did (writes go on at the checkpoint's length).
+  void start_output();
   /// This instance's part files in the directory: number and state ("" visible).
   std::vector<std::pair<std::uint64_t, std::string>> list_parts() const;
 
@@ -209,6 +212,11 @@ private:
   std::string buf_;
   std::uint64_t buffered_rows_ = 0;
   std::uint64_t delivered_ = 0;
+  // at_least_once
+  /// `mode: overwrite` empties the file at the first output, not at `open`: a restore may
+  /// come first and keep what the checkpoint covers.
+  bool truncate_pending_ = false;
+  std::uint64_t size_ = 0;  ///< bytes in `path_` (written out)
   // exactly_once
   bool fresh_pending_ = false;       ///< `start_fresh` still to run
   std::uint64_t next_seq_ = 1;       ///< number of the next part
