@@ -97,6 +97,7 @@ public:
       chain_.reset();
     } catch (...) {
     }
+    peers_.reset();  // the list holds this actor too: a cycle that would keep it alive
   }
 
   // -- transport ---------------------------------------------------------------------------
