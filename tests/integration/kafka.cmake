@@ -12,4 +12,12 @@ if(TARGET pel_connectors_kafka AND TARGET pel_e2e_support AND PEL_KCAT_E2E)
   if(TARGET pel)
     add_dependencies(kafka_e2e_tests pel)
   endif()
+  # Exactly-once under faults: --chaos crashes, kill -9 and SIGTERM loops.
+  pel_test(exactly_once_e2e_tests
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/exactly_once_e2e_tests.cpp
+    DEPS pel_e2e_support
+    LABELS "kafka;e2e;chaos")
+  if(TARGET pel)
+    add_dependencies(exactly_once_e2e_tests pel)
+  endif()
 endif()
