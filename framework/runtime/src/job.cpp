@@ -204,7 +204,7 @@ struct job::impl {
   std::vector<std::uint32_t> generation;  ///< by global id: bumped when an instance is replaced
   std::vector<std::deque<std::int64_t>> failures;  ///< by global id: when it failed, within `period`
   std::mt19937_64 rng;
-  std::uint64_t chaos_injected = 0;
+  std::uint64_t chaos_injected = 0;  ///< injected failures that happened (an armed point may never come)
   bool stopping = false;
   std::vector<std::string> restart_log;  ///< under js->mu
 
@@ -325,21 +325,34 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
       },
       [=](final_atom) {
         if (stopping) return;
+        {
+          std::lock_guard<std::mutex> lock(js->mu);
+          if (js->restarting) {
+            // Instances are being replaced: the barrier must reach the new ones.
+            self->delayed_send(self, std::chrono::milliseconds(20), final_atom::value);
+            return;
+          }
+        }
         stopping = true;
         const std::uint64_t id = js->begin_checkpoint(true, core::steady_ns());
         js->log(0, "stopping with a final checkpoint (" + std::to_string(id) + ")");
         auto list = current();
+        for (auto& a : *list)
+          if (a) caf::anon_send(a, chaos_atom::value, std::int32_t{-1});  // no more injected failures
         for (auto s : source_actors) caf::anon_send((*list)[s], barrier_atom::value, id, true);
         self->delayed_send(self, std::chrono::nanoseconds(js->plan.settings.supervision.shutdown_timeout_ns),
                            finaltmo_atom::value, id);
       },
       [=](finaltmo_atom, std::uint64_t id) {
         if (js->committed.load() >= id) return;
+        // Stop at the latest complete checkpoint instead: the next run replays what came after.
         js->log(1, "the final checkpoint " + std::to_string(id) + " did not complete within " +
                        seconds_text(js->plan.settings.supervision.shutdown_timeout_ns) +
-                       ": draining instead (windows fire now)");
+                       ": stopping at checkpoint " + std::to_string(js->committed.load()));
+        js->stopped_at.store(js->committed.load());
         auto list = current();
-        for (auto s : source_actors) caf::anon_send((*list)[s], stop_atom::value);
+        for (auto& a : *list)
+          if (a) caf::anon_send(a, halt_atom::value);
       },
       [=](failed_atom, std::uint32_t id, std::uint32_t gen, const std::string& component, const std::string& what,
           bool data) {
@@ -393,8 +406,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
             const auto id = candidates[rng() % candidates.size()];
             // Sources fail at a poll or a snapshot; the others also at a watermark.
             const auto point = static_cast<std::int32_t>(rng() % 3);
-            caf::anon_send((*list)[id], chaos_atom::value, point);
-            ++chaos_injected;
+            caf::anon_send((*list)[id], chaos_atom::value, point);  // counted when it fires
           }
         }
         std::exponential_distribution<double> d(c.rate);
@@ -420,9 +432,21 @@ void job::impl::on_failed(caf::event_based_actor* self, std::uint32_t id, std::u
   }
   const std::int64_t now = core::steady_ns();
   const std::string who = instance_name(j, id);
+  if (what.rfind("chaos: ", 0) == 0) ++chaos_injected;
   const std::string line = who + ": " + what;
-  if (stopping || j.plan.settings.checkpoint_interval_ns <= 0) {
-    j.fail(component, what + (stopping ? " (while stopping)" : " (checkpoints are off: nothing to restart from)"));
+  if (stopping) {
+    // The final checkpoint cannot complete now; the latest complete one is where the next run
+    // resumes, and everything after it is replayed then: stop there.
+    j.log(1, "instance " + line + " while stopping: stopping at the latest complete checkpoint " +
+                 std::to_string(j.committed.load()) + " instead");
+    j.stopped_at.store(j.committed.load());
+    auto list = current();
+    for (auto& a : *list)
+      if (a) caf::anon_send(a, halt_atom::value);
+    return;
+  }
+  if (j.plan.settings.checkpoint_interval_ns <= 0) {
+    j.fail(component, what + " (checkpoints are off: nothing to restart from)");
     return;
   }
   // The pipeline's supervisor: its children are the chains, in start order.

@@ -26,9 +26,9 @@ struct options {
   /// State directory for checkpoints; overrides `pipeline.checkpoints.dir`. Empty: that one,
   /// and when it is empty too, checkpoints are kept in memory (recovery inside the process).
   std::string state_dir;
-  /// Fault injection (a testing aid): about `rate` failures per second are injected into
-  /// random instances at random points (processing, a watermark, a snapshot), from `seed`;
-  /// at most `max` of them (0: no limit). `rate` 0: off.
+  /// Fault injection (a testing aid): about `rate` times per second a random instance is set
+  /// to fail at its next batch or poll, watermark or snapshot (chosen at random, from `seed`);
+  /// at most `max` failures happen (0: no limit). `rate` 0: off.
   struct chaos_settings {
     std::uint64_t seed = 1;
     double rate = 0;
