@@ -20,10 +20,15 @@ function(pel_test name)
   target_link_libraries(${name} PRIVATE pel_test_main ${arg_DEPS})
   target_compile_definitions(${name} PRIVATE
     PEL_SOURCE_DIR="${PROJECT_SOURCE_DIR}" PEL_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  catch_discover_tests(${name} EXTRA_ARGS --warn NoTests PROPERTIES TIMEOUT 300)
   if(arg_LABELS)
-    catch_discover_tests(${name} EXTRA_ARGS --warn NoTests
-                         PROPERTIES LABELS "${arg_LABELS}" TIMEOUT 300)
-  else()
-    catch_discover_tests(${name} EXTRA_ARGS --warn NoTests PROPERTIES TIMEOUT 300)
+    # Set once the tests are discovered: catch_discover_tests' PROPERTIES would join several
+    # labels into one.
+    string(JOIN ";" labels ${arg_LABELS})
+    file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake
+         "foreach(t IN LISTS ${name}_TESTS)\n"
+         "  set_tests_properties(\"\${t}\" PROPERTIES LABELS \"${labels}\")\n"
+         "endforeach()\n")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake)
   endif()
 endfunction()
