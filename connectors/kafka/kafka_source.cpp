@@ -323,8 +323,11 @@ void kafka_source::assign_now() {
 
 void kafka_source::close() {
   if (!rk_) return;
-  // No commit here: only completed checkpoints commit (on_committed). Closing leaves the
-  // group cleanly so that the partitions move at once.
+  // No new commit here: only completed checkpoints commit (on_committed). The last one is
+  // made sure of (synchronously), then closing leaves the group cleanly so that the
+  // partitions move at once, to be read right after it.
+  if (last_commit_ && !group_id_.empty()) rd_kafka_commit(rk_.get(), last_commit_.get(), 0);
+  last_commit_.reset();
   rd_kafka_consumer_close(rk_.get());
   forget_all();  // partition queues go before the handle
   rk_.reset();
@@ -808,6 +811,7 @@ void kafka_source::on_committed(std::uint64_t id) {
           ->offset = it->offsets[i];
     // Asynchronous: the result arrives through commit_cb during a later poll.
     if (auto err = rd_kafka_commit(rk_.get(), list.get(), 1)) last_error_ = rd_kafka_err2str(err);
+    last_commit_ = std::move(list);
   }
   // Checkpoints complete in order: older remembered positions are superseded.
   pending_.erase(pending_.begin(), it + 1);

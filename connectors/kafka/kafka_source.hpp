@@ -191,6 +191,10 @@ private:
   std::vector<core::source_notice> notices_;
   std::string reported_error_;  // last_error_ as last told
   std::vector<pending_commit> pending_;
+  /// The offsets of the last completed checkpoint, committed once more, synchronously, on
+  /// `close` (the asynchronous commit may still be on its way when a stop closes the source,
+  /// and whoever takes the partitions over must start right after them).
+  kafka_detail::tplist_ptr last_commit_;
   std::vector<restored_offset> restored_;  // group mode: restored, partition not assigned yet
   /// Explicit assignment: the partitions and start offsets, assigned at the first poll (so
   /// that `restore` can still change the offsets and nothing is fetched twice).
