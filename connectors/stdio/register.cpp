@@ -16,7 +16,9 @@ void register_stdio_connectors(spec::registry& reg) {
       "parallelism > 1 only instance 0 reads.\n\n"
       "Event time: one split; the watermark is the largest time read less "
       "`event_time.max_out_of_orderness`. With `event_time.idle_timeout` set, input that "
-      "pauses for that long stops holding the watermark back until lines come again.";
+      "pauses for that long stops holding the watermark back until lines come again.\n\n"
+      "Checkpoints: standard input cannot be read again, so after a restart the lines read "
+      "since the last checkpoint are not replayed (the run says so when it starts).";
   in.params = stdin_params();
   in.example =
       "sources:\n"
@@ -34,8 +36,9 @@ void register_stdio_connectors(spec::registry& reg) {
   out.summary = "Prints records to standard output: JSON lines, CSV, raw or an aligned table.";
   out.description =
       "Writes every batch as it arrives and flushes it, so results show live. `pretty: true` "
-      "prints an aligned table for people. At-least-once; meant for trying pipelines and "
-      "for piping into other tools.";
+      "prints an aligned table for people. At-least-once: after a restart from a checkpoint, "
+      "the records printed since that checkpoint are printed again. Meant for trying "
+      "pipelines and for piping into other tools.";
   out.params = stdout_params();
   out.example =
       "sources:\n"

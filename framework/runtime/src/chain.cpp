@@ -189,6 +189,10 @@ void chain_instance::start() {
       core::parse_utc_offset(et.timezone, time_parser_.tz_offset_ns);
     }
     who_ = "source '" + n.name + "' instance " + std::to_string(w_.instance);
+    if (!source_->replayable() && plan.settings.checkpoint_interval_ns > 0 && w_.instance == 0 &&
+        js_.restore_id == 0)
+      js_.log(1, "source '" + n.name + "' cannot go back to a checkpoint's position: after a restart, what it "
+                 "read since the last checkpoint is not read again");
     last_row_ns_ = core::steady_ns();
     if (source_->has_splits() && !processing_time_) {
       split_watermarks::settings ss;
