@@ -318,7 +318,8 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         if (!stopping && !restarting) {
           if (std::uint64_t id = js->begin_checkpoint(false, now)) {
             auto list = current();
-            for (auto s : source_actors) caf::anon_send((*list)[s], barrier_atom::value, id, false);
+            for (auto s : source_actors)
+              if ((*list)[s]) caf::anon_send((*list)[s], barrier_atom::value, id, false);
           }
         }
         self->delayed_send(self, std::chrono::nanoseconds(interval), tick_atom::value);
@@ -339,7 +340,8 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         auto list = current();
         for (auto& a : *list)
           if (a) caf::anon_send(a, chaos_atom::value, std::int32_t{-1});  // no more injected failures
-        for (auto s : source_actors) caf::anon_send((*list)[s], barrier_atom::value, id, true);
+        for (auto s : source_actors)
+          if ((*list)[s]) caf::anon_send((*list)[s], barrier_atom::value, id, true);
         self->delayed_send(self, std::chrono::nanoseconds(js->plan.settings.supervision.shutdown_timeout_ns),
                            finaltmo_atom::value, id);
       },
@@ -406,7 +408,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
             const auto id = candidates[rng() % candidates.size()];
             // Sources fail at a poll or a snapshot; the others also at a watermark.
             const auto point = static_cast<std::int32_t>(rng() % 3);
-            caf::anon_send((*list)[id], chaos_atom::value, point);  // counted when it fires
+            if ((*list)[id]) caf::anon_send((*list)[id], chaos_atom::value, point);  // counted when it fires
           }
         }
         std::exponential_distribution<double> d(c.rate);
@@ -603,6 +605,9 @@ void job::start() {
     const auto& ch = js.plan.chains[js.wiring[id].chain];
     if (js.plan.nodes[ch.nodes.front()].kind == spec::component_kind::source) im.source_actors.push_back(id);
   }
+  // The list exists (empty handles) before the supervisor, whose first tick may come before
+  // the instances are spawned.
+  im.actors = std::make_shared<peer_list>(n);
   im.supervisor = im.sys->spawn([&im](caf::event_based_actor* self) { return im.supervise(self); });
   im.generation.assign(n, 0);
   {
@@ -711,7 +716,8 @@ void job::stop(bool drain) {
     return;
   }
   auto list = im.current();
-  for (auto i : im.source_actors) caf::anon_send((*list)[i], stop_atom::value);
+  for (auto i : im.source_actors)
+    if ((*list)[i]) caf::anon_send((*list)[i], stop_atom::value);
 }
 
 std::uint64_t job::restored_from() const { return impl_->restored_from; }
