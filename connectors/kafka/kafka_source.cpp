@@ -348,6 +348,7 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
     add_partitions(parts);  // before fetching starts (alignment: their own queues)
     apply_restored(parts);  // a checkpoint's offsets win over committed ones
     if (start_ == start_mode::committed) remember_committed(parts);
+    resume_own(parts);  // never behind what this member's own checkpoints completed
     if (cooperative) {
       if (auto e = rd_kafka_incremental_assign(rk_.get(), parts)) {
         last_error_ = rd_kafka_error_string(e);
@@ -811,6 +812,17 @@ void kafka_source::on_committed(std::uint64_t id) {
           ->offset = it->offsets[i];
     // Asynchronous: the result arrives through commit_cb during a later poll.
     if (auto err = rd_kafka_commit(rk_.get(), list.get(), 1)) last_error_ = rd_kafka_err2str(err);
+    for (std::size_t i = 0; i < it->partitions.size(); ++i) {
+      const auto& [topic, partition] = it->partitions[i];
+      auto own = std::find_if(own_completed_.begin(), own_completed_.end(),
+                              [&](const restored_offset& o) {
+                                return o.partition == partition && o.topic == topic;
+                              });
+      if (own == own_completed_.end())
+        own_completed_.push_back({topic, partition, it->offsets[i]});
+      else
+        own->offset = it->offsets[i];
+    }
     last_commit_ = std::move(list);
   }
   // Checkpoints complete in order: older remembered positions are superseded.
@@ -892,6 +904,39 @@ void kafka_source::apply_restored(rd_kafka_topic_partition_list_t* parts) {
       if (s.partition == tp.partition && s.topic == tp.topic && s.next_offset < 0)
         s.next_offset = it->offset;
     restored_.erase(it);  // once: a later assignment starts at the group's newer commit
+  }
+}
+
+void kafka_source::resume_own(rd_kafka_topic_partition_list_t* parts) {
+  if (own_completed_.empty() || group_id_.empty()) return;
+  auto query = new_tplist(parts->cnt);
+  for (int i = 0; i < parts->cnt; ++i)
+    for (const auto& o : own_completed_)
+      if (o.partition == parts->elems[i].partition && o.topic == parts->elems[i].topic)
+        rd_kafka_topic_partition_list_add(query.get(), o.topic.c_str(), o.partition);
+  if (query->cnt == 0) return;
+  // The group's offsets: unknown if they cannot be read (then this member's own is used).
+  if (rd_kafka_committed(rk_.get(), query.get(), metadata_timeout_ms) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR)
+    for (int i = 0; i < query->cnt; ++i) query->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+  for (int i = 0; i < query->cnt; ++i) {
+    const auto& q = query->elems[i];
+    auto* tp = rd_kafka_topic_partition_list_find(parts, q.topic, q.partition);
+    auto own = std::find_if(own_completed_.begin(), own_completed_.end(),
+                            [&](const restored_offset& o) {
+                              return o.partition == q.partition && o.topic == q.topic;
+                            });
+    if (tp == nullptr || own == own_completed_.end()) continue;
+    // Where librdkafka would start: an offset set already (a restored checkpoint, a start
+    // time), else the group's commit (none: auto.offset.reset, at most the end; taken as 0).
+    const std::int64_t start = tp->offset >= 0 ? tp->offset : std::max<std::int64_t>(q.offset, 0);
+    if (start >= own->offset) continue;
+    tp->offset = own->offset;
+    for (auto& s : states_)
+      if (s.partition == q.partition && s.topic == q.topic) {
+        s.next_offset = own->offset;
+        s.caught_up_since = 0;
+      }
   }
 }
 

@@ -155,6 +155,10 @@ private:
   void remember_committed(const rd_kafka_topic_partition_list_t* parts);
   /// Group mode: partitions of `parts` with a restored offset start there (used once).
   void apply_restored(rd_kafka_topic_partition_list_t* parts);
+  /// Group mode: partitions of `parts` this member read before, in a checkpoint that
+  /// completed, start at that checkpoint's offset when the group's commit is older (the
+  /// member's commit failed, e.g. during a rebalance, and the partition came back to it).
+  void resume_own(rd_kafka_topic_partition_list_t* parts);
   /// The first position known for `s` (no message taken yet): offset `offset`. With the
   /// group's committed offset below it, what lies between is checked like any other gap.
   void start_known(partition_state& s, std::int64_t offset);
@@ -195,6 +199,11 @@ private:
   /// `close` (the asynchronous commit may still be on its way when a stop closes the source,
   /// and whoever takes the partitions over must start right after them).
   kafka_detail::tplist_ptr last_commit_;
+  /// Group mode: per partition, the offset of the newest completed checkpoint that read it
+  /// here (`on_committed`). Kept when the partition is revoked: if the group gives it back
+  /// with an older committed offset (this member's commit did not get through), the
+  /// partition starts here, as everything below was handed on in a completed checkpoint.
+  std::vector<restored_offset> own_completed_;
   std::vector<restored_offset> restored_;  // group mode: restored, partition not assigned yet
   /// Explicit assignment: the partitions and start offsets, assigned at the first poll (so
   /// that `restore` can still change the offsets and nothing is fetched twice).
