@@ -205,6 +205,7 @@ void chain_instance::start() {
     poll_scheduled_ = true;
     tr_.schedule_poll(0);
   }
+  if (early_barrier_ != 0) on_barrier(early_barrier_, early_final_);
   pump();
   // A chain without inputs that is not a source (cannot happen in a valid plan) ends at once.
   if (source_ == nullptr && slots_.empty()) end_chain(0);
@@ -959,7 +960,13 @@ void chain_instance::check_alignment() {
 }
 
 void chain_instance::on_barrier(std::uint64_t id, bool final) {
-  if (source_ == nullptr || source_done_ || ended_ || !started_ || id <= forwarded_barrier_) return;
+  if (!started_) {
+    // The coordinator's message can come before the start message: take it right after it.
+    early_barrier_ = std::max(early_barrier_, id);
+    early_final_ = early_final_ || final;
+    return;
+  }
+  if (source_ == nullptr || source_done_ || ended_ || id <= forwarded_barrier_) return;
   current_ = &nodes_.front().n->name;
   source_->on_barrier(id);
   take_snapshot(id);

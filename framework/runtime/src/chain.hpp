@@ -175,6 +175,8 @@ private:
   std::int64_t backoff_ns_ = 0;
   bool source_idle_ = false;
   int chaos_point_ = -1;
+  std::uint64_t early_barrier_ = 0;  ///< a barrier that came before `start`
+  bool early_final_ = false;
   bool halted_ = false;
   std::unique_ptr<split_watermarks> split_wm_;  ///< sources with splits
   std::vector<core::split_report> split_reports_;

@@ -14,6 +14,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <random>
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pel::core::batch)
@@ -36,7 +37,7 @@ using halt_atom = caf::atom_constant<caf::atom("halt")>;
 using chaos_atom = caf::atom_constant<caf::atom("chaos")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using respawn_atom = caf::atom_constant<caf::atom("respawn")>;
-using check_atom = caf::atom_constant<caf::atom("check")>;
+using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using final_atom = caf::atom_constant<caf::atom("final")>;
 using finaltmo_atom = caf::atom_constant<caf::atom("finaltmo")>;
 
@@ -202,6 +203,8 @@ struct job::impl {
   std::unique_ptr<supervision::policy> sup;  ///< the pipeline's supervisor: chains in start order
   std::int64_t started_ns = 0;
   std::vector<std::uint32_t> generation;  ///< by global id: bumped when an instance is replaced
+  /// Monitored instance actors (supervisor only): global id and generation.
+  std::map<caf::actor_addr, std::pair<std::uint32_t, std::uint32_t>> watched;
   std::vector<std::deque<std::int64_t>> failures;  ///< by global id: when it failed, within `period`
   std::mt19937_64 rng;
   std::uint64_t chaos_injected = 0;  ///< injected failures that happened (an armed point may never come)
@@ -299,11 +302,35 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
   job_state& j = *js;
   const std::int64_t interval = j.plan.settings.checkpoint_interval_ns;
   if (interval > 0) self->delayed_send(self, std::chrono::nanoseconds(interval), tick_atom::value);
+  // Every instance actor is monitored: one that ends without having reported an exception
+  // (killed from outside, an error inside CAF) is a failure too, never a silent hang.
+  self->set_down_handler([=](caf::down_msg& m) {
+    auto it = watched.find(m.source);
+    if (it == watched.end()) return;
+    const auto [id, gen] = it->second;
+    watched.erase(it);
+    if (m.reason == caf::exit_reason::normal || m.reason == caf::sec::runtime_error) return;  // ended, or reported
+    if (id >= generation.size() || gen != generation[id]) return;  // replaced on purpose
+    {
+      std::lock_guard<std::mutex> lock(js->mu);
+      ++js->failures_pending;
+    }
+    self->send(self, failed_atom::value, id, gen, std::string("runtime"),
+               "instance ended unexpectedly: " + caf::to_string(m.reason), false);
+  });
   if (j.opts.chaos.rate > 0) {
     std::exponential_distribution<double> d(j.opts.chaos.rate);
     self->delayed_send(self, std::chrono::nanoseconds(static_cast<std::int64_t>(d(rng) * 1e9)), chaos_atom::value);
   }
   return {
+      [=](watch_atom, const std::vector<std::uint32_t>& ids) {
+        auto list = current();
+        for (auto id : ids)
+          if (const auto& a = (*list)[id]) {
+            watched[a.address()] = {id, generation[id]};
+            self->monitor(a);
+          }
+      },
       [=](tick_atom) {
         const std::int64_t now = core::steady_ns();
         for (auto id : js->abandon_checkpoints(now - js->plan.settings.checkpoints.timeout_ns))
@@ -387,6 +414,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         js->log(0, "restarting " + std::to_string(ids.size()) + " instance(s) from checkpoint " +
                        (from ? std::to_string(from) : std::string("none (sources start over)")));
         spawn(ids);
+        self->send(self, watch_atom::value, ids);
         std::lock_guard<std::mutex> lock(js->mu);
         js->restarting = false;
         if (js->over()) js->cv.notify_all();
@@ -528,8 +556,10 @@ job::~job() {
     }
     if (impl_->supervisor) caf::anon_send_exit(impl_->supervisor, caf::exit_reason::kill);
     impl_->supervisor = nullptr;
-    impl_->actors.reset();
+    // The actor system waits for every actor, the supervisor included, which may still be in
+    // a handler that reads the actor list: that goes only afterwards.
     impl_->sys.reset();
+    impl_->actors.reset();
   }
 }
 
@@ -651,6 +681,7 @@ void job::start() {
     caf::anon_send(im.supervisor, failed_atom::value, id, gen, component, what, data);
   };
   im.spawn(all);
+  caf::anon_send(im.supervisor, watch_atom::value, all);
 }
 
 bool job::wait_for(std::chrono::nanoseconds timeout) {
