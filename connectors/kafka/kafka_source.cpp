@@ -814,10 +814,9 @@ void kafka_source::on_committed(std::uint64_t id) {
     if (auto err = rd_kafka_commit(rk_.get(), list.get(), 1)) last_error_ = rd_kafka_err2str(err);
     for (std::size_t i = 0; i < it->partitions.size(); ++i) {
       const auto& [topic, partition] = it->partitions[i];
-      auto own = std::find_if(own_completed_.begin(), own_completed_.end(),
-                              [&](const restored_offset& o) {
-                                return o.partition == partition && o.topic == topic;
-                              });
+      auto own = std::find_if(
+          own_completed_.begin(), own_completed_.end(),
+          [&](const restored_offset& o) { return o.partition == partition && o.topic == topic; });
       if (own == own_completed_.end())
         own_completed_.push_back({topic, partition, it->offsets[i]});
       else
@@ -916,16 +915,14 @@ void kafka_source::resume_own(rd_kafka_topic_partition_list_t* parts) {
         rd_kafka_topic_partition_list_add(query.get(), o.topic.c_str(), o.partition);
   if (query->cnt == 0) return;
   // The group's offsets: unknown if they cannot be read (then this member's own is used).
-  if (rd_kafka_committed(rk_.get(), query.get(), metadata_timeout_ms) !=
-      RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (rd_kafka_committed(rk_.get(), query.get(), metadata_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
     for (int i = 0; i < query->cnt; ++i) query->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
   for (int i = 0; i < query->cnt; ++i) {
     const auto& q = query->elems[i];
     auto* tp = rd_kafka_topic_partition_list_find(parts, q.topic, q.partition);
-    auto own = std::find_if(own_completed_.begin(), own_completed_.end(),
-                            [&](const restored_offset& o) {
-                              return o.partition == q.partition && o.topic == q.topic;
-                            });
+    auto own = std::find_if(
+        own_completed_.begin(), own_completed_.end(),
+        [&](const restored_offset& o) { return o.partition == q.partition && o.topic == q.topic; });
     if (tp == nullptr || own == own_completed_.end()) continue;
     // Where librdkafka would start: an offset set already (a restored checkpoint, a start
     // time), else the group's commit (none: auto.offset.reset, at most the end; taken as 0).
