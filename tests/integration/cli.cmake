@@ -13,6 +13,7 @@ pel_test(cli_e2e_tests
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/cli_lint_tests.cpp
     ${CMAKE_CURRENT_LIST_DIR}/cli_run_tests.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/cli_checkpoint_tests.cpp
   DEPS pel_e2e_support
   LABELS e2e)
 add_dependencies(cli_e2e_tests pel)
