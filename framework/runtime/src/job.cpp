@@ -38,6 +38,8 @@ using chaos_atom = caf::atom_constant<caf::atom("chaos")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using respawn_atom = caf::atom_constant<caf::atom("respawn")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
+using halted_atom = caf::atom_constant<caf::atom("halted")>;
+using killall_atom = caf::atom_constant<caf::atom("killall")>;
 using final_atom = caf::atom_constant<caf::atom("final")>;
 using finaltmo_atom = caf::atom_constant<caf::atom("finaltmo")>;
 
@@ -288,9 +290,11 @@ struct job::impl {
     auto list = current();
     for (auto& a : *list)
       if (a) caf::anon_send(a, commit_atom::value, id);
-    if (final)
+    if (final) {
       for (auto& a : *list)
         if (a) caf::anon_send(a, halt_atom::value);
+      caf::anon_send(supervisor, halted_atom::value);
+    }
   }
 
   caf::behavior supervise(caf::event_based_actor* self);
@@ -323,6 +327,25 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
     self->delayed_send(self, std::chrono::nanoseconds(static_cast<std::int64_t>(d(rng) * 1e9)), chaos_atom::value);
   }
   return {
+      [=](halted_atom) {
+        // Every instance was told to halt; one that does not within the shutdown timeout (a
+        // source blocked in a read) is killed: a stop never hangs.
+        self->delayed_send(self, std::chrono::nanoseconds(js->plan.settings.supervision.shutdown_timeout_ns),
+                           killall_atom::value);
+      },
+      [=](killall_atom) {
+        bool over = false;
+        {
+          std::lock_guard<std::mutex> lock(js->mu);
+          over = js->live == 0;
+        }
+        if (over) return;
+        js->log(1, "instances still running " + seconds_text(js->plan.settings.supervision.shutdown_timeout_ns) +
+                       " after the stop: killed");
+        auto list = current();
+        for (auto& a : *list)
+          if (a) caf::anon_send_exit(a, caf::exit_reason::kill);
+      },
       [=](watch_atom, const std::vector<std::uint32_t>& ids) {
         auto list = current();
         for (auto id : ids)
@@ -382,6 +405,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         auto list = current();
         for (auto& a : *list)
           if (a) caf::anon_send(a, halt_atom::value);
+        self->send(self, halted_atom::value);
       },
       [=](failed_atom, std::uint32_t id, std::uint32_t gen, const std::string& component, const std::string& what,
           bool data) {
@@ -473,6 +497,7 @@ void job::impl::on_failed(caf::event_based_actor* self, std::uint32_t id, std::u
     auto list = current();
     for (auto& a : *list)
       if (a) caf::anon_send(a, halt_atom::value);
+    self->send(self, halted_atom::value);
     return;
   }
   if (j.plan.settings.checkpoint_interval_ns <= 0) {
