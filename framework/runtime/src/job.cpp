@@ -579,12 +579,21 @@ job::~job() {
         impl_->js->cv.wait(lock, [&] { return impl_->js->live == 0; });
       }
     }
-    if (impl_->supervisor) caf::anon_send_exit(impl_->supervisor, caf::exit_reason::kill);
+    // The supervisor may still be in a handler that reads the actor list: the list goes only
+    // once it has ended, and before the actor system, which waits for detached instance
+    // actors, and those end only when no handle to them is left.
+    if (impl_->supervisor) {
+      caf::anon_send_exit(impl_->supervisor, caf::exit_reason::kill);
+      caf::scoped_actor self{*impl_->sys};
+      self->wait_for(impl_->supervisor);
+    }
     impl_->supervisor = nullptr;
-    // The actor system waits for every actor, the supervisor included, which may still be in
-    // a handler that reads the actor list: that goes only afterwards.
+    {
+      std::lock_guard<std::mutex> lock(impl_->amu);
+      impl_->actors.reset();
+      impl_->alive.clear();
+    }
     impl_->sys.reset();
-    impl_->actors.reset();
   }
 }
 
