@@ -32,23 +32,7 @@ core::operator_context sink_ctx(std::uint32_t instance = 0) {
   return c;
 }
 
-core::schema_ptr row_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
-                                                                 {"sym", core::value_type::string},
-                                                                 {"px", core::value_type::number}});
-}
 
-/// Rows id in [from, to): {id, "S<id%7>", id + 0.5}.
-core::batch rows(int from, int to) {
-  core::batch b(3);
-  for (int i = from; i < to; ++i) {
-    auto* r = b.append((1'700'000'000'000LL + i) * 1'000'000);
-    r[0] = std::int64_t{i};
-    r[1] = std::string("S") + std::to_string(i % 7);
-    r[2] = i + 0.5;
-  }
-  return b;
-}
 
 std::vector<std::int64_t> iota_ids(int from, int to) {
   std::vector<std::int64_t> v(static_cast<std::size_t>(to - from));

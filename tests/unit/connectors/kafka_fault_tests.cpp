@@ -13,22 +13,7 @@ using namespace pel::kafka_test;
 
 namespace {
 
-core::schema_ptr row_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
-                                                                 {"sym", core::value_type::string},
-                                                                 {"px", core::value_type::number}});
-}
 
-core::batch rows(int from, int to) {
-  core::batch b(3);
-  for (int i = from; i < to; ++i) {
-    auto* r = b.append(0);
-    r[0] = std::int64_t{i};
-    r[1] = std::string("S") + std::to_string(i % 7);
-    r[2] = i + 0.5;
-  }
-  return b;
-}
 
 core::operator_context named(const char* n) {
   core::operator_context c;

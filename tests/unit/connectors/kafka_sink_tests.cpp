@@ -14,11 +14,6 @@ using namespace pel::kafka_test;
 
 namespace {
 
-core::schema_ptr row_schema() {
-  return std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
-                                                                 {"sym", core::value_type::string},
-                                                                 {"px", core::value_type::number}});
-}
 
 core::operator_context sink_ctx() {
   core::operator_context c;
@@ -26,17 +21,6 @@ core::operator_context sink_ctx() {
   return c;
 }
 
-/// Rows id in [from, to): {id, "S<id%7>", id + 0.5}, event time 1.7e12 ms + id.
-core::batch rows(int from, int to) {
-  core::batch b(3);
-  for (int i = from; i < to; ++i) {
-    auto* r = b.append((1'700'000'000'000LL + i) * 1'000'000);
-    r[0] = std::int64_t{i};
-    r[1] = std::string("S") + std::to_string(i % 7);
-    r[2] = i + 0.5;
-  }
-  return b;
-}
 
 }  // namespace
 

@@ -203,4 +203,23 @@ inline std::vector<std::int64_t> ints(const core::batch& b, std::size_t col) {
   return out;
 }
 
+/// The schema of `rows`: id (int), sym (string), px (number).
+inline core::schema_ptr row_schema() {
+  return std::make_shared<core::schema>(std::vector<core::field>{{"id", core::value_type::integer},
+                                                                 {"sym", core::value_type::string},
+                                                                 {"px", core::value_type::number}});
+}
+
+/// Rows id in [from, to): {id, "S<id%7>", id + 0.5}, event time 1.7e12 ms + id.
+inline core::batch rows(int from, int to) {
+  core::batch b(3);
+  for (int i = from; i < to; ++i) {
+    auto* r = b.append((1'700'000'000'000LL + i) * 1'000'000);
+    r[0] = std::int64_t{i};
+    r[1] = std::string("S") + std::to_string(i % 7);
+    r[2] = i + 0.5;
+  }
+  return b;
+}
+
 }  // namespace pel::kafka_test
