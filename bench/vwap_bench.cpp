@@ -229,36 +229,6 @@ void burst_costs(const core::schema_ptr& schema, int per_key) {
 
 std::vector<core::batch>* g_feed = nullptr;
 
-
-std::mutex g_sum_mu;
-checksum g_sum;
-
-/// Counts windows and sums the `vwap` field.
-class checksum_sink final : public core::sink_base {
-public:
-  void open(const core::operator_context&, const core::schema_ptr& in) override {
-    col_ = in->index_of("vwap");
-  }
-  void write(const core::batch& b) override {
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      double d;
-      if (core::as_number(b.row(i)[col_], d)) {
-        ++c_.windows;
-        c_.vwap_sum += d;
-      }
-    }
-  }
-  void close() override {
-    std::lock_guard<std::mutex> g(g_sum_mu);
-    g_sum.windows += c_.windows;
-    g_sum.vwap_sum += c_.vwap_sum;
-  }
-
-private:
-  int col_ = -1;
-  checksum c_;
-};
-
 double g_paced_rate = 0, g_paced_seconds = 0;
 
 /// Trades at a fixed rate for `seconds`, event time = the steady clock at emission, symbols

@@ -6,6 +6,7 @@
 
 #include "pel/core/batch.hpp"
 #include "pel/core/schema.hpp"
+#include "pel/core/sink.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -134,5 +136,33 @@ inline void require_same(const checksum& got, const checksum& want, const char* 
                static_cast<unsigned long long>(want.windows), want.vwap_sum);
   std::exit(1);
 }
+
+/// The checksums of every `checksum_sink` instance, added when each closes.
+inline std::mutex g_sum_mu;
+inline checksum g_sum;
+
+/// A sink that sums the `vwap` column of what it gets (PEL's side of the checksum).
+class checksum_sink final : public core::sink_base {
+public:
+  void open(const core::operator_context&, const core::schema_ptr& in) override { col_ = in->index_of("vwap"); }
+  void write(const core::batch& b) override {
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      double d;
+      if (core::as_number(b.row(i)[col_], d)) {
+        ++c_.windows;
+        c_.vwap_sum += d;
+      }
+    }
+  }
+  void close() override {
+    std::lock_guard<std::mutex> g(g_sum_mu);
+    g_sum.windows += c_.windows;
+    g_sum.vwap_sum += c_.vwap_sum;
+  }
+
+private:
+  int col_ = -1;
+  checksum c_;
+};
 
 } // namespace bench::vwap
