@@ -190,7 +190,7 @@ void chain_instance::start() {
     }
     who_ = "source '" + n.name + "' instance " + std::to_string(w_.instance);
     if (!source_->replayable() && plan.settings.checkpoint_interval_ns > 0 && w_.instance == 0 &&
-        js_.restore_id == 0)
+        restored_from_ == 0)
       js_.log(1, "source '" + n.name + "' cannot go back to a checkpoint's position: after a restart, what it "
                  "read since the last checkpoint is not read again");
     last_row_ns_ = core::steady_ns();
@@ -1007,6 +1007,7 @@ void chain_instance::restore_state() {
     std::lock_guard<std::mutex> lock(js_.mu);
     from = js_.restore_id;
   }
+  restored_from_ = from;
   if (from == 0 || !js_.store) return;
   auto blob = js_.store->get(from, std::to_string(w_.chain) + "-" + std::to_string(w_.instance));
   if (!blob) return;

@@ -175,6 +175,7 @@ private:
   std::int64_t backoff_ns_ = 0;
   bool source_idle_ = false;
   int chaos_point_ = -1;
+  std::uint64_t restored_from_ = 0;  ///< the checkpoint this instance started from (0: none)
   std::uint64_t early_barrier_ = 0;  ///< a barrier that came before `start`
   bool early_final_ = false;
   bool halted_ = false;

@@ -129,16 +129,22 @@ void supervise(plan::physical_plan& plan, std::uint32_t intensity, std::uint32_t
   plan.settings.checkpoint_interval_ns = plan.settings.checkpoints.interval_ns = 5'000'000;
 }
 
-TEST_CASE("an operator exception with restarts off fails the job with the operator's name", "[runtime]") {
-  env e(make_rows(10, 1000), 16);
+/// src (the test rows) -> `op_type` at `par` instances -> collect, with `supervise`'s settings.
+runtime::result run_failing(env& e, const char* op_type, std::uint32_t par, std::uint32_t intensity,
+                            std::uint32_t quarantine_after) {
   e.b.source("src", "vec");
-  e.b.op("exploder", "boom", {"src"}, 2);
+  e.b.op("exploder", op_type, {"src"}, par);
   e.b.sink("out", "collect", {"exploder"});
   auto plan = e.plan();
-  supervise(plan, 0, 0);
+  supervise(plan, intensity, quarantine_after);
   runtime::job j(plan);
   j.start();
-  auto r = finish(j);
+  return finish(j);
+}
+
+TEST_CASE("an operator exception with restarts off fails the job with the operator's name", "[runtime]") {
+  env e(make_rows(10, 1000), 16);
+  auto r = run_failing(e, "boom", 2, 0, 0);
   CHECK_FALSE(r.ok);
   CHECK_THAT(r.error, Catch::StartsWith("exploder: ") && Catch::Contains("boom"));
   CHECK(r.restarts == 0);
@@ -146,14 +152,7 @@ TEST_CASE("an operator exception with restarts off fails the job with the operat
 
 TEST_CASE("more failures than the intensity allows end the job with the chain of restarts", "[runtime][chaos]") {
   env e(make_rows(10, 1000), 16);
-  e.b.source("src", "vec");
-  e.b.op("exploder", "poison", {"src"}, 2);
-  e.b.sink("out", "collect", {"exploder"});
-  auto plan = e.plan();
-  supervise(plan, 2, 0);  // two restarts, never quarantined
-  runtime::job j(plan);
-  j.start();
-  auto r = finish(j);
+  auto r = run_failing(e, "poison", 2, 2, 0);  // two restarts, never quarantined
   INFO(r.error);
   REQUIRE_FALSE(r.ok);
   CHECK(r.restarts == 2);
@@ -168,14 +167,7 @@ TEST_CASE("more failures than the intensity allows end the job with the chain of
 TEST_CASE("a record that fails an instance again and again is quarantined and the rest goes on", "[runtime][chaos]") {
   for (std::uint32_t par : {1u, 2u}) {
     env e(make_rows(10, 200), 16);
-    e.b.source("src", "vec");
-    e.b.op("exploder", "poison", {"src"}, par);
-    e.b.sink("out", "collect", {"exploder"});
-    auto plan = e.plan();
-    supervise(plan, 10, 3);
-    runtime::job j(plan);
-    j.start();
-    auto r = finish(j);
+    auto r = run_failing(e, "poison", par, 10, 3);
     INFO("parallelism " << par << ": " << r.error);
     REQUIRE(r.ok);
     CHECK(r.restarts == 3);  // three failures, then the record is set aside
