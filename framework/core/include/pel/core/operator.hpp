@@ -114,6 +114,14 @@ public:
     return nullptr;
   }
 
+  /// True when instances can be added and removed while the pipeline runs (autoscaling):
+  /// all the operator's state is kept by key group, so that `restore` of every old instance's
+  /// snapshot into a new instance keeps exactly the groups it owns (`key_group_begin/end` of
+  /// its context), or it keeps no state. Keyed operators are by default; a stateless
+  /// operator says so; an operator with state of the instance as a whole (a local half's
+  /// partial aggregates over any keys, a rate limit) is not.
+  virtual bool rescalable() const { return !key_columns(0).empty(); }
+
   /// Checkpoint hooks (state of the key groups this instance owns).
   virtual void snapshot(state_writer& w) { (void)w; }
   virtual void restore(state_reader& r) { (void)r; }

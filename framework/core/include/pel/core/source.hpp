@@ -104,6 +104,18 @@ public:
     total = 0;
   }
 
+  /// What arrives at this instance's input and waits to be read, for the autoscaler.
+  struct load {
+    /// Records per second offered to this instance now (a generator's paced rate, Kafka's
+    /// produce rate); negative when unknown: the observed output rate is used instead.
+    double rate = -1;
+    /// Records waiting to be read (Kafka lag over the assigned partitions); negative when
+    /// unknown.
+    double backlog = -1;
+  };
+  /// Sampled by the runtime about once a second, between polls.
+  virtual load offered() const { return {}; }
+
   /// A checkpoint barrier `id` is being injected after everything emitted so far: remember
   /// the current position under `id`.
   virtual void on_barrier(std::uint64_t id) { (void)id; }
