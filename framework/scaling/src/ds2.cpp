@@ -18,7 +18,8 @@ namespace {
 
 /// Samples averaged for the smoothed figures (need, true rate, utilisation).
 constexpr std::size_t smoothing_samples = 5;
-/// Consecutive overloaded samples before a scale-out: one noisy sample is not a trend.
+/// Consecutive overloaded samples before a scale-out (the smoothed figure must be overloaded
+/// too): a few noisy samples are not a trend.
 constexpr std::size_t overload_samples = 3;
 /// Busy fraction from which a true rate is trusted: below it, the fixed overheads in the busy
 /// time (polls, timers, batching) make records per busy second too low.
@@ -282,8 +283,9 @@ private:
     const double low = target - settings_.utilisation_band;
     const double utilisation = f.need / (p * f.true_rate);
 
-    // Scale-out: the last samples each overloaded, to the parallelism their mean need wants.
-    if (st.window.size() >= overload_samples) {
+    // Scale-out: the smoothed need and each of the last samples overloaded, to the
+    // parallelism the last samples' mean need wants.
+    if (st.window.size() >= overload_samples && utilisation > high) {
       double recent = 0;
       bool overloaded = true;
       for (std::size_t i = st.window.size() - overload_samples; i < st.window.size(); ++i) {
