@@ -51,7 +51,7 @@ struct window_figures {
   double busy = 0;          ///< busy fraction of the instances' time
   double backpressure = 0;  ///< backpressured fraction
   double selectivity = -1;
-  bool trusted = false;     ///< measured at a busy fraction where it can be believed
+  bool trusted = false;  ///< measured at a busy fraction where it can be believed
 };
 
 struct unit_state {
@@ -328,8 +328,8 @@ private:
     to = std::max(to, keep);
     if (to >= u.parallelism) return false;
     fill(d, u, f, utilisation, st.low_peak_need, to);
-    d.reason = "underused (utilisation " + fixed(utilisation, 2) + " < " + fixed(low, 2) +
-               " for " + fixed((s.at_ns - st.low_since_ns) * 1e-9, 0) +
+    d.reason = "underused (utilisation " + fixed(utilisation, 2) + " < " + fixed(low, 2) + " for " +
+               fixed((s.at_ns - st.low_since_ns) * 1e-9, 0) +
                " s): " + arithmetic(st.low_peak_need, f.true_rate, target, wanted, to, u) +
                (bounded ? ", one step keeps " + std::to_string(keep) + " of " +
                               std::to_string(u.parallelism)
@@ -343,9 +343,8 @@ private:
                                 std::uint32_t to, const unit_sample& u) {
     std::string r = "needs " + grouped(need) + " rec/s; one instance handles " +
                     grouped(true_rate) + " rec/s busy; " + grouped(need) + " / (" +
-                    grouped(true_rate) + " \u00d7 " + fixed(target, 2) +
-                    ") = " + fixed(wanted, 1) + " \u2192 " +
-                    fixed(std::max(1.0, std::ceil(wanted)), 0);
+                    grouped(true_rate) + " \u00d7 " + fixed(target, 2) + ") = " + fixed(wanted, 1) +
+                    " \u2192 " + fixed(std::max(1.0, std::ceil(wanted)), 0);
     if (std::ceil(wanted) > u.max && to == std::max<std::uint32_t>(u.max, 1)) {
       r += ", clamped to max " + std::to_string(u.max);
     } else if (std::ceil(wanted) < u.min && to == u.min) {
@@ -354,19 +353,18 @@ private:
     return r;
   }
 
-  static void fill(decision& d, const unit_sample& u, const window_figures& f,
-                   double utilisation, double need, std::uint32_t to) {
+  static void fill(decision& d, const unit_sample& u, const window_figures& f, double utilisation,
+                   double need, std::uint32_t to) {
     d.unit = u.unit;
     d.name = u.name;
     d.from = u.parallelism;
     d.to = to;
     d.inputs = "rate=" + plain(need) + " observed=" + plain(f.observed) +
-               " true_rate=" + plain(f.true_rate) + " measured_true_rate=" +
-               plain(f.measured) + " trusted=" + (f.trusted ? "yes" : "no") +
-               " utilisation=" + fixed(utilisation, 2) + " busy=" + fixed(f.busy, 2) +
-               " backpressure=" + fixed(f.backpressure, 2) +
-               " selectivity=" + plain(f.selectivity) + " parallelism=" +
-               std::to_string(u.parallelism) + " min=" + std::to_string(u.min) +
+               " true_rate=" + plain(f.true_rate) + " measured_true_rate=" + plain(f.measured) +
+               " trusted=" + (f.trusted ? "yes" : "no") + " utilisation=" + fixed(utilisation, 2) +
+               " busy=" + fixed(f.busy, 2) + " backpressure=" + fixed(f.backpressure, 2) +
+               " selectivity=" + plain(f.selectivity) +
+               " parallelism=" + std::to_string(u.parallelism) + " min=" + std::to_string(u.min) +
                " max=" + std::to_string(u.max);
     if (u.source) {
       d.inputs += " offered=" + plain(u.offered_rate) + " backlog=" + plain(u.backlog);

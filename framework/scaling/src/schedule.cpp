@@ -14,10 +14,9 @@ public:
   schedule_policy(std::vector<scheduled_change> steps, std::int64_t start_ns)
       : steps_(std::move(steps)), start_ns_(start_ns) {
     // By time; steps at the same time keep their order, so the later one listed wins.
-    std::stable_sort(steps_.begin(), steps_.end(),
-                     [](const scheduled_change& a, const scheduled_change& b) {
-                       return a.at_ns < b.at_ns;
-                     });
+    std::stable_sort(
+        steps_.begin(), steps_.end(),
+        [](const scheduled_change& a, const scheduled_change& b) { return a.at_ns < b.at_ns; });
   }
 
   std::string name() const override { return "schedule"; }
@@ -41,8 +40,9 @@ public:
       d.from = u.parallelism;
       d.to = step.parallelism;
       d.reason = "schedule: at " + plain(step.at_ns * 1e-9) + " s";
-      d.inputs = "at_s=" + plain(step.at_ns * 1e-9) + " parallelism=" +
-                 std::to_string(u.parallelism) + " scheduled=" + std::to_string(step.parallelism);
+      d.inputs = "at_s=" + plain(step.at_ns * 1e-9) +
+                 " parallelism=" + std::to_string(u.parallelism) +
+                 " scheduled=" + std::to_string(step.parallelism);
       out.push_back(std::move(d));
     }
     return out;

@@ -42,14 +42,14 @@ struct sim_unit {
   int id = 0;
   std::string name;
   bool source = false;
-  double capacity = 1000;   ///< records per busy second of one instance
+  double capacity = 1000;  ///< records per busy second of one instance
   double selectivity = 1;
   std::uint32_t parallelism = 1;
   std::uint32_t min = 1;
   std::uint32_t max = 32;
-  double overhead = 0.01;   ///< busy seconds per instance-second whatever the load
-  double buffer = 50'000;   ///< input records a non-source holds before backpressuring
-  double queue = 0;         ///< waiting input; a source's is its backlog
+  double overhead = 0.01;  ///< busy seconds per instance-second whatever the load
+  double buffer = 50'000;  ///< input records a non-source holds before backpressuring
+  double queue = 0;        ///< waiting input; a source's is its backlog
 };
 
 struct simulator {
@@ -171,8 +171,7 @@ struct loop {
   std::vector<std::pair<double, double>> backlog;  ///< (t, summed source backlog)
   std::vector<std::pair<int, decision>> pending;   ///< (samples left, decision)
 
-  loop(simulator s, const ds2_settings& settings)
-      : sim(std::move(s)), pol(make_ds2(settings)) {}
+  loop(simulator s, const ds2_settings& settings) : sim(std::move(s)), pol(make_ds2(settings)) {}
 
   void apply_due(std::int64_t at_ns) {
     for (auto it = pending.begin(); it != pending.end();) {
