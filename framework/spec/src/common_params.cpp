@@ -93,6 +93,29 @@ std::vector<param> make_pipeline_params() {
           "How failed instances are restarted (Erlang/OTP supervision). Each component may "
           "override `restart`, `intensity`, `period`, `backoff` and `quarantine_after` in its "
           "own `supervision:` block."),
+      param::object("scaling", {
+          param::string("policy").def("ds2").one_of({"ds2", "schedule"}).doc(
+              "How the parallelism of the operators with a `parallelism` range is chosen: "
+              "`ds2` from their measured rates and busy time (the DS2 model), `schedule` at "
+              "the times `schedule` gives."),
+          param::duration("interval").def("5s").min(1e8).doc(
+              "How often metrics are gathered and a decision is taken."),
+          param::number("target_utilisation").def("0.7").min(0).max(1).doc(
+              "ds2: the busy fraction each instance should run at after a decision; above 0."),
+          param::duration("stabilisation").def("30s").doc(
+              "After a rescale, no other decision is taken for this long."),
+          param::duration("scale_in_delay").def("2m").doc(
+              "ds2: fewer instances are only chosen when they would have sufficed for this long."),
+          param::number("max_scale_in").def("0.5").min(0).max(1).doc(
+              "One scale-in keeps at least this fraction of the instances; above 0."),
+          param::object_list("schedule", {
+              param::duration("at").req().doc("Time after the start of the run."),
+              param::string("component").req().doc(
+                  "An operator with a `parallelism` range."),
+              param::integer("parallelism").req().min(1).max(1024).doc(
+                  "Instances from then on, within the component's range."),
+          }).doc("policy: schedule: the steps, e.g. `- {at: 10s, component: w, parallelism: 4}`."),
+      }).doc("Autoscaling of the operators whose `parallelism` is a range `{initial, min, max}`."),
       param::string("dead_letter").def("log").doc(
           "Where dead letters nothing reads go: `log`, `drop`, or the name of a sink."),
   };
@@ -104,8 +127,18 @@ std::vector<detail::common_key> make_common_keys() {
   add(param::string("type").req().doc("The component type: one of the types on its reference page."),
       true, true, true);
   add(param::string("description").doc("Free text for people reading the pipeline."), true, true, true);
-  add(param::integer("parallelism").min(1).max(1024).doc(
-          "Number of instances of this component; default `pipeline.parallelism`."),
+  add(param::integer("parallelism").min(1).max(1024).or_map({
+          param::integer("initial").min(1).max(1024).doc(
+              "Instances at the start. Default: `min`."),
+          param::integer("min").def("1").min(1).max(1024).doc(
+              "Fewest instances autoscaling may leave."),
+          param::integer("max").req().min(1).max(1024).doc(
+              "Most instances autoscaling may start; at most `pipeline.max_parallelism`."),
+      }).doc(
+          "Number of instances of this component; default `pipeline.parallelism`. A map "
+          "`{initial, min, max}` lets autoscaling (`pipeline.scaling`) move it within "
+          "min <= initial <= max while the pipeline runs (operators only; an operator whose "
+          "state is not kept by key group cannot autoscale)."),
       true, true, true);
   add(param::string_list("input").req().doc(
           "What this component reads: a component name, `name.port` (e.g. `parse.dead_letter`), "

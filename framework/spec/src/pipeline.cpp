@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -115,6 +116,22 @@ public:
 
   /// Checks one value against its param.
   void value(const node& v, const param& p, const std::string& path) {
+    if (p.alternative) {
+      const bool map = *p.alternative == param_type::object;
+      if (map ? v.is_map() : v.is_sequence()) {
+        param alt = p;
+        alt.type = *p.alternative;
+        alt.alternative.reset();
+        value(v, alt, path);
+        return;
+      }
+      if (!v.is_scalar() && !v.is_null()) {
+        out_.error(v.at, path, "expected " + with_article(p.type) + " or a " +
+                                   (map ? "map" : "list of maps") + " of " +
+                                   join(keys(pointers(p.fields))) + ", found " + shown(v));
+        return;
+      }
+    }
     switch (p.type) {
       case param_type::string:
       case param_type::expression:
@@ -830,6 +847,7 @@ private:
       }
     }
     max_parallelism(s);
+    scaling(*s);
   }
 
   /// Every parallelism must fit in the key groups.
@@ -853,10 +871,115 @@ private:
       if (!b.is_map) continue;
       auto p = b.n->find("parallelism");
       std::int64_t v = 0;
-      if (p && p->value->is_scalar() && parse_int(p->value->text, v) && v > max)
+      if (p && p->value->is_map()) range(b, *p->value, max, where);
+      else if (p && p->value->is_scalar() && parse_int(p->value->text, v) && v > max)
         out_.error(p->value->at, b.path + ".parallelism",
                    "parallelism " + p->value->text + " is above " + where +
                        "; lower it or raise max_parallelism");
+    }
+  }
+
+  /// A `parallelism: {initial, min, max}` map: 1 <= min <= initial <= max <= max_parallelism.
+  /// A consistent range is remembered in `ranges_` for the checks of `pipeline.scaling`.
+  void range(const block_info& b, const node& m, std::int64_t max_parallelism, const std::string& where) {
+    const std::string path = b.path + ".parallelism";
+    // Each value as written, or its default; false when it is malformed (reported already).
+    auto value = [&](const char* key, std::int64_t def, std::int64_t& out, const node::entry*& e) {
+      e = m.find(key);
+      out = def;
+      if (e == nullptr) return true;
+      return e->value->is_scalar() && !e->value->quoted && parse_int(e->value->text, out) && out >= 1 &&
+             out <= 1024;
+    };
+    const node::entry *e_min = nullptr, *e_max = nullptr, *e_initial = nullptr;
+    std::int64_t lo = 1, hi = 0, initial = 0;
+    if (!value("min", 1, lo, e_min) || !value("max", 0, hi, e_max) || e_max == nullptr) return;
+    if (!value("initial", lo, initial, e_initial)) return;
+    bool ok = true;
+    if (lo > hi) {
+      out_.error(e_min ? e_min->value->at : e_max->value->at, path + (e_min ? ".min" : ".max"),
+                 "min (" + std::to_string(lo) + ") is above max (" + std::to_string(hi) +
+                     "); autoscaling needs min <= initial <= max");
+      ok = false;
+    } else if (e_initial != nullptr && (initial < lo || initial > hi)) {
+      out_.error(e_initial->value->at, path + ".initial",
+                 "initial (" + std::to_string(initial) + ") is outside min..max (" +
+                     std::to_string(lo) + ".." + std::to_string(hi) + "); use a value from " +
+                     std::to_string(lo) + " to " + std::to_string(hi));
+      ok = false;
+    }
+    if (hi > max_parallelism) {
+      out_.error(e_max->value->at, path + ".max",
+                 "max " + std::to_string(hi) + " is above " + where +
+                     "; lower it or raise max_parallelism");
+      ok = false;
+    }
+    if (ok) ranges_[b.name] = {static_cast<std::uint32_t>(lo), static_cast<std::uint32_t>(hi)};
+  }
+
+  /// Checks of `pipeline.scaling` across keys and against the components: the schedule's
+  /// steps name components with a `parallelism` range and stay inside it, a schedule comes
+  /// with `policy: schedule` only, fractions are above 0.
+  void scaling(const node& s) {
+    const node::entry* sc = s.find("scaling");
+    if (sc == nullptr || !sc->value->is_map()) return;
+    const node& m = *sc->value;
+    for (const char* key : {"target_utilisation", "max_scale_in"}) {
+      const node::entry* e = m.find(key);
+      double d = 0;
+      if (e && e->value->is_scalar() && parse_double(e->value->text, d) && d == 0)
+        out_.error(e->value->at, std::string("pipeline.scaling.") + key,
+                   std::string(key) + " must be above 0; use a value above 0 and at most 1");
+    }
+    const node::entry* pol = m.find("policy");
+    const bool schedule_policy = pol && pol->value->is_scalar() && pol->value->text == "schedule";
+    const bool policy_known = pol == nullptr || (pol->value->is_scalar() &&
+                                                 (pol->value->text == "schedule" || pol->value->text == "ds2"));
+    const node::entry* steps = m.find("schedule");
+    const bool has_steps = steps && steps->value->is_sequence() && !steps->value->items.empty();
+    if (policy_known && schedule_policy && !has_steps)
+      out_.error(steps ? steps->value->at : pol->value->at, "pipeline.scaling.schedule",
+                 "policy: schedule needs steps; add `schedule: [{at: 10s, component: <operator>, "
+                 "parallelism: 4}]`");
+    if (policy_known && !schedule_policy && steps != nullptr && !steps->value->is_null())
+      out_.error(steps->key_mark, "pipeline.scaling.schedule",
+                 "a schedule is only read with `policy: schedule`; set `policy: schedule` or "
+                 "remove `schedule`");
+    if (!has_steps) return;
+    std::vector<std::string> scalable;
+    for (const auto& [name, r] : ranges_) scalable.push_back(name);
+    std::sort(scalable.begin(), scalable.end());
+    for (std::size_t i = 0; i < steps->value->items.size(); ++i) {
+      const node& step = *steps->value->items[i];
+      if (!step.is_map()) continue;
+      const std::string path = "pipeline.scaling.schedule[" + std::to_string(i) + "]";
+      const node::entry* comp = step.find("component");
+      if (comp == nullptr || !comp->value->is_scalar()) continue;
+      const std::string& name = comp->value->text;
+      auto r = ranges_.find(name);
+      if (r == ranges_.end()) {
+        auto it = names_.find(name);
+        const bool has_map = it != names_.end() && blocks_[it->second].is_map &&
+                             blocks_[it->second].n->find("parallelism") &&
+                             blocks_[it->second].n->find("parallelism")->value->is_map();
+        if (has_map) continue;  // its range has errors of its own
+        out_.error(comp->value->at, path + ".component",
+                   (it == names_.end() ? "unknown component '" + name + "'" + hint(name, scalable)
+                                       : "'" + name + "' has a fixed parallelism;") +
+                       (scalable.empty() ? std::string(" no component has a parallelism range; give "
+                                                       "one as `parallelism: {min: 1, max: 4}`")
+                                         : " components with a parallelism range: " + join(scalable)));
+        continue;
+      }
+      const node::entry* par = step.find("parallelism");
+      std::int64_t v = 0;
+      if (par && par->value->is_scalar() && parse_int(par->value->text, v) && v >= 1 &&
+          (v < r->second.first || v > r->second.second))
+        out_.error(par->value->at, path + ".parallelism",
+                   "parallelism " + par->value->text + " is outside the range of '" + name + "' (" +
+                       std::to_string(r->second.first) + ".." + std::to_string(r->second.second) +
+                       "); use a value from " + std::to_string(r->second.first) + " to " +
+                       std::to_string(r->second.second));
     }
   }
 
@@ -883,6 +1006,7 @@ private:
     s.checkpoints.timeout_ns = cps.get_duration_ns("timeout");
     s.checkpoint_interval_ns = s.checkpoints.interval_ns;
     s.supervision = read_supervision(c.child("supervision"), supervision_spec{}, true);
+    s.scaling = read_scaling(c.child("scaling"), c.mark_of("scaling"));
     s.dead_letter = c.get_string("dead_letter");
     s.dead_letter_at = c.mark_of("dead_letter");
 
@@ -898,8 +1022,19 @@ private:
       node_ptr self(p_.root, b.n);
       out.settings = config(self, b.path, &b.schema->params);
       const config common(self, b.path, &common_params(b.kind));
-      out.parallelism = common.has("parallelism") ? static_cast<std::uint32_t>(common.get_int("parallelism"))
-                                                  : s.parallelism;
+      const node::entry* par = b.n->find("parallelism");
+      if (par != nullptr && par->value->is_map()) {
+        const config r = common.child("parallelism");
+        out.parallelism_min = static_cast<std::uint32_t>(r.get_int("min"));
+        out.parallelism_max = static_cast<std::uint32_t>(r.get_int("max"));
+        out.parallelism = r.has("initial") ? static_cast<std::uint32_t>(r.get_int("initial"))
+                                           : out.parallelism_min;
+      } else {
+        out.parallelism = common.has("parallelism")
+                              ? static_cast<std::uint32_t>(common.get_int("parallelism"))
+                              : s.parallelism;
+        out.parallelism_min = out.parallelism_max = out.parallelism;
+      }
       const std::string part = common.get_string("partition");
       out.partition = part == "forward"     ? partitioning::forward
                       : part == "rebalance" ? partitioning::rebalance
@@ -925,6 +1060,27 @@ private:
                                                             : p_.sinks;
       section.push_back(std::move(out));
     }
+  }
+
+  /// The `pipeline.scaling` block (`at`: where it is, or the pipeline block when absent).
+  static scaling_spec read_scaling(const config& c, mark at) {
+    scaling_spec out;
+    out.at = at;
+    out.policy = c.get_string("policy");
+    out.interval_ns = c.get_duration_ns("interval");
+    out.target_utilisation = c.get_number("target_utilisation");
+    out.stabilisation_ns = c.get_duration_ns("stabilisation");
+    out.scale_in_delay_ns = c.get_duration_ns("scale_in_delay");
+    out.max_scale_in = c.get_number("max_scale_in");
+    for (const config& step : c.children("schedule")) {
+      scaling_step st;
+      st.at_ns = step.get_duration_ns("at");
+      st.component = step.get_string("component");
+      st.parallelism = static_cast<std::uint32_t>(step.get_int("parallelism"));
+      st.at = step.raw() ? step.raw()->at : at;
+      out.schedule.push_back(std::move(st));
+    }
+    return out;
   }
 
   /// A `supervision:` block over `base`: the pipeline's (`pipeline_level`, every key, with
@@ -963,6 +1119,8 @@ private:
   pipeline& p_;
   std::vector<block_info> blocks_;  ///< every block in file order, duplicates included
   std::unordered_map<std::string, std::size_t> names_;
+  /// Components with a consistent `parallelism` range: name -> (min, max).
+  std::map<std::string, std::pair<std::uint32_t, std::uint32_t>> ranges_;
   bool lenient_ = false;
   bool plannable_ = false;
 };

@@ -47,11 +47,14 @@ std::string bounds(const param& p) {
 void rows(std::string& out, const std::vector<param>& params, const std::string& prefix) {
   for (const auto& p : params) {
     const std::string key = prefix + p.key;
-    out += "| " + code(key) + " | " + to_string(p.type) + " | " +
+    std::string type = to_string(p.type);
+    if (p.alternative) type += std::string(" or ") + to_string(*p.alternative);
+    out += "| " + code(key) + " | " + type + " | " +
            (p.default_value ? code(*p.default_value) : std::string()) + " | " +
            (p.required ? "yes" : "") + " | " + bounds(p) + " | " + cell(p.description) + " |\n";
-    if (p.type == param_type::object) rows(out, p.fields, key + ".");
-    if (p.type == param_type::object_list) rows(out, p.fields, key + "[].");
+    const param_type shape = p.alternative ? *p.alternative : p.type;
+    if (shape == param_type::object) rows(out, p.fields, key + ".");
+    if (shape == param_type::object_list) rows(out, p.fields, key + "[].");
   }
 }
 

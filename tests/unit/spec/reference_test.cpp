@@ -58,7 +58,9 @@ TEST_CASE("pipeline.md documents the pipeline block and the common keys from the
   CHECK(has(md, "| `input` | list of strings |  | yes |  | operators, sinks | "));
   CHECK(has(md, "| `event_time.format` | string | `auto` |  | `epoch_s`, `epoch_ms`, `epoch_us`, "
                 "`epoch_ns`, `iso8601`, `datetime`, `auto` | sources | "));
-  CHECK(has(md, "| `parallelism` | integer |  |  | 1 to 1024 | sources, operators, sinks | "));
+  CHECK(has(md, "| `parallelism` | integer or object |  |  | 1 to 1024 | sources, operators, sinks | "));
+  CHECK(has(md, "| `parallelism.max` | integer |  | yes | 1 to 1024 | sources, operators, sinks | "));
+  CHECK(has(md, "| `scaling.schedule[].component` | string |  | yes |  | "));
 }
 
 TEST_CASE("an empty registry still gives pages", "[spec][reference]") {

@@ -165,7 +165,7 @@ TEST_CASE("unknown keys in sections, the pipeline block and nested objects", "[s
         "p.yaml:2:11: pipeline.batch.sise: unknown key 'sise'; did you mean 'size'? allowed keys: linger, size\n"
         "p.yaml:3:3: pipeline.credit: unknown key 'credit'; did you mean 'credits'? allowed keys: batch, "
         "checkpoint_interval, checkpoints, credits, dead_letter, max_parallelism, name, parallelism, "
-        "supervision, time\n");
+        "scaling, supervision, time\n");
   CHECK(errors_of("sources:\n  ticks:\n    type: gen\n    event_time: {feild: ts}\n" +
                   base.substr(sources_block.size())) ==
         "p.yaml:4:18: sources.ticks.event_time.feild: unknown key 'feild'; did you mean 'field'? allowed "

@@ -39,7 +39,10 @@ struct param {
   std::optional<double> minimum;
   std::optional<double> maximum;
   std::vector<std::string> allowed;  ///< allowed values of a string param
-  std::vector<param> fields;         ///< children of object / object_list params
+  std::vector<param> fields;         ///< children of object / object_list params, or of `alternative`
+  /// A scalar param that also takes a map (`object`) or a list of maps (`object_list`) of
+  /// `fields` instead, e.g. `parallelism: {initial, min, max}`.
+  std::optional<param_type> alternative;
   /// Set when the value (a string, or each item of a list of strings) names a field of the
   /// component's input: the input's index, or -1 for every input. `plan::build` checks such
   /// names against the input schemas and reports each unknown one at its place in the file,
@@ -75,6 +78,18 @@ struct param {
   param& one_of(std::vector<std::string> v) { allowed = std::move(v); return *this; }
   /// The value names a field of input `input` (-1: of every input); see `input_field`.
   param& names_input_field(int input = -1) { input_field = input; return *this; }
+  /// The param also takes a map of `f` instead of its scalar.
+  param& or_map(std::vector<param> f) {
+    fields = std::move(f);
+    alternative = param_type::object;
+    return *this;
+  }
+  /// The param also takes a list of maps of `f` instead of its scalar.
+  param& or_list(std::vector<param> f) {
+    fields = std::move(f);
+    alternative = param_type::object_list;
+    return *this;
+  }
 
 private:
   static param make(std::string k, param_type t) {

@@ -88,6 +88,28 @@ struct checkpoint_spec {
   std::int64_t timeout_ns = 60'000'000'000;  ///< a checkpoint not complete by then is abandoned
 };
 
+/// One step of a `policy: schedule`: at `at_ns` after the start, set `component` to
+/// `parallelism` instances.
+struct scaling_step {
+  std::int64_t at_ns = 0;
+  std::string component;
+  std::uint32_t parallelism = 1;
+  mark at;  ///< where the step is
+};
+
+/// Autoscaling settings (`pipeline.scaling`): how the runtime decides the parallelism of the
+/// operators that give a `parallelism` range.
+struct scaling_spec {
+  std::string policy = "ds2";                          ///< ds2 | schedule
+  std::int64_t interval_ns = 5'000'000'000;            ///< metrics interval (>= 100ms)
+  double target_utilisation = 0.7;                     ///< (0, 1]
+  std::int64_t stabilisation_ns = 30'000'000'000;      ///< >= 0
+  std::int64_t scale_in_delay_ns = 120'000'000'000;    ///< >= 0
+  double max_scale_in = 0.5;  ///< (0, 1]: one step keeps at least this fraction of the instances
+  std::vector<scaling_step> schedule;  ///< `policy: schedule` only, in file order
+  mark at;                             ///< where the block is
+};
+
 /// One source, operator or sink block.
 struct component {
   std::string name;
@@ -96,7 +118,10 @@ struct component {
   mark at;                          ///< where the block starts
   config settings;                  ///< its own parameters, schema-checked
   std::vector<output_ref> inputs;   ///< operators and sinks
-  std::uint32_t parallelism = 1;
+  std::uint32_t parallelism = 1;  ///< the initial number of instances
+  /// The range autoscaling may move `parallelism` in (`parallelism: {initial, min, max}`);
+  /// both equal to `parallelism` when it is fixed.
+  std::uint32_t parallelism_min = 1, parallelism_max = 1;
   partitioning partition = partitioning::automatic;
   std::optional<event_time_spec> event_time;  ///< sources only
   /// The pipeline's supervision settings overridden by the component's own `supervision:`
@@ -118,6 +143,7 @@ struct pipeline_settings {
   std::int64_t checkpoint_interval_ns = 1'000'000'000;
   checkpoint_spec checkpoints;          ///< `pipeline.checkpoints` (or `checkpoint_interval`)
   supervision_spec supervision;         ///< `pipeline.supervision`
+  scaling_spec scaling;                 ///< `pipeline.scaling`
   std::string dead_letter = "log";      ///< log | drop | the name of a sink
   mark dead_letter_at;                  ///< where `dead_letter` is written (for diagnostics)
 };
