@@ -20,6 +20,8 @@ public:
     : in_(std::move(in)), where_(std::move(where)) {}
 
   core::schema_ptr output_schema() const override { return in_; }
+  /// No state: instances can come and go at any time.
+  bool rescalable() const override { return true; }
 
   void open(const core::operator_context& ctx) override { name_ = ctx.name; }
 

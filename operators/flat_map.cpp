@@ -206,6 +206,8 @@ public:
       index_(index), separator_(std::move(separator)), keep_empty_(keep_empty) {}
 
   core::schema_ptr output_schema() const override { return out_; }
+  /// No state: instances can come and go at any time.
+  bool rescalable() const override { return true; }
 
   void open(const core::operator_context& ctx) override { name_ = ctx.name; }
 

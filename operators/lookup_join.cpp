@@ -212,6 +212,9 @@ public:
   }
 
   core::schema_ptr output_schema() const override { return out_; }
+  /// Its only state is the table, which every instance loads whole from the file (it is not
+  /// checkpointed): instances can come and go at any time.
+  bool rescalable() const override { return true; }
   std::int64_t timer_interval_ns() const override { return reload_ns_; }
 
   void process(core::batch& in, int, core::outputs& out) override {

@@ -49,6 +49,8 @@ public:
   }
 
   core::schema_ptr output_schema() const override { return out_; }
+  /// No state: instances can come and go at any time.
+  bool rescalable() const override { return true; }
 
   void open(const core::operator_context& ctx) override { name_ = ctx.name; }
 

@@ -42,6 +42,10 @@ public:
     out_ = in;
   }
 
+  /// With a key, the limit or the sample is per key, kept by key group; without one, it is
+  /// the instance's own (each instance limits what reaches it), so it cannot be rescaled.
+  bool rescalable() const override { return !key_.empty(); }
+
   /// Records dropped so far.
   std::uint64_t dropped() const noexcept { return dropped_; }
 

@@ -21,6 +21,8 @@ public:
   }
 
   core::schema_ptr output_schema() const override { return out_; }
+  /// No state: instances can come and go at any time.
+  bool rescalable() const override { return true; }
 
   void process(core::batch& in, int input, core::outputs& out) override {
     const auto width = static_cast<std::uint32_t>(out_->size());

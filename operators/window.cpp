@@ -118,6 +118,8 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
   }
 }
 
+bool window_operator::rescalable() const { return mode_ != mode::local && !key_cols_.empty(); }
+
 core::operator_ptr window_operator::split(core::phase p) {
   if (mode_ != mode::single || opts_.pre_aggregate == pre_aggregation::never || key_cols_.empty() ||
       opts_.kind == window_kind::session || opts_.emit_every_ns > 0 || opts_.route_late)

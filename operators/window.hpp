@@ -113,6 +113,9 @@ public:
   void snapshot(core::state_writer& w) override;
   void restore(core::state_reader& r) override;
   core::operator_ptr split(core::phase p) override;
+  /// The whole operator and the global half keep their state by key group; the local half
+  /// holds partial aggregates of whatever keys reached its instance, so it is not.
+  bool rescalable() const override;
 
   /// Late records dropped (with `late: drop`) and routed (with `late: route`).
   std::uint64_t late_dropped() const noexcept { return late_dropped_; }
