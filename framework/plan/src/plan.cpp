@@ -84,6 +84,12 @@ public:
       n.kind = c.kind;
       n.spec = c;
       n.parallelism = c.parallelism > 0 ? c.parallelism : std::max<std::uint32_t>(1, p_.settings.parallelism);
+      if (c.parallelism_min < c.parallelism_max) {
+        n.parallelism_min = c.parallelism_min;
+        n.parallelism_max = c.parallelism_max;
+      } else {
+        n.parallelism_min = n.parallelism_max = n.parallelism;
+      }
       bool ok = true;
       std::vector<pending_edge> ins;
       for (const auto& ref : c.inputs) {
@@ -133,6 +139,9 @@ public:
         unknown_fields_.clear();
         const bool fields_ok = check_input_fields(c, n);
         ok = make_prototype(c, n) && fields_ok;
+        // A refused range is reported; the node goes on with a fixed parallelism, so that
+        // what follows it is still checked.
+        if (ok && n.autoscales() && !check_range(c)) n.parallelism_min = n.parallelism_max = n.parallelism;
       }
       if (!ok) {
         failed[ci] = true;
@@ -186,7 +195,8 @@ private:
       return;
     const int up = ins[0].from;
     const std::uint32_t up_parallelism = plan_.nodes[up].parallelism;
-    if (up_parallelism == 1 && n.parallelism == 1) return;  // no shuffle to save
+    if (up_parallelism == 1 && n.parallelism == 1 && !plan_.nodes[up].autoscales() && !n.autoscales())
+      return;  // no shuffle to save
     // The local half must fuse behind the upstream, or it adds a hop to every record: the
     // upstream's main output must have no other consumer.
     std::size_t readers = 0;
@@ -204,6 +214,13 @@ private:
       return;  // the prototype was built from the same settings; keep the single operator
     }
     if (!local || !global) return;
+    // The local half's partial aggregates are the instance's, not the key groups': it cannot
+    // be rescaled, so it cannot fuse into an upstream that autoscales.
+    if (plan_.nodes[up].autoscales()) {
+      n.notes.push_back("single phase: its input '" + plan_.nodes[up].name +
+                        "' autoscales, and a local half (state per instance) cannot follow it");
+      return;
+    }
 
     node ln;
     ln.name = n.name + "/local";
@@ -213,6 +230,8 @@ private:
     ln.spec.name = ln.name;
     ln.spec.partition = spec::partitioning::automatic;
     ln.parallelism = up_parallelism;
+    ln.parallelism_min = plan_.nodes[up].parallelism_min;
+    ln.parallelism_max = plan_.nodes[up].parallelism_max;
     ln.input_schemas = rows;
     ln.output_schema = local->output_schema();
     ln.key_columns.push_back(local->key_columns(0));
@@ -239,6 +258,31 @@ private:
       return whole(s, rows)->split(core::phase::global);
     };
     ins[0] = {self, port_kind::main};
+  }
+
+  /// Where `c`'s `parallelism` is written (the component when built in code).
+  static spec::mark parallelism_at(const spec::component& c) {
+    return c.settings.raw() && c.settings.raw()->is_map() && c.settings.raw()->find("parallelism")
+               ? c.settings.mark_of("parallelism")
+               : c.at;
+  }
+
+  /// A `parallelism` range is for operators whose state moves by key group.
+  bool check_range(const spec::component& c) {
+    const std::string where = path_of(c) + ".parallelism";
+    if (c.kind != spec::component_kind::operator_) {
+      diag(parallelism_at(c), where,
+           "sinks/sources have a fixed parallelism; autoscaling applies to operators: give '" +
+               c.name + "' a number");
+      return false;
+    }
+    if (!rescalable_) {
+      diag(parallelism_at(c), where,
+           "'" + c.name + "' (" + c.type + ") cannot autoscale: its state is not kept by key "
+           "group; give it a fixed parallelism");
+      return false;
+    }
+    return true;
   }
 
   void diag(spec::mark at, std::string path, std::string msg) {
@@ -377,6 +421,7 @@ private:
           if (!n.output_schema) throw std::runtime_error("the operator declares no output schema");
           for (std::size_t i = 0; i < n.input_schemas.size(); ++i)
             n.key_columns.push_back(proto->key_columns(static_cast<int>(i)));
+          rescalable_ = proto->rescalable();
           break;
         }
         case spec::component_kind::sink: {
@@ -555,11 +600,17 @@ private:
       const std::vector<int> keys =
           e.input < static_cast<int>(down.key_columns.size()) ? down.key_columns[e.input] : std::vector<int>{};
       bool same = up.parallelism == down.parallelism;
+      // Autoscaling changes the instance count of one side alone: never one to one.
+      const node* scaling = up.autoscales() ? &up : down.autoscales() ? &down : nullptr;
       spec::partitioning forced = e.implicit ? spec::partitioning::automatic : down.spec.partition;
       std::string where = path_of(down.spec) + ".partition";
       switch (forced) {
         case spec::partitioning::forward:
-          if (!same)
+          if (scaling != nullptr)
+            diag(down.spec.settings.raw() ? down.spec.settings.mark_of("partition") : down.spec.at, where,
+                 "the edge from '" + up.name + "' to '" + down.name + "' cannot be forward: '" +
+                     scaling->name + "' autoscales; use rebalance or hash, or a fixed parallelism");
+          else if (!same)
             diag(down.spec.at, where,
                  "partition: forward needs equal parallelism, but '" + up.name + "' has " +
                      std::to_string(up.parallelism) + " and '" + down.name + "' has " +
@@ -578,17 +629,17 @@ private:
           break;
         case spec::partitioning::automatic:
           if (e.implicit) e.part = partitioning::rebalance;
-          else if (!keys.empty() && !(up.parallelism == 1 && down.parallelism == 1)) {
+          else if (!keys.empty() && !(up.parallelism == 1 && down.parallelism == 1 && !scaling)) {
             e.part = partitioning::hash;
             e.key_columns = keys;
-          } else if (same) e.part = partitioning::forward;
+          } else if (same && !scaling) e.part = partitioning::forward;
           else e.part = partitioning::rebalance;
           break;
       }
       // One instance on each side: every strategy delivers the same rows to the same place.
       // An explicit `partition: rebalance` still keeps the actor boundary: users split a
       // chain that way to run its halves on two cores.
-      if (up.parallelism == 1 && down.parallelism == 1 && e.part != partitioning::forward &&
+      if (up.parallelism == 1 && down.parallelism == 1 && !scaling && e.part != partitioning::forward &&
           forced != spec::partitioning::rebalance)
         e.part = partitioning::forward, e.key_columns.clear();
     }
@@ -606,7 +657,8 @@ private:
       const node& down = plan_.nodes[e.to];
       e.fused = e.port == port_kind::main && main_consumers[e.from] == 1 &&
                 down.in_edges.size() == 1 && e.part == partitioning::forward &&
-                up.parallelism == down.parallelism;
+                up.parallelism == down.parallelism && up.parallelism_min == down.parallelism_min &&
+                up.parallelism_max == down.parallelism_max;
       if (e.fused) {
         fused_out[e.from] = e.to;
         fused_in[e.to] = true;
@@ -616,6 +668,8 @@ private:
       if (fused_in[i]) continue;
       chain c;
       c.parallelism = plan_.nodes[i].parallelism;
+      c.parallelism_min = plan_.nodes[i].parallelism_min;
+      c.parallelism_max = plan_.nodes[i].parallelism_max;
       int cur = static_cast<int>(i);
       int ci = static_cast<int>(plan_.chains.size());
       while (cur >= 0) {
@@ -634,6 +688,7 @@ private:
   spec::diagnostics diags_;
   /// Where `check_field` reported unknown names of the component being built: (at, path).
   std::vector<std::pair<spec::mark, std::string>> unknown_fields_;
+  bool rescalable_ = false;  ///< `rescalable()` of the operator prototype built last
   std::vector<const spec::component*> all_;
   std::map<std::string, int, std::less<>> index_;
 };
@@ -644,6 +699,13 @@ std::string duration_text(std::int64_t ns) {
   if (ns % 1'000'000 == 0) return std::to_string(ns / 1'000'000) + "ms";
   if (ns % 1'000 == 0) return std::to_string(ns / 1'000) + "us";
   return std::to_string(ns) + "ns";
+}
+
+/// `2`, or `2 (1..4)` for a range.
+std::string parallelism_text(std::uint32_t p, std::uint32_t lo, std::uint32_t hi) {
+  std::string out = std::to_string(p);
+  if (lo < hi) out += " (" + std::to_string(lo) + ".." + std::to_string(hi) + ")";
+  return out;
 }
 
 std::string fields_text(const core::schema_ptr& s) {
@@ -792,7 +854,10 @@ std::string explain(const physical_plan& p) {
   out += "chains (one actor per instance):\n";
   for (std::size_t ci = 0; ci < p.chains.size(); ++ci) {
     const auto& c = p.chains[ci];
-    out += "  chain " + std::to_string(ci) + " x" + std::to_string(c.parallelism) + ": ";
+    out += "  chain " + std::to_string(ci) + " x" + std::to_string(c.parallelism);
+    if (c.parallelism_min < c.parallelism_max)
+      out += " (" + std::to_string(c.parallelism_min) + ".." + std::to_string(c.parallelism_max) + ")";
+    out += ": ";
     for (std::size_t i = 0; i < c.nodes.size(); ++i) {
       if (i > 0) out += " -> ";
       out += p.nodes[c.nodes[i]].name;
@@ -801,7 +866,8 @@ std::string explain(const physical_plan& p) {
     for (int ni : c.nodes) {
       const node& n = p.nodes[ni];
       out += "    " + std::string(spec::to_string(n.kind)) + " " + n.name + " (" + n.type +
-             "), parallelism " + std::to_string(n.parallelism) + "\n";
+             "), parallelism " + parallelism_text(n.parallelism, n.parallelism_min, n.parallelism_max) + "\n";
+      for (const auto& note : n.notes) out += "      " + note + "\n";
       for (std::size_t i = 0; i < n.input_schemas.size(); ++i)
         out += "      in " + std::to_string(i) + ": " + fields_text(n.input_schemas[i]) + "\n";
       if (n.output_schema) out += "      out: " + fields_text(n.output_schema) + "\n";

@@ -43,7 +43,10 @@ struct node {
   std::string type;
   spec::component_kind kind = spec::component_kind::operator_;
   spec::component spec;              ///< the block as written (settings, event time, location)
-  std::uint32_t parallelism = 1;
+  std::uint32_t parallelism = 1;  ///< the initial number of instances
+  /// The range autoscaling may move `parallelism` in; both equal to `parallelism` when it is
+  /// fixed. Only operators whose prototype is `rescalable()` have a range (min < max).
+  std::uint32_t parallelism_min = 1, parallelism_max = 1;
   std::vector<core::schema_ptr> input_schemas;  ///< in input order (implicit inputs last)
   core::schema_ptr output_schema;               ///< main port; null for sinks
   std::vector<std::vector<int>> key_columns;    ///< per input; empty when not keyed
@@ -59,6 +62,12 @@ struct node {
   std::vector<int> out_edges;  ///< edge indices leaving this node (any port)
   int chain = -1;              ///< index of its chain
   int chain_position = -1;     ///< position within the chain
+  /// Planning decisions worth telling in `explain` (e.g. why a keyed operator runs in one
+  /// phase).
+  std::vector<std::string> notes;
+
+  /// True when autoscaling may change this node's parallelism (min < max).
+  bool autoscales() const noexcept { return parallelism_min < parallelism_max; }
 
   /// The schema of a port: main = output, dead_letter = the common dead-letter schema,
   /// late = input 0's schema.
@@ -85,6 +94,8 @@ struct edge {
 struct chain {
   std::vector<int> nodes;
   std::uint32_t parallelism = 1;
+  /// The range of its nodes (all equal: fusion needs equal parallelism and range).
+  std::uint32_t parallelism_min = 1, parallelism_max = 1;
 };
 
 /// The whole physical plan.
@@ -106,7 +117,9 @@ struct physical_plan {
 /// topological order, so operators see their input schemas) and gathers every error thrown
 /// (`spec::config_error` keeps its location) into one `spec::spec_error`.
 /// Fusion rule: an edge is fused when it leaves the upstream's main port, is that port's only
-/// consumer, is forward with equal parallelism, and is the downstream's only input. Side
+/// consumer, is forward with equal parallelism (and equal autoscaling range), and is the
+/// downstream's only input. An edge into or out of a node that autoscales is never forward,
+/// so such a node is a chain of its own. Side
 /// ports (dead_letter, late) never fuse; they leave the chain through channels and do not
 /// prevent the main edge from fusing.
 physical_plan build(const spec::pipeline& p, const spec::registry& reg);
