@@ -154,9 +154,49 @@ double mid_from(const symbol_model& m, walk& w, std::int64_t start_ms, std::int6
 // ---------------------------------------------------------------------------------------------
 // The source
 
+/// A rate schedule as a piecewise-linear map between the global record index and schedule
+/// time: step k starts at record `first[k]` and second `start[k]` and runs at `per_second[k]`.
+/// A function of the options only, so every instance and every run agree on it.
+class rate_map {
+public:
+  explicit rate_map(const std::vector<generator_rate_step>& steps) {
+    double n = 0, s = 0;
+    for (const auto& st : steps) {
+      first_.push_back(n);
+      start_.push_back(s);
+      per_second_.push_back(st.per_second);
+      const double secs = static_cast<double>(st.for_ns) / 1e9;
+      n += secs * st.per_second;
+      s += secs;
+    }
+  }
+  bool empty() const noexcept { return per_second_.empty(); }
+  /// Schedule time (s) at which the record at position `n` (fractional) is due.
+  double seconds_at(double n) const noexcept {
+    const std::size_t k = step(first_, n);
+    return start_[k] + (n - first_[k]) / per_second_[k];
+  }
+  /// Records due (fractional) by schedule time `s`.
+  double records_at(double s) const noexcept {
+    const std::size_t k = step(start_, s);
+    return first_[k] + (s - start_[k]) * per_second_[k];
+  }
+  /// Records per second over all instances at schedule time `s`.
+  double rate_at(double s) const noexcept { return per_second_[step(start_, s)]; }
+
+private:
+  /// The last step whose start (in `starts`) is at or before `x`.
+  static std::size_t step(const std::vector<double>& starts, double x) noexcept {
+    auto it = std::upper_bound(starts.begin(), starts.end(), x);
+    return it == starts.begin() ? 0 : static_cast<std::size_t>(it - starts.begin()) - 1;
+  }
+  std::vector<double> first_, start_, per_second_;
+};
+
 class generator_source final : public core::source_base {
 public:
-  explicit generator_source(generator_options o) : opt_(o), schema_(generator_schema(o.profile)) {
+  explicit generator_source(generator_options o)
+    : opt_(o), schema_(generator_schema(o.profile)), schedule_(opt_.rate_schedule) {
     width_ = static_cast<std::uint32_t>(schema_->size());
     const bool sensors = opt_.profile == generator_profile::sensors;
     const std::uint32_t keys = sensors ? opt_.devices : opt_.symbols;
@@ -201,7 +241,15 @@ public:
     if (done_) return core::poll_status::end;
     if (out.main.width == 0) out.main.width = width_;
     std::size_t budget = max_rows;
-    if (opt_.rate > 0) {
+    if (!schedule_.empty()) {
+      // Pace on the wall clock by the schedule: from the first poll (or the restore), the
+      // schedule runs on from the step of this instance's next index.
+      const std::int64_t now = core::steady_ns();
+      if (t0_ < 0) start_pacing(now);
+      const double allowed = due(now) - static_cast<double>(paced_);
+      if (allowed < 1.0) return core::poll_status::idle;
+      budget = std::min<double>(static_cast<double>(budget), allowed);
+    } else if (opt_.rate > 0) {
       // Pace on the wall clock: record k (0-based) may go out (k / rate) s after the first
       // poll. Ahead of schedule means idle, never a sleep.
       std::int64_t now = core::steady_ns();
@@ -247,6 +295,27 @@ public:
       return core::poll_status::end;
     }
     return core::poll_status::data;
+  }
+
+  /// This instance's paced rate now (the current step of a schedule, else `rate`) and the
+  /// records due by the clock but not emitted yet; both -1 when unpaced.
+  load offered() const override {
+    load l;
+    if (schedule_.empty() && opt_.rate <= 0) return l;
+    const std::int64_t now = core::steady_ns();
+    if (schedule_.empty()) {
+      l.rate = opt_.rate;
+      const double due =
+          t0_ < 0 ? 0.0 : std::floor(static_cast<double>(now - t0_) * opt_.rate / 1e9) + 1.0;
+      l.backlog = done_ ? 0.0 : std::max(0.0, due - static_cast<double>(paced_));
+      return l;
+    }
+    const double s = t0_ < 0 ? schedule_.seconds_at(static_cast<double>(position()))
+                             : s0_ + static_cast<double>(now - t0_) / 1e9;
+    l.rate = schedule_.rate_at(s) / parallelism_;
+    l.backlog =
+        t0_ < 0 || done_ ? 0.0 : std::max(0.0, due(now, true) - static_cast<double>(paced_));
+    return l;
   }
 
   void progress(std::uint64_t& done, std::uint64_t& total) const override {
@@ -319,6 +388,36 @@ public:
 private:
   static constexpr std::uint32_t snapshot_version = 1;
 
+  /// The global index of this instance's next record (during a replay, the replay's).
+  std::uint64_t position() const noexcept {
+    return opt_.preload ? instance_ + std::uint64_t{replay_} * parallelism_ : next_n_;
+  }
+
+  /// Starts pacing by the schedule at `now` from this instance's next index.
+  void start_pacing(std::int64_t now) {
+    t0_ = now;
+    s0_ = schedule_.seconds_at(static_cast<double>(position()));
+    // Counted from the schedule's own value at the start, so that the first record is due
+    // at once whatever the rounding of the way there and back.
+    g0_ = schedule_.records_at(s0_);
+  }
+
+  /// This instance's records due by `now` since pacing started (schedule): its share of the
+  /// records the schedule has reached since then. With `bounded`, none past `count` (for
+  /// the backlog; pacing itself must go on to find the end).
+  double due(std::int64_t now, bool bounded = false) const noexcept {
+    double global = schedule_.records_at(s0_ + static_cast<double>(now - t0_) / 1e9);
+    double due = std::max(0.0, std::floor((global - g0_) / parallelism_ + 1e-9) + 1.0);
+    if (bounded && opt_.count > 0) {
+      const std::uint64_t pos = position();
+      const double left = pos >= opt_.count ? 0.0
+                                            : std::ceil(static_cast<double>(opt_.count - pos) /
+                                                        parallelism_);
+      due = std::min(due, static_cast<double>(paced_) + left);
+    }
+    return due;
+  }
+
   void configure(std::uint32_t instance, std::uint32_t parallelism) {
     instance_ = instance;
     parallelism_ = parallelism;
@@ -326,6 +425,8 @@ private:
     double event_rate =
         opt_.event_rate > 0 ? opt_.event_rate : (opt_.rate > 0 ? opt_.rate * parallelism : 1000.0);
     dt_ns_ = 1e9 / event_rate;
+    // A schedule sets the pace of event time too (unless `event_rate` is given).
+    event_by_schedule_ = !schedule_.empty() && opt_.event_rate <= 0;
     // Offsets from the start up to here keep the event time within int64 nanoseconds.
     max_off_ns_ = static_cast<double>(INT64_MAX) - static_cast<double>(opt_.start_ms) * 1e6 - 1e9;
   }
@@ -347,7 +448,7 @@ private:
     double x = static_cast<double>(j) / cycle;
     double pos = static_cast<double>(c * cycle) +
                  static_cast<double>(cycle) * (x / (burst_a_ - (burst_a_ - 1.0) * x));
-    double off = dt_ns_ * pos;
+    double off = event_by_schedule_ ? schedule_.seconds_at(pos) * 1e9 : dt_ns_ * pos;
     if (opt_.duration_ns > 0 && off >= static_cast<double>(opt_.duration_ns)) return false;
     if (off >= max_off_ns_) return false;  // past 2262: no later event time can be written
     base_ns = opt_.start_ms * 1'000'000 + static_cast<std::int64_t>(off);
@@ -475,6 +576,10 @@ private:
   std::uint64_t emitted_ = 0;
   std::uint64_t paced_ = 0;  ///< records emitted since `t0_` (pacing restarts on restore)
   std::int64_t t0_ = -1;
+  const rate_map schedule_;
+  bool event_by_schedule_ = false;
+  double s0_ = 0;  ///< schedule: the schedule time (s) of the index pacing started at
+  double g0_ = 0;  ///< schedule: the records due by then (the schedule's count at `s0_`)
   bool done_ = false;
   core::batch preloaded_;
   std::size_t replay_ = 0;
@@ -619,14 +724,26 @@ std::vector<spec::param> generator_params() {
       param::integer("devices").min(1).max(1000000).def("100").doc(
           "Distinct devices (sensors), named sensor-0000, sensor-0001, ...; they report in "
           "turn."),
-      param::number("rate").min(0).def("0").doc(
+      param::number("rate").min(0).def("0").or_list({
+          param::duration("for").doc(
+              "How long the step lasts at its rate: it covers the next `for` × `per_second` "
+              "records. Required except on the last step, which holds until `count` (or "
+              "forever)."),
+          param::number("per_second").req().min(0.001).doc(
+              "Records per second over all instances (each instance paces `per_second` / its "
+              "parallelism)."),
+      }).doc(
           "Records per second per instance on the wall clock; 0 generates as fast as the "
-          "pipeline takes them."),
+          "pipeline takes them. Or a schedule of steps over all instances, e.g. "
+          "`[{for: 20s, per_second: 200000}, {per_second: 50000}]`: which step a record falls "
+          "in follows from its index, so rows and event times do not depend on the clock, and "
+          "event time advances at the schedule's rate (unless `event_rate` is set)."),
       param::number("event_rate")
           .min(0)
           .def("0")
-          .doc("Records per second of event time over all instances. 0: `rate` × parallelism when "
-               "`rate` is set (event time keeps pace with the clock), else 1000."),
+          .doc("Records per second of event time over all instances. 0: the schedule's rate when "
+               "`rate` is a schedule, `rate` × parallelism when it is a number (event time keeps "
+               "pace with the clock), else 1000."),
       param::integer("count").min(0).def("0").doc(
           "Records to generate over all instances; 0 is unbounded. A bounded generator ends "
           "its stream."),
@@ -700,7 +817,32 @@ generator_options read_generator_options(const spec::config& cfg) {
   };
   o.symbols = static_cast<std::uint32_t>(bounded_int("symbols", 1, 1000000, 100));
   o.devices = static_cast<std::uint32_t>(bounded_int("devices", 1, 1000000, 100));
-  o.rate = bounded_number("rate", 0, 1e12, 0);
+  const spec::node* rate_node = nullptr;
+  if (const auto& raw = cfg.raw(); raw && raw->is_map())
+    if (const auto* e = raw->find("rate")) rate_node = e->value.get();
+  if (rate_node != nullptr && rate_node->is_sequence()) {
+    const auto steps = cfg.children("rate");
+    if (steps.empty()) cfg.fail("rate", "the schedule has no steps; add `- {per_second: 1000}`");
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const auto& st = steps[i];
+      generator_rate_step s;
+      s.per_second = st.get_number("per_second");
+      if (s.per_second < min_rate || s.per_second > 1e12)
+        st.fail("per_second", "must be between 0.001 and 1000000000000");
+      const bool last = i + 1 == steps.size();
+      if (st.has("for")) {
+        s.for_ns = st.get_duration_ns("for");
+        if (s.for_ns <= 0) st.fail("for", "must be a positive duration");
+      } else if (!last) {
+        st.fail("for", "missing `for`: every step but the last says how long it lasts, e.g. "
+                       "`for: 20s`");
+      }
+      if (last) s.for_ns = 0;  // the last step holds
+      o.rate_schedule.push_back(s);
+    }
+  } else {
+    o.rate = bounded_number("rate", 0, 1e12, 0);
+  }
   o.event_rate = bounded_number("event_rate", 0, 1e12, 0);
   // A rate near zero puts records centuries apart: event times leave the 64-bit nanosecond
   // range and each record walks its price path through every second in between.

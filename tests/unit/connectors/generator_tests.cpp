@@ -11,6 +11,7 @@
 
 using namespace pel;
 using namespace pel::connectors;
+using pel::testing::list;
 using pel::testing::map;
 using pel::testing::scalar;
 using pel::testing::test_config;
@@ -545,4 +546,149 @@ TEST_CASE("generator refuses a snapshot of another instance or seed", "[generato
                       "generator: `seed` or `start_time` changed since the checkpoint, so its "
                       "position would continue other records; put them back or start without "
                       "the checkpoint");
+}
+
+// -- rate schedules ---------------------------------------------------------------------------
+
+namespace {
+
+/// 1000 records at 1e6/s (1 ms), 1000 at 5e5/s (2 ms), then 2e6/s: fast enough for a test to
+/// run through in milliseconds of pacing.
+generator_options scheduled() {
+  generator_options o;
+  o.burstiness = 0;
+  o.count = 5000;
+  o.rate_schedule = {{1'000'000, 1e6}, {2'000'000, 5e5}, {0, 2e6}};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("generator rate schedule: the step of a record follows from its index, and event "
+          "time advances at the step's rate", "[generator][schedule]") {
+  auto o = scheduled();
+  auto b = run(o);
+  REQUIRE(b.size() == 5000);
+  const std::int64_t start = o.start_ms * 1'000'000;
+  auto ms = [&](std::size_t n) { return (b.times[n] - start) / 1'000'000; };
+  // Step 0: 1 us apart; step 1: 2 us apart from 1 ms; step 2: 0.5 us apart from 3 ms.
+  CHECK(ms(999) == 0);
+  CHECK(ms(1000) == 1);
+  CHECK(ms(1499) == 1);
+  CHECK(ms(1500) == 2);
+  CHECK(ms(1999) == 2);
+  CHECK(ms(2000) == 3);
+  CHECK(ms(3999) == 3);
+  CHECK(ms(4000) == 4);
+  // `event_rate` still wins over the schedule.
+  o.event_rate = 1000;
+  auto e = run(o);
+  CHECK((e.times[1500] - start) / 1'000'000 == 1500);
+}
+
+TEST_CASE("generator rate schedule: the same rows at any parallelism and after a restore",
+          "[generator][schedule][checkpoint]") {
+  auto o = scheduled();
+  o.burstiness = 0.7;
+  auto one = run(o);
+  std::map<std::int64_t, std::pair<std::vector<core::value>, std::int64_t>> by_id;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    auto part = run(o, i, 3);
+    for (std::size_t r = 0; r < part.size(); ++r)
+      by_id[std::get<std::int64_t>(part.row(r)[5])] = {
+          std::vector<core::value>(part.row(r), part.row(r) + part.width), part.times[r]};
+  }
+  REQUIRE(by_id.size() == one.size());
+  std::size_t i = 0;
+  for (const auto& [id, row] : by_id) {
+    REQUIRE(row.first == std::vector<core::value>(one.row(i), one.row(i) + one.width));
+    REQUIRE(row.second == one.times[i]);
+    ++i;
+  }
+  auto whole = run(o, 1, 2);
+  auto resumed = resumed_run(o, 1, 2, 700, 2);
+  REQUIRE(resumed.size() == whole.size());
+  CHECK(texts_of(resumed) == texts_of(whole));
+  CHECK(resumed.times == whole.times);
+}
+
+TEST_CASE("generator offered(): the paced rate of the current step and the records due but "
+          "not emitted", "[generator][schedule]") {
+  core::operator_context ctx;
+  ctx.name = "gen";
+  SECTION("unpaced: unknown") {
+    auto g = make_generator(generator_options{});
+    g->open(ctx);
+    CHECK(g->offered().rate == -1);
+    CHECK(g->offered().backlog == -1);
+  }
+  SECTION("a fixed rate is per instance") {
+    generator_options o;
+    o.rate = 250;
+    auto g = make_generator(o);
+    g->open(ctx);
+    CHECK(g->offered().rate == 250);
+    CHECK(g->offered().backlog == 0);
+  }
+  SECTION("a schedule is over all instances, by the step the pace is in") {
+    generator_options o;
+    o.rate_schedule = {{1'000'000'000, 3000}, {0, 6e8}};
+    ctx.instance = 1;
+    ctx.parallelism = 3;
+    auto g = make_generator(o);
+    g->open(ctx);
+    CHECK(g->offered().rate == 1000);
+    // Restored past the first step's 3000 records, it paces the second step.
+    core::state_writer w;
+    auto a = make_generator(generator_options{});
+    a->open(ctx);
+    core::outputs skip;
+    a->poll(skip, 1100);  // this instance's indices 1, 4, ..., up to 3298
+    a->snapshot(w);
+    auto bytes = w.take();
+    core::state_reader r(bytes);
+    g->restore(r);
+    CHECK(g->offered().rate == 2e8);
+    CHECK(g->offered().backlog == 0);
+    // Polled one record at a time, it falls behind at 2e8 per second: a backlog builds up.
+    core::outputs out;
+    REQUIRE(g->poll(out, 1) == core::poll_status::data);
+    REQUIRE(pel::testing::poll_until([&] { return g->offered().backlog > 1000; }));
+    // What was due is what the next poll may emit (at least that much, as more fell due).
+    const double before = g->offered().backlog;
+    core::outputs more;
+    g->poll(more, 1'000'000);
+    CHECK(static_cast<double>(more.main.size()) >= before);
+  }
+}
+
+TEST_CASE("generator rate schedule is read and checked", "[generator][schedule]") {
+  auto step = [](std::vector<std::pair<std::string, spec::node_ptr>> e) { return map(std::move(e)); };
+  test_config t(map({{"rate", list({step({{"for", scalar("20s")}, {"per_second", scalar("200000")}}),
+                                    step({{"per_second", scalar("50000")}})})}}),
+                generator_params());
+  auto o = read_generator_options(t.cfg);
+  REQUIRE(o.rate_schedule.size() == 2);
+  CHECK(o.rate_schedule[0].for_ns == 20'000'000'000);
+  CHECK(o.rate_schedule[0].per_second == 200000);
+  CHECK(o.rate_schedule[1].for_ns == 0);
+  CHECK(o.rate_schedule[1].per_second == 50000);
+  CHECK(o.rate == 0);
+
+  test_config n(map({{"rate", scalar("300")}}), generator_params());
+  CHECK(read_generator_options(n.cfg).rate == 300);
+  CHECK(read_generator_options(n.cfg).rate_schedule.empty());
+
+  test_config missing(map({{"rate", list({step({{"per_second", scalar("10")}}),
+                                          step({{"per_second", scalar("20")}})})}}),
+                      generator_params());
+  REQUIRE_THROWS_WITH(read_generator_options(missing.cfg),
+                      "missing `for`: every step but the last says how long it lasts, e.g. "
+                      "`for: 20s`");
+  test_config slow(map({{"rate", list({step({{"per_second", scalar("0")}})})}}),
+                   generator_params());
+  REQUIRE_THROWS_WITH(read_generator_options(slow.cfg), "must be between 0.001 and 1000000000000");
+  test_config none(map({{"rate", list({})}}), generator_params());
+  REQUIRE_THROWS_WITH(read_generator_options(none.cfg),
+                      "the schedule has no steps; add `- {per_second: 1000}`");
 }

@@ -21,14 +21,27 @@ enum class generator_profile {
   sensors,  ///< ts, device, temperature, humidity, status
 };
 
+/// One step of a rate schedule (`rate: [{for: 20s, per_second: 200000}, ...]`): `per_second`
+/// records per second over all instances for `for_ns` of pacing, i.e. for the next
+/// `for_ns / 1e9 × per_second` records (the last step holds until `count`, or forever).
+struct generator_rate_step {
+  std::int64_t for_ns = 0;  ///< 0 only on the last step (it holds)
+  double per_second = 0;
+};
+
 /// Settings of a generator (the YAML keys, already converted).
 struct generator_options {
   generator_profile profile = generator_profile::trades;
   std::uint32_t symbols = 100;   ///< trades/quotes: distinct symbols
   std::uint32_t devices = 100;   ///< sensors: distinct devices
   double rate = 0;               ///< records per second per instance (wall clock); 0: unpaced
+  /// A rate schedule over all instances (each paces `per_second / parallelism`); when set,
+  /// `rate` is not used. Which step a record falls in is a matter of its global index, so
+  /// records and event times do not depend on the clock.
+  std::vector<generator_rate_step> rate_schedule;
   double event_rate = 0;         ///< records per second of event time over all instances;
-                                 ///< 0: `rate` × parallelism when `rate` is set, else 1000
+                                 ///< 0: the schedule's rate when there is one, `rate` ×
+                                 ///< parallelism when `rate` is set, else 1000
   std::uint64_t count = 0;       ///< records over all instances; 0: unbounded
   std::int64_t duration_ns = 0;  ///< stop after this much event time; 0: no limit
   std::uint64_t seed = 42;
