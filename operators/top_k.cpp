@@ -43,6 +43,9 @@ public:
   }
 
   core::schema_ptr output_schema() const override { return out_; }
+  /// The K best of a window are chosen among all its keys at once, in one instance: the
+  /// operator is not keyed (its input is not partitioned by key) and cannot be rescaled.
+  bool rescalable() const override { return false; }
   void open(const core::operator_context& ctx) override {
     ctx_ = ctx;
     windows_.open(ctx);

@@ -869,6 +869,22 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   CHECK(whole(o).split(core::phase::local) != nullptr);
 }
 
+TEST_CASE("a keyed window and its global half can be rescaled live; its local half cannot",
+          "[windows][two_phase][rescale]") {
+  window_options o;
+  o.kind = window_kind::tumbling;
+  o.size_ns = 1000 * ms;
+  o.pre_aggregate = operators::pre_aggregation::always;
+  o.key = {"symbol"};
+  auto schema = trade_schema();
+  auto whole = [&] {
+    return window_operator(o, operators::aggregate_set::compile_text({{"n", "count()"}}, *schema), schema);
+  };
+  CHECK(whole().rescalable());
+  CHECK(whole().split(core::phase::global)->rescalable());
+  CHECK_FALSE(whole().split(core::phase::local)->rescalable());
+}
+
 TEST_CASE("two-phase combiner: a bad record is a dead letter with the reason and adds nothing",
           "[windows][two_phase]") {
   window_options o;
