@@ -4,6 +4,7 @@
 #include "pel/spec/suggest.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <map>
@@ -845,6 +846,22 @@ std::string explain(const physical_plan& p) {
          duration_text(s.batch_linger_ns) + ", credits: " + std::to_string(s.channel_credits) +
          ", max_parallelism: " + std::to_string(s.max_parallelism) +
          ", checkpoint: " + duration_text(s.checkpoint_interval_ns) + "\n";
+  if (std::any_of(p.nodes.begin(), p.nodes.end(), [](const node& n) { return n.autoscales(); })) {
+    const auto& sc = s.scaling;
+    out += "  scaling: " + sc.policy + ", every " + duration_text(sc.interval_ns);
+    if (sc.policy == "schedule") {
+      for (const auto& st : sc.schedule)
+        out += ", at " + duration_text(st.at_ns) + " " + st.component + " x" + std::to_string(st.parallelism);
+    } else {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, ", target utilisation %g, stabilisation %s, scale-in delay %s, "
+                                     "scale-in keeps at least %g",
+                    sc.target_utilisation, duration_text(sc.stabilisation_ns).c_str(),
+                    duration_text(sc.scale_in_delay_ns).c_str(), sc.max_scale_in);
+      out += buf;
+    }
+    out += "\n";
+  }
   out += "  dead letters: ";
   switch (p.dead_letters) {
     case dead_letter_mode::log: out += "log (JSON lines on stderr)\n"; break;

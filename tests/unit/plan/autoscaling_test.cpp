@@ -156,5 +156,7 @@ TEST_CASE("a window behind an autoscaling upstream runs in one phase; a window w
     CHECK(text.find("single phase: its input 'f' autoscales, and a local half (state per "
                     "instance) cannot follow it") != std::string::npos);
     CHECK(text.find("chain 1 x2 (1..4): f\n") != std::string::npos);
+    CHECK(text.find("  scaling: ds2, every 5s, target utilisation 0.7, stabilisation 30s, "
+                    "scale-in delay 120s, scale-in keeps at least 0.5\n") != std::string::npos);
   }
 }
