@@ -117,7 +117,8 @@ namespace {
 /// Snapshots of every instance of `from`, each restored in turn into every instance of a new
 /// driver of `p` instances (as the runtime rescales: every new instance reads all the old
 /// snapshots and keeps the key groups it owns).
-driver rescaled(const op_case& c, driver& from, std::uint32_t p) {
+template <class F>
+driver rescaled(F factory, driver& from, std::uint32_t p) {
   std::vector<std::string> snapshots;
   for (auto& op : from.ops) {
     core::state_writer w;
@@ -125,7 +126,7 @@ driver rescaled(const op_case& c, driver& from, std::uint32_t p) {
     snapshots.push_back(w.take());
   }
   driver to;
-  to.start(p, [&] { return make(c.type, c.yaml, {trades_schema}); });
+  to.start(p, factory);
   for (auto& op : to.ops)
     for (const auto& bytes : snapshots) {
       core::state_reader r(bytes);
@@ -156,10 +157,11 @@ TEST_CASE("keyed state rescaled 1 -> 3 -> 2 mid-stream gives the unsplit result"
       driver one;
       one.start(1, [&] { return make(c.type, c.yaml, {trades_schema}); });
       one.feed({input}, 37, 200'000'000, 0, a, false);
-      driver three = rescaled(c, one, 3);
+      auto factory = [&] { return make(c.type, c.yaml, {trades_schema}); };
+      driver three = rescaled(factory, one, 3);
       three.feed({input}, 37, 200'000'000, a, b - a, false);
       // Each of the 3 holds only its own groups: restoring all three into 2 adds them up.
-      driver two = rescaled(c, three, 2);
+      driver two = rescaled(factory, three, 2);
       two.feed({input}, 37, 200'000'000, b);
       auto got = one.results();
       for (const auto* d : {&three, &two}) {
@@ -180,4 +182,38 @@ TEST_CASE("operators say whether their state can be rescaled", "[stateful][resca
   // a window together: neither is kept by key group.
   CHECK_FALSE(make("throttle", "rate: 2\nper: 500ms\n", {trades_schema})->rescalable());
   CHECK_FALSE(make("top_k", "key: symbol\nk: 3\nwindow: 1s\nby: sum(qty)\n", {trades_schema})->rescalable());
+}
+
+TEST_CASE("joins rescaled 1 -> 3 -> 2 mid-stream give the unsplit result",
+          "[stateful][snapshot][rescale][interval_join][window_join]") {
+  auto quotes_schema = schema_of({"symbol", "bid", "ask"});
+  auto trades = shuffle_bounded(make_trades(1500, 8, 40), 100'000'000, 5);
+  recs quotes;
+  for (auto& r : make_trades(1500, 9, 40)) quotes.push_back({{r.v[0], num(r.v[1]) - 0.1, num(r.v[1]) + 0.1}, r.t + 7});
+  quotes = shuffle_bounded(quotes, 100'000'000, 6);
+  for (const auto& c : std::vector<op_case>{{"interval_join", "key: symbol\nlatest: true\nhow: left\n"},
+                                            {"window_join", "key: symbol\nwindow: 1s\n"}}) {
+    DYNAMIC_SECTION(c.type) {
+      auto factory = [&] { return make(c.type, c.yaml, {trades_schema, quotes_schema}); };
+      driver whole;
+      whole.start(1, factory);
+      whole.feed({trades, quotes});
+      auto want = whole.results();
+      REQUIRE(!want.empty());
+      // Rows are fed round robin in batches of 29 of each input: 20 and 34 rounds.
+      driver one;
+      one.start(1, factory);
+      one.feed({trades, quotes}, 29, 200'000'000, 0, 1160, false);
+      driver three = rescaled(factory, one, 3);
+      three.feed({trades, quotes}, 29, 200'000'000, 580, 812, false);
+      driver two = rescaled(factory, three, 2);
+      two.feed({trades, quotes}, 29, 200'000'000, 986);
+      auto got = one.results();
+      for (const auto* d : {&three, &two}) {
+        auto part = d->results();
+        got.insert(got.end(), part.begin(), part.end());
+      }
+      require_same(got, want);
+    }
+  }
 }
