@@ -31,6 +31,7 @@ struct chain_instance::node_rt {
 };
 
 struct chain_instance::edge_rt {
+  int plan_edge = -1;
   plan::partitioning part = plan::partitioning::forward;
   std::vector<int> keys;
   std::vector<std::uint32_t> targets;  // by downstream instance (one for forward)
@@ -46,6 +47,7 @@ struct out_item {
 };
 
 struct chain_instance::target_rt {
+  bool retired = false;  ///< replaced by a rescale: nothing more goes there
   std::uint32_t credits = 0;
   std::uint32_t width = 0;
   core::batch pending;
@@ -69,17 +71,29 @@ struct chain_instance::slot_rt {
   std::uint64_t barrier = 0;
   /// Delivered the barrier being aligned: what comes after it waits in `held`.
   bool blocked = false;
+  std::uint64_t rescale = 0;  ///< the last rescale marker it delivered
+  bool rblocked = false;      ///< delivered the rescale marker being aligned: holds too
   std::deque<in_item> held;
 };
 
 // -- construction --------------------------------------------------------------------------
 
 chain_instance::chain_instance(job_state& js, std::uint32_t global_id, transport& t)
-  : js_(js), tr_(t), id_(global_id), w_(js.wiring[global_id]),
-    chain_(js.plan.chains[js.wiring[global_id].chain]),
+  : js_(js), tr_(t), id_(global_id), w_(), chain_(js.plan.chains[js.wiring[global_id].chain]),
     batch_size_(std::max<std::uint32_t>(1, js.plan.settings.batch_size)),
     linger_ns_(js.plan.settings.batch_linger_ns), cm_(*js.chain_metrics[global_id]) {
   const auto& plan = js_.plan;
+  std::vector<node_counters*> counters;
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    w_ = js_.wiring[global_id];
+    par_ = js_.parallelism[static_cast<std::size_t>(w_.chain)];
+    careful_ = &js_.careful[global_id];
+    for (auto& c : js_.node_metrics[global_id]) counters.push_back(c.get());
+    if (js_.rescale.id != 0 &&
+        std::find(js_.rescale.new_ids.begin(), js_.rescale.new_ids.end(), id_) != js_.rescale.new_ids.end())
+      rescale_wait_ = js_.rescale.id;
+  }
   nodes_.resize(chain_.nodes.size());
   current_ = &plan.nodes[chain_.nodes.front()].name;
   processing_time_ = plan.settings.time == "processing";
@@ -87,7 +101,7 @@ chain_instance::chain_instance(job_state& js, std::uint32_t global_id, transport
     node_rt& nr = nodes_[pos];
     nr.index = chain_.nodes[pos];
     nr.n = &plan.nodes[nr.index];
-    nr.counters = js_.node_metrics[nr.index][w_.instance].get();
+    nr.counters = counters[pos];
     if (nr.n->output_schema) nr.main_width = static_cast<std::uint32_t>(nr.n->output_schema->size());
     if (auto ls = nr.n->port_schema(plan::port_kind::late)) nr.late_width = static_cast<std::uint32_t>(ls->size());
     nr.out.main.width = nr.main_width;
@@ -97,16 +111,10 @@ chain_instance::chain_instance(job_state& js, std::uint32_t global_id, transport
       const plan::edge& pe = plan.edges[ei];
       if (pe.fused) continue;
       edge_rt er;
+      er.plan_edge = ei;
       er.part = pe.part;
       er.keys = pe.key_columns;
       er.max_parallelism = std::max<std::uint32_t>(1, plan.settings.max_parallelism);
-      std::uint32_t fanout = pe.part == plan::partitioning::forward ? 1 : plan.nodes[pe.to].parallelism;
-      er.targets.assign(fanout, 0);
-      for (std::uint32_t t = 0; t < w_.targets.size(); ++t) {
-        const auto& tw = w_.targets[t];
-        if (tw.edge != ei) continue;
-        er.targets[pe.part == plan::partitioning::forward ? 0 : tw.down_instance] = t;
-      }
       int idx = static_cast<int>(edges_.size());
       edges_.push_back(std::move(er));
       switch (pe.port) {
@@ -116,18 +124,52 @@ chain_instance::chain_instance(job_state& js, std::uint32_t global_id, transport
       }
     }
   }
-  targets_.resize(w_.targets.size());
-  for (std::size_t t = 0; t < targets_.size(); ++t) {
-    targets_[t].credits = std::max<std::uint32_t>(1, plan.settings.channel_credits);
-    const auto& pe = plan.edges[w_.targets[t].edge];
-    targets_[t].width = pe.schema ? static_cast<std::uint32_t>(pe.schema->size()) : 0;
-    targets_[t].pending.width = targets_[t].width;
+  sync_wiring_tables();
+  for (std::size_t t = 0; t < targets_.size(); ++t) targets_[t].retired = w_.targets[t].retired;
+  for (std::size_t s = 0; s < slots_.size(); ++s) slots_[s].ended = w_.slots[s].retired;
+  rebuild_edges();
+}
+
+void chain_instance::sync_wiring_tables() {
+  const auto& plan = js_.plan;
+  for (std::size_t t = targets_.size(); t < w_.targets.size(); ++t) {
+    target_rt tg;
+    tg.credits = std::max<std::uint32_t>(1, plan.settings.channel_credits);
+    const auto& pe = plan.edges[static_cast<std::size_t>(w_.targets[t].edge)];
+    tg.width = pe.schema ? static_cast<std::uint32_t>(pe.schema->size()) : 0;
+    tg.pending.width = tg.width;
+    targets_.push_back(std::move(tg));
   }
-  slots_.resize(w_.slots.size());
-  for (std::size_t s = 0; s < slots_.size(); ++s) slots_[s].input = w_.slots[s].input;
+  for (std::size_t s = slots_.size(); s < w_.slots.size(); ++s) {
+    slot_rt sl;
+    sl.input = w_.slots[s].input;
+    slots_.push_back(std::move(sl));
+  }
   // Enough spares for every batch that can be in flight on our channels, plus the one being
   // filled per target.
   max_spares_ = targets_.size() * (std::max<std::uint32_t>(1, plan.settings.channel_credits) + 1);
+}
+
+void chain_instance::sync_wiring() {
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    w_ = js_.wiring[id_];
+  }
+  tr_.refresh_peers();
+  sync_wiring_tables();
+}
+
+void chain_instance::rebuild_edges() {
+  for (auto& e : edges_) {
+    // By downstream instance: the live targets of this channel edge.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> live;
+    for (std::uint32_t t = 0; t < w_.targets.size(); ++t)
+      if (w_.targets[t].edge == e.plan_edge && !targets_[t].retired) live.emplace_back(w_.targets[t].down_instance, t);
+    std::sort(live.begin(), live.end());
+    e.targets.clear();
+    for (const auto& [k, t] : live) e.targets.push_back(t);
+    e.rr = 0;
+  }
 }
 
 chain_instance::~chain_instance() = default;
@@ -144,7 +186,7 @@ void chain_instance::start() {
     core::operator_context ctx;
     ctx.name = nr.n->name;
     ctx.instance = w_.instance;
-    ctx.parallelism = nr.n->parallelism;
+    ctx.parallelism = par_;
     ctx.max_parallelism = maxp;
     ctx.batch_size = batch_size_;
     // Flink's key-group ranges: instance i owns [ceil(i*m/p), ceil((i+1)*m/p)), which is
@@ -171,7 +213,13 @@ void chain_instance::start() {
         break;
     }
   }
-  restore_state();
+  if (rescale_wait_ != 0) {
+    // A new instance of a rescale: the first item on each channel says so, and input waits
+    // until the old instances' state is here.
+    push_control(control_kind::rescale, static_cast<std::int64_t>(rescale_wait_));
+  } else {
+    restore_state();
+  }
   current_ = &nodes_.front().n->name;
   started_ = true;
   for (std::size_t pos = 0; pos < nodes_.size(); ++pos)
@@ -214,6 +262,8 @@ void chain_instance::start() {
 // -- inputs --------------------------------------------------------------------------------
 
 void chain_instance::on_batch(std::uint32_t slot, core::batch&& b) {
+  if (slot >= slots_.size()) sync_wiring();  // a channel a rescale added
+  if (slot >= slots_.size()) throw std::logic_error("a batch on an unknown input channel");
   in_item it;
   it.slot = slot;
   it.is_batch = true;
@@ -227,6 +277,8 @@ void chain_instance::on_batch(std::uint32_t slot, core::batch&& b) {
 }
 
 void chain_instance::on_control(std::uint32_t slot, control_kind k, std::int64_t v) {
+  if (slot >= slots_.size()) sync_wiring();  // a channel a rescale added
+  if (slot >= slots_.size()) throw std::logic_error("a control event on an unknown input channel");
   in_item it;
   it.slot = slot;
   it.k = k;
@@ -251,13 +303,13 @@ void chain_instance::on_credit(std::uint32_t target, std::uint32_t n, core::batc
 bool chain_instance::blocked() const noexcept { return outbound_ > 0; }
 
 void chain_instance::pump() {
-  if (!started_ || in_pump_) return;
+  if (!started_ || in_pump_ || rescale_wait_ != 0) return;
   in_pump_ = true;
   while (!in_queue_.empty() && !blocked() && !finished_) {
     in_item it = std::move(in_queue_.front());
     in_queue_.pop_front();
     slot_rt& s = slots_[it.slot];
-    if (s.blocked) {  // after the barrier being aligned: waits (and keeps its credit)
+    if (s.blocked || s.rblocked) {  // after the marker being aligned: waits (and keeps its credit)
       s.held.push_back(std::move(it));
       continue;
     }
@@ -291,7 +343,7 @@ void chain_instance::handle(in_item& it) {
     cm_.batches_in.fetch_add(1, std::memory_order_relaxed);
     if (!ended_) {
       chaos(0);
-      if (js_.careful[id_].load(std::memory_order_relaxed)) run_careful(0, it.b, s.input);
+      if (careful_->load(std::memory_order_relaxed)) run_careful(0, it.b, s.input);
       else run_node(0, it.b, s.input);
     }
     // The batch's storage goes back with the credit, so that the sender refills it instead of
@@ -319,7 +371,17 @@ void chain_instance::handle(in_item& it) {
       check_alignment();
       break;
     }
+    case control_kind::rescale: {
+      if (s.ended) break;
+      sync_wiring();  // the channels of the new instances, before counting who delivered it
+      slot_rt& rs = slots_[it.slot];  // `s` may have moved: the sync can add slots
+      rs.rescale = static_cast<std::uint64_t>(it.v);
+      rs.rblocked = true;
+      check_rescale();
+      break;
+    }
     case control_kind::end_of_stream: {
+      if (s.ended) break;  // a channel closed by a rescale, closed again by its sender
       s.ended = true;
       bool all = std::all_of(slots_.begin(), slots_.end(), [](const slot_rt& x) { return x.ended; });
       if (all) {
@@ -327,6 +389,7 @@ void chain_instance::handle(in_item& it) {
       } else {
         recompute_watermark();
         check_alignment();
+        check_rescale();
       }
       break;
     }
@@ -537,6 +600,7 @@ void chain_instance::drain(std::uint32_t t) {
 void chain_instance::push_control(control_kind k, std::int64_t v) {
   for (std::uint32_t t = 0; t < targets_.size(); ++t) {
     target_rt& tg = targets_[t];
+    if (tg.retired) continue;
     if (!tg.pending.empty()) {
       out_item it;
       it.is_batch = true;
@@ -661,6 +725,12 @@ void chain_instance::on_poll() {
   core::poll_status st = source_->poll(n.out, batch_size_);
   std::uint64_t done = 0, total = 0;
   source_->progress(done, total);
+  if (t0 - last_offer_ns_ >= 200'000'000) {
+    last_offer_ns_ = t0;
+    const auto load = source_->offered();
+    cm_.offered_rate.store(load.rate, std::memory_order_relaxed);
+    cm_.backlog.store(load.backlog, std::memory_order_relaxed);
+  }
   cm_.progress_done.store(done, std::memory_order_relaxed);
   cm_.progress_total.store(total, std::memory_order_relaxed);
   bool had_rows = !n.out.main.empty();
@@ -683,7 +753,7 @@ void chain_instance::on_poll() {
   n.out.splits.clear();
   take_source_notices();
   if (had_rows) chaos(0);
-  if (had_rows && nodes_.size() > 1 && js_.careful[id_].load(std::memory_order_relaxed)) {
+  if (had_rows && nodes_.size() > 1 && careful_->load(std::memory_order_relaxed)) {
     core::batch rows = std::move(n.out.main);
     n.out.main = core::batch(n.main_width);
     n.counters->rows_out.fetch_add(rows.size(), std::memory_order_relaxed);
@@ -811,7 +881,7 @@ void chain_instance::on_commit(std::uint64_t id) {
   if (!started_ || halted_) return;
   // Rows that failed an instance again and again were quarantined before this checkpoint:
   // back to whole batches.
-  js_.careful[id_].store(false, std::memory_order_relaxed);
+  careful_->store(false, std::memory_order_relaxed);
   for (auto& n : nodes_) {
     current_ = &n.n->name;
     if (n.src && !ended_) n.src->on_committed(id);  // also after a stop's final barrier
@@ -1009,19 +1079,40 @@ void chain_instance::restore_state() {
   }
   restored_from_ = from;
   if (from == 0 || !js_.store) return;
-  auto blob = js_.store->get(from, std::to_string(w_.chain) + "-" + std::to_string(w_.instance));
+  const std::string what = "checkpoint " + std::to_string(from);
+  // The checkpoint's parallelism of this chain: an autoscaled chain may have had another.
+  std::uint32_t then = par_;
+  if (auto topo = js_.store->get(from, "topology")) {
+    std::vector<std::uint32_t> par;
+    std::size_t pos = 0;
+    while (pos < topo->size()) {
+      std::size_t end = topo->find(' ', pos);
+      if (end == std::string::npos) end = topo->size();
+      par.push_back(static_cast<std::uint32_t>(std::stoul(topo->substr(pos, end - pos))));
+      pos = end + 1;
+    }
+    if (par.size() == js_.plan.chains.size()) then = par[static_cast<std::size_t>(w_.chain)];
+  }
+  const std::string prefix = std::to_string(w_.chain) + "-";
+  if (then != par_) {
+    std::vector<std::string> blobs;
+    for (std::uint32_t k = 0; k < then; ++k)
+      if (auto b = js_.store->get(from, prefix + std::to_string(k))) blobs.push_back(std::move(*b));
+    restore_blobs(blobs, what);
+    forwarded_barrier_ = from;
+    return;
+  }
+  auto blob = js_.store->get(from, prefix + std::to_string(w_.instance));
   if (!blob) return;
   core::state_reader r(*blob);
-  if (r.get<std::uint32_t>() != 1) throw std::runtime_error("checkpoint " + std::to_string(from) + ": unknown layout");
+  if (r.get<std::uint32_t>() != 1) throw std::runtime_error(what + ": unknown layout");
   const auto count = r.get<std::uint32_t>();
-  if (count != nodes_.size())
-    throw std::runtime_error("checkpoint " + std::to_string(from) + " does not match this chain");
+  if (count != nodes_.size()) throw std::runtime_error(what + " does not match this chain");
   for (auto& n : nodes_) {
     current_ = &n.n->name;
     const std::string name = r.get_string();
     if (name != n.n->name)
-      throw std::runtime_error("checkpoint " + std::to_string(from) + " holds '" + name + "' where '" +
-                               n.n->name + "' is");
+      throw std::runtime_error(what + " holds '" + name + "' where '" + n.n->name + "' is");
     const std::string bytes = r.get_string();
     core::state_reader nr(bytes);
     if (bytes.empty()) continue;  // nothing was saved for it (a sink closed at the end)
@@ -1030,6 +1121,188 @@ void chain_instance::restore_state() {
     if (n.sink) n.sink->restore(from, nr);
   }
   forwarded_barrier_ = from;
+}
+
+void chain_instance::restore_blobs(const std::vector<std::string>& blobs, const std::string& what) {
+  for (const auto& blob : blobs) {
+    if (blob.empty()) continue;  // an old instance that had ended: nothing to hand over
+    core::state_reader r(blob);
+    if (r.get<std::uint32_t>() != 1) throw std::runtime_error(what + ": unknown layout");
+    if (r.get<std::uint32_t>() != nodes_.size()) throw std::runtime_error(what + " does not match this chain");
+    for (auto& n : nodes_) {
+      current_ = &n.n->name;
+      const std::string name = r.get_string();
+      if (name != n.n->name)
+        throw std::runtime_error(what + " holds '" + name + "' where '" + n.n->name + "' is");
+      const std::string bytes = r.get_string();
+      if (bytes.empty()) continue;
+      core::state_reader nr(bytes);
+      // Only operators are rescaled (the planner refuses ranges on sources and sinks); each
+      // keeps the key groups of its own range.
+      if (n.op) n.op->restore(nr);
+      else throw std::runtime_error(what + ": the state of '" + n.n->name + "' cannot move to another instance");
+    }
+  }
+}
+
+// -- rescaling -----------------------------------------------------------------------------
+
+void chain_instance::on_rescale(std::uint64_t rid) {
+  sync_wiring();
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    if (js_.rescale.id != rid) return;  // aborted meanwhile (a restart replaces everyone)
+    js_.rescale.switched.push_back(id_);
+  }
+  std::vector<std::uint32_t> fresh;
+  for (std::uint32_t t = 0; t < targets_.size(); ++t) {
+    target_rt& tg = targets_[t];
+    if (w_.targets[t].retired && !tg.retired) {
+      // An old instance: the marker is the last item it gets from here (after what is pending).
+      if (!ended_) {
+        if (!tg.pending.empty()) {
+          out_item it;
+          it.is_batch = true;
+          it.b = std::move(tg.pending);
+          tg.pending = core::batch(tg.width);
+          tg.queue.push_back(std::move(it));
+          ++outbound_;
+        }
+        out_item c;
+        c.k = control_kind::rescale;
+        c.v = static_cast<std::int64_t>(rid);
+        tg.queue.push_back(std::move(c));
+        drain(t);
+      }
+      tg.retired = true;
+    } else if (!w_.targets[t].retired && !tg.retired && tg.queue.empty() && tg.pending.empty() &&
+               std::none_of(edges_.begin(), edges_.end(), [&](const edge_rt& e) {
+                 return std::find(e.targets.begin(), e.targets.end(), t) != e.targets.end();
+               })) {
+      fresh.push_back(t);  // a new instance: not yet in any edge
+    }
+  }
+  rebuild_edges();
+  // A new instance learns where this input stands before any row: its time, or that it is
+  // idle or has ended.
+  const bool idle = source_ != nullptr ? source_idle_ : idle_out_;
+  for (auto t : fresh) {
+    auto send = [&](control_kind k, std::int64_t v) {
+      out_item c;
+      c.k = k;
+      c.v = v;
+      targets_[t].queue.push_back(std::move(c));
+    };
+    if (ended_) {
+      send(control_kind::end_of_stream, 0);
+    } else {
+      if (wm_ != wm_min) send(control_kind::watermark, wm_);
+      if (idle) send(control_kind::idle, 0);
+    }
+    drain(t);
+  }
+  pump();
+}
+
+void chain_instance::check_rescale() {
+  for (;;) {
+    // Rescales are aligned in the order they happened: a slot may deliver the marker of the
+    // next one (a new instance's first item) while an older one still waits for an old
+    // instance's last.
+    std::uint64_t rid = 0;
+    for (const auto& s : slots_)
+      if (s.rblocked && (rid == 0 || s.rescale < rid)) rid = s.rescale;
+    if (rid == 0) return;
+    bool known = false, old = false;
+    std::uint32_t k = 0;
+    std::vector<std::uint32_t> old_ids, new_ids;
+    {
+      std::lock_guard<std::mutex> lock(js_.mu);
+      if (auto it = js_.rescale_sets.find(rid); it != js_.rescale_sets.end()) {
+        known = true;
+        old_ids = it->second.first;
+        new_ids = it->second.second;
+        auto o = std::find(old_ids.begin(), old_ids.end(), id_);
+        old = o != old_ids.end() && js_.rescale.id == rid;
+        k = static_cast<std::uint32_t>(o - old_ids.begin());
+      }
+    }
+    auto release = [&] {
+      for (auto s = slots_.rbegin(); s != slots_.rend(); ++s) {
+        if (!s->rblocked || s->rescale != rid) continue;
+        s->rblocked = false;
+        in_queue_.insert(in_queue_.begin(), std::make_move_iterator(s->held.begin()),
+                         std::make_move_iterator(s->held.end()));
+        s->held.clear();
+      }
+    };
+    if (!known) {  // cannot happen: every rescale is recorded before its markers exist
+      release();
+      continue;
+    }
+    auto is_in = [](const std::vector<std::uint32_t>& v, std::uint32_t x) {
+      return std::find(v.begin(), v.end(), x) != v.end();
+    };
+    if (old) {
+      // An old instance: every open input must have switched.
+      for (const auto& s : slots_)
+        if (!s.ended && !(s.rblocked && s.rescale == rid)) return;
+      chaos(2);
+      std::string blob = snapshot_blob(0);
+      // The last item to every downstream instance: after it come the new instances' rows.
+      push_control(control_kind::rescale, static_cast<std::int64_t>(rid));
+      ended_ = true;
+      source_done_ = true;
+      for (auto& s : slots_) {
+        s.rblocked = false;
+        s.held.clear();  // nothing comes after the marker
+      }
+      {
+        std::lock_guard<std::mutex> lock(js_.mu);
+        js_.ended[id_] = true;  // retired: no checkpoint waits for it
+      }
+      js_.rescale_handed(rid, k, std::move(blob));
+      check_finished();
+      return;
+    }
+    // Downstream of the rescaled chain: the new instances' channels wait until every old one
+    // delivered its last item.
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+      const auto sender = w_.slots[i].sender;
+      if (!is_in(old_ids, sender) && !is_in(new_ids, sender)) continue;
+      const auto& s = slots_[i];
+      if (!s.ended && !(s.rblocked && s.rescale == rid)) return;
+    }
+    for (std::uint32_t i = 0; i < slots_.size(); ++i)
+      if (is_in(old_ids, w_.slots[i].sender)) slots_[i].ended = true;  // retired
+    release();
+    if (std::all_of(slots_.begin(), slots_.end(), [](const slot_rt& x) { return x.ended; })) {
+      end_chain(0);
+      return;
+    }
+    recompute_watermark();
+    check_alignment();
+  }
+}
+
+void chain_instance::on_rescale_state(std::uint64_t rid) {
+  if (rescale_wait_ != rid) return;
+  std::vector<std::string> blobs;
+  std::vector<std::uint32_t> switched;
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    if (js_.rescale.id != rid) return;
+    blobs = js_.rescale.blobs;
+    switched = js_.rescale.switched;
+  }
+  restore_blobs(blobs, "rescale " + std::to_string(rid));
+  rescale_wait_ = 0;
+  // An upstream instance that ended before it switched sends nothing here: closed.
+  for (std::uint32_t i = 0; i < slots_.size(); ++i)
+    if (std::find(switched.begin(), switched.end(), w_.slots[i].sender) == switched.end()) slots_[i].ended = true;
+  js_.rescale_restored(rid);
+  if (std::all_of(slots_.begin(), slots_.end(), [](const slot_rt& x) { return x.ended; })) end_chain(0);
+  pump();
 }
 
 void chain_instance::forward_barrier(std::uint64_t id) {
@@ -1064,6 +1337,19 @@ void chain_instance::end_chain(std::size_t from) {
   // Partial batches go out now, before end of stream.
   push_control(control_kind::end_of_stream, 0);
   js_.instance_ended(id_, js_.store ? snapshot_blob(0) : std::string());
+  // An old instance of a rescale whose input ended before the marker: its windows fired, it
+  // has no state left to hand over.
+  std::uint64_t rid = 0;
+  std::uint32_t k = 0;
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    const auto& o = js_.rescale.old_ids;
+    if (auto it = std::find(o.begin(), o.end(), id_); js_.rescale.id != 0 && it != o.end()) {
+      rid = js_.rescale.id;
+      k = static_cast<std::uint32_t>(it - o.begin());
+    }
+  }
+  if (rid != 0) js_.rescale_handed(rid, k, std::string());
   check_finished();
 }
 

@@ -34,6 +34,8 @@ public:
   virtual void schedule_timer(int position, std::int64_t delay_ns) = 0;
   /// The instance has ended and sent everything: the host may terminate.
   virtual void finished() = 0;
+  /// The job's instances changed (a rescale): the host takes the current actor list.
+  virtual void refresh_peers() = 0;
 };
 
 /// Thrown (internally) to attribute a failure to a component.
@@ -68,6 +70,14 @@ public:
   /// Fault injection: fail at the next `point` (0: processing a batch or a poll, 1: a
   /// watermark, 2: a snapshot).
   void arm_chaos(int point) noexcept { chaos_point_ = point; }
+  /// Rescale `rid` of a chain downstream: switch the channels to it over to its new
+  /// instances, after sending `rescale` as the last item to each old one.
+  void on_rescale(std::uint64_t rid);
+  /// A new instance of rescale `rid`: every old instance handed its state over; restore it
+  /// and start processing.
+  void on_rescale_state(std::uint64_t rid);
+  /// Where this instance sends and receives (its own copy; a rescale updates it).
+  const instance_wiring& wiring() const noexcept { return w_; }
 
   bool is_source() const noexcept { return source_ != nullptr; }
   bool is_blocking_source() const noexcept;
@@ -125,6 +135,18 @@ private:
   /// Reads this instance's blob of the checkpoint the job resumes from into its components.
   void restore_state();
   void forward_barrier(std::uint64_t id);
+  /// Takes the job's current wiring of this instance: channels added by a rescale.
+  void sync_wiring();
+  /// Adds the targets and slots of `w_` this instance does not have yet.
+  void sync_wiring_tables();
+  /// Points every outgoing edge at the live (not retired) targets of its channel.
+  void rebuild_edges();
+  /// Rescale alignment: an old instance hands over once every open input delivered the
+  /// marker; a downstream instance releases the new channels once every old one did.
+  void check_rescale();
+  /// Restores the operators of the chain from blobs of other instances (a rescale, or a
+  /// checkpoint taken at another parallelism); each keeps the key groups it owns.
+  void restore_blobs(const std::vector<std::string>& blobs, const std::string& what);
   /// Quarantine: runs `b` row by row through the chain from node `pos`; a row that throws
   /// goes to the dead-letter output of node `pos` with the exception.
   void run_careful(std::size_t pos, core::batch& b, int input);
@@ -135,7 +157,9 @@ private:
   job_state& js_;
   transport& tr_;
   std::uint32_t id_;
-  const instance_wiring& w_;
+  instance_wiring w_;
+  std::uint32_t par_ = 1;  ///< instances of this chain now
+  std::atomic<bool>* careful_ = nullptr;
   const plan::chain& chain_;
   std::uint32_t batch_size_;
   std::int64_t linger_ns_;
@@ -188,6 +212,8 @@ private:
   // Watermark and barrier state of the instance.
   std::int64_t wm_ = INT64_MIN;
   std::uint64_t forwarded_barrier_ = 0;
+  std::uint64_t rescale_wait_ = 0;  ///< a new instance of this rescale: waits for the state
+  std::int64_t last_offer_ns_ = 0;  ///< sources: when `offered` was last sampled
 };
 
 } // namespace pel::runtime

@@ -3,6 +3,7 @@
 #include "chain.hpp"
 #include "shared.hpp"
 
+#include "pel/scaling/policy.hpp"
 #include "pel/supervision/policy.hpp"
 
 #include <caf/all.hpp>
@@ -42,8 +43,20 @@ using halted_atom = caf::atom_constant<caf::atom("halted")>;
 using killall_atom = caf::atom_constant<caf::atom("killall")>;
 using final_atom = caf::atom_constant<caf::atom("final")>;
 using finaltmo_atom = caf::atom_constant<caf::atom("finaltmo")>;
+using rescale_atom = caf::atom_constant<caf::atom("rescale")>;
+using rstate_atom = caf::atom_constant<caf::atom("rstate")>;
+using rdone_atom = caf::atom_constant<caf::atom("rdone")>;
+using rtmo_atom = caf::atom_constant<caf::atom("rtmo")>;
+using scale_atom = caf::atom_constant<caf::atom("scale")>;
+using rnext_atom = caf::atom_constant<caf::atom("rnext")>;
 
 using peer_list = std::vector<caf::actor>;
+
+/// Where an instance actor finds the current actor list after a rescale added instances.
+struct peer_box {
+  std::mutex* mu = nullptr;
+  std::shared_ptr<peer_list>* list = nullptr;
+};
 
 /// One instance of a fused chain. The actor only translates messages into calls on its
 /// `chain_instance` and reports an exception to the job's supervisor (`job_state::on_failure`),
@@ -51,9 +64,9 @@ using peer_list = std::vector<caf::actor>;
 class chain_actor : public caf::event_based_actor, public transport {
 public:
   chain_actor(caf::actor_config& cfg, job_state* js, std::uint32_t id, std::uint32_t generation,
-              std::shared_ptr<const peer_list> peers)
+              std::shared_ptr<const peer_list> peers, peer_box box)
     : caf::event_based_actor(cfg), js_(js), id_(id), generation_(generation), peers_(std::move(peers)),
-      chain_(std::make_unique<chain_instance>(*js, id, *this)) {}
+      box_(box), chain_(std::make_unique<chain_instance>(*js, id, *this)) {}
 
   caf::behavior make_behavior() override {
     set_exception_handler([this](caf::scheduled_actor*, std::exception_ptr& ep) -> caf::error {
@@ -91,6 +104,8 @@ public:
         [this](stop_atom) { guard([&] { chain_->on_stop(); }); },
         [this](halt_atom) { guard([&] { chain_->on_halt(); }); },
         [this](chaos_atom, std::int32_t point) { if (chain_) chain_->arm_chaos(point); },
+        [this](rescale_atom, std::uint64_t rid) { guard([&] { chain_->on_rescale(rid); }); },
+        [this](rstate_atom, std::uint64_t rid) { guard([&] { chain_->on_rescale_state(rid); }); },
     };
   }
 
@@ -105,16 +120,20 @@ public:
 
   // -- transport ---------------------------------------------------------------------------
   void send_batch(std::uint32_t target, core::batch&& b) override {
-    const auto& tw = js_->wiring[id_].targets[target];
+    const auto& tw = chain_->wiring().targets[target];
     send((*peers_)[tw.receiver], batch_atom::value, tw.receiver_slot, std::move(b));
   }
   void send_control(std::uint32_t target, control_kind k, std::int64_t v) override {
-    const auto& tw = js_->wiring[id_].targets[target];
+    const auto& tw = chain_->wiring().targets[target];
     send((*peers_)[tw.receiver], ctrl_atom::value, tw.receiver_slot, static_cast<std::uint8_t>(k), v);
   }
   void send_credit(std::uint32_t slot, std::uint32_t n, core::batch&& spare) override {
-    const auto& sw = js_->wiring[id_].slots[slot];
+    const auto& sw = chain_->wiring().slots[slot];
     send((*peers_)[sw.sender], credit_atom::value, sw.sender_target, n, std::move(spare));
+  }
+  void refresh_peers() override {
+    std::lock_guard<std::mutex> lock(*box_.mu);
+    peers_ = *box_.list;
   }
   void schedule_tick(std::int64_t ns) override {
     delayed_send(this, std::chrono::nanoseconds(ns), tick_atom::value);
@@ -154,21 +173,34 @@ private:
   std::uint32_t id_;
   std::uint32_t generation_;
   std::shared_ptr<const peer_list> peers_;
+  peer_box box_;
   std::unique_ptr<chain_instance> chain_;
   bool failed_ = false;
   bool data_ = false;  ///< handling a batch or a poll (a record may be what failed)
 };
 
+/// The components of a chain, joined by '+'.
+std::string chain_name(const plan::physical_plan& p, std::size_t c) {
+  std::string names;
+  for (int n : p.chains[c].nodes) {
+    if (!names.empty()) names += '+';
+    names += p.nodes[static_cast<std::size_t>(n)].name;
+  }
+  return names;
+}
+
 /// A text for the log: "component[instance]".
 std::string instance_name(const job_state& js, std::uint32_t id) {
   const auto& w = js.wiring[id];
-  const auto& ch = js.plan.chains[static_cast<std::size_t>(w.chain)];
-  std::string names;
-  for (int n : ch.nodes) {
-    if (!names.empty()) names += '+';
-    names += js.plan.nodes[static_cast<std::size_t>(n)].name;
-  }
-  return names + "[" + std::to_string(w.instance) + "]";
+  return chain_name(js.plan, static_cast<std::size_t>(w.chain)) + "[" + std::to_string(w.instance) + "]";
+}
+
+std::string bytes_text(std::uint64_t b) {
+  char buf[32];
+  if (b >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / 1e6);
+  else if (b >= 1'000) std::snprintf(buf, sizeof buf, "%.1f kB", static_cast<double>(b) / 1e3);
+  else std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(b));
+  return buf;
 }
 
 std::string seconds_text(std::int64_t ns) {
@@ -195,7 +227,7 @@ struct job::impl {
   std::shared_ptr<peer_list> actors;   ///< the current instance actors, by global id
   std::vector<std::shared_ptr<std::atomic<bool>>> alive;  ///< by global id, of that actor
   std::vector<std::uint32_t> source_actors;
-  std::vector<int> region_of;          ///< by global id: connected part of the graph
+  std::vector<int> region_of;          ///< by chain: connected part of the graph
   caf::actor supervisor;
   bool started = false;
   bool durable = false;                ///< checkpoints go to a state directory
@@ -212,6 +244,29 @@ struct job::impl {
   std::uint64_t chaos_injected = 0;  ///< injected failures that happened (an armed point may never come)
   bool stopping = false;
   std::vector<std::string> restart_log;  ///< under js->mu
+
+  // Autoscaling (supervisor actor only, but `events` under `emu`).
+  std::unique_ptr<scaling::policy> scaler;
+  std::int64_t scale_interval_ns = 0;
+  struct totals {
+    double in = 0, out = 0, busy = 0, bp = 0;
+  };
+  std::vector<totals> last_totals;  ///< by chain, at the previous sample
+  std::int64_t last_sample_ns = 0;
+  std::deque<std::size_t> queued;   ///< indices into `events` waiting to be carried out
+  std::size_t running = SIZE_MAX;   ///< the event being carried out
+  mutable std::mutex emu;
+  std::vector<scaling_event> events;
+  std::vector<std::uint32_t> max_par;  ///< by chain
+
+  scaling::sample take_sample(std::int64_t now);
+  void decide(caf::event_based_actor* self, std::int64_t now);
+  void next_rescale(caf::event_based_actor* self);
+  bool begin_rescale(caf::event_based_actor* self, std::size_t ev);
+  void rescale_handed(std::uint64_t rid);
+  void rescale_done(caf::event_based_actor* self, std::uint64_t rid);
+  /// Ends the running rescale without carrying it out (`why` for the log and the event).
+  void abandon_rescale(const std::string& why);
 
   std::shared_ptr<peer_list> current() {
     std::lock_guard<std::mutex> lock(amu);
@@ -232,7 +287,7 @@ struct job::impl {
     {
       std::lock_guard<std::mutex> lock(amu);
       if (actors) *list = *actors;
-      else list->resize(j.wiring.size());
+      if (list->size() < j.wiring.size()) list->resize(j.wiring.size());
     }
     {
       std::lock_guard<std::mutex> lock(j.mu);
@@ -247,8 +302,9 @@ struct job::impl {
       std::shared_ptr<const peer_list> peers = list;
       if (generation.size() < j.wiring.size()) generation.resize(j.wiring.size(), 0);
       const std::uint32_t gen = generation[id];
-      caf::actor a = blocking ? sys->spawn<chain_actor, caf::detached>(&j, id, gen, peers)
-                              : sys->spawn<chain_actor>(&j, id, gen, peers);
+      peer_box box{&amu, &actors};
+      caf::actor a = blocking ? sys->spawn<chain_actor, caf::detached>(&j, id, gen, peers, box)
+                              : sys->spawn<chain_actor>(&j, id, gen, peers, box);
       auto flag = std::make_shared<std::atomic<bool>>(true);
       job_state* jp = &j;
       a->attach_functor([jp, flag] {
@@ -268,13 +324,13 @@ struct job::impl {
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) caf::anon_send((*list)[*it], start_atom::value);
   }
 
-  /// Every instance, and every instance of the same connected part of the graph as `ids`.
-  std::vector<std::uint32_t> widen(const std::vector<std::uint32_t>& ids) const {
+  /// Every chain of the same connected parts of the graph as `chains`, in order.
+  std::vector<std::size_t> widen(const std::vector<std::size_t>& chains) const {
     std::vector<bool> region(region_of.size() + 1, false);
-    for (auto id : ids) region[static_cast<std::size_t>(region_of[id])] = true;
-    std::vector<std::uint32_t> out;
-    for (std::uint32_t id = 0; id < region_of.size(); ++id)
-      if (region[static_cast<std::size_t>(region_of[id])]) out.push_back(id);
+    for (auto c : chains) region[static_cast<std::size_t>(region_of[c])] = true;
+    std::vector<std::size_t> out;
+    for (std::size_t c = 0; c < region_of.size(); ++c)
+      if (region[static_cast<std::size_t>(region_of[c])]) out.push_back(c);
     return out;
   }
 
@@ -322,11 +378,39 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
     self->send(self, failed_atom::value, id, gen, std::string("runtime"),
                "instance ended unexpectedly: " + caf::to_string(m.reason), false);
   });
+  if (scaler) {
+    last_sample_ns = core::steady_ns();
+    self->delayed_send(self, std::chrono::nanoseconds(scale_interval_ns), scale_atom::value);
+  }
   if (j.opts.chaos.rate > 0) {
     std::exponential_distribution<double> d(j.opts.chaos.rate);
     self->delayed_send(self, std::chrono::nanoseconds(static_cast<std::int64_t>(d(rng) * 1e9)), chaos_atom::value);
   }
   return {
+      [=](scale_atom) {
+        const std::int64_t now = core::steady_ns();
+        if (!stopping) decide(self, now);
+        self->delayed_send(self, std::chrono::nanoseconds(scale_interval_ns), scale_atom::value);
+      },
+      [=](rnext_atom) { next_rescale(self); },
+      [=](rdone_atom, std::int32_t what, std::uint64_t rid) {
+        if (what == 0) rescale_handed(rid);
+        else rescale_done(self, rid);
+      },
+      [=](rtmo_atom, std::uint64_t rid) {
+        std::uint32_t victim = 0;
+        {
+          std::lock_guard<std::mutex> lock(js->mu);
+          if (js->rescale.id != rid || js->rescale.new_ids.empty()) return;
+          victim = js->rescale.new_ids.front();
+          ++js->failures_pending;
+        }
+        // Recovery takes over: the region restarts from the latest checkpoint.
+        self->send(self, failed_atom::value, victim, generation[victim], std::string("runtime"),
+                   "rescale " + std::to_string(rid) + " did not complete within " +
+                       seconds_text(js->plan.settings.checkpoints.timeout_ns),
+                   false);
+      },
       [=](halted_atom) {
         // Every instance was told to halt; one that does not within the shutdown timeout (a
         // source blocked in a read) is killed: a stop never hangs.
@@ -378,8 +462,9 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         if (stopping) return;
         {
           std::lock_guard<std::mutex> lock(js->mu);
-          if (js->restarting) {
-            // Instances are being replaced: the barrier must reach the new ones.
+          if (js->restarting || js->rescale.id != 0) {
+            // Instances are being replaced (a restart or a rescale): the barrier must reach
+            // the new ones.
             self->delayed_send(self, std::chrono::milliseconds(20), final_atom::value);
             return;
           }
@@ -534,10 +619,19 @@ void job::impl::on_failed(caf::event_based_actor* self, std::uint32_t id, std::u
                  ": it replays record by record, and a record that fails it goes to the dead-letter output");
   }
   j.restarts.fetch_add(1);
-  std::vector<std::uint32_t> set;
-  for (auto c : d.restart)
-    for (std::uint32_t i = 0; i < j.plan.chains[c].parallelism; ++i) set.push_back(j.id_of(static_cast<int>(c), i));
+  std::vector<std::uint32_t> set, retiring;
+  {
+    std::lock_guard<std::mutex> lock(j.mu);
+    for (auto c : d.restart)
+      for (auto i : j.chain_ids[c]) set.push_back(i);
+    if (j.rescale.id != 0 &&
+        std::find(d.restart.begin(), d.restart.end(), static_cast<std::size_t>(j.rescale.chain)) != d.restart.end())
+      retiring = j.rescale.old_ids;
+  }
   std::sort(set.begin(), set.end());
+  // A rescale of the region is abandoned: its old instances go, its new ones restart from
+  // the checkpoint with the rest (restoring the key groups they own from every old blob).
+  if (!retiring.empty()) abandon_rescale("instance " + line);
   {
     std::lock_guard<std::mutex> lock(j.mu);
     j.restarting = true;
@@ -556,9 +650,289 @@ void job::impl::on_failed(caf::event_based_actor* self, std::uint32_t id, std::u
       ++generation[i];  // what the old instance still reports is stale
       if ((*list)[i]) caf::anon_send_exit((*list)[i], caf::exit_reason::kill);
     }
+    for (auto i : retiring) {
+      ++generation[i];
+      if (i < list->size() && (*list)[i]) caf::anon_send_exit((*list)[i], caf::exit_reason::kill);
+    }
   }
   self->delayed_send(self, std::chrono::nanoseconds(d.delay_ns), respawn_atom::value, std::move(set),
                      std::int32_t{0});
+}
+
+// -- autoscaling ---------------------------------------------------------------------------
+
+scaling::sample job::impl::take_sample(std::int64_t now) {
+  job_state& j = *js;
+  scaling::sample smp;
+  smp.at_ns = now;
+  smp.interval_s = static_cast<double>(now - last_sample_ns) / 1e9;
+  const std::size_t chains = j.plan.chains.size();
+  // Counters only grow, and the retired instances' stay: sums over every id are cumulative.
+  std::vector<totals> cur(chains);
+  for (std::uint32_t id = 0; id < j.wiring.size(); ++id) {
+    const auto c = static_cast<std::size_t>(j.wiring[id].chain);
+    const auto& nodes = j.node_metrics[id];
+    const bool source = j.plan.nodes[static_cast<std::size_t>(j.plan.chains[c].nodes.front())].kind ==
+                        spec::component_kind::source;
+    cur[c].in += static_cast<double>(source ? nodes.front()->rows_out.load() : nodes.front()->rows_in.load());
+    cur[c].out += static_cast<double>(nodes.back()->rows_out.load());
+    cur[c].busy += static_cast<double>(j.chain_metrics[id]->busy_ns.load()) / 1e9;
+    cur[c].bp += static_cast<double>(j.chain_metrics[id]->backpressure_ns.load()) / 1e9;
+  }
+  if (last_totals.size() != chains) last_totals.assign(chains, totals{});
+  for (std::size_t c = 0; c < chains; ++c) {
+    const auto& ch = j.plan.chains[c];
+    scaling::unit_sample u;
+    u.unit = static_cast<int>(c);
+    u.name = chain_name(j.plan, c);
+    u.parallelism = j.parallelism[c];
+    u.min = ch.parallelism_min;
+    u.max = ch.parallelism_max;
+    u.source = j.plan.nodes[static_cast<std::size_t>(ch.nodes.front())].kind == spec::component_kind::source;
+    u.records_in = cur[c].in - last_totals[c].in;
+    u.records_out = cur[c].out - last_totals[c].out;
+    u.busy_s = cur[c].busy - last_totals[c].busy;
+    u.backpressure_s = cur[c].bp - last_totals[c].bp;
+    u.idle_s = std::max(0.0, smp.interval_s * u.parallelism - u.busy_s - u.backpressure_s);
+    if (u.source) {
+      double rate = 0, backlog = 0;
+      bool rate_known = true, backlog_known = true;
+      for (auto id : j.chain_ids[c]) {
+        const double r = j.chain_metrics[id]->offered_rate.load(), b = j.chain_metrics[id]->backlog.load();
+        if (r < 0) rate_known = false;
+        else rate += r;
+        if (b < 0) backlog_known = false;
+        else backlog += b;
+      }
+      u.offered_rate = rate_known ? rate : -1;
+      u.backlog = backlog_known ? backlog : -1;
+    }
+    smp.units.push_back(std::move(u));
+  }
+  last_totals = std::move(cur);
+  last_sample_ns = now;
+  for (const auto& e : j.plan.edges) {
+    if (e.fused || e.port != plan::port_kind::main) continue;
+    std::pair<int, int> ed{j.plan.nodes[static_cast<std::size_t>(e.from)].chain,
+                           j.plan.nodes[static_cast<std::size_t>(e.to)].chain};
+    if (std::find(smp.edges.begin(), smp.edges.end(), ed) == smp.edges.end()) smp.edges.push_back(ed);
+  }
+  return smp;
+}
+
+void job::impl::decide(caf::event_based_actor* self, std::int64_t now) {
+  const auto smp = take_sample(now);
+  for (auto& d : scaler->decide(smp)) {
+    scaling_event ev;
+    ev.at_ns = now - started_ns;
+    ev.component = d.name;
+    ev.from = d.from;
+    ev.to = d.to;
+    ev.reason = d.reason;
+    ev.inputs = d.inputs;
+    js->log(0, "scaling " + d.name + " from " + std::to_string(d.from) + " to " + std::to_string(d.to) +
+                   " instances: " + d.reason + " [" + d.inputs + "]");
+    std::lock_guard<std::mutex> lock(emu);
+    events.push_back(std::move(ev));
+    queued.push_back(events.size() - 1);
+    // The policy decided on the chain: it is the unit (by name) that the event refers to.
+    (void)d.unit;
+  }
+  next_rescale(self);
+}
+
+void job::impl::next_rescale(caf::event_based_actor* self) {
+  while (running == SIZE_MAX) {
+    std::size_t ev = 0;
+    {
+      std::lock_guard<std::mutex> lock(emu);
+      if (queued.empty()) return;
+      ev = queued.front();
+    }
+    bool busy = false;
+    {
+      std::lock_guard<std::mutex> lock(js->mu);
+      busy = js->restarting || js->failures_pending > 0 || !js->pending.empty();
+    }
+    if (stopping) return;
+    if (busy) {
+      // A checkpoint or a restart is running: the rescale follows it.
+      self->delayed_send(self, std::chrono::milliseconds(10), rnext_atom::value);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(emu);
+      queued.pop_front();
+    }
+    if (begin_rescale(self, ev)) return;
+  }
+}
+
+bool job::impl::begin_rescale(caf::event_based_actor* self, std::size_t ev) {
+  job_state& j = *js;
+  std::string comp;
+  std::uint32_t to = 0;
+  {
+    std::lock_guard<std::mutex> lock(emu);
+    comp = events[ev].component;
+    to = events[ev].to;
+  }
+  int c = -1;
+  for (std::size_t k = 0; k < j.plan.chains.size(); ++k)
+    if (chain_name(j.plan, k) == comp) c = static_cast<int>(k);
+  auto refuse = [&](const std::string& why) {
+    j.log(1, "not rescaling " + comp + ": " + why);
+    std::lock_guard<std::mutex> lock(emu);
+    events[ev].outcome = why;
+    return false;
+  };
+  if (c < 0) return refuse("no such chain");
+  const auto cc = static_cast<std::size_t>(c);
+  std::vector<std::uint32_t> old_ids, new_ids, ups;
+  std::uint64_t rid = 0;
+  {
+    std::lock_guard<std::mutex> lock(j.mu);
+    if (j.failed) return false;
+    const std::uint32_t from = j.parallelism[cc];
+    if (from == to) {
+      std::lock_guard<std::mutex> elock(emu);
+      events[ev].outcome = "already at " + std::to_string(to);
+      return false;
+    }
+    // Every instance that takes part must be running: an ended input has nothing to switch.
+    std::vector<std::size_t> involved{cc};
+    for (const auto& e : j.plan.edges) {
+      if (e.fused) continue;
+      const auto a = static_cast<std::size_t>(j.plan.nodes[static_cast<std::size_t>(e.from)].chain);
+      const auto b = static_cast<std::size_t>(j.plan.nodes[static_cast<std::size_t>(e.to)].chain);
+      if (b == cc) involved.push_back(a);
+      if (a == cc) involved.push_back(b);
+    }
+    for (auto x : involved)
+      for (auto id : j.chain_ids[x])
+        if (j.ended[id]) {
+          std::lock_guard<std::mutex> elock(emu);
+          events[ev].outcome = "not carried out: part of its input or output has ended";
+          j.log(1, "not rescaling " + comp + ": part of its input or output has ended");
+          return false;
+        }
+    rid = j.next_rescale++;
+    old_ids = j.chain_ids[cc];
+    new_ids = j.add_instances(c, to);
+    for (std::size_t ei = 0; ei < j.plan.edges.size(); ++ei) {
+      const auto& e = j.plan.edges[ei];
+      if (e.fused) continue;
+      const auto a = static_cast<std::size_t>(j.plan.nodes[static_cast<std::size_t>(e.from)].chain);
+      const auto b = static_cast<std::size_t>(j.plan.nodes[static_cast<std::size_t>(e.to)].chain);
+      if (b == cc) {
+        // Upstream: its channels to the old instances retire, new ones go to the new.
+        for (auto u : j.chain_ids[a]) {
+          for (auto& t : j.wiring[u].targets)
+            if (t.edge == static_cast<int>(ei)) t.retired = true;
+          ups.push_back(u);
+        }
+        for (auto o : old_ids)
+          for (auto& sl : j.wiring[o].slots)
+            if (sl.edge == static_cast<int>(ei)) sl.retired = true;
+        j.connect(static_cast<int>(ei), j.chain_ids[a], new_ids);
+      }
+      if (a == cc) {
+        for (auto d : j.chain_ids[b])
+          for (auto& sl : j.wiring[d].slots)
+            if (sl.edge == static_cast<int>(ei)) sl.retired = true;
+        for (auto o : old_ids)
+          for (auto& t : j.wiring[o].targets)
+            if (t.edge == static_cast<int>(ei)) t.retired = true;
+        j.connect(static_cast<int>(ei), new_ids, j.chain_ids[b]);
+      }
+    }
+    j.chain_ids[cc] = new_ids;
+    j.parallelism[cc] = to;
+    j.rescale_sets[rid] = {old_ids, new_ids};
+    auto& r = j.rescale;
+    r = job_state::rescale_state{};
+    r.id = rid;
+    r.chain = c;
+    r.from = from;
+    r.to = to;
+    r.old_ids = old_ids;
+    r.new_ids = new_ids;
+    r.blobs.assign(old_ids.size(), std::string());
+    r.handed.assign(old_ids.size(), false);
+    r.started_ns = core::steady_ns();
+  }
+  std::sort(ups.begin(), ups.end());
+  ups.erase(std::unique(ups.begin(), ups.end()), ups.end());
+  running = ev;
+  if (generation.size() < j.wiring.size()) generation.resize(j.wiring.size(), 0);
+  if (max_par.size() == j.plan.chains.size()) max_par[cc] = std::max(max_par[cc], to);
+  // The new instances first (they wait for the state), then the upstream switches.
+  spawn(new_ids);
+  self->send(self, watch_atom::value, new_ids);
+  auto list = current();
+  for (auto u : ups)
+    if ((*list)[u]) caf::anon_send((*list)[u], rescale_atom::value, rid);
+  self->delayed_send(self, std::chrono::nanoseconds(j.plan.settings.checkpoints.timeout_ns), rtmo_atom::value, rid);
+  return true;
+}
+
+void job::impl::rescale_handed(std::uint64_t rid) {
+  std::vector<std::uint32_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(js->mu);
+    if (js->rescale.id != rid) return;
+    ids = js->rescale.new_ids;
+  }
+  auto list = current();
+  for (auto id : ids)
+    if ((*list)[id]) caf::anon_send((*list)[id], rstate_atom::value, rid);
+}
+
+void job::impl::rescale_done(caf::event_based_actor* self, std::uint64_t rid) {
+  job_state::rescale_state r;
+  {
+    std::lock_guard<std::mutex> lock(js->mu);
+    if (js->rescale.id != rid) return;
+    r = std::move(js->rescale);
+    js->rescale = job_state::rescale_state{};
+  }
+  const std::int64_t now = core::steady_ns();
+  const std::int64_t took = now - r.started_ns;
+  std::string comp = chain_name(js->plan, static_cast<std::size_t>(r.chain));
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.1f", static_cast<double>(took) / 1e6);
+  std::string outcome = std::string("rescaled in ") + ms + " ms, " + bytes_text(r.state_bytes) + " of state moved";
+  js->log(0, comp + ": " + std::to_string(r.from) + " → " + std::to_string(r.to) + " instances, " + outcome);
+  {
+    std::lock_guard<std::mutex> lock(emu);
+    if (running < events.size()) {
+      events[running].done = true;
+      events[running].outcome = outcome;
+      events[running].took_ns = took;
+      events[running].state_bytes = r.state_bytes;
+    }
+    running = SIZE_MAX;
+  }
+  if (scaler) scaler->applied(r.chain, r.to, now);
+  next_rescale(self);
+}
+
+void job::impl::abandon_rescale(const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(js->mu);
+    for (auto id : js->rescale.old_ids) js->ended[id] = true;
+    js->rescale = job_state::rescale_state{};
+  }
+  js->log(1, "rescale abandoned: " + why + "; the new instances restart from the latest checkpoint");
+  std::lock_guard<std::mutex> lock(emu);
+  if (running < events.size()) {
+    events[running].outcome = "abandoned: " + why + " (the region restarted at the new parallelism)";
+    // The new parallelism stands: the restart restores the old instances' checkpoint into it.
+    for (std::size_t c = 0; c < js->plan.chains.size(); ++c)
+      if (chain_name(js->plan, c) == events[running].component && scaler)
+        scaler->applied(static_cast<int>(c), events[running].to, core::steady_ns());
+  }
+  running = SIZE_MAX;
 }
 
 job::job(const plan::physical_plan& plan, options opts) : impl_(std::make_unique<impl>()) {
@@ -608,7 +982,12 @@ std::string plan_fingerprint(const plan::physical_plan& p) {
       if (k > 0) f += '+';
       f += p.nodes[static_cast<std::size_t>(ch.nodes[k])].name;
     }
-    f += 'x' + std::to_string(ch.parallelism);
+    // An autoscaled chain's parallelism changes while it runs: a checkpoint is restored at
+    // any parallelism within its range.
+    if (ch.parallelism_min < ch.parallelism_max)
+      f += 'x' + std::to_string(ch.parallelism_min) + ".." + std::to_string(ch.parallelism_max);
+    else
+      f += 'x' + std::to_string(ch.parallelism);
   }
   return f;
 }
@@ -633,6 +1012,36 @@ void job::start() {
     if (rec.id > 0) {
       js.committed.store(rec.id);
       js.log(0, "resuming from checkpoint " + std::to_string(rec.id) + " in " + dir);
+      // Autoscaled chains resume at the parallelism the checkpoint was taken at.
+      if (auto topo = js.store->get(rec.id, "topology")) {
+        std::vector<std::uint32_t> par;
+        std::size_t pos = 0;
+        while (pos < topo->size()) {
+          std::size_t end = topo->find(' ', pos);
+          if (end == std::string::npos) end = topo->size();
+          par.push_back(static_cast<std::uint32_t>(std::stoul(topo->substr(pos, end - pos))));
+          pos = end + 1;
+        }
+        if (par.size() == js.plan.chains.size()) {
+          bool differs = false;
+          for (std::size_t c = 0; c < par.size(); ++c) {
+            const auto& ch = js.plan.chains[c];
+            if (ch.parallelism_min < ch.parallelism_max && par[c] >= ch.parallelism_min &&
+                par[c] <= ch.parallelism_max) {
+              differs = differs || par[c] != js.parallelism[c];
+            } else {
+              par[c] = js.parallelism[c];
+            }
+          }
+          if (differs) {
+            js.build_topology(par);
+            for (std::size_t c = 0; c < par.size(); ++c)
+              if (par[c] != js.plan.chains[c].parallelism)
+                js.log(0, chain_name(js.plan, c) + " resumes with " + std::to_string(par[c]) +
+                              " instances, as at the checkpoint");
+          }
+        }
+      }
     } else if (im.durable) {
       js.log(0, "no checkpoint in " + dir + ": starting from the beginning");
     }
@@ -646,6 +1055,37 @@ void job::start() {
   im.cfg->set("logger.console", caf::atom("none"));
   im.sys = std::make_unique<caf::actor_system>(*im.cfg);
   const std::size_t n = js.wiring.size();
+  im.max_par = js.parallelism;
+  js.on_rescale_progress = [&im](int what, std::uint64_t rid) {
+    caf::anon_send(im.supervisor, rdone_atom::value, static_cast<std::int32_t>(what), rid);
+  };
+  {
+    // Autoscaling: on when a component has a parallelism range (or a schedule is given).
+    const auto& sc = js.plan.settings.scaling;
+    bool ranged = false;
+    for (const auto& ch : js.plan.chains) ranged = ranged || ch.parallelism_min < ch.parallelism_max;
+    if (js.opts.autoscale && ranged) {
+      if (sc.policy == "schedule") {
+        std::vector<scaling::scheduled_change> steps;
+        for (const auto& st : sc.schedule) {
+          const int node = js.plan.find(st.component);
+          if (node < 0) continue;
+          steps.push_back({st.at_ns, js.plan.nodes[static_cast<std::size_t>(node)].chain, st.parallelism});
+        }
+        im.scaler = scaling::make_schedule(std::move(steps), core::steady_ns());
+        // Steps fall at given times: look often.
+        im.scale_interval_ns = std::min<std::int64_t>(sc.interval_ns, 50'000'000);
+      } else {
+        scaling::ds2_settings ds;
+        ds.target_utilisation = sc.target_utilisation;
+        ds.stabilisation_ns = sc.stabilisation_ns;
+        ds.scale_in_delay_ns = sc.scale_in_delay_ns;
+        ds.max_scale_in = sc.max_scale_in;
+        im.scaler = scaling::make_ds2(ds);
+        im.scale_interval_ns = sc.interval_ns;
+      }
+    }
+  }
   js.kill_all = [&im] {
     if (im.supervisor) caf::anon_send_exit(im.supervisor, caf::exit_reason::kill);
     im.kill_all();
@@ -660,8 +1100,8 @@ void job::start() {
       if (e.fused) continue;
       parent[root(js.plan.nodes[e.from].chain)] = root(js.plan.nodes[e.to].chain);
     }
-    im.region_of.resize(n);
-    for (std::uint32_t id = 0; id < n; ++id) im.region_of[id] = root(js.wiring[id].chain);
+    im.region_of.resize(js.plan.chains.size());
+    for (std::size_t c = 0; c < im.region_of.size(); ++c) im.region_of[c] = root(static_cast<int>(c));
   }
   std::vector<std::uint32_t> all;
   for (std::uint32_t id = 0; id < n; ++id) {
@@ -694,16 +1134,7 @@ void job::start() {
     im.sup = std::make_unique<supervision::policy>(js.plan.settings.supervision.strategy, std::move(children),
                                                    js.opts.chaos.seed);
     // A restarted chain rolls back to the checkpoint, and so must what it exchanges data with.
-    im.sup->set_widen([&im](const std::vector<std::size_t>& chains) {
-      std::vector<std::uint32_t> ids;
-      for (auto c : chains) ids.push_back(im.js->id_of(static_cast<int>(c), 0));
-      std::vector<std::size_t> out;
-      for (auto id : im.widen(ids)) {
-        auto c = static_cast<std::size_t>(im.js->wiring[id].chain);
-        if (out.empty() || out.back() != c) out.push_back(c);
-      }
-      return out;
-    });
+    im.sup->set_widen([&im](const std::vector<std::size_t>& chains) { return im.widen(chains); });
   }
   js.on_failure = [&im](std::uint32_t id, std::uint32_t gen, const std::string& component, const std::string& what,
                          bool data) {
@@ -750,19 +1181,30 @@ result job::wait() {
   r.quarantined = js.quarantined.load();
   r.chaos_injected = impl_->chaos_injected;
   r.stopped_at = js.stopped_at.load();
+  {
+    std::lock_guard<std::mutex> lock(impl_->emu);
+    r.scaling = impl_->events;
+  }
+  if (impl_->scaler) r.scaling_policy = impl_->scaler->name();
+  std::lock_guard<std::mutex> lock(js.mu);
   for (std::size_t ni = 0; ni < js.plan.nodes.size(); ++ni) {
     const auto& node = js.plan.nodes[ni];
     component_stats c;
     c.name = node.name;
-    for (std::uint32_t i = 0; i < node.parallelism; ++i) {
-      const auto& m = *js.node_metrics[ni][i];
+    const auto ch = static_cast<std::size_t>(node.chain);
+    c.parallelism = js.parallelism[ch];
+    c.max_parallelism = ch < impl_->max_par.size() ? impl_->max_par[ch] : c.parallelism;
+    // Every instance it ever had (a rescale retires instances; their counts stay).
+    for (std::uint32_t id = 0; id < js.wiring.size(); ++id) {
+      if (static_cast<std::size_t>(js.wiring[id].chain) != ch) continue;
+      const auto& m = *js.node_metrics[id][static_cast<std::size_t>(node.chain_position)];
       c.rows_in += m.rows_in.load();
       c.rows_out += m.rows_out.load();
       c.dead_letters += m.dead.load();
       c.late += m.late.load();
       c.lost += m.lost.load();
       c.max_split_lead_ns = std::max(c.max_split_lead_ns, m.max_split_lead_ns.load());
-      const auto& cm = *js.chain_metrics[js.id_of(node.chain, i)];
+      const auto& cm = *js.chain_metrics[id];
       c.busy_ns += cm.busy_ns.load();
       c.backpressure_ns += cm.backpressure_ns.load();
     }
@@ -788,13 +1230,15 @@ void job::stop(bool drain) {
 std::uint64_t job::restored_from() const { return impl_->restored_from; }
 
 std::vector<instance_metrics> job::metrics() const {
-  const job_state& js = *impl_->js;
+  job_state& js = *impl_->js;
   std::vector<instance_metrics> out;
+  std::lock_guard<std::mutex> lock(js.mu);
   for (std::size_t ni = 0; ni < js.plan.nodes.size(); ++ni) {
     const auto& node = js.plan.nodes[ni];
-    for (std::uint32_t i = 0; i < node.parallelism; ++i) {
-      const auto& m = *js.node_metrics[ni][i];
-      const auto& cm = *js.chain_metrics[js.id_of(node.chain, i)];
+    const auto& ids = js.chain_ids[static_cast<std::size_t>(node.chain)];
+    for (std::uint32_t i = 0; i < ids.size(); ++i) {
+      const auto& m = *js.node_metrics[ids[i]][static_cast<std::size_t>(node.chain_position)];
+      const auto& cm = *js.chain_metrics[ids[i]];
       instance_metrics x;
       x.component = node.name;
       x.instance = i;
@@ -820,11 +1264,12 @@ std::vector<instance_metrics> job::metrics() const {
 
 void job::progress(std::uint64_t& done, std::uint64_t& total) const {
   done = total = 0;
-  const job_state& js = *impl_->js;
+  job_state& js = *impl_->js;
+  std::lock_guard<std::mutex> lock(js.mu);
   for (std::size_t c = 0; c < js.plan.chains.size(); ++c) {
     if (js.plan.nodes[js.plan.chains[c].nodes.front()].kind != spec::component_kind::source) continue;
-    for (std::uint32_t i = 0; i < js.plan.chains[c].parallelism; ++i) {
-      const auto& cm = *js.chain_metrics[js.id_of(static_cast<int>(c), i)];
+    for (auto id : js.chain_ids[c]) {
+      const auto& cm = *js.chain_metrics[id];
       done += cm.progress_done.load();
       total += cm.progress_total.load();
     }
@@ -832,5 +1277,18 @@ void job::progress(std::uint64_t& done, std::uint64_t& total) const {
 }
 
 std::uint64_t job::committed_checkpoint() const { return impl_->js->committed.load(); }
+
+std::uint32_t job::parallelism(const std::string& name) const {
+  job_state& js = *impl_->js;
+  const int n = js.plan.find(name);
+  if (n < 0) return 0;
+  std::lock_guard<std::mutex> lock(js.mu);
+  return js.parallelism[static_cast<std::size_t>(js.plan.nodes[static_cast<std::size_t>(n)].chain)];
+}
+
+std::vector<scaling_event> job::scaling_events() const {
+  std::lock_guard<std::mutex> lock(impl_->emu);
+  return impl_->events;
+}
 
 } // namespace pel::runtime

@@ -27,44 +27,9 @@ std::shared_ptr<spdlog::logger> dead_letter_logger() {
 } // namespace
 
 job_state::job_state(const plan::physical_plan& p, options o) : plan(p), opts(std::move(o)) {
-  std::uint32_t total = 0;
-  for (const auto& c : plan.chains) {
-    chain_base.push_back(total);
-    total += c.parallelism;
-  }
-  wiring.resize(total);
-  for (std::size_t c = 0; c < plan.chains.size(); ++c)
-    for (std::uint32_t i = 0; i < plan.chains[c].parallelism; ++i) {
-      wiring[chain_base[c] + i].chain = static_cast<int>(c);
-      wiring[chain_base[c] + i].instance = i;
-    }
-  for (std::size_t ei = 0; ei < plan.edges.size(); ++ei) {
-    const plan::edge& e = plan.edges[ei];
-    if (e.fused) continue;
-    const plan::node& up = plan.nodes[e.from];
-    const plan::node& down = plan.nodes[e.to];
-    for (std::uint32_t j = 0; j < up.parallelism; ++j) {
-      std::uint32_t k_begin = 0, k_end = down.parallelism;
-      if (e.part == plan::partitioning::forward) k_begin = j, k_end = j + 1;
-      for (std::uint32_t k = k_begin; k < k_end && k < down.parallelism; ++k) {
-        std::uint32_t s = id_of(up.chain, j);
-        std::uint32_t r = id_of(down.chain, k);
-        auto t_idx = static_cast<std::uint32_t>(wiring[s].targets.size());
-        auto s_idx = static_cast<std::uint32_t>(wiring[r].slots.size());
-        wiring[s].targets.push_back({r, s_idx, static_cast<int>(ei), k});
-        wiring[r].slots.push_back({s, t_idx, static_cast<int>(ei), e.input});
-      }
-    }
-  }
-  for (std::uint32_t i = 0; i < total; ++i) chain_metrics.push_back(std::make_unique<chain_counters>());
-  node_metrics.resize(plan.nodes.size());
-  for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
-    for (std::uint32_t i = 0; i < plan.nodes[n].parallelism; ++i)
-      node_metrics[n].push_back(std::make_unique<node_counters>());
-  }
-  ended.assign(total, false);
-  careful = std::make_unique<std::atomic<bool>[]>(total);
-  for (std::uint32_t i = 0; i < total; ++i) careful[i].store(false);
+  std::vector<std::uint32_t> par;
+  for (const auto& c : plan.chains) par.push_back(c.parallelism);
+  build_topology(par);
   split_floor.resize(plan.nodes.size());
   for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
     if (plan.nodes[n].kind != spec::component_kind::source) continue;
@@ -72,6 +37,96 @@ job_state::job_state(const plan::physical_plan& p, options o) : plan(p), opts(st
     for (std::uint32_t i = 0; i < plan.nodes[n].parallelism; ++i)
       split_floor[n][i].store(std::numeric_limits<std::int64_t>::max());
   }
+}
+
+void job_state::build_topology(const std::vector<std::uint32_t>& par) {
+  wiring.clear();
+  chain_ids.assign(plan.chains.size(), {});
+  parallelism.assign(plan.chains.size(), 0);
+  chain_metrics.clear();
+  node_metrics.clear();
+  ended.clear();
+  careful.clear();
+  for (std::size_t c = 0; c < plan.chains.size(); ++c) {
+    parallelism[c] = par[c];
+    chain_ids[c] = add_instances(static_cast<int>(c), par[c]);
+  }
+  for (std::size_t ei = 0; ei < plan.edges.size(); ++ei) {
+    const plan::edge& e = plan.edges[ei];
+    if (e.fused) continue;
+    connect(static_cast<int>(ei), chain_ids[static_cast<std::size_t>(plan.nodes[e.from].chain)],
+            chain_ids[static_cast<std::size_t>(plan.nodes[e.to].chain)]);
+  }
+}
+
+std::vector<std::uint32_t> job_state::add_instances(int chain, std::uint32_t n) {
+  std::vector<std::uint32_t> ids;
+  const auto& ch = plan.chains[static_cast<std::size_t>(chain)];
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto id = static_cast<std::uint32_t>(wiring.size());
+    instance_wiring w;
+    w.chain = chain;
+    w.instance = i;
+    wiring.push_back(std::move(w));
+    chain_metrics.push_back(std::make_unique<chain_counters>());
+    std::vector<std::unique_ptr<node_counters>> nodes;
+    for (std::size_t k = 0; k < ch.nodes.size(); ++k) nodes.push_back(std::make_unique<node_counters>());
+    node_metrics.push_back(std::move(nodes));
+    ended.push_back(false);
+    careful.emplace_back(false);
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+void job_state::connect(int ei, const std::vector<std::uint32_t>& ups, const std::vector<std::uint32_t>& downs) {
+  const plan::edge& e = plan.edges[static_cast<std::size_t>(ei)];
+  for (std::uint32_t j = 0; j < ups.size(); ++j) {
+    std::uint32_t k_begin = 0, k_end = static_cast<std::uint32_t>(downs.size());
+    if (e.part == plan::partitioning::forward) k_begin = j, k_end = j + 1;
+    for (std::uint32_t k = k_begin; k < k_end && k < downs.size(); ++k) {
+      const std::uint32_t s = ups[j], r = downs[k];
+      auto t_idx = static_cast<std::uint32_t>(wiring[s].targets.size());
+      auto s_idx = static_cast<std::uint32_t>(wiring[r].slots.size());
+      wiring[s].targets.push_back({r, s_idx, ei, k, false});
+      wiring[r].slots.push_back({s, t_idx, ei, e.input, false});
+    }
+  }
+}
+
+std::string job_state::topology_text() const {
+  std::string t;
+  for (auto p : parallelism) {
+    if (!t.empty()) t += ' ';
+    t += std::to_string(p);
+  }
+  return t;
+}
+
+void job_state::rescale_handed(std::uint64_t rid, std::uint32_t k, std::string blob) {
+  std::function<void(int, std::uint64_t)> fn;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (rescale.id != rid || k >= rescale.blobs.size() || rescale.handed[k]) return;
+    rescale.state_bytes += blob.size();
+    rescale.blobs[k] = std::move(blob);
+    rescale.handed[k] = true;
+    if (++rescale.handed_count < rescale.old_ids.size()) return;
+    rescale.handed_ns = core::steady_ns();
+    fn = on_rescale_progress;
+  }
+  if (fn) fn(0, rid);
+}
+
+void job_state::rescale_restored(std::uint64_t rid) {
+  std::function<void(int, std::uint64_t)> fn;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (rescale.id != rid) return;
+    if (++rescale.restored_count < rescale.new_ids.size()) return;
+    fn = on_rescale_progress;
+  }
+  if (fn) fn(1, rid);
 }
 
 std::int64_t job_state::source_floor(int node) const {
@@ -118,7 +173,9 @@ void job_state::actor_done() {
 std::uint64_t job_state::begin_checkpoint(bool final, std::int64_t now_ns) {
   std::lock_guard<std::mutex> lock(mu);
   if (!final && !pending.empty()) return 0;  // one at a time; a slow one is not piled upon
+  if (rescale.id != 0) return 0;  // the barrier would meet instances being replaced
   const std::uint64_t id = next_checkpoint++;
+  if (store) store->put(id, "topology", topology_text());
   pending_checkpoint p;
   p.acked.assign(wiring.size(), false);
   p.started_ns = now_ns;
@@ -189,6 +246,7 @@ void job_state::instance_ended(std::uint32_t instance, std::string blob) {
         std::all_of(ended.begin(), ended.end(), [](bool e) { return e; })) {
       // Everything ended: one last checkpoint of every instance's end state.
       const std::uint64_t id = next_checkpoint++;
+      store->put(id, "topology", topology_text());
       for (const auto& [i, b] : final_blobs)
         store->put(id, std::to_string(wiring[i].chain) + "-" + std::to_string(wiring[i].instance), b);
       store->complete(id, core::processing_time::now().ns / 1'000'000);

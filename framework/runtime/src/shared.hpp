@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,7 +26,12 @@ enum class control_kind : std::uint8_t {
   idle = 1,           ///< the sender has no data; do not wait for its watermark
   barrier = 2,        ///< value: checkpoint id
   end_of_stream = 3,  ///< the sender will send nothing more
-  // 4..: reserved for rescale markers
+  /// value: rescale id. From an upstream instance to an instance being replaced: the last
+  /// item on that channel (the upstream has switched to the new instances). From an
+  /// instance being replaced or a new one to a downstream instance: the first item of a new
+  /// instance, the last of an old one; the downstream holds the new channels until every old
+  /// one delivered it, so that a key's records keep their order.
+  rescale = 4,
 };
 
 /// One outgoing channel of a chain instance: to which instance and which of its input slots.
@@ -34,6 +40,9 @@ struct target_wiring {
   std::uint32_t receiver_slot = 0;  ///< input slot at the receiver
   int edge = -1;
   std::uint32_t down_instance = 0;
+  /// The receiver was replaced by a rescale: nothing more goes there (kept so that indices,
+  /// which credits name, stay stable).
+  bool retired = false;
 };
 
 /// One incoming channel of a chain instance.
@@ -42,6 +51,7 @@ struct slot_wiring {
   std::uint32_t sender_target = 0;  ///< target index at the sender (for credits)
   int edge = -1;
   int input = 0;                    ///< input index of the chain's first component
+  bool retired = false;             ///< the sender was replaced by a rescale: closed
 };
 
 /// Where one chain instance sits and what it is connected to.
@@ -65,6 +75,8 @@ struct chain_counters {
   std::atomic<std::int64_t> busy_ns{0}, backpressure_ns{0};
   std::atomic<std::uint32_t> queued{0}, max_queued{0}, max_outbound{0};
   std::atomic<std::uint64_t> progress_done{0}, progress_total{0};
+  /// Sources: `source_base::offered()` as last sampled (negative: unknown).
+  std::atomic<double> offered_rate{-1}, backlog{-1};
 };
 
 /// Everything the actors of one job share. Lives as long as the job.
@@ -73,10 +85,28 @@ struct job_state {
 
   plan::physical_plan plan;
   options opts;
+
+  // -- topology ----------------------------------------------------------------------------
+  // Global instance ids are never reused: a rescale retires the ids of a chain's instances
+  // and adds new ones. The tables below only grow, under `mu`, from the job's supervisor (or
+  // before the start); an instance copies its wiring when it is created and again when a
+  // rescale tells it to, and keeps pointers to its own counters.
   std::vector<instance_wiring> wiring;   ///< by global instance id
-  std::vector<std::uint32_t> chain_base; ///< first global id of each chain
+  std::vector<std::vector<std::uint32_t>> chain_ids;  ///< by chain: its current instances' ids
+  std::vector<std::uint32_t> parallelism;  ///< by chain: its current number of instances
   std::vector<std::unique_ptr<chain_counters>> chain_metrics;  ///< by global id
-  std::vector<std::vector<std::unique_ptr<node_counters>>> node_metrics;  ///< [node][instance]
+  /// By global id, by position in its chain.
+  std::vector<std::vector<std::unique_ptr<node_counters>>> node_metrics;
+  /// Sets the parallelism of every chain (before the start) and connects the instances.
+  void build_topology(const std::vector<std::uint32_t>& par);
+  /// Adds `n` instances of `chain` (ids, counters, flags; no wiring yet); returns their ids.
+  /// Call with `mu` held (or before the start).
+  std::vector<std::uint32_t> add_instances(int chain, std::uint32_t n);
+  /// Connects channel edge `ei` from instances `ups` to instances `downs` (appending targets
+  /// and slots). Call with `mu` held.
+  void connect(int ei, const std::vector<std::uint32_t>& ups, const std::vector<std::uint32_t>& downs);
+  /// The text stored with every checkpoint: each chain's parallelism.
+  std::string topology_text() const;
 
   // -- lifecycle ---------------------------------------------------------------------------
   std::mutex mu;
@@ -149,7 +179,7 @@ struct job_state {
   std::atomic<std::uint64_t> stopped_at{0};  ///< the final checkpoint of a stop, once complete
   /// Per global id: process rows one at a time and send a row that throws to the dead-letter
   /// output (set after repeated failures of the same instance).
-  std::unique_ptr<std::atomic<bool>[]> careful;
+  std::deque<std::atomic<bool>> careful;
   std::atomic<std::uint64_t> restarts{0}, quarantined{0};
 
   // -- dead letters ------------------------------------------------------------------------
@@ -174,9 +204,42 @@ struct job_state {
   /// The smallest published floor of `node`'s instances.
   std::int64_t source_floor(int node) const;
 
-  /// Global instance id of `instance` of `chain`.
+  // -- rescaling ---------------------------------------------------------------------------
+  // A live rescale replaces every instance of one chain (old ids → new ids). The upstream
+  // instances switch their channels to the new instances and send `rescale` as the last item
+  // to each old one; an old instance that has it on every open input hands its state over
+  // (`rescale_state::blobs`) and retires; the new instances restore from all the old blobs
+  // (each keeps the key groups it owns) and then process what waited for them.
+  struct rescale_state {
+    std::uint64_t id = 0;  ///< 0: no rescale running
+    int chain = -1;
+    std::uint32_t from = 0, to = 0;
+    std::vector<std::uint32_t> old_ids, new_ids;
+    std::vector<std::string> blobs;   ///< by old instance index
+    std::vector<bool> handed;         ///< by old instance index
+    std::uint32_t handed_count = 0;
+    std::uint32_t restored_count = 0;
+    std::vector<std::uint32_t> switched;  ///< upstream ids that switched to the new instances
+    std::int64_t started_ns = 0;
+    std::int64_t handed_ns = 0;
+    std::uint64_t state_bytes = 0;
+  };
+  rescale_state rescale;  ///< under mu
+  /// Every rescale's old and new instance ids, kept after it is done: a downstream instance
+  /// aligns on a rescale's markers after the job moved on (under mu).
+  std::map<std::uint64_t, std::pair<std::vector<std::uint32_t>, std::vector<std::uint32_t>>> rescale_sets;
+  std::uint64_t next_rescale = 1;  ///< under mu
+  /// Set by the job: tells the supervisor that every old instance handed its state over
+  /// (`what` 0) or that every new instance restored it (`what` 1).
+  std::function<void(int what, std::uint64_t id)> on_rescale_progress;
+  /// Old instance `id` (index `k` among the old ones) handed over its state.
+  void rescale_handed(std::uint64_t rid, std::uint32_t k, std::string blob);
+  /// A new instance restored the old state.
+  void rescale_restored(std::uint64_t rid);
+
+  /// Global id of `instance` of `chain` now.
   std::uint32_t id_of(int chain, std::uint32_t instance) const {
-    return chain_base[chain] + instance;
+    return chain_ids[static_cast<std::size_t>(chain)][instance];
   }
 };
 

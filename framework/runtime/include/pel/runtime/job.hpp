@@ -34,6 +34,22 @@ struct options {
     double rate = 0;
     std::uint64_t max = 0;
   } chaos;
+  /// Autoscaling (`pipeline.scaling`) of components with a parallelism range; false keeps
+  /// every component at its initial parallelism (`pel run --no-autoscale`).
+  bool autoscale = true;
+};
+
+/// One autoscaling decision and how it was carried out.
+struct scaling_event {
+  std::int64_t at_ns = 0;  ///< since the job started
+  std::string component;   ///< the rescaled chain's components, joined by '+'
+  std::uint32_t from = 0, to = 0;
+  std::string reason;      ///< the policy's reason
+  std::string inputs;      ///< the figures it decided on (`key=value ...`)
+  bool done = false;       ///< carried out (else: refused or abandoned, see `outcome`)
+  std::string outcome;     ///< "rescaled in 84 ms, 10.2 MB of state moved", or why not
+  std::int64_t took_ns = 0;       ///< decision to the new instances processing
+  std::uint64_t state_bytes = 0;  ///< state handed from the old instances to the new ones
 };
 
 /// Counters of one instance of one component. Rows are counted per batch.
@@ -70,6 +86,8 @@ struct component_stats {
   std::int64_t max_split_lead_ns = 0;  ///< the highest over its instances
   std::int64_t busy_ns = 0;
   std::int64_t backpressure_ns = 0;
+  std::uint32_t parallelism = 1;      ///< instances at the end
+  std::uint32_t max_parallelism = 1;  ///< the most it had at once (autoscaling)
 };
 
 /// How a job ended.
@@ -94,6 +112,8 @@ struct result {
   /// The job stopped with a final checkpoint (a stop without drain): its id, else 0.
   std::uint64_t stopped_at = 0;
   std::vector<std::string> restart_log;  ///< one line per restart: when, what failed, why
+  std::vector<scaling_event> scaling;    ///< autoscaling decisions, in order
+  std::string scaling_policy;            ///< "ds2", "schedule", or empty when off
 
   /// The stats of `name`, or nullptr.
   const component_stats* find(const std::string& name) const;
@@ -137,6 +157,12 @@ public:
 
   /// The highest checkpoint id committed to the sources so far (0: none).
   std::uint64_t committed_checkpoint() const;
+
+  /// The current parallelism of component `name` (0: unknown).
+  std::uint32_t parallelism(const std::string& name) const;
+
+  /// The autoscaling decisions so far.
+  std::vector<scaling_event> scaling_events() const;
 
 private:
   struct impl;
