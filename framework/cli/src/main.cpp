@@ -216,6 +216,7 @@ struct run_args {
   std::string state_dir;  ///< checkpoints go here (a folder per pipeline when several run)
   bool drain = false;     ///< a stop fires windows and ends the streams (no final checkpoint)
   pel::runtime::options::chaos_settings chaos;
+  bool no_autoscale = false;  ///< components keep their initial parallelism
 };
 
 /// Reads `seed=S,rate=R[,max=N]`; returns an error text, empty when fine.
@@ -352,6 +353,28 @@ void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::r
                  r.chaos_injected, r.quarantined);
     for (const auto& l : r.restart_log) spdlog::info("    restarted after: {}", l);
   }
+  if (!r.scaling_policy.empty()) {
+    // Autoscaling: each scaled component's path, then every decision with its reason.
+    std::size_t done = 0;
+    for (const auto& e : r.scaling) done += e.done ? 1 : 0;
+    spdlog::info("  scaling ({}): {} decision(s), {} carried out", r.scaling_policy, r.scaling.size(), done);
+    for (const auto& n : plan.nodes) {
+      if (n.parallelism_min >= n.parallelism_max) continue;
+      std::string path = std::to_string(n.parallelism);
+      for (const auto& e : r.scaling)
+        if (e.done && (e.component == n.name || e.component.find(n.name + "+") == 0))
+          path += " -> " + std::to_string(e.to);
+      const auto* c = r.find(n.name);
+      spdlog::info("    {}: parallelism {} (range {}..{}, at most {} at once)", n.name, path, n.parallelism_min,
+                   n.parallelism_max, c ? c->max_parallelism : n.parallelism);
+    }
+    for (const auto& e : r.scaling) {
+      char at[32];
+      std::snprintf(at, sizeof at, "%.1f s", e.at_ns / 1e9);
+      spdlog::info("    at {}: {} {} -> {}: {}; {}", at, e.component, e.from, e.to, e.reason,
+                   e.outcome.empty() ? std::string("not carried out") : e.outcome);
+    }
+  }
   if (r.stopped_at > 0)
     spdlog::info("{}: stopped with checkpoint {}: nothing was drained; a run with the same state "
                  "directory continues from there",
@@ -423,6 +446,7 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
   pel::runtime::options opts;
   opts.threads = a.threads;
   opts.chaos = a.chaos;
+  opts.autoscale = !a.no_autoscale;
   std::vector<std::unique_ptr<pel::runtime::job>> jobs;
   for (const auto& p : plans) {
     spdlog::info("starting {} ({})", p.file, summary(p));
@@ -631,6 +655,8 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--drain", run.drain,
                     "On stop, end the streams instead: windows fire, sinks flush and close "
                     "(the behaviour without a state directory)");
+  run_cmd->add_flag("--no-autoscale", run.no_autoscale,
+                    "Keep every component at its initial parallelism (pipeline.scaling is ignored)");
   std::string chaos;
   run_cmd->add_option("--chaos", chaos,
                       "Fault injection for testing supervision: seed=S,rate=R[,max=N] makes about R "
