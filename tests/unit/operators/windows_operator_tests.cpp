@@ -869,7 +869,7 @@ TEST_CASE("two-phase: dead letters come from the local half under the operator's
   CHECK(whole(o).split(core::phase::local) != nullptr);
 }
 
-TEST_CASE("a keyed window and its global half can be rescaled live; its local half cannot",
+TEST_CASE("a keyed window and its global half can be rescaled live but its local half cannot",
           "[windows][two_phase][rescale]") {
   window_options o;
   o.kind = window_kind::tumbling;

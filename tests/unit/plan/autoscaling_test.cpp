@@ -47,7 +47,7 @@ std::string two_filters(const std::string& first, const std::string& second) {
 
 } // namespace
 
-TEST_CASE("a range reaches the node and its chain; fixed nodes have min = max", "[plan][autoscaling]") {
+TEST_CASE("a range reaches the node and its chain, and fixed nodes have min = max", "[plan][autoscaling]") {
   env e;
   const auto p = e.build(two_filters("{initial: 2, min: 1, max: 4}", "2"));
   const auto& a = p.nodes[p.find("a")];
@@ -123,7 +123,7 @@ TEST_CASE("ranges are refused on sources, sinks, operators not kept by key group
         "autoscaling applies to operators: give 'out' a number\n");
 }
 
-TEST_CASE("a window behind an autoscaling upstream runs in one phase; a window with a range "
+TEST_CASE("a window behind an autoscaling upstream runs in one phase, and a window with a range "
           "gives it to its global half", "[plan][autoscaling][two_phase]") {
   env e;
   auto yaml = [](const std::string& upstream, const std::string& window) {
