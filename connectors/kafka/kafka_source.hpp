@@ -44,6 +44,10 @@ public:
   core::poll_status poll(core::outputs& out, std::size_t max_rows) override;
   /// True unless `poll_wait` is 0: the short wait in `poll` needs a thread of its own.
   bool blocking() const override { return poll_wait_ms_ > 0; }
+  /// With an explicit assignment (`assign: true`, `partitions`), instance i of p reads the
+  /// partitions i, i+p, ... of the sorted list, and a restore keeps its own partitions'
+  /// offsets: instances can be added and removed live. A group subscription cannot.
+  bool rescalable() const override { return assign_all_ || !explicit_partitions_.empty(); }
   /// Partitions are splits: each row is tagged with its partition, and the runtime keeps a
   /// watermark per partition (by `event_time.field` or by the Kafka timestamp).
   bool has_splits() const override { return true; }

@@ -271,10 +271,16 @@ private:
   /// A `parallelism` range is for operators whose state moves by key group.
   bool check_range(const spec::component& c) {
     const std::string where = path_of(c) + ".parallelism";
-    if (c.kind != spec::component_kind::operator_) {
+    if (c.kind == spec::component_kind::sink) {
       diag(parallelism_at(c), where,
-           "sinks/sources have a fixed parallelism; autoscaling applies to operators: give '" +
-               c.name + "' a number");
+           "sinks have a fixed parallelism; autoscaling applies to operators and split sources: "
+           "give '" + c.name + "' a number");
+      return false;
+    }
+    if (c.kind == spec::component_kind::source && !rescalable_) {
+      diag(parallelism_at(c), where,
+           "source '" + c.name + "' (" + c.type + ") cannot autoscale: only a source that assigns "
+           "its own splits can (kafka with `assign: true` or `partitions`); give it a number");
       return false;
     }
     if (!rescalable_) {
@@ -378,6 +384,7 @@ private:
           n.output_schema = proto->output_schema();
           if (!n.output_schema) throw std::runtime_error("the source declares no output schema");
           n.blocking = proto->blocking();
+          rescalable_ = proto->rescalable();
           // Event-time errors are reported, but the schema is known: downstream is checked.
           if (c.event_time) {
             const auto& et = *c.event_time;

@@ -113,14 +113,15 @@ TEST_CASE("ranges are refused on sources, sinks, operators not kept by key group
                "  out: {type: stdout, input: limit, parallelism: {max: 2}}\n"
                "  k: {type: stdout, input: keyed}\n"
                "  w: {type: stdout, input: wide}\n") ==
-        "scale.yaml:2:41: sources.ticks.parallelism: sinks/sources have a fixed parallelism; "
-        "autoscaling applies to operators: give 'ticks' a number\n"
+        "scale.yaml:2:41: sources.ticks.parallelism: source 'ticks' (generator) cannot autoscale: "
+        "only a source that assigns its own splits can (kafka with `assign: true` or `partitions`); "
+        "give it a number\n"
         "scale.yaml:4:64: operators.limit.parallelism: 'limit' (throttle) cannot autoscale: its "
         "state is not kept by key group; give it a fixed parallelism\n"
         "scale.yaml:6:100: operators.wide.partition: the edge from 'ticks' to 'wide' cannot be "
         "forward: 'wide' autoscales; use rebalance or hash, or a fixed parallelism\n"
-        "scale.yaml:8:50: sinks.out.parallelism: sinks/sources have a fixed parallelism; "
-        "autoscaling applies to operators: give 'out' a number\n");
+        "scale.yaml:8:50: sinks.out.parallelism: sinks have a fixed parallelism; autoscaling "
+        "applies to operators and split sources: give 'out' a number\n");
 }
 
 TEST_CASE("a window behind an autoscaling upstream runs in one phase, and a window with a range "

@@ -104,6 +104,13 @@ public:
     total = 0;
   }
 
+  /// True when instances can be added and removed while the pipeline runs (autoscaling):
+  /// the input is split (Kafka partitions assigned by the source itself), `open` takes this
+  /// instance's share of the splits from `instance` and `parallelism`, and `restore` may be
+  /// called with the snapshots of several old instances, each time keeping the positions of
+  /// the splits this instance owns.
+  virtual bool rescalable() const { return false; }
+
   /// What arrives at this instance's input and waits to be read, for the autoscaler.
   struct load {
     /// Records per second offered to this instance now (a generator's paced rate, Kafka's
