@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -178,4 +179,100 @@ TEST_CASE("the main job: feed, live analytics and viewer over the embedded broke
   // 8 symbols at 4,000 trades/s: every symbol has bars after a few seconds.
   CHECK(symbols.size() == 8);
   CHECK(bars >= 16);
+}
+
+TEST_CASE("a kafka source rescaled 1 to 3 to 2 while it reads keeps every record once and each symbol in order",
+          "[kafka][e2e][scaling]") {
+  REQUIRE(std::filesystem::exists(pel_binary));
+  pel::connectors::kafka_broker broker({1, 0, {"ticks:6"}, ""});
+  const auto boot = broker.bootstraps();
+  pel::e2e::temp_dir dir;
+  // The feed: 60,000 trades over 13 symbols (6 partitions of different sizes, as 13 keys
+  // hash), 20,000 a second, so the reader below is still reading when it is rescaled.
+  {
+    std::ofstream y((dir / "feed.yaml"));
+    y << "pipeline: {name: feed}\n"
+         "sources:\n"
+         "  trades: {type: generator, profile: trades, symbols: 13, rate: 20000, count: 60000}\n"
+         "sinks:\n"
+         "  ticks:\n"
+         "    type: kafka\n"
+         "    input: trades\n"
+         "    bootstrap_servers: ${BOOT}\n"
+         "    topic: ticks\n"
+         "    key: symbol\n"
+         "    format: json\n";
+  }
+  {
+    std::ofstream y((dir / "read.yaml"));
+    y << "pipeline:\n"
+         "  name: read\n"
+         "  checkpoints: {interval: 100ms}\n"
+         "  scaling:\n"
+         "    policy: schedule\n"
+         "    schedule:\n"
+         "      - {at: 800ms, component: ticks, parallelism: 3}\n"
+         "      - {at: 1600ms, component: ticks, parallelism: 2}\n"
+         "sources:\n"
+         "  ticks:\n"
+         "    type: kafka\n"
+         "    bootstrap_servers: ${BOOT}\n"
+         "    topics: [ticks]\n"
+         "    group_id: rescale-e2e\n"
+         "    assign: true\n"
+         "    start_from: earliest\n"
+         "    parallelism: {initial: 1, min: 1, max: 4}\n"
+         "    schema: {ts: int, symbol: string, price: double, qty: int, side: string, trade_id: int}\n"
+         "sinks:\n"
+         "  out: {type: file, input: ticks, path: " << (dir / "out.jsonl") << ", format: json}\n";
+  }
+  pel::e2e::process_options opt;
+  opt.env.push_back("BOOT=" + boot);
+  pel::e2e::process read({pel_binary, "run", "--progress", "never", (dir / "read.yaml")}, opt);
+  pel::e2e::process feed({pel_binary, "run", "--progress", "never", (dir / "feed.yaml")}, opt);
+  std::vector<std::string> got;
+  const bool all = poll_until(
+      [&] {
+        read.wait_until([] { return false; }, 10ms);
+        feed.wait_until([] { return false; }, 10ms);
+        got = lines_of(pel::e2e::read_file((dir / "out.jsonl")));
+        return got.size() >= 60000 || read.exited();
+      },
+      120s);
+  INFO("reader stderr: " << read.err());
+  INFO("feed stderr: " << feed.err());
+  INFO("lines: " << got.size());
+  REQUIRE(all);
+  REQUIRE_FALSE(read.exited());
+  read.send_signal(SIGTERM);
+  auto r = read.wait(30s);
+  REQUIRE_FALSE(r.timed_out);
+  REQUIRE(r.exit_code == 0);
+  // Both rescales were carried out while it read.
+  CHECK(r.err.find("ticks: 1 → 3 instances, rescaled") != std::string::npos);
+  CHECK(r.err.find("ticks: 3 → 2 instances, rescaled") != std::string::npos);
+  CHECK(r.err.find("ticks: parallelism 1 -> 3 -> 2") != std::string::npos);
+  got = lines_of(pel::e2e::read_file((dir / "out.jsonl")));
+  // Every trade once, and each symbol's trades in the order they were produced.
+  std::set<long> ids;
+  std::map<std::string, long> last;
+  std::size_t out_of_order = 0;
+  for (const auto& l : got) {
+    auto p = l.find("\"trade_id\":");
+    auto s = l.find("\"symbol\":\"");
+    REQUIRE(p != std::string::npos);
+    REQUIRE(s != std::string::npos);
+    const long id = std::stol(l.substr(p + 11));
+    const std::string sym = l.substr(s + 10, l.find('"', s + 10) - (s + 10));
+    ids.insert(id);
+    auto [it, fresh] = last.try_emplace(sym, id);
+    if (!fresh) {
+      if (id <= it->second) ++out_of_order;
+      it->second = id;
+    }
+  }
+  CHECK(got.size() == 60000);
+  CHECK(ids.size() == 60000);
+  CHECK(out_of_order == 0);
+  CHECK(last.size() == 13);
 }

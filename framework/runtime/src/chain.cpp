@@ -250,8 +250,11 @@ void chain_instance::start() {
       ss.warn_after_ns = js_.opts.split_warn_after_ns;
       split_wm_ = std::make_unique<split_watermarks>(ss, unblocked_clock(last_row_ns_));
     }
-    poll_scheduled_ = true;
-    tr_.schedule_poll(0);
+    // A new instance of a rescale reads nothing before it has the old instances' positions.
+    if (rescale_wait_ == 0) {
+      poll_scheduled_ = true;
+      tr_.schedule_poll(0);
+    }
   }
   if (early_barrier_ != 0) on_barrier(early_barrier_, early_final_);
   pump();
@@ -1140,6 +1143,7 @@ void chain_instance::restore_blobs(const std::vector<std::string>& blobs, const 
       // Only operators are rescaled (the planner refuses ranges on sources and sinks); each
       // keeps the key groups of its own range.
       if (n.op) n.op->restore(nr);
+      else if (n.src && n.src->rescalable()) n.src->restore(nr);  // keeps its own splits
       else throw std::runtime_error(what + ": the state of '" + n.n->name + "' cannot move to another instance");
     }
   }
@@ -1148,6 +1152,23 @@ void chain_instance::restore_blobs(const std::vector<std::string>& blobs, const 
 // -- rescaling -----------------------------------------------------------------------------
 
 void chain_instance::on_rescale(std::uint64_t rid) {
+  if (source_ != nullptr) {
+    // An old instance of a rescaled source: it hands its splits' positions over at once (a
+    // source has no input to align).
+    bool old = false;
+    std::uint32_t k = 0;
+    {
+      std::lock_guard<std::mutex> lock(js_.mu);
+      const auto& o = js_.rescale.old_ids;
+      auto it = std::find(o.begin(), o.end(), id_);
+      old = js_.rescale.id == rid && it != o.end();
+      k = static_cast<std::uint32_t>(it - o.begin());
+    }
+    if (old) {
+      hand_over_source(rid, k);
+      return;
+    }
+  }
   sync_wiring();
   {
     std::lock_guard<std::mutex> lock(js_.mu);
@@ -1301,8 +1322,41 @@ void chain_instance::on_rescale_state(std::uint64_t rid) {
   for (std::uint32_t i = 0; i < slots_.size(); ++i)
     if (std::find(switched.begin(), switched.end(), w_.slots[i].sender) == switched.end()) slots_[i].ended = true;
   js_.rescale_restored(rid);
+  if (source_ != nullptr) {
+    last_row_ns_ = core::steady_ns();
+    if (!poll_scheduled_ && !source_done_) {
+      poll_scheduled_ = true;
+      tr_.schedule_poll(0);
+    }
+    return;
+  }
   if (std::all_of(slots_.begin(), slots_.end(), [](const slot_rt& x) { return x.ended; })) end_chain(0);
   pump();
+}
+
+void chain_instance::hand_over_source(std::uint64_t rid, std::uint32_t k) {
+  if (ended_ || !started_) {
+    // Ended before the rescale reached it: its end state is where a new instance would go on.
+    js_.rescale_handed(rid, k, js_.store ? snapshot_blob(0) : std::string());
+    return;
+  }
+  current_ = &nodes_.front().n->name;
+  chaos(2);
+  std::string blob = snapshot_blob(0);
+  // The last item downstream: after it come the new instances' rows of these splits.
+  push_control(control_kind::rescale, static_cast<std::int64_t>(rid));
+  ended_ = true;
+  source_done_ = true;
+  if (split_wm_ && js_.split_floor[static_cast<std::size_t>(nodes_.front().index)])
+    js_.split_floor[static_cast<std::size_t>(nodes_.front().index)][w_.instance].store(
+        wm_max, std::memory_order_relaxed);
+  source_->close();  // its splits go to the new instances
+  {
+    std::lock_guard<std::mutex> lock(js_.mu);
+    js_.ended[id_] = true;  // retired: no checkpoint waits for it
+  }
+  js_.rescale_handed(rid, k, std::move(blob));
+  check_finished();
 }
 
 void chain_instance::forward_barrier(std::uint64_t id) {

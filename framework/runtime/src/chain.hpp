@@ -144,6 +144,8 @@ private:
   /// Rescale alignment: an old instance hands over once every open input delivered the
   /// marker; a downstream instance releases the new channels once every old one did.
   void check_rescale();
+  /// An old instance of a rescaled source: saves its position, sends the marker and retires.
+  void hand_over_source(std::uint64_t rid, std::uint32_t k);
   /// Restores the operators of the chain from blobs of other instances (a rescale, or a
   /// checkpoint taken at another parallelism); each keeps the key groups it owns.
   void restore_blobs(const std::vector<std::string>& blobs, const std::string& what);

@@ -226,7 +226,16 @@ struct job::impl {
   std::mutex amu;                      ///< guards `actors` and `alive`
   std::shared_ptr<peer_list> actors;   ///< the current instance actors, by global id
   std::vector<std::shared_ptr<std::atomic<bool>>> alive;  ///< by global id, of that actor
-  std::vector<std::uint32_t> source_actors;
+  /// The current instances of the source chains (a rescale of a source changes them).
+  std::vector<std::uint32_t> source_actors() const {
+    std::vector<std::uint32_t> out;
+    std::lock_guard<std::mutex> lock(js->mu);
+    for (std::size_t c = 0; c < js->plan.chains.size(); ++c)
+      if (js->plan.nodes[static_cast<std::size_t>(js->plan.chains[c].nodes.front())].kind ==
+          spec::component_kind::source)
+        for (auto id : js->chain_ids[c]) out.push_back(id);
+    return out;
+  }
   std::vector<int> region_of;          ///< by chain: connected part of the graph
   caf::actor supervisor;
   bool started = false;
@@ -452,7 +461,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         if (!stopping && !restarting) {
           if (std::uint64_t id = js->begin_checkpoint(false, now)) {
             auto list = current();
-            for (auto s : source_actors)
+            for (auto s : source_actors())
               if ((*list)[s]) caf::anon_send((*list)[s], barrier_atom::value, id, false);
           }
         }
@@ -475,7 +484,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         auto list = current();
         for (auto& a : *list)
           if (a) caf::anon_send(a, chaos_atom::value, std::int32_t{-1});  // no more injected failures
-        for (auto s : source_actors)
+        for (auto s : source_actors())
           if ((*list)[s]) caf::anon_send((*list)[s], barrier_atom::value, id, true);
         self->delayed_send(self, std::chrono::nanoseconds(js->plan.settings.supervision.shutdown_timeout_ns),
                            finaltmo_atom::value, id);
@@ -872,6 +881,10 @@ bool job::impl::begin_rescale(caf::event_based_actor* self, std::size_t ev) {
   auto list = current();
   for (auto u : ups)
     if ((*list)[u]) caf::anon_send((*list)[u], rescale_atom::value, rid);
+  // A source has no input to switch: its old instances hand their positions over when told.
+  if (j.plan.nodes[static_cast<std::size_t>(j.plan.chains[cc].nodes.front())].kind == spec::component_kind::source)
+    for (auto o : old_ids)
+      if ((*list)[o]) caf::anon_send((*list)[o], rescale_atom::value, rid);
   self->delayed_send(self, std::chrono::nanoseconds(j.plan.settings.checkpoints.timeout_ns), rtmo_atom::value, rid);
   return true;
 }
@@ -1104,11 +1117,7 @@ void job::start() {
     for (std::size_t c = 0; c < im.region_of.size(); ++c) im.region_of[c] = root(static_cast<int>(c));
   }
   std::vector<std::uint32_t> all;
-  for (std::uint32_t id = 0; id < n; ++id) {
-    all.push_back(id);
-    const auto& ch = js.plan.chains[js.wiring[id].chain];
-    if (js.plan.nodes[ch.nodes.front()].kind == spec::component_kind::source) im.source_actors.push_back(id);
-  }
+  for (std::uint32_t id = 0; id < n; ++id) all.push_back(id);
   // The list exists (empty handles) before the supervisor, whose first tick may come before
   // the instances are spawned.
   im.actors = std::make_shared<peer_list>(n);
@@ -1223,7 +1232,7 @@ void job::stop(bool drain) {
     return;
   }
   auto list = im.current();
-  for (auto i : im.source_actors)
+  for (auto i : im.source_actors())
     if ((*list)[i]) caf::anon_send((*list)[i], stop_atom::value);
 }
 

@@ -33,9 +33,10 @@ job_state::job_state(const plan::physical_plan& p, options o) : plan(p), opts(st
   split_floor.resize(plan.nodes.size());
   for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
     if (plan.nodes[n].kind != spec::component_kind::source) continue;
-    split_floor[n] = std::make_unique<std::atomic<std::int64_t>[]>(plan.nodes[n].parallelism);
-    for (std::uint32_t i = 0; i < plan.nodes[n].parallelism; ++i)
-      split_floor[n][i].store(std::numeric_limits<std::int64_t>::max());
+    // One entry per instance index the source can have (an autoscaled one up to its max).
+    const auto slots = std::max(plan.nodes[n].parallelism, plan.nodes[n].parallelism_max);
+    split_floor[n] = std::make_unique<std::atomic<std::int64_t>[]>(slots);
+    for (std::uint32_t i = 0; i < slots; ++i) split_floor[n][i].store(std::numeric_limits<std::int64_t>::max());
   }
 }
 
@@ -133,7 +134,8 @@ std::int64_t job_state::source_floor(int node) const {
   std::int64_t m = std::numeric_limits<std::int64_t>::max();
   const auto& f = split_floor[static_cast<std::size_t>(node)];
   if (!f) return m;
-  for (std::uint32_t i = 0; i < plan.nodes[static_cast<std::size_t>(node)].parallelism; ++i)
+  const auto& n = plan.nodes[static_cast<std::size_t>(node)];
+  for (std::uint32_t i = 0; i < std::max(n.parallelism, n.parallelism_max); ++i)
     m = std::min(m, f[i].load(std::memory_order_relaxed));
   return m;
 }
