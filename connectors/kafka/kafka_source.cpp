@@ -828,6 +828,32 @@ void kafka_source::on_committed(std::uint64_t id) {
   pending_.erase(pending_.begin(), it + 1);
 }
 
+core::source_base::load kafka_source::offered() const {
+  load l;
+  if (!rk_ || states_.empty()) return l;
+  std::int64_t lag = 0, high_sum = 0;
+  for (const auto& s : states_) {
+    std::int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), s.topic.c_str(), s.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0)
+      return l;  // not fetched yet: unknown
+    high_sum += high;
+    const std::int64_t pos = s.next_offset >= 0 ? s.next_offset : low;
+    if (pos >= 0) lag += std::max<std::int64_t>(0, high - pos);
+  }
+  l.backlog = static_cast<double>(lag);
+  const std::int64_t now = core::steady_ns();
+  if (offered_high_ >= 0 && now > offered_ns_ && high_sum >= offered_high_) {
+    const double r = static_cast<double>(high_sum - offered_high_) * 1e9 / static_cast<double>(now - offered_ns_);
+    offered_rate_ = offered_rate_ < 0 ? r : 0.5 * offered_rate_ + 0.5 * r;
+  }
+  offered_high_ = high_sum;
+  offered_ns_ = now;
+  l.rate = offered_rate_;
+  return l;
+}
+
 namespace {
 constexpr std::uint32_t snapshot_version = 1;
 }

@@ -48,6 +48,10 @@ public:
   /// partitions i, i+p, ... of the sorted list, and a restore keeps its own partitions'
   /// offsets: instances can be added and removed live. A group subscription cannot.
   bool rescalable() const override { return assign_all_ || !explicit_partitions_.empty(); }
+  /// Lag (records between the position and each assigned partition's end, from the high
+  /// watermarks librdkafka learns with every fetch) and the produce rate (how fast those ends
+  /// grow), for the autoscaler.
+  load offered() const override;
   /// Partitions are splits: each row is tagged with its partition, and the runtime keeps a
   /// watermark per partition (by `event_time.field` or by the Kafka timestamp).
   bool has_splits() const override { return true; }
@@ -115,6 +119,10 @@ private:
     std::int64_t caught_up_since = 0;  // steady ns when the partition reached its end, 0 if not
   };
   /// A partition's position read from a checkpoint.
+  // `offered`: the summed partition ends at the last call, to estimate the produce rate.
+  mutable std::int64_t offered_high_ = -1;
+  mutable std::int64_t offered_ns_ = 0;
+  mutable double offered_rate_ = -1;
   struct restored_offset {
     std::string topic;
     std::int32_t partition = 0;

@@ -576,3 +576,40 @@ TEST_CASE("kafka source reports a committed position that retention deleted befo
   CHECK(out.main.size() + lost == static_cast<std::uint64_t>(total - committed));
   again.close();
 }
+
+TEST_CASE("kafka source reports its lag and the produce rate for the autoscaler", "[kafka][source][scaling]") {
+  connectors::kafka_broker broker({1, 0, {"lag:3"}, ""});
+  const auto boot = broker.bootstraps();
+  // Partitions of very different sizes: 3,000, 500 and none.
+  REQUIRE(produce_raw(boot, "lag", 0, json_lines(0, 3000)));
+  REQUIRE(produce_raw(boot, "lag", 1, json_lines(3000, 3500)));
+  auto c = source_config({{"bootstrap_servers", scalar(boot)},
+                          {"topics", list({"lag"})},
+                          {"assign", scalar("true")},
+                          {"start_from", scalar("earliest")},
+                          {"schema", test_schema()}});
+  connectors::kafka_source src(c.cfg);
+  REQUIRE(src.rescalable());
+  CHECK(src.offered().backlog < 0);  // nothing known before it has fetched
+  src.open(ctx());
+  core::outputs out;
+  REQUIRE(read_rows(src, out, 600));
+  // What it has not returned yet, over the three partitions.
+  double backlog = -1;
+  REQUIRE(poll_until([&] {
+    backlog = src.offered().backlog;
+    return backlog == static_cast<double>(3500 - out.main.size());
+  }, std::chrono::seconds(20)));
+  // Nothing produced meanwhile: no rate, or zero.
+  CHECK(src.offered().rate <= 0);
+  // 2,000 more on the small partition: the partition ends grow, which is the produce rate.
+  REQUIRE(produce_raw(boot, "lag", 1, json_lines(3500, 5500)));
+  double rate = 0;
+  REQUIRE(poll_until([&] {
+    src.poll(out, 1);  // keep fetching (the high watermarks come with fetch responses)
+    rate = src.offered().rate;
+    return rate > 0;
+  }, std::chrono::seconds(20)));
+  REQUIRE(read_rows(src, out, 5500));
+  REQUIRE(poll_until([&] { return src.offered().backlog == 0; }, std::chrono::seconds(20)));
+}
