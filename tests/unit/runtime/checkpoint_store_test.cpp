@@ -9,22 +9,17 @@
 #include <fstream>
 #include <random>
 
+#include "pel/testing/temp_dir.hpp"
+
 using pel::runtime::checkpoint_store;
 namespace fs = std::filesystem;
 
 namespace {
 
+/// A scratch state directory (`path` as the store takes it).
 struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("pel-chk-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+  pel::testing::temp_dir dir{"pel-chk-"};
+  fs::path path{dir.path()};
 };
 
 std::string blob_of(std::size_t n, char seed) {

@@ -5,6 +5,8 @@
 // are multiples of 1/4 and quantities small integers, so sums are exact in any order.
 #include "test_components.hpp"
 #include "pel/testing/random.hpp"
+#include "pel/testing/poll.hpp"
+#include "pel/testing/temp_dir.hpp"
 
 #include "pel/operators/register.hpp"
 #include "pel/plan/plan.hpp"
@@ -199,10 +201,13 @@ struct env {
     });
   }
 
-  runtime::result run(const std::string& yaml, std::function<void(runtime::job&)> during = {}) {
+  runtime::result run(const std::string& yaml, std::function<void(runtime::job&)> during = {},
+                      const std::string& state_dir = {}) {
     auto p = spec::load_text(yaml, "rescale.yaml", reg);
     auto plan = plan::build(p, reg);
-    runtime::job j(plan);
+    runtime::options o;
+    o.state_dir = state_dir;
+    runtime::job j(plan, o);
     j.start();
     if (during) during(j);
     if (!j.wait_for(std::chrono::seconds(120))) {
@@ -385,6 +390,51 @@ TEST_CASE("a crash while a rescale hands state over restarts the region at the n
   const auto* bars = r.find("bars");
   REQUIRE(bars != nullptr);
   CHECK(bars->parallelism == 3);  // restarted at the new parallelism
+  const auto got = e.rows();
+  require_per_key_order(got);
+  require_same(got, fixed);
+}
+
+TEST_CASE("a run resumed from a state directory goes on at the parallelism its checkpoint was taken at",
+          "[rescale]") {
+  const auto trades = make_trades(120'000, 17);
+  std::vector<result_row> fixed;
+  {
+    env e(trades, 0);
+    REQUIRE(e.run(yaml("window", "1", "")).ok);
+    fixed = e.rows();
+  }
+  pel::testing::temp_dir dir;
+  env e(trades, 60'000);
+  const std::string y = yaml("window", "{initial: 1, min: 1, max: 4}",
+                             "  scaling:\n    policy: schedule\n    schedule:\n"
+                             "      - {at: 200ms, component: bars, parallelism: 3}\n",
+                             "never", "20ms");
+  // The first run stops (with a final checkpoint) once it runs at 3 and a checkpoint at 3 is
+  // complete.
+  auto first = e.run(
+      y,
+      [&](runtime::job& j) {
+        std::uint64_t after = 0;
+        REQUIRE(pel::testing::poll_until(
+            [&] {
+              if (after == 0 && j.parallelism("bars") == 3) after = j.committed_checkpoint();
+              return after != 0 && j.committed_checkpoint() > after;
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(5)));
+        j.stop();
+      },
+      dir.path());
+  INFO(first.error);
+  REQUIRE(first.ok);
+  REQUIRE(first.stopped_at > 0);
+  // The second run starts with 3 instances, not the initial 1, and finishes the input.
+  std::uint32_t at_start = 0;
+  auto second = e.run(y, [&](runtime::job& j) { at_start = j.parallelism("bars"); }, dir.path());
+  INFO(second.error);
+  REQUIRE(second.ok);
+  CHECK(at_start == 3);
+  CHECK(second.restored_from == first.stopped_at);
   const auto got = e.rows();
   require_per_key_order(got);
   require_same(got, fixed);
