@@ -115,7 +115,7 @@ std::vector<param> make_pipeline_params() {
               param::integer("parallelism").req().min(1).max(1024).doc(
                   "Instances from then on, within the component's range."),
           }).doc("policy: schedule: the steps, e.g. `- {at: 10s, component: w, parallelism: 4}`."),
-      }).doc("Autoscaling of the operators whose `parallelism` is a range `{initial, min, max}`."),
+      }).doc("Autoscaling of the components whose `parallelism` is a range `{initial, min, max}`."),
       param::string("dead_letter").def("log").doc(
           "Where dead letters nothing reads go: `log`, `drop`, or the name of a sink."),
   };
@@ -137,8 +137,9 @@ std::vector<detail::common_key> make_common_keys() {
       }).doc(
           "Number of instances of this component; default `pipeline.parallelism`. A map "
           "`{initial, min, max}` lets autoscaling (`pipeline.scaling`) move it within "
-          "min <= initial <= max while the pipeline runs (operators only; an operator whose "
-          "state is not kept by key group cannot autoscale)."),
+          "min <= initial <= max while the pipeline runs: operators whose state is kept by key "
+          "group or that keep none, and Kafka sources with their own partition assignment "
+          "(`assign: true`, `partitions`); `pel lint` says why another component cannot."),
       true, true, true);
   add(param::string_list("input").req().doc(
           "What this component reads: a component name, `name.port` (e.g. `parse.dead_letter`), "
