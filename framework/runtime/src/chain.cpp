@@ -601,23 +601,25 @@ void chain_instance::drain(std::uint32_t t) {
 }
 
 void chain_instance::push_control(control_kind k, std::int64_t v) {
-  for (std::uint32_t t = 0; t < targets_.size(); ++t) {
-    target_rt& tg = targets_[t];
-    if (tg.retired) continue;
-    if (!tg.pending.empty()) {
-      out_item it;
-      it.is_batch = true;
-      it.b = std::move(tg.pending);
-      tg.pending = core::batch(tg.width);
-      tg.queue.push_back(std::move(it));
-      ++outbound_;
-    }
-    out_item c;
-    c.k = k;
-    c.v = v;
-    tg.queue.push_back(std::move(c));
-    drain(t);
+  for (std::uint32_t t = 0; t < targets_.size(); ++t)
+    if (!targets_[t].retired) queue_control(t, k, v);
+}
+
+void chain_instance::queue_control(std::uint32_t t, control_kind k, std::int64_t v) {
+  target_rt& tg = targets_[t];
+  if (!tg.pending.empty()) {
+    out_item it;
+    it.is_batch = true;
+    it.b = std::move(tg.pending);
+    tg.pending = core::batch(tg.width);
+    tg.queue.push_back(std::move(it));
+    ++outbound_;
   }
+  out_item c;
+  c.k = k;
+  c.v = v;
+  tg.queue.push_back(std::move(c));
+  drain(t);
 }
 
 void chain_instance::arm_tick() {
@@ -1085,17 +1087,7 @@ void chain_instance::restore_state() {
   const std::string what = "checkpoint " + std::to_string(from);
   // The checkpoint's parallelism of this chain: an autoscaled chain may have had another.
   std::uint32_t then = par_;
-  if (auto topo = js_.store->get(from, "topology")) {
-    std::vector<std::uint32_t> par;
-    std::size_t pos = 0;
-    while (pos < topo->size()) {
-      std::size_t end = topo->find(' ', pos);
-      if (end == std::string::npos) end = topo->size();
-      par.push_back(static_cast<std::uint32_t>(std::stoul(topo->substr(pos, end - pos))));
-      pos = end + 1;
-    }
-    if (par.size() == js_.plan.chains.size()) then = par[static_cast<std::size_t>(w_.chain)];
-  }
+  if (auto par = js_.checkpoint_topology(from); !par.empty()) then = par[static_cast<std::size_t>(w_.chain)];
   const std::string prefix = std::to_string(w_.chain) + "-";
   if (then != par_) {
     std::vector<std::string> blobs;
@@ -1180,21 +1172,7 @@ void chain_instance::on_rescale(std::uint64_t rid) {
     target_rt& tg = targets_[t];
     if (w_.targets[t].retired && !tg.retired) {
       // An old instance: the marker is the last item it gets from here (after what is pending).
-      if (!ended_) {
-        if (!tg.pending.empty()) {
-          out_item it;
-          it.is_batch = true;
-          it.b = std::move(tg.pending);
-          tg.pending = core::batch(tg.width);
-          tg.queue.push_back(std::move(it));
-          ++outbound_;
-        }
-        out_item c;
-        c.k = control_kind::rescale;
-        c.v = static_cast<std::int64_t>(rid);
-        tg.queue.push_back(std::move(c));
-        drain(t);
-      }
+      if (!ended_) queue_control(t, control_kind::rescale, static_cast<std::int64_t>(rid));
       tg.retired = true;
     } else if (!w_.targets[t].retired && !tg.retired && tg.queue.empty() && tg.pending.empty() &&
                std::none_of(edges_.begin(), edges_.end(), [&](const edge_rt& e) {
@@ -1208,19 +1186,12 @@ void chain_instance::on_rescale(std::uint64_t rid) {
   // idle or has ended.
   const bool idle = source_ != nullptr ? source_idle_ : idle_out_;
   for (auto t : fresh) {
-    auto send = [&](control_kind k, std::int64_t v) {
-      out_item c;
-      c.k = k;
-      c.v = v;
-      targets_[t].queue.push_back(std::move(c));
-    };
     if (ended_) {
-      send(control_kind::end_of_stream, 0);
+      queue_control(t, control_kind::end_of_stream, 0);
     } else {
-      if (wm_ != wm_min) send(control_kind::watermark, wm_);
-      if (idle) send(control_kind::idle, 0);
+      if (wm_ != wm_min) queue_control(t, control_kind::watermark, wm_);
+      if (idle) queue_control(t, control_kind::idle, 0);
     }
-    drain(t);
   }
   pump();
 }

@@ -101,6 +101,8 @@ private:
   void seal(std::uint32_t t);
   void drain(std::uint32_t t);
   void push_control(control_kind k, std::int64_t v);
+  /// Queues `k` for target `t` after its pending rows, and sends what credits allow.
+  void queue_control(std::uint32_t t, control_kind k, std::int64_t v);
   bool blocked() const noexcept;
   void pump();
   void arm_tick();

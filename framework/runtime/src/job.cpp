@@ -1026,33 +1026,23 @@ void job::start() {
       js.committed.store(rec.id);
       js.log(0, "resuming from checkpoint " + std::to_string(rec.id) + " in " + dir);
       // Autoscaled chains resume at the parallelism the checkpoint was taken at.
-      if (auto topo = js.store->get(rec.id, "topology")) {
-        std::vector<std::uint32_t> par;
-        std::size_t pos = 0;
-        while (pos < topo->size()) {
-          std::size_t end = topo->find(' ', pos);
-          if (end == std::string::npos) end = topo->size();
-          par.push_back(static_cast<std::uint32_t>(std::stoul(topo->substr(pos, end - pos))));
-          pos = end + 1;
+      if (auto par = js.checkpoint_topology(rec.id); !par.empty()) {
+        bool differs = false;
+        for (std::size_t c = 0; c < par.size(); ++c) {
+          const auto& ch = js.plan.chains[c];
+          if (ch.parallelism_min < ch.parallelism_max && par[c] >= ch.parallelism_min &&
+              par[c] <= ch.parallelism_max) {
+            differs = differs || par[c] != js.parallelism[c];
+          } else {
+            par[c] = js.parallelism[c];
+          }
         }
-        if (par.size() == js.plan.chains.size()) {
-          bool differs = false;
-          for (std::size_t c = 0; c < par.size(); ++c) {
-            const auto& ch = js.plan.chains[c];
-            if (ch.parallelism_min < ch.parallelism_max && par[c] >= ch.parallelism_min &&
-                par[c] <= ch.parallelism_max) {
-              differs = differs || par[c] != js.parallelism[c];
-            } else {
-              par[c] = js.parallelism[c];
-            }
-          }
-          if (differs) {
-            js.build_topology(par);
-            for (std::size_t c = 0; c < par.size(); ++c)
-              if (par[c] != js.plan.chains[c].parallelism)
-                js.log(0, chain_name(js.plan, c) + " resumes with " + std::to_string(par[c]) +
-                              " instances, as at the checkpoint");
-          }
+        if (differs) {
+          js.build_topology(par);
+          for (std::size_t c = 0; c < par.size(); ++c)
+            if (par[c] != js.plan.chains[c].parallelism)
+              js.log(0, chain_name(js.plan, c) + " resumes with " + std::to_string(par[c]) +
+                            " instances, as at the checkpoint");
         }
       }
     } else if (im.durable) {

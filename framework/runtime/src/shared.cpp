@@ -6,6 +6,7 @@
 #include "pel/core/time.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 namespace pel::runtime {
@@ -102,6 +103,24 @@ std::string job_state::topology_text() const {
     t += std::to_string(p);
   }
   return t;
+}
+
+std::vector<std::uint32_t> job_state::checkpoint_topology(std::uint64_t id) const {
+  std::vector<std::uint32_t> par;
+  const auto topo = store ? store->get(id, "topology") : std::nullopt;
+  if (!topo) return par;
+  std::size_t pos = 0;
+  while (pos < topo->size()) {
+    std::size_t end = topo->find(' ', pos);
+    if (end == std::string::npos) end = topo->size();
+    std::uint32_t p = 0;
+    const auto [ptr, ec] = std::from_chars(topo->data() + pos, topo->data() + end, p);
+    if (ec != std::errc{} || ptr != topo->data() + end || p == 0) return {};
+    par.push_back(p);
+    pos = end + 1;
+  }
+  if (par.size() != plan.chains.size()) return {};
+  return par;
 }
 
 void job_state::rescale_handed(std::uint64_t rid, std::uint32_t k, std::string blob) {

@@ -107,6 +107,9 @@ struct job_state {
   void connect(int ei, const std::vector<std::uint32_t>& ups, const std::vector<std::uint32_t>& downs);
   /// The text stored with every checkpoint: each chain's parallelism.
   std::string topology_text() const;
+  /// Each chain's parallelism when checkpoint `id` was taken; empty when the checkpoint does
+  /// not say (older ones) or says it for another plan.
+  std::vector<std::uint32_t> checkpoint_topology(std::uint64_t id) const;
 
   // -- lifecycle ---------------------------------------------------------------------------
   std::mutex mu;
