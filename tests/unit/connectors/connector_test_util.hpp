@@ -5,6 +5,7 @@
 
 #include "pel/spec/config.hpp"
 #include "pel/testing/poll.hpp"
+#include "pel/testing/temp_dir.hpp"
 #include "pel/spec/node.hpp"
 #include "pel/spec/param.hpp"
 
@@ -56,28 +57,6 @@ struct test_config {
   test_config(spec::node_ptr n, std::vector<spec::param> p)
       : params(std::make_shared<std::vector<spec::param>>(std::move(p))),
         cfg(std::move(n), "sources.test", params.get()) {}
-};
-
-/// A fresh directory under the system temp directory, removed on destruction.
-class temp_dir {
-public:
-  temp_dir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("pel-connectors-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  std::filesystem::path path_;
 };
 
 inline void write_file(const std::string& path, const std::string& text, bool append = false) {

@@ -12,7 +12,7 @@ class temp_dir {
 public:
   explicit temp_dir(const std::string& prefix = "pel-test-") {
     std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / (prefix + std::to_string(rd()) + std::to_string(rd()));
+    path_ = std::filesystem::temp_directory_path() / (prefix + std::to_string(rd()) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~temp_dir() {
@@ -22,8 +22,9 @@ public:
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
 
-  /// The directory, as a string.
-  std::string path() const { return path_.string(); }
+  const std::filesystem::path& path() const { return path_; }
+  /// The path of `name` inside it.
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
 
 private:
   std::filesystem::path path_;
