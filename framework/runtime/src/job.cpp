@@ -266,6 +266,7 @@ struct job::impl {
   std::size_t running = SIZE_MAX;   ///< the event being carried out
   mutable std::mutex emu;
   std::vector<scaling_event> events;
+  std::vector<int> event_chain;        ///< by event: the chain it rescales (under `emu`)
   std::vector<std::uint32_t> max_par;  ///< by chain
 
   scaling::sample take_sample(std::int64_t now);
@@ -743,9 +744,8 @@ void job::impl::decide(caf::event_based_actor* self, std::int64_t now) {
                    " instances: " + d.reason + " [" + d.inputs + "]");
     std::lock_guard<std::mutex> lock(emu);
     events.push_back(std::move(ev));
+    event_chain.push_back(d.unit);
     queued.push_back(events.size() - 1);
-    // The policy decided on the chain: it is the unit (by name) that the event refers to.
-    (void)d.unit;
   }
   next_rescale(self);
 }
@@ -781,21 +781,20 @@ bool job::impl::begin_rescale(caf::event_based_actor* self, std::size_t ev) {
   job_state& j = *js;
   std::string comp;
   std::uint32_t to = 0;
+  int c = -1;
   {
     std::lock_guard<std::mutex> lock(emu);
     comp = events[ev].component;
     to = events[ev].to;
+    c = event_chain[ev];
   }
-  int c = -1;
-  for (std::size_t k = 0; k < j.plan.chains.size(); ++k)
-    if (chain_name(j.plan, k) == comp) c = static_cast<int>(k);
   auto refuse = [&](const std::string& why) {
     j.log(1, "not rescaling " + comp + ": " + why);
     std::lock_guard<std::mutex> lock(emu);
     events[ev].outcome = why;
     return false;
   };
-  if (c < 0) return refuse("no such chain");
+  if (c < 0 || static_cast<std::size_t>(c) >= j.plan.chains.size()) return refuse("no such chain");
   const auto cc = static_cast<std::size_t>(c);
   std::vector<std::uint32_t> old_ids, new_ids, ups;
   std::uint64_t rid = 0;
@@ -941,9 +940,7 @@ void job::impl::abandon_rescale(const std::string& why) {
   if (running < events.size()) {
     events[running].outcome = "abandoned: " + why + " (the region restarted at the new parallelism)";
     // The new parallelism stands: the restart restores the old instances' checkpoint into it.
-    for (std::size_t c = 0; c < js->plan.chains.size(); ++c)
-      if (chain_name(js->plan, c) == events[running].component && scaler)
-        scaler->applied(static_cast<int>(c), events[running].to, core::steady_ns());
+    if (scaler) scaler->applied(event_chain[running], events[running].to, core::steady_ns());
   }
   running = SIZE_MAX;
 }
