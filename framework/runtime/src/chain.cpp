@@ -964,6 +964,10 @@ void chain_instance::run_careful(std::size_t pos, core::batch& b, int input) {
 void chain_instance::on_timer(int position) {
   if (ended_ || !started_) return;
   node_rt& n = nodes_[static_cast<std::size_t>(position)];
+  if (rescale_wait_ != 0) {  // a new instance without its state yet: nothing to time
+    tr_.schedule_timer(position, n.timer_ns);
+    return;
+  }
   current_ = &n.n->name;
   n.op->on_timer(core::processing_time::now(), n.out);
   drain_node(static_cast<std::size_t>(position));
