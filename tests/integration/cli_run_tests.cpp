@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <set>
@@ -556,4 +557,60 @@ TEST_CASE("pel run: the run summary counts every component's records, dead lette
   CHECK(contains(r.err, "late 7 (dropped)"));
   CHECK(contains(r.err, "p.yaml: 7 late records dropped, 0 input records lost before they were "
                         "read, 2 dead letters"));
+}
+
+TEST_CASE("pel run: a schedule rescales a keyed window while it runs, --no-autoscale keeps it, "
+          "and both outputs are the same",
+          "[e2e][run][scaling]") {
+  temp_dir dir;
+  // 60,000 trades over 50 symbols at 30,000 a second: two seconds, over which the window goes
+  // 1 -> 3 -> 2.
+  const std::string pipeline =
+      "pipeline:\n"
+      "  name: steps\n"
+      "  scaling:\n"
+      "    policy: schedule\n"
+      "    schedule:\n"
+      "      - {at: 500ms, component: bars, parallelism: 3}\n"
+      "      - {at: 1200ms, component: bars, parallelism: 2}\n"
+      "sources:\n"
+      "  trades: {type: generator, profile: trades, symbols: 50, rate: 30000, count: 60000}\n"
+      "operators:\n"
+      "  bars:\n"
+      "    type: window\n"
+      "    input: trades\n"
+      "    key: symbol\n"
+      "    parallelism: {initial: 1, min: 1, max: 4}\n"
+      "    window: {type: tumbling, size: 100ms}\n"
+      "    aggregates: {trades: count(), volume: sum(qty)}\n"
+      "sinks:\n"
+      "  out: {type: file, path: OUT, format: json}\n";
+  auto write_for = [&](const std::string& name) {
+    std::string y = pipeline;
+    y.replace(y.find("OUT"), 3, dir / (name + ".jsonl"));
+    y.replace(y.find("  out: {type: file,"), 19, "  out: {type: file, input: bars,");
+    write_file(dir / (name + ".yaml"), y);
+  };
+  write_for("scaled");
+  write_for("fixed");
+  auto scaled = run_pel({"run", "--progress", "never", dir / "scaled.yaml"}, std::chrono::seconds(60));
+  INFO(scaled.err);
+  REQUIRE(scaled.exit_code == 0);
+  CHECK(scaled.err.find("scaling bars from 1 to 3 instances: schedule: at 0.5 s") != std::string::npos);
+  CHECK(scaled.err.find("bars: 3 → 2 instances, rescaled in") != std::string::npos);
+  CHECK(scaled.err.find("bars: parallelism 1 -> 3 -> 2 (range 1..4, at most 3 at once)") != std::string::npos);
+  auto fixed = run_pel({"run", "--progress", "never", "--no-autoscale", dir / "fixed.yaml"}, std::chrono::seconds(60));
+  INFO(fixed.err);
+  REQUIRE(fixed.exit_code == 0);
+  CHECK(fixed.err.find("scaling") == std::string::npos);
+  // The same windows with the same counts, whatever the parallelism was.
+  auto sorted_lines = [](const std::string& text) {
+    auto l = lines_of(text);
+    std::sort(l.begin(), l.end());
+    return l;
+  };
+  const auto a = sorted_lines(read_file(dir / "scaled.jsonl"));
+  const auto b = sorted_lines(read_file(dir / "fixed.jsonl"));
+  CHECK(a.size() > 500);
+  CHECK(a == b);
 }
