@@ -406,6 +406,28 @@ void file_source::progress(std::uint64_t& done, std::uint64_t& total) const {
   total = follow_ || special_ ? 0 : std::max(size_at_open_, done);  // 0: unknown
 }
 
+core::source_base::load file_source::offered() const {
+  load l;
+  if (!reader_ || !fd_ || special_ || !lines_) return l;
+  const std::uint64_t done = offset_ - std::min<std::uint64_t>(offset_, buf_.pending());
+  const std::uint64_t lines = lines_->lines();
+  struct stat st {};
+  if (lines == 0 || done == 0 || ::fstat(fd_.get(), &st) != 0) return l;
+  const double per_line = static_cast<double>(done) / static_cast<double>(lines);
+  const auto size = static_cast<std::int64_t>(st.st_size);
+  l.backlog = static_cast<double>(std::max<std::int64_t>(0, size - static_cast<std::int64_t>(done))) / per_line;
+  if (!follow_) return l;  // a file that does not grow offers no rate of its own
+  const std::int64_t now = core::steady_ns();
+  if (offered_size_ >= 0 && now > offered_ns_ && size >= offered_size_) {
+    const double r = static_cast<double>(size - offered_size_) / per_line * 1e9 / static_cast<double>(now - offered_ns_);
+    offered_rate_ = offered_rate_ < 0 ? r : 0.5 * offered_rate_ + 0.5 * r;
+  }
+  offered_size_ = size;
+  offered_ns_ = now;
+  l.rate = offered_rate_;
+  return l;
+}
+
 void file_source::close() {
   fd_.reset();
 }

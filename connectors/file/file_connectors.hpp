@@ -70,6 +70,9 @@ public:
     return lines_ ? lines_->row_position(row) : std::string();
   }
   void progress(std::uint64_t& done, std::uint64_t& total) const override;
+  /// For the autoscaler: the lines still to read (the bytes after the position over the mean
+  /// line length so far) and, when following, the rate the file grows at in lines a second.
+  load offered() const override;
   /// True when the path is not a regular file (a named pipe, a terminal, a socket): opening
   /// and reading it may wait for a writer, so the source gets a thread of its own.
   bool blocking() const override { return special_; }
@@ -114,6 +117,10 @@ private:
   unique_fd fd_;
   std::uint64_t offset_ = 0;  ///< bytes read from the current file
   std::uint64_t size_at_open_ = 0;
+  // `offered`: the file's size at the last call, to measure how fast it grows.
+  mutable std::int64_t offered_size_ = -1;
+  mutable std::int64_t offered_ns_ = 0;
+  mutable double offered_rate_ = -1;
   bool header_pending_ = false;
   bool done_ = false;
   bool opened_once_ = false;

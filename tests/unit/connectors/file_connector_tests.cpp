@@ -1074,3 +1074,31 @@ TEST_CASE("file sink exactly_once restore after a crash makes prepared rows visi
     CHECK(names_in(dir.path(), true) == std::vector<std::string>{"out.0000000001.json"});
   }
 }
+
+TEST_CASE("file source reports the lines still to read and how fast a followed file grows",
+          "[file][follow][scaling]") {
+  temp_dir dir;
+  auto path = dir.file("big.txt");
+  // 20,000 lines of different lengths (3 to 12 bytes): the estimate uses the mean so far.
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += std::string(2 + i % 10, 'x') + "\n";
+  write_file(path, text);
+  auto t = source_cfg({{"path", scalar(path)}, {"format", scalar("raw")}, {"follow", scalar("true")}});
+  file_source src(t.cfg);
+  CHECK(src.offered().backlog < 0);  // not open
+  src.open(ctx_of());
+  core::outputs out;
+  while (out.main.size() < 5000) REQUIRE(src.poll(out, 500) == core::poll_status::data);
+  // The lines left, estimated from the bytes left: within a few percent.
+  const double left = 20000.0 - static_cast<double>(out.main.size());
+  const auto l = src.offered();
+  CHECK(l.backlog == Approx(left).epsilon(0.05));
+  CHECK(l.rate < 0);  // first look: no rate yet
+  // The file grows while it is followed: a rate appears.
+  double rate = -1;
+  REQUIRE(poll_until([&] {
+    write_file(path, std::string(200, 'y') + "\n", true);
+    rate = src.offered().rate;
+    return rate > 0;
+  }));
+}
