@@ -606,15 +606,8 @@ void chain_instance::push_control(control_kind k, std::int64_t v) {
 }
 
 void chain_instance::queue_control(std::uint32_t t, control_kind k, std::int64_t v) {
+  seal(t);  // the rows before it go first
   target_rt& tg = targets_[t];
-  if (!tg.pending.empty()) {
-    out_item it;
-    it.is_batch = true;
-    it.b = std::move(tg.pending);
-    tg.pending = core::batch(tg.width);
-    tg.queue.push_back(std::move(it));
-    ++outbound_;
-  }
   out_item c;
   c.k = k;
   c.v = v;
