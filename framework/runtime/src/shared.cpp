@@ -132,7 +132,6 @@ void job_state::rescale_handed(std::uint64_t rid, std::uint32_t k, std::string b
     rescale.blobs[k] = std::move(blob);
     rescale.handed[k] = true;
     if (++rescale.handed_count < rescale.old_ids.size()) return;
-    rescale.handed_ns = core::steady_ns();
     fn = on_rescale_progress;
   }
   if (fn) fn(0, rid);

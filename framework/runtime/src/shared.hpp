@@ -224,7 +224,6 @@ struct job_state {
     std::uint32_t restored_count = 0;
     std::vector<std::uint32_t> switched;  ///< upstream ids that switched to the new instances
     std::int64_t started_ns = 0;
-    std::int64_t handed_ns = 0;
     std::uint64_t state_bytes = 0;
   };
   rescale_state rescale;  ///< under mu
@@ -239,11 +238,6 @@ struct job_state {
   void rescale_handed(std::uint64_t rid, std::uint32_t k, std::string blob);
   /// A new instance restored the old state.
   void rescale_restored(std::uint64_t rid);
-
-  /// Global id of `instance` of `chain` now.
-  std::uint32_t id_of(int chain, std::uint32_t instance) const {
-    return chain_ids[static_cast<std::size_t>(chain)][instance];
-  }
 };
 
 } // namespace pel::runtime
