@@ -253,6 +253,7 @@ void kafka_source::open(const core::operator_context& ctx) {
     auto list = new_tplist(static_cast<int>(topics_.size()));
     for (const auto& t : topics_)
       rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    awaiting_assignment_ = true;  // until the group's first assignment
     if (auto err = rd_kafka_subscribe(rk_.get(), list.get()))
       throw std::runtime_error("kafka source '" + name_ +
                                "': cannot subscribe: " + rd_kafka_err2str(err));
@@ -344,6 +345,7 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
   ++rebalances_;
   const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    awaiting_assignment_ = false;  // even an empty assignment: the group has decided
     if (start_ == start_mode::timestamp) resolve_timestamps(parts, true);
     add_partitions(parts);  // before fetching starts (alignment: their own queues)
     apply_restored(parts);  // a checkpoint's offsets win over committed ones
@@ -367,9 +369,11 @@ void kafka_source::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
       last_error_ = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
     }
+    awaiting_assignment_ = states_.empty();
   } else {
     forget_all();
     rd_kafka_assign(rk_.get(), nullptr);
+    awaiting_assignment_ = true;  // the next round assigns again
   }
 }
 

@@ -52,6 +52,7 @@ public:
   /// watermarks librdkafka learns with every fetch) and the produce rate (how fast those ends
   /// grow), for the autoscaler.
   load offered() const override;
+  bool assignment_pending() const override { return awaiting_assignment_; }
   /// Partitions are splits: each row is tagged with its partition, and the runtime keeps a
   /// watermark per partition (by `event_time.field` or by the Kafka timestamp).
   bool has_splits() const override { return true; }
@@ -120,6 +121,8 @@ private:
   };
   /// A partition's position read from a checkpoint.
   // `offered`: the summed partition ends at the last call, to estimate the produce rate.
+  /// Group mode: no assignment yet, or all partitions revoked and none assigned since.
+  bool awaiting_assignment_ = false;
   mutable std::int64_t offered_high_ = -1;
   mutable std::int64_t offered_ns_ = 0;
   mutable double offered_rate_ = -1;

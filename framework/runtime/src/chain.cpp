@@ -804,7 +804,7 @@ std::int64_t chain_instance::unblocked_clock(std::int64_t now) const {
 void chain_instance::split_time(std::int64_t now, bool force) {
   source_->splits(split_reports_);
   const std::int64_t clock = unblocked_clock(now);
-  split_wm_->sync(split_reports_, clock);
+  split_wm_->sync(split_reports_, clock, source_->assignment_pending());
   // Alignment: publish this instance's floor, then pause what runs too far ahead of the
   // source's slowest split (over all its instances).
   const int node = nodes_.front().index;

@@ -71,7 +71,7 @@ void split_watermarks::observe(const std::uint32_t* ids, const std::int64_t* tim
   settle();
 }
 
-void split_watermarks::sync(const std::vector<core::split_report>& now, std::int64_t clock) {
+void split_watermarks::sync(const std::vector<core::split_report>& now, std::int64_t clock, bool pending) {
   clock_ = clock;
   // Splits that left (revoked): no longer part of the watermark.
   splits_.erase(std::remove_if(splits_.begin(), splits_.end(),
@@ -134,7 +134,11 @@ void split_watermarks::sync(const std::vector<core::split_report>& now, std::int
     s.idle = true;
     held_ = std::max(held_, computed());
   }
-  if (splits_.empty()) {
+  if (splits_.empty() && pending) {
+    // No splits because none were given yet: not idle, however long that takes.
+    empty_since_ = unset;
+    all_idle_ = false;
+  } else if (splits_.empty()) {
     if (empty_since_ == unset) empty_since_ = clock;
     all_idle_ = s_.idle_timeout_ns > 0 && clock - empty_since_ >= s_.idle_timeout_ns;
   } else {

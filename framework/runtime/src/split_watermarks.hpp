@@ -47,7 +47,9 @@ public:
 
   /// Takes the source's current splits (new ones join, revoked ones leave) and updates
   /// idleness. `describe` prefixes the log notes (e.g. "source 'ticks' instance 2").
-  void sync(const std::vector<core::split_report>& now, std::int64_t clock);
+  /// `pending`: the source waits for splits to be given to it; without splits it is then not
+  /// idle (see `core::source_base::assignment_pending`).
+  void sync(const std::vector<core::split_report>& now, std::int64_t clock, bool pending = false);
 
   /// The instance's watermark: the minimum over the splits that are not idle of their largest
   /// event time, less the out-of-orderness bound (INT64_MIN while a split that is not idle

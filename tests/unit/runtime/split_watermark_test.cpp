@@ -61,6 +61,25 @@ TEST_CASE("split watermark: the minimum over splits, held back by a split with n
   CHECK(w.watermark() == 9'000 * ms - 100 * ms);
 }
 
+TEST_CASE("split watermark: an instance waiting for its first assignment is not idle however long it "
+          "waits, one assigned nothing is after idle_timeout",
+          "[runtime][watermark][split]") {
+  // A consumer group slow to settle: no splits while the assignment is pending.
+  sw w({0, 1'000 * ms, 0, 30'000 * ms}, 0);
+  w.sync({}, 0, true);
+  w.sync({}, 5'000 * ms, true);
+  CHECK_FALSE(w.all_idle());  // the others must not run ahead of partitions nobody reads yet
+  CHECK(w.watermark() == INT64_MIN);
+  // The group assigned it nothing (more members than partitions): idle after the timeout.
+  w.sync({}, 5'100 * ms, false);
+  CHECK_FALSE(w.all_idle());
+  w.sync({}, 6'100 * ms, false);
+  CHECK(w.all_idle());
+  // A rebalance takes everything away and has not given anything back: holds again.
+  w.sync({}, 6'200 * ms, true);
+  CHECK_FALSE(w.all_idle());
+}
+
 TEST_CASE("split watermark: a split at its end goes idle after idle_timeout and comes back "
           "with data, time spent backpressured does not count",
           "[runtime][watermark][split]") {

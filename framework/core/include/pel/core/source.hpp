@@ -77,6 +77,12 @@ public:
   /// The splits assigned now (the runtime calls it after each poll).
   virtual void splits(std::vector<split_report>& out) const { out.clear(); }
 
+  /// True while the source waits for splits given to it from outside (a Kafka consumer group
+  /// that has not assigned this member anything yet, or is between taking partitions away and
+  /// handing them out again). An instance without splits then does not count as idle: the
+  /// other instances' time must not run ahead of partitions nobody reads yet.
+  virtual bool assignment_pending() const { return false; }
+
   /// Watermark alignment: stop (`paused`) or resume reading split `id`. Rows already returned
   /// stay valid, and reading resumes right after the last row returned for the split.
   virtual void pause_split(std::uint32_t id, bool paused) {
