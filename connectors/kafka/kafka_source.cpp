@@ -687,6 +687,22 @@ void kafka_source::splits(std::vector<core::split_report>& out) const {
   }
 }
 
+void kafka_source::positions(std::vector<core::split_position>& out) const {
+  out.clear();
+  for (const auto& s : states_) {
+    core::split_position p;
+    p.name = s.topic + "/" + std::to_string(s.partition);
+    std::int64_t low = -1, high = -1;
+    // The offsets librdkafka cached from its last fetch: no request to the broker.
+    if (rk_ && rd_kafka_get_watermark_offsets(rk_.get(), s.topic.c_str(), s.partition, &low, &high) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0)
+      p.end = high;
+    p.position = s.next_offset >= 0 ? s.next_offset : low >= 0 ? low : -1;
+    out.push_back(std::move(p));
+  }
+}
+
 void kafka_source::pause_split(std::uint32_t id, bool paused) {
   if (!rk_) return;
   for (auto& s : states_) {

@@ -62,6 +62,7 @@ public:
   /// Pauses or resumes fetching one partition (librdkafka pause/resume); a resumed
   /// partition goes on right after the last message taken.
   void pause_split(std::uint32_t id, bool paused) override;
+  void positions(std::vector<core::split_position>& out) const override;
   /// 5 s: a partition at its end that long stops holding the watermark back.
   std::int64_t default_idle_timeout_ns() const override { return 5'000'000'000; }
   /// `topic/partition@offset` of a row of the last poll.

@@ -3,6 +3,7 @@
 // Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage. Only this file prints to
 // the terminal or exits; the libraries report through return values and exceptions.
 
+#include "commands.hpp"
 #include "pel/core/value.hpp"
 #include "pel/connectors/register.hpp"
 #include "pel/operators/register.hpp"
@@ -693,6 +694,10 @@ int main(int argc, char** argv) {
   broker_cmd->add_option("--bootstrap-file", broker.bootstrap_file, "Also write the bootstrap address to this file");
 #endif
 
+  std::vector<pel::cli::command> extra{pel::cli::test_command(), pel::cli::top_command(),
+                                      pel::cli::tap_command()};
+  for (auto& c : extra) c.sub = c.add(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -736,6 +741,8 @@ int main(int argc, char** argv) {
     if (*lint_cmd) return cmd_lint(lint);
     if (*run_cmd) return cmd_run(run, signals);
     if (*docs_cmd) return cmd_docs(docs_out);
+    for (auto& c : extra)
+      if (*c.sub) return c.run();
 #ifdef PEL_HAVE_KAFKA
     if (*broker_cmd) return cmd_kafka_broker(broker, signals);
 #endif

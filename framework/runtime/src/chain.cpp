@@ -148,6 +148,18 @@ void chain_instance::sync_wiring_tables() {
   // Enough spares for every batch that can be in flight on our channels, plus the one being
   // filled per target.
   max_spares_ = targets_.size() * (std::max<std::uint32_t>(1, plan.settings.channel_credits) + 1);
+  // For `job::status`: what the queues and credits can hold over the live channels.
+  const std::uint32_t per = std::max<std::uint32_t>(1, plan.settings.channel_credits);
+  std::uint32_t live_targets = 0, live_slots = 0, in_hand = 0;
+  for (std::size_t t = 0; t < w_.targets.size(); ++t)
+    if (!w_.targets[t].retired) {
+      ++live_targets;
+      in_hand += targets_[t].credits;
+    }
+  for (const auto& sl : w_.slots) live_slots += sl.retired ? 0 : 1;
+  cm_.queue_capacity.store(per * live_slots, std::memory_order_relaxed);
+  cm_.credit_capacity.store(per * live_targets, std::memory_order_relaxed);
+  cm_.credits.store(in_hand, std::memory_order_relaxed);
 }
 
 void chain_instance::sync_wiring() {
@@ -180,6 +192,7 @@ bool chain_instance::is_blocking_source() const noexcept {
 
 void chain_instance::start() {
   const auto& plan = js_.plan;
+  cm_.started_ns.store(core::steady_ns(), std::memory_order_relaxed);
   const std::uint32_t maxp = std::max<std::uint32_t>(1, plan.settings.max_parallelism);
   for (auto& nr : nodes_) {
     current_ = &nr.n->name;
@@ -298,6 +311,7 @@ void chain_instance::on_credit(std::uint32_t target, std::uint32_t n, core::batc
     spares_.push_back(std::move(spare));
   }
   targets_[target].credits += n;
+  cm_.credits.fetch_add(n, std::memory_order_relaxed);
   drain(target);
   pump();
   check_finished();
@@ -428,12 +442,16 @@ void chain_instance::drain_node(std::size_t pos) {
   }
   if (!o.late.empty()) {
     n.counters->late.fetch_add(o.late.size(), std::memory_order_relaxed);
+    if (js_.tapped[static_cast<std::size_t>(n.index)].load(std::memory_order_relaxed) & 2u)
+      js_.tap_rows(n.index, 2u, o.late, *n.n->port_schema(plan::port_kind::late));
     if (!n.late_edges.empty()) emit(n.late_edges, o.late, n.late_width);
     o.late.clear();
     o.late.width = n.late_width;
   }
   if (!o.main.empty()) {
     n.counters->rows_out.fetch_add(o.main.size(), std::memory_order_relaxed);
+    if (js_.tapped[static_cast<std::size_t>(n.index)].load(std::memory_order_relaxed) & 1u)
+      js_.tap_rows(n.index, 1u, o.main, *n.n->port_schema(plan::port_kind::main));
     if (pos + 1 < nodes_.size()) {
       run_node(pos + 1, o.main, 0);
       current_ = &n.n->name;
@@ -462,6 +480,9 @@ void chain_instance::route_dead(node_rt& n, core::batch& b) {
     if (position != nullptr && position->empty())
       *position = n.n->name + "[" + std::to_string(w_.instance) + "]";
   }
+  js_.sample_dead_letters(n.n->name, b);
+  if (js_.tapped[static_cast<std::size_t>(n.index)].load(std::memory_order_relaxed) & 4u)
+    js_.tap_rows(n.index, 4u, b, *core::dead_letter_schema());
   if (!n.dead_edges.empty()) emit(n.dead_edges, b, dead_letter_width);
   else if (js_.plan.dead_letters == plan::dead_letter_mode::log) js_.log_dead_letters(b);
   else js_.dead_dropped.fetch_add(b.size(), std::memory_order_relaxed);
@@ -531,6 +552,7 @@ void chain_instance::push_rows(std::uint32_t t, core::batch& b, bool consume) {
     b = core::batch(tg.width);
     tg.queue.push_back(std::move(it));
     ++outbound_;
+    cm_.outbound.store(outbound_, std::memory_order_relaxed);
     drain(t);
     return;
   }
@@ -578,6 +600,7 @@ void chain_instance::seal(std::uint32_t t) {
   tg.pending = core::batch(tg.width);
   tg.queue.push_back(std::move(it));
   ++outbound_;
+  cm_.outbound.store(outbound_, std::memory_order_relaxed);
   if (outbound_ > cm_.max_outbound.load(std::memory_order_relaxed))
     cm_.max_outbound.store(outbound_, std::memory_order_relaxed);
   drain(t);
@@ -591,6 +614,8 @@ void chain_instance::drain(std::uint32_t t) {
       if (tg.credits == 0) break;
       --tg.credits;
       --outbound_;
+      cm_.outbound.store(outbound_, std::memory_order_relaxed);
+      cm_.credits.fetch_sub(1, std::memory_order_relaxed);
       cm_.batches_out.fetch_add(1, std::memory_order_relaxed);
       tr_.send_batch(t, std::move(f.b));
     } else {
@@ -816,6 +841,24 @@ void chain_instance::split_time(std::int64_t now, bool force) {
     for (const auto& d : split_changes_) source_->pause_split(d.id, d.pause);
   }
   for (auto& nt : split_wm_->take_notes()) js_.log(nt.warning ? 1 : 0, who_ + ": " + nt.text);
+  if (now - splits_published_ns_ >= 500'000'000) {
+    // For `job::status`: every split's watermark and state with the source's positions.
+    splits_published_ns_ = now;
+    std::vector<split_status> st;
+    split_wm_->describe(st);
+    source_->positions(positions_);
+    for (auto& x : st) {
+      x.component = nodes_.front().n->name;
+      x.instance = w_.instance;
+      for (const auto& p : positions_)
+        if (p.name == x.split) {
+          x.position = p.position;
+          x.end = p.end;
+          if (p.position >= 0 && p.end >= 0) x.lag = std::max<std::int64_t>(0, p.end - p.position);
+        }
+    }
+    js_.publish_splits(id_, std::move(st));
+  }
   auto& lead = nodes_.front().counters->max_split_lead_ns;
   if (const std::int64_t l = split_wm_->lead(); l > lead.load(std::memory_order_relaxed))
     lead.store(l, std::memory_order_relaxed);
@@ -972,6 +1015,7 @@ void chain_instance::on_timer(int position) {
 void chain_instance::advance_watermark(std::int64_t wm, std::size_t from) {
   if (wm != wm_max) chaos(1);
   wm_ = wm;
+  cm_.watermark_ns.store(wm, std::memory_order_relaxed);
   for (std::size_t pos = from; pos < nodes_.size(); ++pos) {
     node_rt& n = nodes_[pos];
     if (!n.op) continue;
@@ -1050,6 +1094,7 @@ void chain_instance::take_snapshot(std::uint64_t id) {
   chaos(2);
   std::string blob = snapshot_blob(id);
   std::uint64_t bytes = 0;
+  cm_.state_bytes.store(static_cast<std::int64_t>(blob.size()), std::memory_order_relaxed);
   if (js_.store) bytes = js_.store->put(id, std::to_string(w_.chain) + "-" + std::to_string(w_.instance), std::move(blob));
   js_.ack_checkpoint(id, id_, bytes);
 }

@@ -218,6 +218,8 @@ private:
   std::uint64_t forwarded_barrier_ = 0;
   std::uint64_t rescale_wait_ = 0;  ///< a new instance of this rescale: waits for the state
   std::int64_t last_offer_ns_ = 0;  ///< sources: when `offered` was last sampled
+  std::int64_t splits_published_ns_ = 0;  ///< sources with splits: last `publish_splits`
+  std::vector<core::split_position> positions_;
 };
 
 } // namespace pel::runtime

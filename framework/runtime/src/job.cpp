@@ -253,6 +253,7 @@ struct job::impl {
   std::uint64_t chaos_injected = 0;  ///< injected failures that happened (an armed point may never come)
   bool stopping = false;
   std::vector<std::string> restart_log;  ///< under js->mu
+  std::atomic<bool> stop_asked{false};   ///< `job::stop` was called (for `status`)
 
   // Autoscaling (supervisor actor only, but `events` under `emu`).
   std::unique_ptr<scaling::policy> scaler;
@@ -361,6 +362,63 @@ struct job::impl {
         if (a) caf::anon_send(a, halt_atom::value);
       caf::anon_send(supervisor, halted_atom::value);
     }
+  }
+
+
+  /// Per component, over every instance it ever had (call with `js->mu` held).
+  std::vector<component_stats> component_totals() const {
+    const job_state& js = *this->js;
+    std::vector<component_stats> out;
+  for (std::size_t ni = 0; ni < js.plan.nodes.size(); ++ni) {
+    const auto& node = js.plan.nodes[ni];
+    component_stats c;
+    c.name = node.name;
+    const auto ch = static_cast<std::size_t>(node.chain);
+    c.parallelism = js.parallelism[ch];
+    c.max_parallelism = ch < max_par.size() ? max_par[ch] : c.parallelism;
+    // Every instance it ever had (a rescale retires instances; their counts stay).
+    for (std::uint32_t id = 0; id < js.wiring.size(); ++id) {
+      if (static_cast<std::size_t>(js.wiring[id].chain) != ch) continue;
+      const auto& m = *js.node_metrics[id][static_cast<std::size_t>(node.chain_position)];
+      c.rows_in += m.rows_in.load();
+      c.rows_out += m.rows_out.load();
+      c.dead_letters += m.dead.load();
+      c.late += m.late.load();
+      c.lost += m.lost.load();
+      c.max_split_lead_ns = std::max(c.max_split_lead_ns, m.max_split_lead_ns.load());
+      const auto& cm = *js.chain_metrics[id];
+      c.busy_ns += cm.busy_ns.load();
+      c.backpressure_ns += cm.backpressure_ns.load();
+    }
+    out.push_back(std::move(c));
+  }
+    return out;
+  }
+
+  /// The counters of current instance `i` (global id `id`) of `node` (call with `js->mu` held).
+  instance_metrics instance_of(const plan::node& node, std::uint32_t i, std::uint32_t id) const {
+    const job_state& js = *this->js;
+    const auto& m = *js.node_metrics[id][static_cast<std::size_t>(node.chain_position)];
+    const auto& cm = *js.chain_metrics[id];
+    instance_metrics x;
+    x.component = node.name;
+    x.instance = i;
+    x.chain = node.chain;
+    x.global_id = id;
+    x.rows_in = m.rows_in.load();
+    x.rows_out = m.rows_out.load();
+    x.dead_letters = m.dead.load();
+    x.late = m.late.load();
+    x.lost = m.lost.load();
+    x.max_split_lead_ns = m.max_split_lead_ns.load();
+    x.batches_in = cm.batches_in.load();
+    x.batches_out = cm.batches_out.load();
+    x.busy_ns = cm.busy_ns.load();
+    x.backpressure_ns = cm.backpressure_ns.load();
+    x.queued_batches = cm.queued.load();
+    x.max_queued_batches = cm.max_queued.load();
+    x.max_outbound_batches = cm.max_outbound.load();
+    return x;
   }
 
   caf::behavior supervise(caf::event_based_actor* self);
@@ -1182,29 +1240,9 @@ result job::wait() {
     r.scaling = impl_->events;
   }
   if (impl_->scaler) r.scaling_policy = impl_->scaler->name();
-  std::lock_guard<std::mutex> lock(js.mu);
-  for (std::size_t ni = 0; ni < js.plan.nodes.size(); ++ni) {
-    const auto& node = js.plan.nodes[ni];
-    component_stats c;
-    c.name = node.name;
-    const auto ch = static_cast<std::size_t>(node.chain);
-    c.parallelism = js.parallelism[ch];
-    c.max_parallelism = ch < impl_->max_par.size() ? impl_->max_par[ch] : c.parallelism;
-    // Every instance it ever had (a rescale retires instances; their counts stay).
-    for (std::uint32_t id = 0; id < js.wiring.size(); ++id) {
-      if (static_cast<std::size_t>(js.wiring[id].chain) != ch) continue;
-      const auto& m = *js.node_metrics[id][static_cast<std::size_t>(node.chain_position)];
-      c.rows_in += m.rows_in.load();
-      c.rows_out += m.rows_out.load();
-      c.dead_letters += m.dead.load();
-      c.late += m.late.load();
-      c.lost += m.lost.load();
-      c.max_split_lead_ns = std::max(c.max_split_lead_ns, m.max_split_lead_ns.load());
-      const auto& cm = *js.chain_metrics[id];
-      c.busy_ns += cm.busy_ns.load();
-      c.backpressure_ns += cm.backpressure_ns.load();
-    }
-    r.components.push_back(std::move(c));
+  {
+    std::lock_guard<std::mutex> lock(js.mu);
+    r.components = impl_->component_totals();
   }
   r.dead_letters_logged = js.dead_logged.load();
   r.dead_letters_dropped = js.dead_dropped.load();
@@ -1214,6 +1252,7 @@ result job::wait() {
 void job::stop(bool drain) {
   auto& im = *impl_;
   if (!im.started) return;
+  im.stop_asked.store(true);
   if (!drain && im.durable) {
     caf::anon_send(im.supervisor, final_atom::value);
     return;
@@ -1229,31 +1268,9 @@ std::vector<instance_metrics> job::metrics() const {
   job_state& js = *impl_->js;
   std::vector<instance_metrics> out;
   std::lock_guard<std::mutex> lock(js.mu);
-  for (std::size_t ni = 0; ni < js.plan.nodes.size(); ++ni) {
-    const auto& node = js.plan.nodes[ni];
+  for (const auto& node : js.plan.nodes) {
     const auto& ids = js.chain_ids[static_cast<std::size_t>(node.chain)];
-    for (std::uint32_t i = 0; i < ids.size(); ++i) {
-      const auto& m = *js.node_metrics[ids[i]][static_cast<std::size_t>(node.chain_position)];
-      const auto& cm = *js.chain_metrics[ids[i]];
-      instance_metrics x;
-      x.component = node.name;
-      x.instance = i;
-      x.chain = node.chain;
-      x.rows_in = m.rows_in.load();
-      x.rows_out = m.rows_out.load();
-      x.dead_letters = m.dead.load();
-      x.late = m.late.load();
-      x.lost = m.lost.load();
-      x.max_split_lead_ns = m.max_split_lead_ns.load();
-      x.batches_in = cm.batches_in.load();
-      x.batches_out = cm.batches_out.load();
-      x.busy_ns = cm.busy_ns.load();
-      x.backpressure_ns = cm.backpressure_ns.load();
-      x.queued_batches = cm.queued.load();
-      x.max_queued_batches = cm.max_queued.load();
-      x.max_outbound_batches = cm.max_outbound.load();
-      out.push_back(std::move(x));
-    }
+    for (std::uint32_t i = 0; i < ids.size(); ++i) out.push_back(impl_->instance_of(node, i, ids[i]));
   }
   return out;
 }
@@ -1285,6 +1302,160 @@ std::uint32_t job::parallelism(const std::string& name) const {
 std::vector<scaling_event> job::scaling_events() const {
   std::lock_guard<std::mutex> lock(impl_->emu);
   return impl_->events;
+}
+
+job_graph job::graph() const {
+  const job_state& js = *impl_->js;
+  job_graph g;
+  g.name = js.plan.settings.name;
+  g.file = js.plan.file;
+  std::lock_guard<std::mutex> lock(impl_->js->mu);
+  for (const auto& n : js.plan.nodes) {
+    graph_component c;
+    c.name = n.name;
+    c.kind = spec::to_string(n.kind);
+    c.type = n.type;
+    c.chain = n.chain;
+    c.parallelism = js.parallelism[static_cast<std::size_t>(n.chain)];
+    c.parallelism_min = n.parallelism_min;
+    c.parallelism_max = n.parallelism_max;
+    for (const auto& in : n.spec.inputs) c.inputs.emplace_back(in.component, in.port);
+    g.components.push_back(std::move(c));
+  }
+  for (std::size_t ci = 0; ci < js.plan.chains.size(); ++ci) {
+    graph_chain c;
+    c.id = static_cast<int>(ci);
+    for (int n : js.plan.chains[ci].nodes) c.components.push_back(js.plan.nodes[static_cast<std::size_t>(n)].name);
+    c.instances = js.chain_ids[ci];
+    g.chains.push_back(std::move(c));
+  }
+  for (const auto& e : js.plan.edges) {
+    graph_channel ch;
+    const auto& from = js.plan.nodes[static_cast<std::size_t>(e.from)];
+    ch.from = from.name;
+    ch.to = js.plan.nodes[static_cast<std::size_t>(e.to)].name;
+    ch.port = e.port == plan::port_kind::main ? "main" : plan::to_string(e.port);
+    ch.fused = e.fused;
+    ch.partitioning = e.fused ? "fused" : plan::to_string(e.part);
+    if (e.schema)
+      for (int k : e.key_columns)
+        if (k >= 0 && static_cast<std::size_t>(k) < e.schema->size())
+          ch.keys.push_back((*e.schema)[static_cast<std::size_t>(k)].name);
+    g.channels.push_back(std::move(ch));
+  }
+  return g;
+}
+
+job_status job::status() const {
+  auto& im = *impl_;
+  job_state& js = *im.js;
+  job_status st;
+  st.at_ns = core::processing_time::now().ns;
+  const std::int64_t now = core::steady_ns();
+  st.uptime_ns = im.started ? now - im.started_ns : 0;
+  std::vector<std::uint32_t> current;
+  {
+    std::lock_guard<std::mutex> lock(js.mu);
+    if (!im.started) st.state = "starting";
+    else if (js.over()) st.state = js.failed ? "failed" : "finished";
+    else if (js.failed) st.state = "failed";
+    else st.state = im.stop_asked.load() ? "stopping" : "running";
+    st.error = js.error;
+    st.restart_log = im.restart_log;
+    st.checkpoint_in_progress = js.pending.empty() ? 0 : js.pending.rbegin()->first;
+    for (const auto& node : js.plan.nodes) {
+      const auto& ids = js.chain_ids[static_cast<std::size_t>(node.chain)];
+      for (std::uint32_t i = 0; i < ids.size(); ++i) {
+        auto x = im.instance_of(node, i, ids[i]);
+        const auto& cm = *js.chain_metrics[ids[i]];
+        x.started_ns = cm.started_ns.load(std::memory_order_relaxed);
+        x.idle_ns = x.started_ns > 0 ? std::max<std::int64_t>(0, now - x.started_ns - x.busy_ns - x.backpressure_ns) : 0;
+        x.queue_capacity = cm.queue_capacity.load(std::memory_order_relaxed);
+        x.outbound_batches = cm.outbound.load(std::memory_order_relaxed);
+        x.credits = cm.credits.load(std::memory_order_relaxed);
+        x.credit_capacity = cm.credit_capacity.load(std::memory_order_relaxed);
+        x.watermark_ns = cm.watermark_ns.load(std::memory_order_relaxed);
+        x.state_bytes = cm.state_bytes.load(std::memory_order_relaxed);
+        st.instances.push_back(std::move(x));
+      }
+    }
+    st.components = im.component_totals();
+    for (const auto& ids : js.chain_ids) current.insert(current.end(), ids.begin(), ids.end());
+    for (std::size_t c = 0; c < js.plan.chains.size(); ++c) {
+      if (js.plan.nodes[static_cast<std::size_t>(js.plan.chains[c].nodes.front())].kind != spec::component_kind::source)
+        continue;
+      for (auto id : js.chain_ids[c]) {
+        st.progress_done += js.chain_metrics[id]->progress_done.load();
+        st.progress_total += js.chain_metrics[id]->progress_total.load();
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(js.split_mu);
+    for (auto id : current)
+      if (auto it = js.split_status_of.find(id); it != js.split_status_of.end())
+        st.splits.insert(st.splits.end(), it->second.begin(), it->second.end());
+  }
+  {
+    std::lock_guard<std::mutex> lock(js.log_mu);
+    st.dead_letters.assign(js.dead_samples.begin(), js.dead_samples.end());
+  }
+  st.dead_letters_logged = js.dead_logged.load();
+  st.dead_letters_dropped = js.dead_dropped.load();
+  st.restored_from = im.restored_from;
+  st.checkpoints = js.checkpoints_done.load();
+  st.checkpoints_abandoned = js.checkpoints_abandoned.load();
+  st.last_checkpoint = js.committed.load();
+  st.committed_checkpoint = st.last_checkpoint;
+  st.last_checkpoint_bytes = js.last_checkpoint_bytes.load();
+  st.last_checkpoint_ns = js.last_checkpoint_ns.load();
+  st.max_checkpoint_ns = js.max_checkpoint_ns.load();
+  st.last_checkpoint_at_ns = js.last_checkpoint_at_ns.load();
+  st.restarts = js.restarts.load();
+  st.quarantined = js.quarantined.load();
+  {
+    std::lock_guard<std::mutex> lock(im.emu);
+    st.scaling = im.events;
+  }
+  if (im.scaler) st.scaling_policy = im.scaler->name();
+  return st;
+}
+
+std::uint64_t job::tap(const std::string& component, const std::string& port, double rows_per_second,
+                       std::function<void(const std::string& json)> on_row) {
+  job_state& js = *impl_->js;
+  const int n = js.plan.find(component);
+  if (n < 0 || !on_row || !(rows_per_second > 0)) return 0;
+  std::uint32_t bit = 0;
+  if (port.empty() || port == "main") bit = 1;
+  else if (port == "late") bit = 2;
+  else if (port == "dead_letter") bit = 4;
+  else return 0;
+  const auto& node = js.plan.nodes[static_cast<std::size_t>(n)];
+  if (bit == 1 && node.kind == spec::component_kind::sink) return 0;  // a sink has no output
+  std::lock_guard<std::mutex> lock(js.tap_mu);
+  job_state::tap_entry t;
+  t.id = js.next_tap++;
+  t.node = n;
+  t.port_bit = bit;
+  t.rate = rows_per_second;
+  t.tokens = std::min(1.0, rows_per_second);
+  t.refilled_ns = core::steady_ns();
+  t.fn = std::move(on_row);
+  js.taps.push_back(std::move(t));
+  js.tapped[static_cast<std::size_t>(n)].fetch_or(bit);
+  return js.taps.back().id;
+}
+
+void job::untap(std::uint64_t id) {
+  job_state& js = *impl_->js;
+  std::lock_guard<std::mutex> lock(js.tap_mu);
+  js.taps.erase(std::remove_if(js.taps.begin(), js.taps.end(), [&](const auto& t) { return t.id == id; }),
+                js.taps.end());
+  // Recompute the flags from the taps left.
+  std::vector<std::uint32_t> bits(js.plan.nodes.size(), 0);
+  for (const auto& t : js.taps) bits[static_cast<std::size_t>(t.node)] |= t.port_bit;
+  for (std::size_t i = 0; i < bits.size(); ++i) js.tapped[i].store(bits[i]);
 }
 
 } // namespace pel::runtime

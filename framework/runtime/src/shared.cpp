@@ -31,6 +31,8 @@ job_state::job_state(const plan::physical_plan& p, options o) : plan(p), opts(st
   std::vector<std::uint32_t> par;
   for (const auto& c : plan.chains) par.push_back(c.parallelism);
   build_topology(par);
+  tapped = std::make_unique<std::atomic<std::uint32_t>[]>(plan.nodes.size());
+  for (std::size_t n = 0; n < plan.nodes.size(); ++n) tapped[n].store(0);
   split_floor.resize(plan.nodes.size());
   for (std::size_t n = 0; n < plan.nodes.size(); ++n) {
     if (plan.nodes[n].kind != spec::component_kind::source) continue;
@@ -213,6 +215,7 @@ bool job_state::try_complete(std::uint64_t id, bool& final) {
   const std::int64_t took = core::steady_ns() - it->second.started_ns;
   last_checkpoint_bytes.store(it->second.bytes);
   last_checkpoint_ns.store(took);
+  last_checkpoint_at_ns.store(core::processing_time::now().ns);
   if (took > max_checkpoint_ns.load()) max_checkpoint_ns.store(took);
   pending.erase(it);
   // Older ones can no longer complete (an instance acknowledged a later one without them).
@@ -293,6 +296,68 @@ std::vector<std::uint64_t> job_state::abandon_checkpoints(std::int64_t older_tha
     }
   }
   return ids;
+}
+
+void job_state::sample_dead_letters(const std::string& component, const core::batch& b) {
+  if (opts.dead_letter_samples == 0 || b.size() == 0) return;
+  const auto& schema = *core::dead_letter_schema();
+  const std::int64_t now = core::processing_time::now().ns;
+  // Only the newest rows of the batch can stay.
+  const std::size_t first = b.size() > opts.dead_letter_samples ? b.size() - opts.dead_letter_samples : 0;
+  std::vector<dead_letter_sample> fresh;
+  for (std::size_t r = first; r < b.size(); ++r) {
+    dead_letter_sample d;
+    d.at_ns = now;
+    d.component = component;
+    d.json = "{";
+    const core::value* row = b.row(r);
+    for (std::size_t c = 0; c < schema.size() && c < b.width; ++c) {
+      if (c > 0) d.json += ',';
+      core::append_json_string(d.json, schema[c].name);
+      d.json += ':';
+      core::append_json(d.json, row[c]);
+    }
+    d.json += '}';
+    fresh.push_back(std::move(d));
+  }
+  std::lock_guard<std::mutex> lock(log_mu);
+  for (auto& d : fresh) dead_samples.push_back(std::move(d));
+  while (dead_samples.size() > opts.dead_letter_samples) dead_samples.pop_front();
+}
+
+void job_state::publish_splits(std::uint32_t id, std::vector<split_status> s) {
+  std::lock_guard<std::mutex> lock(split_mu);
+  split_status_of[id] = std::move(s);
+}
+
+void job_state::tap_rows(int node, std::uint32_t bit, const core::batch& b, const core::schema& schema) {
+  // Under the lock throughout, so that `job::untap` returning means no call is running;
+  // taps are a debugging aid and rare.
+  std::lock_guard<std::mutex> lock(tap_mu);
+  const std::int64_t now = core::steady_ns();
+  for (auto& t : taps) {
+    if (t.node != node || t.port_bit != bit || b.size() == 0) continue;
+    // A token bucket holding at most one second of rows.
+    t.tokens = std::min(std::max(1.0, t.rate), t.tokens + t.rate * static_cast<double>(now - t.refilled_ns) / 1e9);
+    t.refilled_ns = now;
+    const auto n = std::min<std::size_t>(b.size(), static_cast<std::size_t>(t.tokens));
+    if (n == 0) continue;
+    t.tokens -= static_cast<double>(n);
+    // The rows are spread over the batch, not only its head.
+    const std::size_t step = b.size() / n;
+    for (std::size_t k = 0; k < n; ++k) {
+      const core::value* row = b.row(k * step);
+      std::string line = "{";
+      for (std::size_t c = 0; c < schema.size() && c < b.width; ++c) {
+        if (c > 0) line += ',';
+        core::append_json_string(line, schema[c].name);
+        line += ':';
+        core::append_json(line, row[c]);
+      }
+      line += '}';
+      t.fn(line);
+    }
+  }
 }
 
 void job_state::log_dead_letters(const core::batch& b) {

@@ -77,6 +77,12 @@ struct chain_counters {
   std::atomic<std::uint64_t> progress_done{0}, progress_total{0};
   /// Sources: `source_base::offered()` as last sampled (negative: unknown).
   std::atomic<double> offered_rate{-1}, backlog{-1};
+  // Live figures for `job::status` (written by the instance, read by any thread).
+  std::atomic<std::int64_t> idle_ns{0};       ///< waiting for input
+  std::atomic<std::int64_t> started_ns{0};    ///< steady clock at start (0: not started)
+  std::atomic<std::uint32_t> queue_capacity{0}, outbound{0}, credits{0}, credit_capacity{0};
+  std::atomic<std::int64_t> watermark_ns{INT64_MIN};
+  std::atomic<std::int64_t> state_bytes{-1};  ///< last snapshot or hand-over blob
 };
 
 /// Everything the actors of one job share. Lives as long as the job.
@@ -194,6 +200,34 @@ struct job_state {
 
   /// Writes the rows of a dead-letter batch as JSON lines (warn level), rate-limited.
   void log_dead_letters(const core::batch& b);
+  /// Keeps the newest dead letters of `b` (sent by `component`) for `job::status`.
+  void sample_dead_letters(const std::string& component, const core::batch& b);
+  std::deque<dead_letter_sample> dead_samples;  ///< under log_mu, newest last
+
+  // -- observation -------------------------------------------------------------------------
+  std::atomic<std::int64_t> last_checkpoint_at_ns{0};  ///< wall clock of the last completion
+  /// Splits of source instances as last published, by global id (under `split_mu`).
+  std::mutex split_mu;
+  std::map<std::uint32_t, std::vector<split_status>> split_status_of;
+  void publish_splits(std::uint32_t id, std::vector<split_status> s);
+
+  /// Taps (`job::tap`): per node, a bit per port being tapped (1 main, 2 late, 4 dead
+  /// letter), read per output batch; the taps themselves under `tap_mu`.
+  std::unique_ptr<std::atomic<std::uint32_t>[]> tapped;
+  struct tap_entry {
+    std::uint64_t id = 0;
+    int node = -1;
+    std::uint32_t port_bit = 0;
+    double rate = 0;      ///< rows per second
+    double tokens = 0;    ///< token bucket
+    std::int64_t refilled_ns = 0;
+    std::function<void(const std::string&)> fn;
+  };
+  std::mutex tap_mu;
+  std::vector<tap_entry> taps;
+  std::uint64_t next_tap = 1;
+  /// Offers the rows `node` sends on port `bit` to its taps (rate-limited, as JSON).
+  void tap_rows(int node, std::uint32_t bit, const core::batch& b, const core::schema& schema);
 
   /// One line in the job's log: `level` 0 info, 1 warning, 2 error.
   void log(int level, const std::string& text);

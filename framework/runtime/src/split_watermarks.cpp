@@ -221,3 +221,21 @@ std::vector<split_watermarks::note> split_watermarks::take_notes() {
 }
 
 } // namespace pel::runtime
+
+namespace pel::runtime {
+
+void split_watermarks::describe(std::vector<split_status>& out) const {
+  out.clear();
+  for (const auto& sp : splits_) {
+    split_status st;
+    st.split = sp.name;
+    st.watermark_ns = sp.max_ts == INT64_MIN || sp.max_ts < INT64_MIN + s_.out_of_orderness_ns
+                          ? INT64_MIN
+                          : sp.max_ts - s_.out_of_orderness_ns;
+    st.idle = sp.idle;
+    st.paused = sp.paused;
+    out.push_back(std::move(st));
+  }
+}
+
+} // namespace pel::runtime

@@ -6,6 +6,7 @@
 /// instance drives it from its poll loop. Not thread-safe.
 
 #include "pel/core/source.hpp"
+#include "pel/runtime/job.hpp"
 
 #include <cstdint>
 #include <string>
@@ -83,6 +84,10 @@ public:
 
   /// Notes since the last call, oldest first.
   std::vector<note> take_notes();
+
+  /// Each split as it stands: name, watermark (its newest time less the out-of-orderness),
+  /// idle and paused, for `job::status`. Positions are the source's (`core::split_position`).
+  void describe(std::vector<split_status>& out) const;
 
   std::size_t size() const noexcept { return splits_.size(); }
 

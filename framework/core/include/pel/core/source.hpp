@@ -33,6 +33,13 @@ struct split_report {
   bool at_end = false;
 };
 
+/// Where a source stands in one split, for monitoring: Kafka offsets. -1: unknown.
+struct split_position {
+  std::string name;            ///< as in `split_report::name`
+  std::int64_t position = -1;  ///< the next offset it reads
+  std::int64_t end = -1;       ///< the split's end as last fetched (Kafka: high watermark)
+};
+
 /// Something a source noticed that the user must be told, with the records it knows were lost
 /// before they reached the source (e.g. deleted by retention before they were read).
 struct source_notice {
@@ -85,6 +92,10 @@ public:
 
   /// Watermark alignment: stop (`paused`) or resume reading split `id`. Rows already returned
   /// stay valid, and reading resumes right after the last row returned for the split.
+  /// Sources with splits: where each split stands (`split_position`). Called about twice a
+  /// second, not per poll; may use figures the client library caches.
+  virtual void positions(std::vector<split_position>& out) const { out.clear(); }
+
   virtual void pause_split(std::uint32_t id, bool paused) {
     (void)id;
     (void)paused;

@@ -6,10 +6,12 @@
 #include "pel/plan/plan.hpp"
 
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pel::runtime {
@@ -21,6 +23,7 @@ struct options {
   std::int64_t idle_backoff_min_ns = 1'000'000;    ///< first pause after an idle poll
   std::int64_t idle_backoff_max_ns = 50'000'000;   ///< longest pause between idle polls
   std::uint32_t dead_letter_log_per_second = 20;   ///< `dead_letter: log` lines per second
+  std::uint32_t dead_letter_samples = 20;  ///< the newest dead letters kept for `job::status`
   /// A split (Kafka partition) that holds the watermark back this long is named in the log.
   std::int64_t split_warn_after_ns = 30'000'000'000;
   /// State directory for checkpoints; overrides `pipeline.checkpoints.dir`. Empty: that one,
@@ -73,6 +76,18 @@ struct instance_metrics {
   std::uint32_t queued_batches = 0;  ///< input batches waiting now
   std::uint32_t max_queued_batches = 0;  ///< high-water mark of `queued_batches`
   std::uint32_t max_outbound_batches = 0;  ///< high-water mark of sealed, unsent batches
+  // Live figures of the chain instance (read by `job::status`; zero in `job::metrics`).
+  std::int64_t idle_ns = 0;           ///< time spent waiting for input (since it started)
+  std::int64_t started_ns = 0;        ///< steady clock when the instance started
+  std::uint32_t queue_capacity = 0;   ///< input batches it may hold: credits x open inputs
+  std::uint32_t outbound_batches = 0; ///< sealed batches waiting for credit now
+  std::uint32_t credits = 0;          ///< credits in hand over its outgoing channels
+  std::uint32_t credit_capacity = 0;  ///< credits it holds when nothing is in flight
+  /// The instance's event-time watermark (ns since the epoch); INT64_MIN: none yet.
+  std::int64_t watermark_ns = INT64_MIN;
+  /// Bytes of its state in the last checkpoint or rescale it took part in (-1: none yet).
+  std::int64_t state_bytes = -1;
+  std::uint32_t global_id = 0;  ///< the instance's id in the job (never reused)
 };
 
 /// Totals of one component over its instances.
@@ -88,6 +103,95 @@ struct component_stats {
   std::int64_t backpressure_ns = 0;
   std::uint32_t parallelism = 1;      ///< instances at the end
   std::uint32_t max_parallelism = 1;  ///< the most it had at once (autoscaling)
+};
+
+/// One split (Kafka partition) of a source instance, as last published (about twice a
+/// second). Offsets are the source's own units (Kafka offsets); -1: unknown.
+struct split_status {
+  std::string component;
+  std::uint32_t instance = 0;
+  std::string split;               ///< e.g. `ticks/3`
+  std::int64_t position = -1;      ///< next offset to read
+  std::int64_t end = -1;           ///< the partition's end (high watermark) as last fetched
+  std::int64_t lag = -1;           ///< end - position
+  std::int64_t watermark_ns = INT64_MIN;  ///< the split's event-time watermark
+  bool idle = false;               ///< counted out of the watermark (no data for idle_timeout)
+  bool paused = false;             ///< held back by watermark alignment
+};
+
+/// A recent dead letter, kept for the API (the newest `options::dead_letter_samples`).
+struct dead_letter_sample {
+  std::int64_t at_ns = 0;  ///< wall clock, ns since the epoch
+  std::string component;   ///< the component that sent it to its dead-letter port
+  std::string json;        ///< the dead-letter row as a JSON object (reason, source, record)
+};
+
+/// A component of the physical graph.
+struct graph_component {
+  std::string name;
+  std::string kind;  ///< "source", "operator" or "sink"
+  std::string type;  ///< e.g. "kafka", "window"
+  int chain = 0;     ///< the fused chain it runs in
+  std::uint32_t parallelism = 1;  ///< instances now
+  std::uint32_t parallelism_min = 1, parallelism_max = 1;
+  std::vector<std::pair<std::string, std::string>> inputs;  ///< (component, port)
+};
+
+/// A connection between two components: fused (a call inside one actor) or a channel.
+struct graph_channel {
+  std::string from, port, to;  ///< port: "main", "dead_letter" or "late"
+  std::string partitioning;    ///< "forward", "hash", "rebalance", "broadcast" (or "fused")
+  std::vector<std::string> keys;  ///< hash keys
+  bool fused = false;
+};
+
+/// A fused chain: components that run in one actor per instance.
+struct graph_chain {
+  int id = 0;
+  std::vector<std::string> components;
+  std::vector<std::uint32_t> instances;  ///< global ids of its current instances
+};
+
+/// The physical graph of a job, as it is now (parallelism follows rescales).
+struct job_graph {
+  std::string name;  ///< pipeline.name
+  std::string file;
+  std::vector<graph_component> components;
+  std::vector<graph_chain> chains;
+  std::vector<graph_channel> channels;
+};
+
+/// Everything observable of a running job at one moment. Counters are cumulative; rates are
+/// left to the reader (two snapshots). Reading costs nothing on the data path: the counters
+/// are per instance and read here.
+struct job_status {
+  std::int64_t at_ns = 0;       ///< wall clock when taken, ns since the epoch
+  std::int64_t uptime_ns = 0;   ///< since `start`
+  std::string state;            ///< "starting", "running", "stopping", "finished", "failed"
+  std::string error;            ///< when failed
+  std::vector<instance_metrics> instances;  ///< current instances, in plan order
+  /// Per component over every instance it ever had (a rescale retires instances; these
+  /// totals never go down).
+  std::vector<component_stats> components;
+  std::vector<split_status> splits;
+  std::vector<dead_letter_sample> dead_letters;  ///< newest last
+  std::uint64_t dead_letters_logged = 0, dead_letters_dropped = 0;
+  // Checkpoints.
+  std::uint64_t restored_from = 0;
+  std::uint64_t checkpoints = 0, checkpoints_abandoned = 0;
+  std::uint64_t last_checkpoint = 0, last_checkpoint_bytes = 0;
+  std::int64_t last_checkpoint_ns = 0, max_checkpoint_ns = 0;
+  std::int64_t last_checkpoint_at_ns = 0;  ///< wall clock of the last completion (0: none)
+  std::uint64_t checkpoint_in_progress = 0;  ///< id, 0: none
+  std::uint64_t committed_checkpoint = 0;
+  // Supervision.
+  std::uint64_t restarts = 0, quarantined = 0;
+  std::vector<std::string> restart_log;
+  // Autoscaling.
+  std::string scaling_policy;
+  std::vector<scaling_event> scaling;
+  /// Bounded sources' progress (units of `source_base::progress`).
+  std::uint64_t progress_done = 0, progress_total = 0;
 };
 
 /// How a job ended.
@@ -163,6 +267,23 @@ public:
 
   /// The autoscaling decisions so far.
   std::vector<scaling_event> scaling_events() const;
+
+  /// The physical graph as it is now. Any thread, any time (also before `start`).
+  job_graph graph() const;
+
+  /// A snapshot of everything observable: counters of every instance, watermarks, queues,
+  /// splits, recent dead letters, checkpoints, restarts and scaling. Any thread, any time.
+  job_status status() const;
+
+  /// Samples the rows that `component` sends on `port` ("main", "late" or "dead_letter"):
+  /// `on_row` gets each sampled row as a JSON object, on an instance's thread, at most
+  /// `rows_per_second` times a second over all instances (the rest are skipped, counted in
+  /// `skipped`). Returns an id for `untap`; 0 when there is no such component or port. A
+  /// component without taps pays one relaxed atomic load per output batch.
+  std::uint64_t tap(const std::string& component, const std::string& port, double rows_per_second,
+                    std::function<void(const std::string& json)> on_row);
+  /// Ends a tap; `on_row` is not called after this returns.
+  void untap(std::uint64_t id);
 
 private:
   struct impl;
