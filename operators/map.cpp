@@ -11,6 +11,12 @@ namespace pel::operators {
 
 namespace {
 
+std::string_view trim_view(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
 /// One computed field: the expression and the position it writes in the working row.
 struct computed_field {
   std::string name;
@@ -215,11 +221,16 @@ core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::sch
       else work[static_cast<std::size_t>(pos)].type = std::nullopt;
       continue;
     }
+    // A field copied as it is (`time: window_start`) stays an event time.
+    std::int64_t unit = 0;
+    if (const int src = so_far.index_of(trim_view(entry.text)); src >= 0)
+      unit = so_far[static_cast<std::size_t>(src)].time_unit_ns;
     if (pos < 0) {
       pos = static_cast<int>(work.size());
-      work.push_back({entry.name, e.result_type()});
+      work.push_back({entry.name, e.result_type(), unit});
     } else {
       work[static_cast<std::size_t>(pos)].type = e.result_type();
+      work[static_cast<std::size_t>(pos)].time_unit_ns = unit;
     }
     if (work[static_cast<std::size_t>(pos)].type == core::value_type::null)
       work[static_cast<std::size_t>(pos)].type = std::nullopt;
@@ -295,7 +306,8 @@ core::operator_ptr make_map(const spec::config& cfg, const std::vector<core::sch
 
   std::vector<core::field> out_fields;
   for (int p : projection)
-    out_fields.push_back({names[static_cast<std::size_t>(p)], work[static_cast<std::size_t>(p)].type});
+    out_fields.push_back({names[static_cast<std::size_t>(p)], work[static_cast<std::size_t>(p)].type,
+                          work[static_cast<std::size_t>(p)].time_unit_ns});
   return std::make_unique<map_operator>(in, std::move(work_schema),
                                         std::make_shared<core::schema>(std::move(out_fields)),
                                         std::move(computed), std::move(projection));

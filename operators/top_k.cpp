@@ -38,6 +38,8 @@ public:
     out_ = std::make_shared<core::schema>(std::vector<core::field>{
         {"window_start", vt::integer}, {"window_end", vt::integer}, {"rank", vt::integer}});
     auto s = std::const_pointer_cast<core::schema>(out_);
+    s->set_time_unit(0, 1'000'000);
+    s->set_time_unit(1, 1'000'000);
     for (int c : key_) s->add((*in)[c].name, (*in)[c].type);
     s->add(output, type);
   }

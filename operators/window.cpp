@@ -59,8 +59,8 @@ window_operator::window_operator(window_options opts, aggregate_set aggs, core::
     key_cols_.push_back(i);
     out->add(k, (*input_)[i].type);
   }
-  out->add("window_start", core::value_type::integer);
-  out->add("window_end", core::value_type::integer);
+  out->set_time_unit(static_cast<std::size_t>(out->add("window_start", core::value_type::integer)), 1'000'000);
+  out->set_time_unit(static_cast<std::size_t>(out->add("window_end", core::value_type::integer)), 1'000'000);
   for (const auto& f : aggs_.outputs()) {
     if (out->index_of(f.name) >= 0)
       throw std::invalid_argument("output field '" + f.name +

@@ -1,9 +1,11 @@
 #include "stdio_connectors.hpp"
 
 #include "pel/core/time.hpp"
+#include "pel/core/time_format.hpp"
 
 #include <unistd.h>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,6 +35,13 @@ std::vector<spec::param> stdout_params() {
   p.push_back(param::boolean("pretty").def("false").doc(
       "Print an aligned table for people (header once, columns sized from the first batch) "
       "instead of `format`."));
+  p.push_back(param::string("time_format")
+                  .one_of({"iso8601", "epoch"})
+                  .def("iso8601")
+                  .doc("How a table (`pretty: true`) shows event-time fields: the source's "
+                       "`event_time.field` when its format is an epoch unit, a window's "
+                       "`window_start` and `window_end`, and fields a `map` copies from them. "
+                       "`iso8601`: `2024-01-02T14:30:00.000Z` (UTC); `epoch`: the number as it is."));
   return p;
 }
 
@@ -114,6 +123,7 @@ core::poll_status stdin_source::poll(core::outputs& out, std::size_t max_rows) {
 
 stdout_sink::stdout_sink(const spec::config& cfg, int fd) : cfg_(cfg), fd_(fd) {
   pretty_ = cfg.get_bool("pretty");
+  iso_times_ = cfg.get_string("time_format") != "epoch";
   format_name(cfg);
   read_csv_options(cfg);
 }
@@ -147,12 +157,18 @@ void stdout_sink::write(const core::batch& in) {
 
 namespace {
 
-void cell_text(std::string& out, const core::value& v) {
+void cell_text(std::string& out, const core::value& v, std::int64_t time_unit_ns = 0) {
   out.clear();
   if (core::is_null(v)) {
     out = "null";
     return;
   }
+  if (time_unit_ns != 0)
+    if (const auto* i = std::get_if<std::int64_t>(&v);
+        i != nullptr && *i <= INT64_MAX / time_unit_ns && *i >= INT64_MIN / time_unit_ns) {
+      out = core::format_iso8601(*i * time_unit_ns);
+      return;
+    }
   out = core::to_text(v);
   for (auto& c : out)
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
@@ -171,7 +187,7 @@ void stdout_sink::write_pretty(const core::batch& in) {
     std::string t;
     for (std::size_t r = 0; r < in.size() && r < 1000; ++r)
       for (std::size_t c = 0; c < w; ++c) {
-        cell_text(t, in.row(r)[c]);
+        cell_text(t, in.row(r)[c], iso_times_ ? (*schema_)[c].time_unit_ns : 0);
         widths_[c] = std::min(max_width, std::max(widths_[c], t.size()));
       }
     for (std::size_t c = 0; c < w; ++c) {
@@ -193,15 +209,16 @@ void stdout_sink::write_pretty(const core::batch& in) {
     const core::value* row = in.row(r);
     for (std::size_t c = 0; c < w; ++c) {
       auto& t = cells_[c];
-      cell_text(t, row[c]);
+      const std::int64_t unit = iso_times_ ? (*schema_)[c].time_unit_ns : 0;
+      cell_text(t, row[c], unit);
       if (t.size() > max_width) {
         t.resize(max_width - 3);
         t += "...";
       }
       if (c > 0) buf_ += "  ";
       std::size_t pad = widths_[c] > t.size() ? widths_[c] - t.size() : 0;
-      bool numeric = core::type_of(row[c]) == core::value_type::integer ||
-                     core::type_of(row[c]) == core::value_type::number;
+      bool numeric = unit == 0 && (core::type_of(row[c]) == core::value_type::integer ||
+                                   core::type_of(row[c]) == core::value_type::number);
       if (numeric) {
         buf_.append(pad, ' ');
         buf_ += t;

@@ -65,6 +65,7 @@ private:
 
   spec::config cfg_;
   int fd_;
+  bool iso_times_ = true;  ///< tables show event-time fields as ISO 8601
   bool pretty_ = false;
   core::schema_ptr schema_;
   std::unique_ptr<encoder> enc_;

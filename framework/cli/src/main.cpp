@@ -297,6 +297,24 @@ private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+/// One line of a pipeline's totals: records in (what its sources read) and out (what its
+/// sinks took), dead letters and late records.
+std::string pipeline_totals(const pel::plan::physical_plan& plan,
+                            const std::vector<pel::runtime::component_stats>& components) {
+  std::uint64_t in = 0, out = 0, dead = 0, late = 0;
+  for (const auto& c : components) {
+    dead += c.dead_letters;
+    late += c.late;
+    const int n = plan.find(c.name);
+    if (n < 0) continue;
+    const auto kind = plan.nodes[static_cast<std::size_t>(n)].kind;
+    if (kind == pel::spec::component_kind::source) in += c.rows_out;
+    if (kind == pel::spec::component_kind::sink) out += c.rows_in;
+  }
+  return std::to_string(in) + " records in, " + std::to_string(out) + " records out, " +
+         std::to_string(dead) + " dead letters, " + std::to_string(late) + " late";
+}
+
 /// The run summary of one pipeline: records in and out, dead letters, late records and input
 /// lost before it was read, per component; a warning line when anything was lost.
 void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::result& r,
@@ -461,7 +479,11 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
     spdlog::warn("--chaos: about {} failures per second are injected into random instances (seed {})",
                  a.chaos.rate, a.chaos.seed);
   const bool drain = a.drain;
-  signals.start([&jobs, drain] {
+  std::atomic<bool> stop_asked{false};
+  signals.start([&jobs, &plans, drain, &stop_asked] {
+    stop_asked = true;
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+      spdlog::info("{}: stopping after {}", plans[i].file, pipeline_totals(plans[i], jobs[i]->status().components));
     for (auto& j : jobs) j->stop(drain);
   });
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -496,13 +518,12 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
   int rc = exit_ok;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     auto r = jobs[i]->wait();
-    std::uint64_t dead = 0;
-    for (const auto& c : r.components) dead += c.dead_letters;
+    const std::string totals = pipeline_totals(plans[i], r.components);
     if (!r.ok) {
-      spdlog::error("{}: failed: {}", plans[i].file, r.error);
+      spdlog::error("{}: failed: {} ({})", plans[i].file, r.error, totals);
       rc = exit_failure;
     } else {
-      spdlog::info("{}: finished ({} dead letters)", plans[i].file, dead);
+      spdlog::info("{}: {}: {}", plans[i].file, stopping || stop_asked.load() ? "stopped" : "finished", totals);
     }
     log_run_summary(plans[i], r, reg);
   }

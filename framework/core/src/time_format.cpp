@@ -1,6 +1,7 @@
 #include "pel/core/time_format.hpp"
 
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -238,6 +239,37 @@ bool parse_event_time(const value& v, time_format f, std::int64_t tz_offset_ns,
     }
     default: return false;
   }
+}
+
+} // namespace pel::core
+
+namespace pel::core {
+
+std::string format_iso8601(std::int64_t ns) {
+  // Every int64 of ns lies within the years 1677-2262: no range to check.
+  // Floor divisions (no negation, which would overflow at INT64_MIN).
+  std::int64_t ms = ns / 1'000'000;
+  if (ns % 1'000'000 < 0) --ms;
+  std::int64_t days = ms / 86'400'000;
+  if (ms % 86'400'000 < 0) --days;
+  std::int64_t rest = ms - days * 86'400'000;
+  // H. Hinnant's civil_from_days.
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  std::int64_t y = yoe + era * 400;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(y),
+                static_cast<long long>(m), static_cast<long long>(d), static_cast<long long>(rest / 3'600'000),
+                static_cast<long long>(rest / 60'000 % 60), static_cast<long long>(rest / 1000 % 60),
+                static_cast<long long>(rest % 1000));
+  return buf;
 }
 
 } // namespace pel::core

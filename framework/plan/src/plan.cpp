@@ -408,6 +408,20 @@ private:
                    "give either `field` or `expression`, not both");
             else if (!et.field.empty()) {
               n.event_time_column = n.output_schema->index_of(et.field);
+              // A number in a known epoch unit is an event time for the tables downstream.
+              std::int64_t unit = 0;
+              switch (fmt) {
+                case core::time_format::epoch_s: unit = 1'000'000'000; break;
+                case core::time_format::epoch_ms: unit = 1'000'000; break;
+                case core::time_format::epoch_us: unit = 1'000; break;
+                case core::time_format::epoch_ns: unit = 1; break;
+                default: break;
+              }
+              if (n.event_time_column >= 0 && unit != 0) {
+                auto marked = std::make_shared<core::schema>(*n.output_schema);
+                marked->set_time_unit(static_cast<std::size_t>(n.event_time_column), unit);
+                n.output_schema = std::move(marked);
+              }
               if (n.event_time_column < 0)
                 diag(at("field"), where + ".field",
                      "unknown field '" + et.field + "'" +

@@ -18,6 +18,10 @@ namespace pel::core {
 struct field {
   std::string name;
   std::optional<value_type> type;
+  /// Non-zero: the field holds an event time counted from the Unix epoch in units of this
+  /// many ns (1'000'000: epoch milliseconds, as `window_start`). Tables show it as ISO-8601.
+  /// Not part of schema equality.
+  std::int64_t time_unit_ns = 0;
 };
 
 /// The ordered fields of a stream. Immutable once built; shared by pointer.
@@ -35,6 +39,9 @@ public:
 
   /// Appends a field and returns its position. Use only while building.
   int add(std::string name, std::optional<value_type> type = std::nullopt);
+  /// Marks field `i` as an event time in epoch units of `unit_ns` (see `field::time_unit_ns`).
+  /// Use only while building.
+  void set_time_unit(std::size_t i, std::int64_t unit_ns) { fields_.at(i).time_unit_ns = unit_ns; }
 
   /// Field names joined by ", " (for error messages).
   std::string names() const;

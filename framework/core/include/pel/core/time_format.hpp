@@ -6,6 +6,7 @@
 #include "pel/core/value.hpp"
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace pel::core {
@@ -43,6 +44,10 @@ bool parse_datetime(std::string_view text, std::int64_t offset_ns, std::int64_t&
 /// wrong shape for the format, out-of-range dates or numbers that overflow.
 bool parse_event_time(const value& v, time_format f, std::int64_t tz_offset_ns,
                       std::int64_t& ns) noexcept;
+
+/// Writes `ns` since the epoch as ISO 8601 UTC with milliseconds: `2024-05-01T12:00:00.123Z`
+/// (any int64 of ns falls within the years 1677-2262).
+std::string format_iso8601(std::int64_t ns);
 
 /// A compiled event-time setting: format plus time-zone offset, ready for the hot path.
 struct time_parser {
