@@ -4,6 +4,7 @@
 // the terminal or exits; the libraries report through return values and exceptions.
 
 #include "commands.hpp"
+#include "pel/api/server.hpp"
 #include "pel/core/value.hpp"
 #include "pel/connectors/register.hpp"
 #include "pel/operators/register.hpp"
@@ -218,7 +219,33 @@ struct run_args {
   bool drain = false;     ///< a stop fires windows and ends the streams (no final checkpoint)
   pel::runtime::options::chaos_settings chaos;
   bool no_autoscale = false;  ///< components keep their initial parallelism
+  std::string http;        ///< `--http HOST:PORT`; empty: no HTTP API
+  std::string http_token;  ///< `--http-token` (or PEL_HTTP_TOKEN)
 };
+
+/// Reads `HOST:PORT`, `:PORT` or `PORT` (host 127.0.0.1; `[::1]:PORT` for IPv6); returns an
+/// error text, empty when fine.
+std::string parse_http_address(const std::string& text, std::string& host, int& port) {
+  std::string h, p = text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return "expected [IPv6]:PORT, found '" + text + "'";
+    h = text.substr(0, close + 1);
+    p = text.substr(close + 2);
+  } else if (const auto colon = text.rfind(':'); colon != std::string::npos) {
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+  }
+  int n = -1;
+  const auto r = std::from_chars(p.data(), p.data() + p.size(), n);
+  if (p.empty() || r.ec != std::errc() || r.ptr != p.data() + p.size() || n < 0 || n > 65535)
+    return "expected HOST:PORT, :PORT or PORT with a port from 0 to 65535 (0: a free one), found '" + text +
+           "'";
+  host = h.empty() ? "127.0.0.1" : h;
+  port = n;
+  return {};
+}
 
 /// Reads `seed=S,rate=R[,max=N]`; returns an error text, empty when fine.
 std::string parse_chaos(const std::string& text, pel::runtime::options::chaos_settings& c) {
@@ -478,6 +505,15 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
   if (a.chaos.rate > 0)
     spdlog::warn("--chaos: about {} failures per second are injected into random instances (seed {})",
                  a.chaos.rate, a.chaos.seed);
+  // The HTTP API: its settings are checked before anything starts; it serves once the jobs run.
+  std::unique_ptr<pel::api::server> http;
+  if (!a.http.empty()) {
+    pel::api::settings hs;
+    parse_http_address(a.http, hs.host, hs.port);  // checked in main()
+    hs.token = a.http_token;
+    http = std::make_unique<pel::api::server>(hs);
+    for (std::size_t i = 0; i < jobs.size(); ++i) http->add(plans[i].settings.name, plans[i].file, *jobs[i]);
+  }
   const bool drain = a.drain;
   std::atomic<bool> stop_asked{false};
   signals.start([&jobs, &plans, drain, &stop_asked] {
@@ -491,6 +527,19 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
       jobs[i]->start();
     } catch (const std::exception& e) {
       spdlog::error("{}: {}", plans[i].file, e.what());
+      for (auto& j : jobs) j->stop(true);
+      return exit_failure;
+    }
+  }
+  if (http) {
+    try {
+      const int port = http->start();
+      std::string host;
+      int asked = 0;
+      parse_http_address(a.http, host, asked);
+      spdlog::info("HTTP API and dashboard at http://{}:{}/", host, port);
+    } catch (const std::exception& e) {
+      spdlog::error("--http {}: {}", a.http, e.what());
       for (auto& j : jobs) j->stop(true);
       return exit_failure;
     }
@@ -679,6 +728,15 @@ int main(int argc, char** argv) {
                     "(the behaviour without a state directory)");
   run_cmd->add_flag("--no-autoscale", run.no_autoscale,
                     "Keep every component at its initial parallelism (pipeline.scaling is ignored)");
+  run_cmd->add_option("--http", run.http,
+                      "Serve the HTTP API, Prometheus /metrics and the dashboard at HOST:PORT while the "
+                      "pipelines run (:PORT or PORT: 127.0.0.1; port 0: a free one, see the log); "
+                      "read-only. See docs/api.md")
+      ->type_name("HOST:PORT");
+  run_cmd->add_option("--http-token", run.http_token,
+                      "Bearer token every HTTP request must carry (default: $PEL_HTTP_TOKEN); "
+                      "required to bind an address other than loopback")
+      ->type_name("TOKEN");
   std::string chaos;
   run_cmd->add_option("--chaos", chaos,
                       "Fault injection for testing supervision: seed=S,rate=R[,max=N] makes about R "
@@ -746,6 +804,19 @@ int main(int argc, char** argv) {
     if (*run_cmd)
       for (const auto& p : topic_problems(run.embedded_kafka_topics))
         usage.push_back("--embedded-kafka: " + p);
+    if (*run_cmd && run_cmd->count("--http-token") > 0 && run.http.empty())
+      usage.push_back("--http-token: needs --http HOST:PORT");
+    if (*run_cmd && run.http_token.empty())
+      if (const char* t = std::getenv("PEL_HTTP_TOKEN")) run.http_token = t;
+    if (*run_cmd && !run.http.empty()) {
+      std::string host;
+      int port = 0;
+      if (auto p = parse_http_address(run.http, host, port); !p.empty()) usage.push_back("--http: " + p);
+      else if (!pel::api::is_loopback(host) && run.http_token.empty())
+        usage.push_back("--http: " + host +
+                        " is not a loopback address: serving it needs a token (--http-token TOKEN or "
+                        "PEL_HTTP_TOKEN), or bind 127.0.0.1");
+    }
 #ifdef PEL_HAVE_KAFKA
     if (*broker_cmd)
       for (const auto& p : topic_problems(broker.topics)) usage.push_back("--topics: " + p);
