@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -469,6 +470,12 @@ int server::start() {
   // Tap streams hold a thread each while they run.
   d.http.new_task_queue = [] { return new httplib::ThreadPool(16); };
   d.http.set_keep_alive_timeout(2);
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server
+  // bind a port that is taken instead of failing.
+  d.http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   const std::string host = d.cfg.host.size() > 2 && d.cfg.host.front() == '[' && d.cfg.host.back() == ']'
                                ? d.cfg.host.substr(1, d.cfg.host.size() - 2)
                                : d.cfg.host;
