@@ -9,11 +9,22 @@ PEL_BUILD_TYPE="${PEL_BUILD_TYPE:-RelWithDebInfo}"
 PEL_PACKAGES=(cmake ninja-build g++ ccache pkg-config libcaf-dev librdkafka-dev libyaml-cpp-dev
   catch2 libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
   libmosquitto-dev mosquitto mosquitto-clients kcat zlib1g-dev)
+# What only the test suite needs: a real Prometheus (and promtool) to scrape /metrics, Chromium
+# for the dashboard's browser test, tmux to read `pel top`'s screen.
+PEL_TEST_PACKAGES=(chromium prometheus tmux)
 
+# pel_install_missing [test]: the build's packages, and with `test` the test suite's too.
 pel_install_missing() {
   local missing=()
   local p
-  for p in "${PEL_PACKAGES[@]}"; do
+  local wanted=("${PEL_PACKAGES[@]}")
+  if [ "${1:-}" = "test" ]; then
+    wanted+=("${PEL_TEST_PACKAGES[@]}")
+    # Node.js and npm drive the dashboard's browser test (puppeteer-core from npm). A Node.js
+    # from elsewhere that brings its own npm is used as it is.
+    command -v npm >/dev/null 2>&1 || wanted+=(nodejs npm)
+  fi
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
@@ -23,7 +34,7 @@ pel_install_missing() {
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${PEL_PACKAGES[@]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
 }
 
 # pel_build [extra cmake args...] [-- targets...]
