@@ -389,7 +389,7 @@ std::string kind_short(const std::string& kind) {
 }
 
 std::string queue_text(opt used, opt capacity) {
-  if (!used) return "-";
+  if (!used || (capacity && *capacity == 0)) return "-";  // sources have no input queue
   std::string t = compact(used);
   if (capacity) {
     std::string with = t + "/" + compact(capacity);
