@@ -3,8 +3,9 @@
 # ${CMAKE_BINARY_DIR}/browser-test when it is missing, and skips (exit 77) when node, npm's
 # package or Chromium are absent. Screenshots and pel's logs go to ${CMAKE_BINARY_DIR}/test-output.
 #   trading: the main job (feed, live, show on the embedded Kafka broker);
-#   large:   a generated 50-component pipeline, and the server going away and coming back.
-foreach(scenario trading large)
+#   large:   a generated 50-component pipeline, and the server going away and coming back;
+#   firefox: that pipeline in Firefox (skipped unless the Debian package firefox-esr is there).
+foreach(scenario trading large firefox)
   add_test(NAME dashboard_browser_${scenario}
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run.sh $<TARGET_FILE:pel> ${PROJECT_SOURCE_DIR}
             ${CMAKE_BINARY_DIR}/browser-test ${CMAKE_BINARY_DIR}/test-output ${scenario})

@@ -2,16 +2,19 @@
 // The live dashboard of `pel run --http` in a real headless Chromium, through puppeteer-core.
 //
 //   node dashboard.test.js --pel PEL --source-dir REPO --out DIR [--scenario trading|large]
-//                          [--chromium PATH] [--screenshot FILE]
+//                          [--chromium PATH] [--firefox PATH] [--screenshot FILE]
 //
 // trading: the main job (feed, live, show on the embedded Kafka broker). Every pipeline's graph
 //   shows every component the API lists, rate figures move, the panels are there, the lag
 //   panel has a row per Kafka partition, and nothing is logged to the console or fails to load.
-// large: a generated 50-component generator pipeline. All 50 boxes are drawn without overlap,
-//   dead letters and late records reach their panels, and the page shows "disconnected" when
-//   the server stops and resumes when it comes back on the same port.
+// large: a generated 50-component generator pipeline behind a bearer token (the page is opened
+//   as /?token=T). All 50 boxes are drawn without overlap, dead letters and late records reach
+//   their panels, and the page shows "disconnected" when the server stops and resumes when it
+//   comes back on the same port.
+// firefox: the same 50-component pipeline in Firefox (WebDriver BiDi): every component drawn,
+//   dead letters shown, nothing logged to the console. Skipped when Firefox is not installed.
 //
-// Exit codes: 0 passed, 1 failed, 77 skipped (no Chromium or no puppeteer-core).
+// Exit codes: 0 passed, 1 failed, 77 skipped (no browser or no puppeteer-core).
 
 const {spawn} = require('node:child_process');
 const fs = require('node:fs');
@@ -35,10 +38,12 @@ function parseArgs(argv) {
   return out;
 }
 
-function findChromium(asked) {
-  const candidates = [asked, process.env.PEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser',
-                      '/usr/bin/google-chrome'].filter(Boolean);
-  return candidates.find((p) => fs.existsSync(p)) || null;
+function findBrowser(args) {
+  const candidates = args.scenario === 'firefox'
+    ? [args.firefox, process.env.PEL_FIREFOX, '/usr/bin/firefox-esr', '/usr/bin/firefox']
+    : [args.chromium, process.env.PEL_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser',
+       '/usr/bin/google-chrome'];
+  return candidates.filter(Boolean).find((p) => fs.existsSync(p)) || null;
 }
 
 function skip(why) {
@@ -74,11 +79,15 @@ function check(cond, what) {
   console.log('ok: ' + what);
 }
 
+/** The API's token, when the scenario runs the server with one. */
+let apiToken = null;
+
 async function getJSON(url) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), 3000);
   try {
-    const res = await fetch(url, {signal: ctl.signal});
+    const headers = apiToken ? {Authorization: 'Bearer ' + apiToken} : {};
+    const res = await fetch(url, {signal: ctl.signal, headers: headers});
     if (!res.ok) throw new Error(url + ': HTTP ' + res.status);
     return await res.json();
   } finally {
@@ -99,7 +108,9 @@ function startPel(pel, cwd, httpPort, runArgs, logPath) {
   const args = ['run', '--duration', '300s', '--http', '127.0.0.1:' + httpPort].concat(runArgs);
   const log = fs.createWriteStream(logPath, {flags: 'a'});
   log.write('$ pel ' + args.join(' ') + '\n');
-  const proc = spawn(pel, args, {cwd: cwd, stdio: ['ignore', 'pipe', 'pipe']});
+  const env = Object.assign({}, process.env);
+  if (apiToken) env.PEL_HTTP_TOKEN = apiToken;
+  const proc = spawn(pel, args, {cwd: cwd, env: env, stdio: ['ignore', 'pipe', 'pipe']});
   children.add(proc);
   proc.on('exit', () => children.delete(proc));
   return new Promise((resolve, reject) => {
@@ -151,9 +162,14 @@ function killAllNow() {
 
 let browser = null;
 
-async function openPage(puppeteer, chromium) {
-  browser = await puppeteer.launch({
-    executablePath: chromium,
+async function openPage(puppeteer, executable, firefox) {
+  browser = await puppeteer.launch(firefox ? {
+    browser: 'firefox',
+    executablePath: executable,
+    headless: true,
+    timeout: 60000,
+  } : {
+    executablePath: executable,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
            '--disable-extensions', '--disable-background-networking'],
@@ -348,14 +364,25 @@ function largePipelineYaml() {
   return lines.join('\n') + '\n';
 }
 
-async function large(ctx) {
+async function large(ctx, full) {
   const {page, problems} = ctx.session;
   const base = ctx.base;
-  await page.goto(base + '/', {waitUntil: 'load', timeout: 30000});
+  const bare = await fetch(base + '/api/v1/pipelines');
+  check(bare.status === 401, 'the API wants the token (HTTP ' + bare.status + ' without it)');
+  await page.goto(base + '/?token=' + encodeURIComponent(apiToken), {waitUntil: 'load', timeout: 30000});
   await until('the page to say it is connected',
               () => page.$eval('#connection', (e) => e.dataset.state === 'connected'), 15000);
   const detail = await checkGraph(page, base, 'wide');
   check(detail.components.length === 50, 'the API lists 50 components');
+  if (!full) {
+    await until('dead letters in their panel', async () =>
+      (await count(page, '#dead-letters tbody tr[data-component="valid"]')) > 0, 20000);
+    check(true, 'the dead-letter panel lists the bad readings the filter sent away');
+    check(problems.list.length === 0, 'no console errors or warnings and no failed requests' +
+          (problems.list.length ? ': ' + problems.list.join(' | ') : ''));
+    await saveScreenshot(page, path.join(ctx.out, 'dashboard-firefox.png'));
+    return;
+  }
 
   const boxes = await page.$$eval('#graph g[data-component] rect.box', (rs) => rs.map((r) => {
     const b = r.getBoundingClientRect();
@@ -418,18 +445,21 @@ async function main() {
     console.error(e.message);
     process.exit(2);
   }
-  const chromium = findChromium(args.chromium);
-  if (!chromium) skip('no Chromium (install the Debian package chromium, or set PEL_CHROMIUM)');
+  const scenario = args.scenario;
+  if (!['trading', 'large', 'firefox'].includes(scenario)) {
+    console.error('unknown scenario ' + scenario);
+    process.exit(2);
+  }
+  const executable = findBrowser(args);
+  if (!executable) {
+    skip(scenario === 'firefox' ? 'no Firefox (install the Debian package firefox-esr, or set PEL_FIREFOX)'
+                                : 'no Chromium (install the Debian package chromium, or set PEL_CHROMIUM)');
+  }
   let puppeteer;
   try {
     puppeteer = require('puppeteer-core');
   } catch (e) {
     skip('puppeteer-core is not installed (npm ci in tests/browser): ' + e.message);
-  }
-  const scenario = args.scenario;
-  if (scenario !== 'trading' && scenario !== 'large') {
-    console.error('unknown scenario ' + scenario);
-    process.exit(2);
   }
   fs.mkdirSync(args.out, {recursive: true});
   const logPath = path.join(args.out, 'dashboard-' + scenario + '-pel.log');
@@ -457,6 +487,7 @@ async function main() {
       runArgs = ['--embedded-kafka', 'ticks:4,bars:4,alerts:1', 'examples/trading/feed.yaml',
                  'examples/trading/live.yaml', 'examples/trading/show.yaml'];
     } else {
+      apiToken = 'dashboard-test-token';
       ctx.yamlPath = path.join(args.out, 'dashboard-wide.yaml');
       fs.writeFileSync(ctx.yamlPath, largePipelineYaml());
       runArgs = [ctx.yamlPath];
@@ -465,12 +496,12 @@ async function main() {
     ctx.port = ctx.pel.port;
     ctx.base = 'http://127.0.0.1:' + ctx.port;
     console.log('pel serves ' + ctx.base + '/ (log: ' + logPath + ')');
-    ctx.session = await openPage(puppeteer, chromium);
+    ctx.session = await openPage(puppeteer, executable, scenario === 'firefox');
     if (scenario === 'trading') {
       await trading(ctx);
       await saveScreenshot(ctx.session.page, args.screenshot || path.join(args.out, 'dashboard.png'));
     } else {
-      await large(ctx);
+      await large(ctx, scenario === 'large');
     }
   } catch (e) {
     failed = e;

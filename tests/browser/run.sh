@@ -11,13 +11,19 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 node=${PEL_NODE:-$(command -v node || true)}
 [[ -n $node ]] || skip "node is not installed (Debian package nodejs)"
-chromium=${PEL_CHROMIUM:-}
-if [[ -z $chromium ]]; then
-  for c in /usr/bin/chromium /usr/bin/chromium-browser /usr/bin/google-chrome; do
-    if [[ -x $c ]]; then chromium=$c; break; fi
+if [[ $scenario == firefox ]]; then
+  browser=${PEL_FIREFOX:-} flag=--firefox candidates="/usr/bin/firefox-esr /usr/bin/firefox"
+  missing="Firefox is not installed (Debian package firefox-esr, or set PEL_FIREFOX)"
+else
+  browser=${PEL_CHROMIUM:-} flag=--chromium candidates="/usr/bin/chromium /usr/bin/chromium-browser /usr/bin/google-chrome"
+  missing="Chromium is not installed (Debian package chromium, or set PEL_CHROMIUM)"
+fi
+if [[ -z $browser ]]; then
+  for c in $candidates; do
+    if [[ -x $c ]]; then browser=$c; break; fi
   done
 fi
-[[ -n $chromium && -x $chromium ]] || skip "Chromium is not installed (Debian package chromium, or set PEL_CHROMIUM)"
+[[ -n $browser && -x $browser ]] || skip "$missing"
 
 mkdir -p "$work" "$out"
 # One npm install at a time: both scenarios share the folder.
@@ -40,4 +46,4 @@ exec 9>&-
 
 cd "$work"
 exec "$node" dashboard.test.js --pel "$pel" --source-dir "$source_dir" --out "$out" \
-  --scenario "$scenario" --chromium "$chromium"
+  --scenario "$scenario" "$flag" "$browser"

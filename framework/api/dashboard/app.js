@@ -7,6 +7,9 @@
   const API = 'api/v1';          // relative: works behind a path prefix too
   const POLL_MS = 1000;
   const FETCH_TIMEOUT_MS = 4000;
+  const HISTORY_TIMEOUT_MS = 30000;   // /history is large (every component, 5 minutes)
+  const HISTORY_RETRY_MS = 10000;
+  const HISTORY_KEEP_MS = 5 * 60 * 1000;
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const MAX_EVENTS = 100;
 
@@ -36,10 +39,11 @@
     detail: null,
     instances: null,
     sources: null,
-    history: null,
+    history: {points: []},  // {points}: fetched once, then extended from each poll
+    historyLoad: null,   // null, 'loading' or 'done'
+    historyRetryAt: 0,
     seen: null,          // what the activity log has reported, per pipeline
     pipelineStates: {},
-    events: [],
   };
 
   // ---- small helpers ------------------------------------------------------------------------
@@ -182,9 +186,9 @@
   /** The server could not be reached, did not answer in time, or broke off its answer. */
   class NetworkError extends Error {}
 
-  async function getJSON(path) {
+  async function getJSON(path, timeoutMs) {
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    const timer = setTimeout(() => ctl.abort(), timeoutMs || FETCH_TIMEOUT_MS);
     try {
       const headers = {Accept: 'application/json'};
       if (token) headers.Authorization = 'Bearer ' + token;
@@ -273,8 +277,6 @@
     const base = pipelinePath(name);
     const parts = ['', '/instances', '/sources', '/dead-letters', '/late', '/checkpoints',
                    '/restarts', '/scaling'];
-    const wantHistory = !state.history || state.tick % 2 === 0;
-    if (wantHistory) parts.push('/history');
     const results = await Promise.allSettled(parts.map((p) => getJSON(base + p)));
     if (state.selected !== name) return;   // switched while waiting
     const get = {};
@@ -288,7 +290,8 @@
     if (get['']) { state.detail = get['']; }
     if (get['/instances']) state.instances = get['/instances'];
     if (get['/sources']) state.sources = get['/sources'];
-    if (wantHistory && get['/history']) state.history = get['/history'];
+    extendHistory(name);
+    loadHistory(name);
 
     const byComponent = aggregateInstances(state.instances);
     renderGraph(state.detail, byComponent, state.sources);
@@ -308,7 +311,10 @@
   function resetSelection(name) {
     state.selected = name;
     state.graphKey = null;
-    state.detail = state.instances = state.sources = state.history = null;
+    state.detail = state.instances = state.sources = null;
+    state.history = {points: []};
+    state.historyLoad = null;
+    state.historyRetryAt = 0;
     state.seen = null;
   }
 
@@ -837,6 +843,37 @@
     return 10 * p;
   }
 
+  /** Fetches the server's samples of the last minutes once per selected pipeline, off the
+   *  poll loop (the answer is large), and puts the points polled meanwhile after them. */
+  function loadHistory(name) {
+    if (state.historyLoad !== null || Date.now() < state.historyRetryAt) return;
+    state.historyLoad = 'loading';
+    getJSON(pipelinePath(name) + '/history', HISTORY_TIMEOUT_MS).then((h) => {
+      if (state.selected !== name || state.historyLoad !== 'loading') return;
+      const fetched = (Array.isArray(h.points) ? h.points : []).filter((p) => num(p.at_ms) !== null)
+        .map((p) => ({at_ms: p.at_ms, records_in_per_s: p.records_in_per_s, records_out_per_s: p.records_out_per_s}));
+      const lastAt = fetched.length ? fetched[fetched.length - 1].at_ms : -Infinity;
+      state.history.points = fetched.concat(state.history.points.filter((p) => p.at_ms > lastAt));
+      state.historyLoad = 'done';
+      renderChart(state.history);
+    }, () => {
+      if (state.selected !== name || state.historyLoad !== 'loading') return;
+      state.historyLoad = null;
+      state.historyRetryAt = Date.now() + HISTORY_RETRY_MS;
+    });
+  }
+
+  /** Adds this poll's rates (of the server's sample at /instances' `at_ms`) to the chart. */
+  function extendHistory(name) {
+    const p = state.pipelines.find((x) => x.name === name);
+    const at = state.instances ? num(state.instances.at_ms) : null;
+    if (!p || at === null || !state.history) return;
+    const points = state.history.points;
+    if (points.length && points[points.length - 1].at_ms >= at) return;
+    points.push({at_ms: at, records_in_per_s: p.records_in_per_s, records_out_per_s: p.records_out_per_s});
+    while (points.length && points[0].at_ms < at - HISTORY_KEEP_MS) points.shift();
+  }
+
   function renderChart(history) {
     const svg = $('#chart');
     const W = Math.max(320, Math.round(svg.parentNode.clientWidth - 32) || 600);
@@ -970,7 +1007,8 @@
     root.appendChild(kv([['restarts', fmtCount(d.count), 'count'], ['quarantined', fmtCount(d.quarantined), 'quarantined']], true));
     const log = Array.isArray(d.log) ? d.log.slice().reverse() : [];
     if (!log.length) { root.appendChild(h('p', {class: 'empty'}, 'None.')); return; }
-    root.appendChild(h('ol', {class: 'log', 'aria-label': 'Restarts, newest first'}, log.slice(0, 30).map((l) => h('li', null, String(l)))));
+    root.appendChild(h('ol', {class: 'log', reversed: true, start: log.length, 'aria-label': 'Restarts, newest first'},
+                       log.slice(0, 30).map((l) => h('li', null, String(l)))));
   }
 
   function renderScaling(d) {
@@ -993,13 +1031,22 @@
 
   // ---- activity log --------------------------------------------------------------------------
 
-  function logEvent(kind, text) {
-    state.events.unshift({at: Date.now(), kind: kind, text: text});
-    if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
+  /** Adds a line to the activity log, newest first. A line with the same merge key as the
+   *  newest one replaces it (one line for a run of checkpoints, not one a second). */
+  function logEvent(kind, text, mergeKey) {
     const ol = $('#events');
-    const li = h('li', {'data-kind': kind}, h('span', {class: 'time'}, fmtClock(Date.now()).slice(0, 8)),
+    const top = ol.firstChild;
+    if (mergeKey && top && top.dataset.merge === mergeKey) {
+      const n = Number(top.dataset.repeats || 1) + 1;
+      top.dataset.repeats = n;
+      setText(top.querySelector('.time'), fmtClock(Date.now()).slice(0, 8));
+      setText(top.querySelector('.text'), text + ' (' + n + ' in a row)');
+      return;
+    }
+    const li = h('li', {'data-kind': kind, 'data-merge': mergeKey || null},
+                 h('span', {class: 'time'}, fmtClock(Date.now()).slice(0, 8)),
                  h('span', {class: 'kind'}, kind), h('span', {class: 'text'}, text));
-    ol.insertBefore(li, ol.firstChild);
+    ol.insertBefore(li, top);
     while (ol.children.length > MAX_EVENTS) ol.removeChild(ol.lastChild);
   }
 
@@ -1016,11 +1063,20 @@
     };
     const latest = get['/dead-letters'] && Array.isArray(get['/dead-letters'].latest) ? get['/dead-letters'].latest : [];
     const newestAt = latest.reduce((m, l) => Math.max(m, num(l.at_ms) || 0), cur.deadAt || 0);
-    if (prev) {
+    if (!prev) {
+      // What happened before the page opened (or before this pipeline was selected).
+      const rs = get['/restarts'];
+      if (rs && Array.isArray(rs.log)) rs.log.slice(-10).forEach((l) => logEvent('restart', name + ': ' + l + ' (earlier)'));
+      const sc = get['/scaling'];
+      if (sc && Array.isArray(sc.events)) {
+        sc.events.slice(-10).forEach((ev) => logEvent('scaling', name + ': at ' + fmtSeconds(ev.at_s) + ' ' + ev.component +
+                                                      ' ' + ev.from + ' → ' + ev.to + (ev.outcome ? ': ' + ev.outcome : '')));
+      }
+    } else {
       const cp = get['/checkpoints'];
       if (cp && num(prev.checkpoints) !== null && cp.completed > prev.checkpoints) {
         logEvent('checkpoint', name + ': checkpoint #' + cp.last_id + ' completed (' + fmtBytes(cp.last_bytes) +
-                 ', ' + fmtSeconds(cp.last_duration_s) + ')');
+                 ', ' + fmtSeconds(cp.last_duration_s) + ')', 'checkpoint ' + name);
       }
       if (cp && num(prev.abandoned) !== null && cp.abandoned > prev.abandoned) {
         logEvent('checkpoint', name + ': ' + (cp.abandoned - prev.abandoned) + ' checkpoint(s) abandoned');
@@ -1045,8 +1101,8 @@
       });
       if (cur.late && prev.late) {
         const grew = Object.keys(cur.late).filter((k) => cur.late[k] > (prev.late[k] || 0))
-          .map((k) => k + ' +' + fmtCount(cur.late[k] - (prev.late[k] || 0)));
-        if (grew.length) logEvent('late', name + ': late records: ' + grew.join(', '));
+          .map((k) => k + ' +' + fmtCount(cur.late[k] - (prev.late[k] || 0)) + ' (' + fmtCount(cur.late[k]) + ' in all)');
+        if (grew.length) logEvent('late', name + ': late records: ' + grew.join(', '), 'late ' + name);
       }
     }
     cur.deadAt = newestAt;
