@@ -1,0 +1,382 @@
+// What the HTTP API of `pel run --http` costs the pipeline it watches. The core runtime
+// benchmark's workload (trades → filter → project → count at parallelism 2, as the planner
+// fuses it; see pipeline_bench.cpp) runs with the HTTP server on — its sampler reading the
+// job every second and a client GETting `/metrics` and `/api/v1/pipelines/bench/instances`
+// every second, as Prometheus and the dashboard do — and, as the baseline, the same run with
+// the server off. Runs alternate in this process (off, on, off, on, ...) so that a machine
+// getting busier hurts both sides alike; the cost is 1 - median(on) / median(off), and the
+// median of each pair's own cost.
+//
+// A run must last seconds to see scrapes at all, and the prepared trades of pipeline_bench
+// would not fit in memory for that long: the source replays a pool of prepared batches over
+// and over, copying each (the copy is work of the source, the same on both sides). Both sides
+// must process the same rows: their checksums are compared to a plain loop's.
+// Writes bench/results/http.json and bench/results/http.md.
+
+#include "bench_support.hpp"
+
+#include "pel/api/server.hpp"
+#include "pel/connectors/generator.hpp"
+#include "pel/connectors/register.hpp"
+#include "pel/core/sink.hpp"
+#include "pel/core/source.hpp"
+#include "pel/operators/register.hpp"
+#include "pel/plan/plan.hpp"
+#include "pel/runtime/job.hpp"
+#include "pel/spec/pipeline.hpp"
+#include "pel/spec/registry.hpp"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace pel;
+
+namespace {
+
+constexpr std::int64_t qty_threshold = 100;
+
+// ---- prepared input ------------------------------------------------------------------------
+
+/// Trades generated before any clock starts, replayed over and over.
+struct pool {
+  core::schema_ptr schema;
+  std::vector<core::batch> batches;
+};
+
+pool prepare(std::size_t rows, std::size_t batch_rows) {
+  connectors::generator_options o;
+  o.profile = connectors::generator_profile::trades;
+  o.symbols = 1000;
+  o.count = rows;
+  o.seed = 7;
+  auto src = connectors::make_generator(o);
+  core::operator_context ctx;
+  src->open(ctx);
+  pool p;
+  p.schema = src->output_schema();
+  for (int guard = 0; guard < 1'000'000; ++guard) {
+    core::outputs out;
+    out.main.width = static_cast<std::uint32_t>(p.schema->size());
+    auto st = src->poll(out, batch_rows);
+    if (!out.main.empty()) p.batches.push_back(std::move(out.main));
+    if (st == core::poll_status::end) break;
+  }
+  return p;
+}
+
+struct checksum {
+  std::uint64_t count = 0;
+  double sum = 0;
+  std::uint64_t rows = 0;  ///< rows read (only the plain computation counts them)
+};
+
+/// The plain computation over the batches a run replays: batch k is pool[k % pool size].
+checksum expected_checksum(const pool& p, std::size_t total_batches) {
+  const int qty = p.schema->index_of("qty"), price = p.schema->index_of("price");
+  std::vector<checksum> per_batch;
+  for (const auto& b : p.batches) {
+    checksum c;
+    c.rows = b.size();
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      const core::value* r = b.row(i);
+      const auto q = std::get<std::int64_t>(r[qty]);
+      if (q >= qty_threshold) {
+        ++c.count;
+        c.sum += std::get<double>(r[price]) * static_cast<double>(q);
+      }
+    }
+    per_batch.push_back(c);
+  }
+  checksum all;
+  for (std::size_t k = 0; k < total_batches; ++k) {
+    all.count += per_batch[k % per_batch.size()].count;
+    all.sum += per_batch[k % per_batch.size()].sum;
+    all.rows += per_batch[k % per_batch.size()].rows;
+  }
+  return all;
+}
+
+// ---- bench components ----------------------------------------------------------------------
+
+const pool* g_pool = nullptr;
+std::size_t g_total_batches = 0;
+
+/// Instance i of p emits copies of the pool's batches k = i, i+p, ... < g_total_batches.
+class cycling_replay final : public core::source_base {
+public:
+  explicit cycling_replay(core::schema_ptr s) : schema_(std::move(s)) {}
+  core::schema_ptr output_schema() const override { return schema_; }
+  void open(const core::operator_context& ctx) override {
+    next_ = ctx.instance;
+    step_ = ctx.parallelism;
+  }
+  core::poll_status poll(core::outputs& out, std::size_t) override {
+    if (next_ >= g_total_batches) return core::poll_status::end;
+    const auto& b = g_pool->batches[next_ % g_pool->batches.size()];
+    next_ += step_;
+    if (out.main.empty()) out.main = b;
+    else
+      for (std::size_t i = 0; i < b.size(); ++i) out.main.append_copy(b.row(i), b.times[i]);
+    return core::poll_status::data;
+  }
+
+private:
+  core::schema_ptr schema_;
+  std::size_t next_ = 0, step_ = 1;
+};
+
+std::mutex g_sum_mu;
+checksum g_sum;
+
+/// Counts rows and sums the `notional` field.
+class checksum_sink final : public core::sink_base {
+public:
+  void open(const core::operator_context&, const core::schema_ptr& in) override {
+    col_ = in->index_of("notional");
+  }
+  void write(const core::batch& b) override {
+    c_.count += b.size();
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      double d;
+      if (core::as_number(b.row(i)[col_], d)) c_.sum += d;
+    }
+  }
+  void close() override {
+    std::lock_guard<std::mutex> g(g_sum_mu);
+    g_sum.count += c_.count;
+    g_sum.sum += c_.sum;
+  }
+
+private:
+  int col_ = -1;
+  checksum c_;
+};
+
+spec::registry bench_registry(const core::schema_ptr& trades) {
+  spec::registry reg;
+  operators::register_builtin_operators(reg);
+  connectors::register_builtin_connectors(reg);
+  spec::component_schema replay;
+  replay.type = "bench_cycling_replay";
+  replay.summary = "prepared trades, replayed over and over (benchmark only)";
+  reg.add_source(replay, [trades](const spec::config&) {
+    return std::make_unique<cycling_replay>(trades);
+  });
+  spec::component_schema sum;
+  sum.type = "bench_checksum";
+  sum.summary = "count and sum of notional (benchmark only)";
+  reg.add_sink(sum, [](const spec::config&) { return std::make_unique<checksum_sink>(); });
+  return reg;
+}
+
+/// pipeline_bench's throughput pipeline, as the planner fuses it.
+const std::string pipeline_yaml =
+    "pipeline:\n  name: bench\n  parallelism: 2\n"
+    "sources:\n  trades:\n    type: bench_cycling_replay\n"
+    "operators:\n  large:\n    type: filter\n    input: trades\n"
+    "    where: qty >= " + std::to_string(qty_threshold) + "\n"
+    "  project:\n    type: map\n    input: large\n"
+    "    fields:\n      notional: price * qty\n    select: [symbol, notional]\n"
+    "sinks:\n  count:\n    type: bench_checksum\n    input: project\n";
+
+// ---- the scraper ---------------------------------------------------------------------------
+
+/// GETs `/metrics` and `/api/v1/pipelines/bench/instances` every `period` on a thread of its
+/// own, as Prometheus and the dashboard would, until destroyed.
+class scraper {
+public:
+  scraper(int port, std::chrono::milliseconds period) {
+    thread_ = std::thread([this, port, period] {
+      httplib::Client c("127.0.0.1", port);
+      c.set_keep_alive(true);
+      std::unique_lock<std::mutex> lock(mu_);
+      for (;;) {
+        lock.unlock();
+        for (const char* path : {"/metrics", "/api/v1/pipelines/bench/instances"}) {
+          auto r = c.Get(path);
+          if (r && r->status == 200) {
+            ++requests_;
+            bytes_ += r->body.size();
+          } else {
+            ++failures_;
+          }
+        }
+        lock.lock();
+        if (cv_.wait_for(lock, period, [this] { return done_; })) return;
+      }
+    });
+  }
+  ~scraper() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  std::uint64_t requests() const { return requests_; }
+  std::uint64_t failures() const { return failures_; }
+  std::uint64_t bytes() const { return bytes_; }
+
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::atomic<std::uint64_t> requests_{0}, failures_{0}, bytes_{0};
+  std::thread thread_;
+};
+
+/// What one run measured.
+struct run_result {
+  double seconds = 0;
+  double cores = 0;  ///< CPU seconds of the process over wall seconds
+  checksum sum;
+  std::uint64_t requests = 0, failures = 0, bytes = 0;
+};
+
+/// One run of the pipeline over g_total_batches batches; with the HTTP server and its
+/// scraper when `http`. The clock covers the job's start to its end, the server's start and
+/// every scrape included.
+run_result run_once(const spec::registry& reg, bool http) {
+  g_sum = {};
+  auto pipeline = spec::load_text(pipeline_yaml, "bench.yaml", reg);
+  auto plan = plan::build(pipeline, reg);
+  runtime::job job(plan);
+  std::unique_ptr<api::server> server;
+  if (http) {
+    api::settings s;
+    s.host = "127.0.0.1";
+    s.port = 0;
+    server = std::make_unique<api::server>(s);
+    server->add("bench", "bench.yaml", job);
+  }
+  run_result out;
+  const double c0 = bench::process_cpu_seconds();
+  const auto t0 = core::steady_ns();
+  job.start();
+  std::unique_ptr<scraper> client;
+  if (server) client = std::make_unique<scraper>(server->start(), std::chrono::seconds(1));
+  auto r = job.wait();
+  const auto t1 = core::steady_ns();
+  const double c1 = bench::process_cpu_seconds();
+  if (client) {
+    out.requests = client->requests();
+    out.failures = client->failures();
+    out.bytes = client->bytes();
+    client.reset();
+  }
+  if (server) server->stop();
+  if (!r.ok) {
+    std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
+    std::exit(1);
+  }
+  out.seconds = (t1 - t0) / 1e9;
+  out.cores = (c1 - c0) / out.seconds;
+  out.sum = g_sum;
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bench::args args(argc, argv);
+  const std::size_t pool_rows = args.get_size("pool-rows", 262'144);
+  const std::size_t rows = args.get_size("rows", 60'000'000);
+  const int runs = static_cast<int>(args.get_size("runs", 5));
+  const std::size_t batch_rows = 1024;
+
+  std::printf("preparing %zu trades...\n", pool_rows);
+  pool p = prepare(pool_rows, batch_rows);
+  g_pool = &p;
+  g_total_batches = rows / batch_rows;
+  const checksum expected = expected_checksum(p, g_total_batches);
+  const auto total_rows = static_cast<double>(expected.rows);
+  auto reg = bench_registry(p.schema);
+
+  auto check = [&](const checksum& c, const char* what) {
+    if (c.count != expected.count ||
+        std::fabs(c.sum - expected.sum) > 1e-9 * std::fabs(expected.sum)) {
+      std::fprintf(stderr, "%s: checksum mismatch: %llu/%.9e vs %llu/%.9e\n", what,
+                   static_cast<unsigned long long>(c.count), c.sum,
+                   static_cast<unsigned long long>(expected.count), expected.sum);
+      std::exit(1);
+    }
+  };
+
+  // Warm-up, one of each.
+  check(run_once(reg, false).sum, "server off");
+  check(run_once(reg, true).sum, "server on");
+
+  std::vector<double> off_rates, on_rates, pair_costs, off_cores, on_cores;
+  std::uint64_t requests = 0, failures = 0, bytes = 0;
+  double on_seconds = 0;
+  for (int i = 0; i < runs; ++i) {
+    // Alternate which side goes first, so neither always follows the other.
+    run_result off, on;
+    if (i % 2 == 0) {
+      off = run_once(reg, false);
+      on = run_once(reg, true);
+    } else {
+      on = run_once(reg, true);
+      off = run_once(reg, false);
+    }
+    check(off.sum, "server off");
+    check(on.sum, "server on");
+    off_rates.push_back(total_rows / off.seconds);
+    on_rates.push_back(total_rows / on.seconds);
+    off_cores.push_back(off.cores);
+    on_cores.push_back(on.cores);
+    pair_costs.push_back(100.0 * (1.0 - off.seconds / on.seconds));
+    requests += on.requests;
+    failures += on.failures;
+    bytes += on.bytes;
+    on_seconds += on.seconds;
+    std::printf("run %d: off %.3g rows/s (%.2f s), on %.3g rows/s (%.2f s, %llu requests): cost %.2f %%\n",
+                i + 1, off_rates.back(), off.seconds, on_rates.back(), on.seconds,
+                static_cast<unsigned long long>(on.requests), pair_costs.back());
+  }
+  if (requests == 0 || failures > 0) {
+    std::fprintf(stderr, "the scraper got %llu answers and %llu failures\n",
+                 static_cast<unsigned long long>(requests),
+                 static_cast<unsigned long long>(failures));
+    return 1;
+  }
+  const auto off = bench::stats::of(off_rates), on = bench::stats::of(on_rates);
+  const double cost = 100.0 * (1.0 - on.median / off.median);
+  const double pair_cost = bench::stats::of(pair_costs).median;
+  const double per_second = requests / on_seconds;
+  std::printf("server off %.3g rows/s, on %.3g rows/s: cost %.2f %% (pairwise median %.2f %%)\n",
+              off.median, on.median, cost, pair_cost);
+
+  bench::report rep("http", "HTTP API: pel run --http scraped every second against the server off");
+  rep.condition("rows per run", std::to_string(expected.rows));
+  rep.condition("pool", std::to_string(pool_rows) +
+                            " prepared trades (1000 symbols), replayed by copy");
+  rep.condition("pipeline", "trades → filter → project → count, parallelism 2 (2 actors)");
+  rep.condition("batch size / linger", "1024 / 1 ms");
+  rep.condition("scrapes", "/metrics and /api/v1/pipelines/bench/instances every 1 s, " +
+                               bench::fmt(per_second, "%.2f") + " requests/s, " +
+                               bench::fmt(bytes / static_cast<double>(requests), "%.0f") +
+                               " bytes per answer on average; the server samples the job every 1 s");
+  rep.condition("runs", std::to_string(runs) + " of each side, alternating (median; min–max)");
+  rep.metric("PEL p=2, HTTP server off", off, "rows/s", 1.0);
+  rep.metric("PEL p=2, HTTP server on and scraped every second", on, "rows/s",
+             on.median / off.median);
+  rep.value("cores used, server off (CPU time / wall time)", bench::stats::of(off_cores).median,
+            "cores");
+  rep.value("cores used, server on", bench::stats::of(on_cores).median, "cores");
+  rep.value("cost of the HTTP server: 1 − median on / median off", cost, "%", 2.0, true);
+  rep.value("cost of the HTTP server: median of the runs' pairwise costs", pair_cost, "%", 2.0,
+            true);
+  rep.write(PEL_SOURCE_DIR "/bench/results");
+  return 0;
+}
