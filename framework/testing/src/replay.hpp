@@ -31,15 +31,51 @@ struct replay_input {
   bool processing_time = false;  ///< `pipeline.time: processing`: the runtime keeps time
 };
 
-/// Replays `replay_input` from its instance 0 (the others end at once): one record per poll,
-/// and after each its watermark is the highest of the watermark entries so far and of the
-/// highest event time so far less `max_out_of_orderness`. A run with a zero watermark
-/// interval sends it downstream right after the record, so every window fires at the same
-/// place in the input on every run.
+/// Takes the replayed sources through their inputs one item at a time over the whole job:
+/// a source emits an item only when it holds the turn, and the turn comes back only when the
+/// job is quiet again (`settle`, called by the runner from what `job::status` shows: no batch
+/// queued, in flight or waiting for credit, and every instance's watermark where the sources'
+/// watermarks put it). Between sources, the next item is the one with the lowest event time
+/// (ties: the source listed first). So every operator sees the same inputs in the same order,
+/// and the same watermarks between them, on every run, whatever its parallelism.
+class replay_gate {
+public:
+  /// `keys[i]`: the event times of source i's items in order (their sort keys).
+  explicit replay_gate(std::vector<std::vector<std::int64_t>> keys);
+
+  /// Source `i` asks for the turn to emit its item `item` (`item == size`: its end). True when
+  /// it may; it then holds the turn until `settle`.
+  bool take(std::size_t i, std::size_t item);
+  /// Source `i` has emitted its item and the runtime has sent it on (called at its next poll),
+  /// or it ended; `watermark` is its watermark now (INT64_MAX once ended).
+  void handed(std::size_t i, std::int64_t watermark);
+
+  /// For the runner: true when an item was handed on and waits to be settled; `watermarks`
+  /// gets every source's watermark.
+  bool waiting(std::vector<std::int64_t>& watermarks) const;
+  /// For the runner: the job is quiet; the next item may go.
+  void settle();
+
+private:
+  mutable std::mutex mu_;
+  std::vector<std::vector<std::int64_t>> keys_;
+  std::vector<std::size_t> next_;            ///< per source: its next item (size: its end)
+  std::vector<char> ended_;
+  std::vector<std::int64_t> watermarks_;
+  bool in_flight_ = false;   ///< a source holds the turn
+  bool handed_ = false;      ///< and has handed its item on
+};
+
+/// Replays `replay_input` from its instance 0 (the others end at once): one item per poll,
+/// when the gate gives the turn; after each record its watermark is the highest of the
+/// watermark entries so far and of the highest event time so far less
+/// `max_out_of_orderness`. A run with a zero watermark interval sends it downstream right
+/// after the record, so every window fires at the same place in the input on every run.
 class replay_source final : public core::source_base {
 public:
-  replay_source(core::schema_ptr schema, std::shared_ptr<const replay_input> input)
-    : schema_(std::move(schema)), input_(std::move(input)) {}
+  replay_source(core::schema_ptr schema, std::shared_ptr<const replay_input> input,
+                std::shared_ptr<replay_gate> gate, std::size_t slot)
+    : schema_(std::move(schema)), input_(std::move(input)), gate_(std::move(gate)), slot_(slot) {}
 
   core::schema_ptr output_schema() const override { return schema_; }
   void open(const core::operator_context& ctx) override { reader_ = ctx.instance == 0; }
@@ -56,7 +92,11 @@ public:
 private:
   core::schema_ptr schema_;
   std::shared_ptr<const replay_input> input_;
+  std::shared_ptr<replay_gate> gate_;
+  std::size_t slot_ = 0;
   bool reader_ = false;
+  bool pending_ = false;  ///< an item was emitted by the last poll
+  bool ended_ = false;
   std::size_t next_ = 0;
   std::int64_t explicit_ = INT64_MIN;  ///< highest watermark entry so far
   std::int64_t max_seen_ = INT64_MIN;  ///< highest readable event time so far

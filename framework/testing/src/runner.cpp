@@ -3,6 +3,7 @@
 #include "pel/core/time_format.hpp"
 #include "pel/plan/plan.hpp"
 #include "pel/runtime/job.hpp"
+#include "pel/spec/pipeline.hpp"
 #include "pel/spec/suggest.hpp"
 #include "pel/testing/compare.hpp"
 #include "pel/testing/test_file.hpp"
@@ -21,6 +22,8 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <thread>
+#include <atomic>
 
 namespace pel::testing {
 
@@ -186,6 +189,8 @@ private:
     if (n.spec.event_time) {
       core::parse_time_format(n.spec.event_time->format, b.parser.format);
       core::parse_utc_offset(n.spec.event_time->timezone, b.parser.tz_offset_ns);
+    } else {
+      b.parser.format = core::time_format::epoch_ms;  // `at:` of a source keeping its own time
     }
     return b;
   }
@@ -197,7 +202,10 @@ private:
     std::string ignored;
     to_value(of_node(n), std::nullopt, v, ignored);
     if (core::parse_event_time(v, b.parser.format, b.parser.tz_offset_ns, ns)) return true;
-    if (core::parse_event_time(v, core::time_format::automatic, b.parser.tz_offset_ns, ns)) return true;
+    // A number where the source reads text (iso8601, datetime): epoch milliseconds.
+    if (!std::holds_alternative<std::string>(v) &&
+        core::parse_event_time(v, core::time_format::epoch_ms, 0, ns))
+      return true;
     return core::parse_iso8601(n.text, 0, ns);
   }
 
@@ -582,6 +590,60 @@ std::uint64_t count_of(const runtime::result& r, const std::string& component, b
   return n;
 }
 
+/// Gives the replayed sources their turns (see `replay_gate`): whenever a source has handed
+/// an item on, waits until the job is quiet — no batch queued, in flight or waiting for
+/// credit, and every instance's watermark at least the lowest watermark of the sources
+/// upstream of it — and lets the next item go. Runs until `over`.
+void settle_items(const runtime::job& job, const plan::physical_plan& p, const std::vector<int>& source_nodes,
+                  replay_gate& gate, const std::atomic<bool>& over) {
+  // The sources upstream of every node (nodes are in topological order).
+  std::vector<std::vector<char>> upstream(p.nodes.size(), std::vector<char>(source_nodes.size(), 0));
+  for (std::size_t n = 0; n < p.nodes.size(); ++n) {
+    for (std::size_t s = 0; s < source_nodes.size(); ++s)
+      if (source_nodes[s] == static_cast<int>(n)) upstream[n][s] = 1;
+    for (int e : p.nodes[n].in_edges) {
+      const int from = p.edges[static_cast<std::size_t>(e)].from;
+      for (std::size_t s = 0; s < source_nodes.size(); ++s)
+        upstream[n][s] |= upstream[static_cast<std::size_t>(from)][s];
+    }
+  }
+  std::vector<std::int64_t> wms;
+  std::int64_t waiting_since = 0;
+  while (!over.load()) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (!gate.waiting(wms)) {
+      waiting_since = 0;
+      continue;
+    }
+    const std::int64_t now = core::steady_ns();
+    if (waiting_since == 0) waiting_since = now;
+    const runtime::job_status st = job.status();
+    bool quiet = true;
+    std::uint64_t out = 0, in = 0;
+    std::vector<std::uint32_t> seen;
+    for (const auto& x : st.instances) {
+      const int n = p.find(x.component);
+      if (n < 0) continue;
+      std::int64_t expected = INT64_MAX;
+      for (std::size_t s = 0; s < source_nodes.size(); ++s)
+        if (upstream[static_cast<std::size_t>(n)][s]) expected = std::min(expected, wms[s]);
+      if (expected != INT64_MIN && expected != INT64_MAX && x.watermark_ns < expected) quiet = false;
+      if (std::find(seen.begin(), seen.end(), x.global_id) != seen.end()) continue;  // one chain instance
+      seen.push_back(x.global_id);
+      out += x.batches_out;
+      in += x.batches_in;
+      if (x.queued_batches != 0 || x.outbound_batches != 0) quiet = false;
+    }
+    if (out != in) quiet = false;
+    // Something that never settles (an instance that keeps no watermark) must not hang the
+    // case: after 5 s the next item goes anyway.
+    if (quiet || now - waiting_since > 5'000'000'000) {
+      gate.settle();
+      waiting_since = 0;
+    }
+  }
+}
+
 case_result run_case(const test_file& t, const plan::physical_plan& base, const bound_case& bc,
                      const run_options& opts) {
   case_result res;
@@ -592,14 +654,35 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
   p.settings.checkpoints.dir.clear();
   std::map<int, std::shared_ptr<capture_store>> sinks;
   static const auto empty = std::make_shared<const replay_input>();
+  // The sources in plan order, each with its items' sort keys for the gate.
+  std::vector<int> source_nodes;
+  std::vector<std::vector<std::int64_t>> keys;
+  for (std::size_t i = 0; i < p.nodes.size(); ++i) {
+    if (p.nodes[i].kind != spec::component_kind::source) continue;
+    source_nodes.push_back(static_cast<int>(i));
+    auto it = bc.inputs.find(static_cast<int>(i));
+    std::vector<std::int64_t> k;
+    std::int64_t last = INT64_MIN;
+    if (it != bc.inputs.end())
+      for (const auto& item : it->second->items) {
+        if (item.event_ns != INT64_MIN) last = item.event_ns;
+        k.push_back(last);
+      }
+    keys.push_back(std::move(k));
+  }
+  auto gate = std::make_shared<replay_gate>(keys);
   for (std::size_t i = 0; i < p.nodes.size(); ++i) {
     auto& n = p.nodes[i];
     if (n.kind == spec::component_kind::source) {
       auto it = bc.inputs.find(static_cast<int>(i));
       std::shared_ptr<const replay_input> in = it == bc.inputs.end() ? empty : it->second;
+      const auto slot = static_cast<std::size_t>(
+          std::find(source_nodes.begin(), source_nodes.end(), static_cast<int>(i)) - source_nodes.begin());
       n.blocking = false;
-      n.make_source = [schema = n.output_schema, in](const spec::config&) -> core::source_ptr {
-        return std::make_unique<replay_source>(schema, in);
+      // A replayed source waits for its turn, never for input: it is never idle.
+      if (n.spec.event_time) n.spec.event_time->idle_timeout_ns = 0;
+      n.make_source = [schema = n.output_schema, in, gate, slot](const spec::config&) -> core::source_ptr {
+        return std::make_unique<replay_source>(schema, in, gate, slot);
       };
     } else if (n.kind == spec::component_kind::sink) {
       auto store = std::make_shared<capture_store>();
@@ -613,6 +696,12 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
   o.watermark_interval_ns = 0;  // each poll's watermark goes out at once: see replay_source
   o.autoscale = false;
   o.state_dir.clear();
+  // A source waiting for its turn polls again soon.
+  o.idle_backoff_min_ns = 50'000;
+  o.idle_backoff_max_ns = 200'000;
+  // Every row goes out at once: nothing waits in a half-full batch, so a job with no batch
+  // queued or in flight is quiet.
+  p.settings.batch_linger_ns = 0;
   runtime::job job(p, o);
 
   // Components (and ports) to capture, through taps that take every row.
@@ -639,7 +728,11 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
   }
 
   job.start();
+  std::atomic<bool> over{false};
+  std::thread settler([&] { settle_items(job, p, source_nodes, *gate, over); });
   bool finished = job.wait_for(std::chrono::nanoseconds(bc.tc->timeout_ns));
+  over = true;
+  settler.join();
   if (!finished) job.stop(true);
   runtime::result r = job.wait();
   for (auto id : tap_ids) job.untap(id);
@@ -695,7 +788,20 @@ file_result run_test_file(const std::string& path, const spec::registry& reg, co
                    "the pipeline '" + t.pipeline_path() + "' has errors (listed above); `pel lint` it");
     return out;
   }
-  const plan::physical_plan& plan = *checked.plan;
+  // The replaced sources run as one instance each: their records are one ordered stream, and
+  // every reader sees its watermark through one channel, right after the record that moved it.
+  // Everything else keeps its parallelism (the edges out of a source are planned again).
+  plan::physical_plan plan;
+  try {
+    spec::pipeline p = spec::load_file(t.pipeline_path(), reg);
+    for (auto& s : p.sources) s.parallelism = s.parallelism_min = s.parallelism_max = 1;
+    plan = plan::build(p, reg);
+  } catch (const spec::spec_error& e) {
+    out.errors = e.diags();
+    out.errors.add(t.file, t.pipeline_at, "pipeline",
+                   "the pipeline cannot be planned with its sources at parallelism 1, as tests run them");
+    return out;
+  }
   std::vector<bound_case> cases;
   binder b(t, plan, out.errors);
   for (const auto& tc : t.cases) cases.push_back(b.bind(tc));
