@@ -167,6 +167,15 @@ instance_fractions fractions_of(const runtime::instance_metrics* before,
   f.busy = fraction(before->busy_ns, now.busy_ns, seconds);
   f.idle = fraction(before->idle_ns, now.idle_ns, seconds);
   f.backpressured = fraction(before->backpressure_ns, now.backpressure_ns, seconds);
+  // The runtime adds a backpressure period to its counter when the period ends (and counts
+  // it as idle until then). An instance that held sealed output at both readings and sent
+  // no batch in between was held back for the whole interval, though the counter has not
+  // moved yet: everything but its busy time was backpressure.
+  if (before->outbound_batches > 0 && now.outbound_batches > 0 && now.batches_out == before->batches_out &&
+      std::isfinite(f.busy)) {
+    f.backpressured = std::max(f.backpressured, 1.0 - f.busy);
+    f.idle = std::max(0.0, 1.0 - f.busy - f.backpressured);
+  }
   f.in_per_s = rate(before->rows_in, now.rows_in, seconds);
   f.out_per_s = rate(before->rows_out, now.rows_out, seconds);
   return f;

@@ -123,6 +123,25 @@ TEST_CASE("instances show rates and fractions over the interval between two samp
   CHECK(str(out["watermark"]) == "end");
 }
 
+TEST_CASE("an instance stalled with sealed output through the interval is backpressured", "[api]") {
+  // The runtime's counter has not moved (the period has not ended) but nothing went out and
+  // output waited at both readings.
+  auto a = make_sample(t0, 1000, 100'000'000, 0);
+  auto b = make_sample(t0 + 1'000'000'000, 1000, 150'000'000, 0);
+  a.status.instances[0].outbound_batches = 1;
+  b.status.instances[0].outbound_batches = 2;
+  a.status.instances[0].batches_out = b.status.instances[0].batches_out = 40;
+  simdjson::dom::parser p;
+  auto doc = parse(p, render_instances(a, b));
+  CHECK(num(doc["instances"].at(0)["busy"]) == Approx(0.05));
+  CHECK(num(doc["instances"].at(0)["backpressured"]) == Approx(0.95));
+  CHECK(num(doc["instances"].at(0)["idle"]) == Approx(0.0).margin(1e-9));
+  // One that sent a batch in between is judged by the counter alone.
+  b.status.instances[0].batches_out = 41;
+  auto doc2 = parse(p, render_instances(a, b));
+  CHECK(num(doc2["instances"].at(0)["backpressured"]) == Approx(0.0));
+}
+
 TEST_CASE("without a previous sample rates are null, not zero", "[api]") {
   auto a = make_sample(t0, 1000, 0, 0);
   simdjson::dom::parser p;
