@@ -248,8 +248,9 @@ std::string label(const series& s, const std::string& name) {
 }
 
 /// Lints /metrics with promtool, then scrapes the pel run with a real Prometheus every
-/// second and checks the series it stores. `token` empty: no token anywhere.
-void check_prometheus_scrape(const std::string& token) {
+/// second and checks the series it stores. `token` empty: no token anywhere. Without
+/// `honor_labels`, Prometheus keeps pel's `instance` label as `exported_instance`.
+void check_prometheus_scrape(const std::string& token, bool honor_labels) {
   const std::string prometheus = require_program("prometheus");
   const std::string promtool = require_program("promtool");
 
@@ -274,14 +275,14 @@ void check_prometheus_scrape(const std::string& token) {
     CHECK(refused->status == 401);
   }
 
-  // A Prometheus of our own: pel's `instance` label is the instance of a component, so the
-  // scrape honours the target's labels (else Prometheus renames it `exported_instance`).
+  // A Prometheus of our own, scraping every second.
   temp_dir dir;
   std::string config =
       "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
       "scrape_configs:\n"
-      "  - job_name: pel\n    scrape_interval: 1s\n    scrape_timeout: 1s\n"
-      "    honor_labels: true\n";
+      "  - job_name: pel\n    scrape_interval: 1s\n    scrape_timeout: 1s\n";
+  if (honor_labels) config += "    honor_labels: true\n";
+  const std::string instance_label = honor_labels ? "instance" : "exported_instance";
   if (!token.empty()) config += "    authorization:\n      credentials: " + token + "\n";
   config += "    static_configs:\n      - targets: ['" + host_port + "']\n";
   write_file(dir / "prometheus.yml", config);
@@ -311,7 +312,7 @@ void check_prometheus_scrape(const std::string& token) {
         in = *r;
         int positive = 0, trades = 0;
         for (const auto& s : in) {
-          if (label(s, "pipeline") != "gen" || label(s, "instance").empty()) continue;
+          if (label(s, "pipeline") != "gen" || label(s, instance_label).empty()) continue;
           if (label(s, "component") == "trades") ++trades;
           else if (s.value > 0) ++positive;
         }
@@ -323,6 +324,7 @@ void check_prometheus_scrape(const std::string& token) {
   std::map<std::string, int> instances;
   for (const auto& s : in) {
     CHECK(label(s, "job") == "pel");
+    if (!honor_labels) CHECK(label(s, "instance") == host_port);  // Prometheus's own
     instances[label(s, "component")]++;
   }
   CHECK(instances == std::map<std::string, int>{{"trades", 2}, {"large", 1}, {"notional", 1},
@@ -486,9 +488,10 @@ TEST_CASE("pel tap and pel top exit 1 when no server answers", "[e2e][http][tap]
 
 TEST_CASE("Prometheus scrapes pel run --http: promtool accepts /metrics, queries return every instance's series and the source's rate",
           "[e2e][http][prometheus]") {
-  check_prometheus_scrape("");
+  check_prometheus_scrape("", true);
 }
 
-TEST_CASE("Prometheus scrapes pel run --http with a bearer token", "[e2e][http][prometheus]") {
-  check_prometheus_scrape("s3cret-token");
+TEST_CASE("Prometheus scrapes pel run --http with a bearer token, pel's instance label as exported_instance by default",
+          "[e2e][http][prometheus]") {
+  check_prometheus_scrape("s3cret-token", false);
 }
