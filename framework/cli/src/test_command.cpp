@@ -59,6 +59,7 @@ int run_tests(const test_args& args) {
     auto r = testing::run_test_file(f, reg, opts);
     if (!r.valid()) {
       invalid = true;
+      std::cout.flush();
       std::cerr << r.errors.format();
       std::cerr << spec::one_line(f) << ": " << r.errors.size() << (r.errors.size() == 1 ? " error" : " errors")
                 << ", no case run\n";

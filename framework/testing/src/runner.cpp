@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -80,24 +81,43 @@ bool to_value(const scalar_text& s, const std::optional<core::value_type>& type,
         out = i;
         return true;
       }
-      error = "expected an int, not '" + s.text + "'";
-      return false;
+      break;
     case core::value_type::number:
       if (decimal_number(s.text, d)) {
         out = d;
         return true;
       }
-      error = "expected a number, not '" + s.text + "'";
-      return false;
+      if (!s.quoted && (s.text == ".nan" || s.text == ".NaN" || s.text == ".NAN")) {
+        out = std::numeric_limits<double>::quiet_NaN();
+        return true;
+      }
+      if (!s.quoted && (s.text == ".inf" || s.text == "+.inf" || s.text == "-.inf" || s.text == ".Inf" ||
+                        s.text == "-.Inf")) {
+        out = s.text[0] == '-' ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+        return true;
+      }
+      break;
     case core::value_type::boolean:
       if (s.text == "true" || s.text == "false") {
         out = s.text == "true";
         return true;
       }
-      error = "expected true or false, not '" + s.text + "'";
-      return false;
+      break;
     case core::value_type::null:
       break;
+  }
+  if (t != core::value_type::null) {
+    // A declared type is a promise, not a storage format: a quoted value stays a string (the
+    // "ERR" of a sensor that a real source would pass on too); a plain one must fit.
+    if (s.quoted) {
+      out = s.text;
+      return true;
+    }
+    error = "expected " + std::string(t == core::value_type::integer  ? "an int"
+                                      : t == core::value_type::number ? "a number"
+                                                                      : "true or false") +
+            ", not '" + s.text + "' (quote it to give a string)";
+    return false;
   }
   // Untyped: by its shape, as a plain YAML scalar reads.
   if (s.quoted) {
