@@ -87,14 +87,16 @@ TEST_CASE("pel test: a passing file prints PASS per case and exits 0", "[e2e][pe
   CHECK(contains(d.out, "2 passed, 0 failed\n"));
 }
 
-TEST_CASE("pel test: a failing case exits 1 with a diff naming the record and the field", "[e2e][pel_test]") {
+TEST_CASE("pel test: a failing case exits 1 with a diff naming the record and the field",
+          "[e2e][pel_test]") {
   files f(std::string("pipeline: counts.yaml\ncases:\n  - name: wrong volume") + trades + R"(
     expect:
       out:
         - {symbol: A, window_start: 0, n: 2, volume: 16}
         - {symbol: B, n: 1}
   - name: right count
-)" + std::string(trades).substr(1) + R"(
+)" + std::string(trades).substr(1) +
+          R"(
     expect:
       out: [{symbol: A, n: 2}]
 )");
@@ -104,12 +106,14 @@ TEST_CASE("pel test: a failing case exits 1 with a diff naming the record and th
   CHECK(contains(r.out, "FAIL wrong volume\n"));
   CHECK(contains(r.out, "  out: record 0 (symbol=A, window_start=0) at " + f.test +
                             ":11:11: field volume: expected 16, actual 15\n"));
-  CHECK(contains(r.out, "  out: missing record 1 (symbol=B) at " + f.test + ":12:11: {symbol: B, n: 1}\n"));
+  CHECK(contains(
+      r.out, "  out: missing record 1 (symbol=B) at " + f.test + ":12:11: {symbol: B, n: 1}\n"));
   CHECK(contains(r.out, "PASS right count\n"));
   CHECK(contains(r.out, "1 passed, 1 failed\n"));
 }
 
-TEST_CASE("pel test: an invalid test file exits 2 with every error at file:line:column", "[e2e][pel_test]") {
+TEST_CASE("pel test: an invalid test file exits 2 with every error at file:line:column",
+          "[e2e][pel_test]") {
   files f(R"(pipeline: counts.yaml
 cases:
   - name: typos
@@ -123,28 +127,38 @@ cases:
   auto r = run_pel({"test", f.test});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 2);
-  CHECK(contains(r.err, f.test + ":5:7: cases[0].inputs.trade: no source 'trade' in the pipeline; did you mean "
-                                 "'trades'?"));
-  CHECK(contains(r.err, f.test + ":7:22: cases[0].inputs.trades[0].symbl: unknown field 'symbl' of source "
-                                 "'trades'; did you mean 'symbol'?"));
-  CHECK(contains(r.err, f.test + ":9:7: cases[0].expect.outt: no sink or component 'outt' in the pipeline; did "
-                                 "you mean 'out'?"));
+  CHECK(contains(r.err,
+                 f.test +
+                     ":5:7: cases[0].inputs.trade: no source 'trade' in the pipeline; did you mean "
+                     "'trades'?"));
+  CHECK(contains(r.err,
+                 f.test + ":7:22: cases[0].inputs.trades[0].symbl: unknown field 'symbl' of source "
+                          "'trades'; did you mean 'symbol'?"));
+  CHECK(contains(r.err,
+                 f.test +
+                     ":9:7: cases[0].expect.outt: no sink or component 'outt' in the pipeline; did "
+                     "you mean 'out'?"));
   CHECK(contains(r.err, f.test + ": 3 errors, no case run"));
   CHECK_FALSE(contains(r.out, "PASS"));
   // The shape of the file, before the pipeline is looked at.
-  write_file(f.test, "pipeline: counts.yaml\ncases:\n  - name: x\n    expect: {out: []}\n    orderd: true\n");
+  write_file(
+      f.test,
+      "pipeline: counts.yaml\ncases:\n  - name: x\n    expect: {out: []}\n    orderd: true\n");
   auto s = run_pel({"test", f.test});
   CHECK(s.exit_code == 2);
-  CHECK(contains(s.err, f.test + ":5:5: cases[0].orderd: unknown key 'orderd'; did you mean 'ordered'?"));
+  CHECK(contains(s.err,
+                 f.test + ":5:5: cases[0].orderd: unknown key 'orderd'; did you mean 'ordered'?"));
   // A file that does not exist.
   auto m = run_pel({"test", f.dir / "missing.test.yaml"});
   CHECK(m.exit_code == 2);
 }
 
-TEST_CASE("pel test: a watermark entry fires a window before the end of the input", "[e2e][pel_test]") {
+TEST_CASE("pel test: a watermark entry fires a window before the end of the input",
+          "[e2e][pel_test]") {
   // The same trades with and without a watermark at 15 s after the first two: with it, the
   // window [0, 10 s) comes out before the third trade; without it, only at the end.
-  const std::string third = "        - {ts: 12000, symbol: A, price: 1.5, qty: 7, side: buy, trade_id: 3}\n";
+  const std::string third =
+      "        - {ts: 12000, symbol: A, price: 1.5, qty: 7, side: buy, trade_id: 3}\n";
   const std::string expect_with = R"(    expect:
       all:
         ordered: true
@@ -166,8 +180,8 @@ TEST_CASE("pel test: a watermark entry fires a window before the end of the inpu
           - {kind: null, symbol: A, window_start: 10000, n: 1}
 )";
   files f(std::string("pipeline: counts.yaml\ncases:\n  - name: with a watermark") + trades +
-          "        - {watermark: 15000}\n" + third + expect_with + "  - name: without" + trades + third +
-          expect_without);
+          "        - {watermark: 15000}\n" + third + expect_with + "  - name: without" + trades +
+          third + expect_without);
   // Any run: the order depends on the input alone.
   for (int run = 0; run < 3; ++run) {
     auto r = run_pel({"test", f.test});
@@ -182,6 +196,8 @@ TEST_CASE("pel test: a watermark entry fires a window before the end of the inpu
   auto r = run_pel({"test", g.test});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
-  CHECK(contains(r.out, "  all: record 2 at " + g.test + ":16:13: field kind: expected trade, actual null\n"));
-  CHECK(contains(r.out, "  all: record 3 (window_start=0) at " + g.test + ":17:13: field n: expected 2, actual null\n"));
+  CHECK(contains(
+      r.out, "  all: record 2 at " + g.test + ":16:13: field kind: expected trade, actual null\n"));
+  CHECK(contains(r.out, "  all: record 3 (window_start=0) at " + g.test +
+                            ":17:13: field n: expected 2, actual null\n"));
 }

@@ -61,8 +61,8 @@ int run_tests(const test_args& args) {
       invalid = true;
       std::cout.flush();
       std::cerr << r.errors.format();
-      std::cerr << spec::one_line(f) << ": " << r.errors.size() << (r.errors.size() == 1 ? " error" : " errors")
-                << ", no case run\n";
+      std::cerr << spec::one_line(f) << ": " << r.errors.size()
+                << (r.errors.size() == 1 ? " error" : " errors") << ", no case run\n";
     }
   }
   std::cout << passed << " passed, " << failed << " failed\n";
@@ -70,7 +70,7 @@ int run_tests(const test_args& args) {
   return failed > 0 ? 1 : 0;
 }
 
-} // namespace
+}  // namespace
 
 command test_command() {
   auto args = std::make_shared<test_args>();
@@ -80,7 +80,8 @@ command test_command() {
         "test",
         "Run pipeline unit tests written in YAML (*.test.yaml): the real pipeline with its sources "
         "replaced by the cases' records and its sinks captured; see docs/testing.md");
-    sub->add_option("files", args->paths, "Test files, or folders holding *.test.yaml files")->required();
+    sub->add_option("files", args->paths, "Test files, or folders holding *.test.yaml files")
+        ->required();
     sub->add_flag("-v,--verbose", args->verbose, "Time each case and keep the runtime's log");
     return sub;
   };
@@ -88,4 +89,4 @@ command test_command() {
   return c;
 }
 
-} // namespace pel::cli
+}  // namespace pel::cli

@@ -21,7 +21,8 @@ bool parse_number(const std::string& text, double& out) {
   if (end == text.c_str() || *end != '\0' || errno == ERANGE) return false;
   // strtod also reads `nan`, `inf` and hex; YAML numbers are decimal.
   for (char c : text)
-    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+' ||
+          c == 'e' || c == 'E'))
       return false;
   return true;
 }
@@ -68,7 +69,8 @@ std::size_t equal_fields(const std::vector<field_ref>& fields, const core::schem
 
 /// Maximum bipartite matching (augmenting paths): `match[e]` is the actual row of expected
 /// record `e`, or -1.
-std::vector<int> match_all(const std::vector<std::vector<int>>& candidates, std::size_t actual_rows) {
+std::vector<int> match_all(const std::vector<std::vector<int>>& candidates,
+                           std::size_t actual_rows) {
   std::vector<int> of_expected(candidates.size(), -1);
   std::vector<int> of_actual(actual_rows, -1);
   std::vector<char> seen;
@@ -94,8 +96,9 @@ std::vector<int> match_all(const std::vector<std::vector<int>>& candidates, std:
 
 class differ {
 public:
-  differ(const expectation& ex, const captured& actual, const std::vector<std::string>& keys, const std::string& file)
-    : ex_(ex), actual_(actual), keys_(keys), file_(file) {
+  differ(const expectation& ex, const captured& actual, const std::vector<std::string>& keys,
+         const std::string& file)
+      : ex_(ex), actual_(actual), keys_(keys), file_(file) {
     for (const auto& r : ex.records) fields_.push_back(fields_of(*r, *actual.schema));
   }
 
@@ -163,7 +166,8 @@ private:
       }
       const auto c = static_cast<std::size_t>(f.column);
       const auto& v = actual_.rows[a][c];
-      if (value_matches(*f.entry->value, v, schema()[c].time_unit_ns, ex_.options.tolerance)) continue;
+      if (value_matches(*f.entry->value, v, schema()[c].time_unit_ns, ex_.options.tolerance))
+        continue;
       std::string shown;
       core::append_json(shown, v);
       lines_.push_back(head + "expected " + show_expected(*f.entry->value) + ", actual " + shown);
@@ -171,13 +175,15 @@ private:
   }
 
   void missing(std::size_t e) {
-    lines_.push_back(ex_.target + ": missing " + record_name(e) + ": " + show_expected_record(*ex_.records[e]));
+    lines_.push_back(ex_.target + ": missing " + record_name(e) + ": " +
+                     show_expected_record(*ex_.records[e]));
   }
 
   void unexpected(std::size_t a) {
     std::string k = actual_key_text(a);
-    lines_.push_back(ex_.target + ": unexpected record " + std::to_string(a) + (k.empty() ? "" : " (" + k + ")") +
-                     ": " + show_actual_record(schema(), actual_.rows[a]));
+    lines_.push_back(ex_.target + ": unexpected record " + std::to_string(a) +
+                     (k.empty() ? "" : " (" + k + ")") + ": " +
+                     show_actual_record(schema(), actual_.rows[a]));
   }
 
   /// The unmatched actual row closest to expected record `e`: all its named key fields
@@ -190,8 +196,11 @@ private:
       if (std::find(keys_.begin(), keys_.end(), f.entry->key) != keys_.end()) keyed.push_back(f);
     for (std::size_t a = 0; a < actual_.rows.size(); ++a) {
       if (used[a]) continue;
-      if (!keyed.empty() && !record_matches(keyed, schema(), actual_.rows[a], ex_.options.tolerance)) continue;
-      std::size_t score = equal_fields(fields_[e], schema(), actual_.rows[a], ex_.options.tolerance) + 1;
+      if (!keyed.empty() &&
+          !record_matches(keyed, schema(), actual_.rows[a], ex_.options.tolerance))
+        continue;
+      std::size_t score =
+          equal_fields(fields_[e], schema(), actual_.rows[a], ex_.options.tolerance) + 1;
       if (score > best_score) {
         best_score = score;
         best = static_cast<int>(a);
@@ -243,8 +252,10 @@ private:
       if (a < actual_.rows.size()) {
         next = a + 1;
       } else {
-        lines_.push_back(ex_.target + ": missing " + record_name(e) + " (in order, after actual record " +
-                         std::to_string(next == 0 ? 0 : next - 1) + "): " + show_expected_record(*ex_.records[e]));
+        lines_.push_back(ex_.target + ": missing " + record_name(e) +
+                         " (in order, after actual record " +
+                         std::to_string(next == 0 ? 0 : next - 1) +
+                         "): " + show_expected_record(*ex_.records[e]));
       }
     }
   }
@@ -257,7 +268,7 @@ private:
   std::vector<std::string> lines_;
 };
 
-} // namespace
+}  // namespace
 
 bool value_matches(const spec::node& expected, const core::value& actual, std::int64_t time_unit_ns,
                    double tolerance) {
@@ -321,8 +332,9 @@ std::string show_actual_record(const core::schema& schema, const std::vector<cor
 }
 
 std::vector<std::string> compare(const expectation& ex, const captured& actual,
-                                 const std::vector<std::string>& key_fields, const std::string& file) {
+                                 const std::vector<std::string>& key_fields,
+                                 const std::string& file) {
   return differ(ex, actual, key_fields, file).run();
 }
 
-} // namespace pel::testing
+}  // namespace pel::testing

@@ -57,8 +57,10 @@ void replay_source::restore(core::state_reader& r) {
 }
 
 replay_gate::replay_gate(std::vector<std::vector<std::int64_t>> keys)
-  : keys_(std::move(keys)), next_(keys_.size(), 0), ended_(keys_.size(), 0),
-    watermarks_(keys_.size(), INT64_MIN) {}
+    : keys_(std::move(keys)),
+      next_(keys_.size(), 0),
+      ended_(keys_.size(), 0),
+      watermarks_(keys_.size(), INT64_MIN) {}
 
 bool replay_gate::take(std::size_t i, std::size_t item) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -113,4 +115,4 @@ void capture_sink::write(const core::batch& in) {
   }
 }
 
-} // namespace pel::testing
+}  // namespace pel::testing

@@ -18,7 +18,7 @@ namespace pel::testing {
 struct replay_item {
   bool watermark = false;
   std::vector<core::value> row;  ///< schema-width values of a record
-  std::int64_t row_time = 0;     ///< the row's own time (used when the source has no event-time field)
+  std::int64_t row_time = 0;  ///< the row's own time (used when the source has no event-time field)
   /// The record's event time as the runtime will read it, or the watermark's; INT64_MIN when
   /// it cannot be read (the runtime then sends the record to the dead letters).
   std::int64_t event_ns = INT64_MIN;
@@ -59,11 +59,11 @@ public:
 private:
   mutable std::mutex mu_;
   std::vector<std::vector<std::int64_t>> keys_;
-  std::vector<std::size_t> next_;            ///< per source: its next item (size: its end)
+  std::vector<std::size_t> next_;  ///< per source: its next item (size: its end)
   std::vector<char> ended_;
   std::vector<std::int64_t> watermarks_;
-  bool in_flight_ = false;   ///< a source holds the turn
-  bool handed_ = false;      ///< and has handed its item on
+  bool in_flight_ = false;  ///< a source holds the turn
+  bool handed_ = false;     ///< and has handed its item on
 };
 
 /// Replays `replay_input` from its instance 0 (the others end at once): one item per poll,
@@ -75,7 +75,7 @@ class replay_source final : public core::source_base {
 public:
   replay_source(core::schema_ptr schema, std::shared_ptr<const replay_input> input,
                 std::shared_ptr<replay_gate> gate, std::size_t slot)
-    : schema_(std::move(schema)), input_(std::move(input)), gate_(std::move(gate)), slot_(slot) {}
+      : schema_(std::move(schema)), input_(std::move(input)), gate_(std::move(gate)), slot_(slot) {}
 
   core::schema_ptr output_schema() const override { return schema_; }
   void open(const core::operator_context& ctx) override { reader_ = ctx.instance == 0; }
@@ -119,4 +119,4 @@ private:
   std::shared_ptr<capture_store> store_;
 };
 
-} // namespace pel::testing
+}  // namespace pel::testing

@@ -12,19 +12,19 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
-#include <atomic>
 
 namespace pel::testing {
 
@@ -53,7 +53,8 @@ bool whole_number(const std::string& t, std::int64_t& out) {
 bool decimal_number(const std::string& t, double& out) {
   if (t.empty()) return false;
   for (char c : t)
-    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+' ||
+          c == 'e' || c == 'E'))
       return false;
   errno = 0;
   char* end = nullptr;
@@ -91,9 +92,10 @@ bool to_value(const scalar_text& s, const std::optional<core::value_type>& type,
         out = std::numeric_limits<double>::quiet_NaN();
         return true;
       }
-      if (!s.quoted && (s.text == ".inf" || s.text == "+.inf" || s.text == "-.inf" || s.text == ".Inf" ||
-                        s.text == "-.Inf")) {
-        out = s.text[0] == '-' ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+      if (!s.quoted && (s.text == ".inf" || s.text == "+.inf" || s.text == "-.inf" ||
+                        s.text == ".Inf" || s.text == "-.Inf")) {
+        out = s.text[0] == '-' ? -std::numeric_limits<double>::infinity()
+                               : std::numeric_limits<double>::infinity();
         return true;
       }
       break;
@@ -113,9 +115,10 @@ bool to_value(const scalar_text& s, const std::optional<core::value_type>& type,
       out = s.text;
       return true;
     }
-    error = "expected " + std::string(t == core::value_type::integer  ? "an int"
-                                      : t == core::value_type::number ? "a number"
-                                                                      : "true or false") +
+    error = "expected " +
+            std::string(t == core::value_type::integer  ? "an int"
+                        : t == core::value_type::number ? "a number"
+                                                        : "true or false") +
             ", not '" + s.text + "' (quote it to give a string)";
     return false;
   }
@@ -173,7 +176,7 @@ struct bound_case {
 class binder {
 public:
   binder(const test_file& t, const plan::physical_plan& p, spec::diagnostics& diags)
-    : t_(t), plan_(p), diags_(diags) {}
+      : t_(t), plan_(p), diags_(diags) {}
 
   bound_case bind(const test_case& tc) {
     bound_case bc;
@@ -193,7 +196,8 @@ private:
   std::vector<std::string> names(bool sources_only) const {
     std::vector<std::string> out;
     for (const auto& n : plan_.nodes)
-      if (n.name.find('/') == std::string::npos && (!sources_only || n.kind == spec::component_kind::source))
+      if (n.name.find('/') == std::string::npos &&
+          (!sources_only || n.kind == spec::component_kind::source))
         out.push_back(n.name);
     return out;
   }
@@ -248,9 +252,10 @@ private:
   }
 
   /// Fills `row` from a record's fields; errors located at each field.
-  bool fill_row(const source_binding& b, const std::vector<std::pair<std::string, scalar_text>>& fields,
-                const std::vector<spec::mark>& marks, const std::string& path, const std::string& file,
-                std::vector<core::value>& row) {
+  bool fill_row(const source_binding& b,
+                const std::vector<std::pair<std::string, scalar_text>>& fields,
+                const std::vector<spec::mark>& marks, const std::string& path,
+                const std::string& file, std::vector<core::value>& row) {
     const core::schema& s = *b.schema;
     row.assign(s.size(), core::value{});
     bool ok = true;
@@ -261,13 +266,15 @@ private:
       const int c = s.index_of(name);
       if (c < 0) {
         diags_.add(file, marks[i], path + "." + name,
-                   "unknown field '" + name + "' of source '" + plan_.nodes[static_cast<std::size_t>(b.node)].name +
-                       "'" + spec::did_you_mean(name, field_names) + " (fields: " + s.names() + ")");
+                   "unknown field '" + name + "' of source '" +
+                       plan_.nodes[static_cast<std::size_t>(b.node)].name + "'" +
+                       spec::did_you_mean(name, field_names) + " (fields: " + s.names() + ")");
         ok = false;
         continue;
       }
       std::string err;
-      if (!to_value(text, s[static_cast<std::size_t>(c)].type, row[static_cast<std::size_t>(c)], err)) {
+      if (!to_value(text, s[static_cast<std::size_t>(c)].type, row[static_cast<std::size_t>(c)],
+                    err)) {
         diags_.add(file, marks[i], path + "." + name, "field '" + name + "': " + err);
         ok = false;
       }
@@ -277,9 +284,11 @@ private:
 
   void bind_input(const source_input& in, bound_case& bc) {
     const int index = plan_.find(in.source);
-    if (index < 0 || plan_.nodes[static_cast<std::size_t>(index)].kind != spec::component_kind::source) {
+    if (index < 0 ||
+        plan_.nodes[static_cast<std::size_t>(index)].kind != spec::component_kind::source) {
       error(in.at, in.path,
-            "no source '" + in.source + "' in the pipeline" + spec::did_you_mean(in.source, names(true)) +
+            "no source '" + in.source + "' in the pipeline" +
+                spec::did_you_mean(in.source, names(true)) +
                 " (sources: " + spec::join(names(true)) + ")");
       return;
     }
@@ -287,7 +296,8 @@ private:
     const auto& node = plan_.nodes[static_cast<std::size_t>(index)];
     auto input = std::make_shared<replay_input>();
     input->processing_time = plan_.settings.time == "processing";
-    if (node.spec.event_time) input->max_out_of_orderness_ns = node.spec.event_time->max_out_of_orderness_ns;
+    if (node.spec.event_time)
+      input->max_out_of_orderness_ns = node.spec.event_time->max_out_of_orderness_ns;
     std::int64_t last_time = 0;
     for (const auto& item : in.items) {
       replay_item it;
@@ -295,8 +305,10 @@ private:
         it.watermark = true;
         if (!read_time(b, *item.time, it.event_ns)) {
           error(item.time->at, item.path + ".watermark",
-                "cannot read '" + item.time->text + "' as a time: give a number in the source's format (" +
-                    std::string(core::to_string(b.parser.format)) + ") or ISO 8601 such as 2024-01-02T14:30:05Z");
+                "cannot read '" + item.time->text +
+                    "' as a time: give a number in the source's format (" +
+                    std::string(core::to_string(b.parser.format)) +
+                    ") or ISO 8601 such as 2024-01-02T14:30:05Z");
           continue;
         }
         input->items.push_back(std::move(it));
@@ -306,7 +318,8 @@ private:
       std::vector<spec::mark> marks;
       for (const auto& e : item.record->entries) {
         if (!e.value->is_null() && !e.value->is_scalar()) {
-          error(e.value->at, item.path + "." + e.key, "expected a scalar value, not a " + std::string(e.value->kind_name()));
+          error(e.value->at, item.path + "." + e.key,
+                "expected a scalar value, not a " + std::string(e.value->kind_name()));
           continue;
         }
         fields.emplace_back(e.key, of_node(*e.value));
@@ -324,13 +337,15 @@ private:
           marks.push_back(item.time->at);
         } else if (b.time_expression != nullptr) {
           error(item.time->at, item.path + ".at",
-                "source '" + in.source + "' computes its event time with `event_time.expression`; give the "
-                "fields it reads instead of `at:`");
+                "source '" + in.source +
+                    "' computes its event time with `event_time.expression`; give the "
+                    "fields it reads instead of `at:`");
           continue;
         } else if (!read_time(b, *item.time, last_time)) {
           error(item.time->at, item.path + ".at",
-                "cannot read '" + item.time->text + "' as a time: give epoch milliseconds or ISO 8601 such as "
-                "2024-01-02T14:30:05Z");
+                "cannot read '" + item.time->text +
+                    "' as a time: give epoch milliseconds or ISO 8601 such as "
+                    "2024-01-02T14:30:05Z");
           continue;
         }
       }
@@ -347,7 +362,8 @@ private:
     const std::string path = t_.resolve(in.file);
     std::ifstream f(path);
     if (!f) {
-      error(in.file_at, in.path + ".file", "cannot read '" + path + "' (" + std::strerror(errno) + ")");
+      error(in.file_at, in.path + ".file",
+            "cannot read '" + path + "' (" + std::strerror(errno) + ")");
       return;
     }
     const bool csv = path.size() >= 4 && path.compare(path.size() - 4, 4, ".csv") == 0;
@@ -376,7 +392,8 @@ private:
         }
         if (cells.size() != header.size()) {
           diags_.add(path, at, lpath,
-                     std::to_string(cells.size()) + " values for " + std::to_string(header.size()) + " columns");
+                     std::to_string(cells.size()) + " values for " + std::to_string(header.size()) +
+                         " columns");
           continue;
         }
         for (std::size_t i = 0; i < cells.size(); ++i) fields.emplace_back(header[i], cells[i]);
@@ -504,8 +521,9 @@ private:
         const int base = plan_.find(name.substr(0, dot));
         if (base >= 0 && (port == "late" || port == "dead_letter" || port == "main")) {
           index = base;
-          be.port = port == "late" ? plan::port_kind::late
-                    : port == "dead_letter" ? plan::port_kind::dead_letter : plan::port_kind::main;
+          be.port = port == "late"          ? plan::port_kind::late
+                    : port == "dead_letter" ? plan::port_kind::dead_letter
+                                            : plan::port_kind::main;
           if (be.port == plan::port_kind::late &&
               plan_.nodes[static_cast<std::size_t>(base)].kind != spec::component_kind::operator_) {
             error(ex.at, ex.path, "'" + name.substr(0, dot) + "' has no late output");
@@ -514,10 +532,12 @@ private:
         }
       }
     }
-    if (index < 0 || plan_.nodes[static_cast<std::size_t>(index)].name.find('/') != std::string::npos) {
+    if (index < 0 ||
+        plan_.nodes[static_cast<std::size_t>(index)].name.find('/') != std::string::npos) {
       error(ex.at, ex.path,
-            "no sink or component '" + name + "' in the pipeline" + spec::did_you_mean(name, names(false)) +
-                " (components: " + spec::join(names(false)) + "; a port is `name.late` or `name.dead_letter`)");
+            "no sink or component '" + name + "' in the pipeline" +
+                spec::did_you_mean(name, names(false)) + " (components: " +
+                spec::join(names(false)) + "; a port is `name.late` or `name.dead_letter`)");
       return;
     }
     const auto& n = plan_.nodes[static_cast<std::size_t>(index)];
@@ -540,10 +560,12 @@ private:
         const std::string p = ex.path + "[" + std::to_string(r) + "]." + e.key;
         if (be.schema->index_of(e.key) < 0)
           error(e.key_mark, p,
-                "'" + name + "' has no field '" + e.key + "'" + spec::did_you_mean(e.key, field_names) +
-                    " (fields: " + be.schema->names() + ")");
+                "'" + name + "' has no field '" + e.key + "'" +
+                    spec::did_you_mean(e.key, field_names) + " (fields: " + be.schema->names() +
+                    ")");
         else if (!e.value->is_null() && !e.value->is_scalar())
-          error(e.value->at, p, "expected a scalar value, not a " + std::string(e.value->kind_name()));
+          error(e.value->at, p,
+                "expected a scalar value, not a " + std::string(e.value->kind_name()));
       }
     if (be.port == plan::port_kind::main) be.keys = key_fields(n, *be.schema);
     bc.expect.push_back(std::move(be));
@@ -559,7 +581,8 @@ private:
     const int index = plan_.find(c.component);
     if (index < 0)
       error(c.at, c.path,
-            "no component '" + c.component + "' in the pipeline" + spec::did_you_mean(c.component, names(false)) +
+            "no component '" + c.component + "' in the pipeline" +
+                spec::did_you_mean(c.component, names(false)) +
                 " (components: " + spec::join(names(false)) + ")");
   }
 
@@ -614,10 +637,12 @@ std::uint64_t count_of(const runtime::result& r, const std::string& component, b
 /// an item on, waits until the job is quiet — no batch queued, in flight or waiting for
 /// credit, and every instance's watermark at least the lowest watermark of the sources
 /// upstream of it — and lets the next item go. Runs until `over`.
-void settle_items(const runtime::job& job, const plan::physical_plan& p, const std::vector<int>& source_nodes,
-                  replay_gate& gate, const std::atomic<bool>& over) {
+void settle_items(const runtime::job& job, const plan::physical_plan& p,
+                  const std::vector<int>& source_nodes, replay_gate& gate,
+                  const std::atomic<bool>& over) {
   // The sources upstream of every node (nodes are in topological order).
-  std::vector<std::vector<char>> upstream(p.nodes.size(), std::vector<char>(source_nodes.size(), 0));
+  std::vector<std::vector<char>> upstream(p.nodes.size(),
+                                          std::vector<char>(source_nodes.size(), 0));
   for (std::size_t n = 0; n < p.nodes.size(); ++n) {
     for (std::size_t s = 0; s < source_nodes.size(); ++s)
       if (source_nodes[s] == static_cast<int>(n)) upstream[n][s] = 1;
@@ -647,8 +672,10 @@ void settle_items(const runtime::job& job, const plan::physical_plan& p, const s
       std::int64_t expected = INT64_MAX;
       for (std::size_t s = 0; s < source_nodes.size(); ++s)
         if (upstream[static_cast<std::size_t>(n)][s]) expected = std::min(expected, wms[s]);
-      if (expected != INT64_MIN && expected != INT64_MAX && x.watermark_ns < expected) quiet = false;
-      if (std::find(seen.begin(), seen.end(), x.global_id) != seen.end()) continue;  // one chain instance
+      if (expected != INT64_MIN && expected != INT64_MAX && x.watermark_ns < expected)
+        quiet = false;
+      if (std::find(seen.begin(), seen.end(), x.global_id) != seen.end())
+        continue;  // one chain instance
       seen.push_back(x.global_id);
       out += x.batches_out;
       in += x.batches_in;
@@ -697,18 +724,23 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
       auto it = bc.inputs.find(static_cast<int>(i));
       std::shared_ptr<const replay_input> in = it == bc.inputs.end() ? empty : it->second;
       const auto slot = static_cast<std::size_t>(
-          std::find(source_nodes.begin(), source_nodes.end(), static_cast<int>(i)) - source_nodes.begin());
+          std::find(source_nodes.begin(), source_nodes.end(), static_cast<int>(i)) -
+          source_nodes.begin());
       n.blocking = false;
       // A replayed source waits for its turn, never for input: it is never idle.
       if (n.spec.event_time) n.spec.event_time->idle_timeout_ns = 0;
-      n.make_source = [schema = n.output_schema, in, gate, slot](const spec::config&) -> core::source_ptr {
+      n.make_source = [schema = n.output_schema, in, gate,
+                       slot](const spec::config&) -> core::source_ptr {
         return std::make_unique<replay_source>(schema, in, gate, slot);
       };
     } else if (n.kind == spec::component_kind::sink) {
       auto store = std::make_shared<capture_store>();
-      store->rows.schema = n.input_schemas.empty() ? core::dead_letter_schema() : n.input_schemas[0];
+      store->rows.schema =
+          n.input_schemas.empty() ? core::dead_letter_schema() : n.input_schemas[0];
       sinks[static_cast<int>(i)] = store;
-      n.make_sink = [store](const spec::config&) -> core::sink_ptr { return std::make_unique<capture_sink>(store); };
+      n.make_sink = [store](const spec::config&) -> core::sink_ptr {
+        return std::make_unique<capture_sink>(store);
+      };
     }
   }
   runtime::options o;
@@ -733,12 +765,14 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
     auto store = std::make_shared<capture_store>();
     store->rows.schema = be.schema;
     taps[e] = store;
-    const std::string port = be.port == plan::port_kind::main ? "main"
-                             : be.port == plan::port_kind::late ? "late" : "dead_letter";
+    const std::string port = be.port == plan::port_kind::main   ? "main"
+                             : be.port == plan::port_kind::late ? "late"
+                                                                : "dead_letter";
     auto parser = std::make_shared<simdjson::dom::parser>();
     const auto& name = base.nodes[static_cast<std::size_t>(be.node)].name;
     for (const auto& component : {name, name + "/local"}) {
-      if (component != name && (be.port == plan::port_kind::main || base.find(component) < 0)) continue;
+      if (component != name && (be.port == plan::port_kind::main || base.find(component) < 0))
+        continue;
       const auto id = job.tap(component, port, 1e15, [store, parser](const std::string& json) {
         std::lock_guard<std::mutex> lock(store->mu);
         store->rows.rows.push_back(parse_tapped(*parser, json, *store->rows.schema));
@@ -758,7 +792,8 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
   for (auto id : tap_ids) job.untap(id);
   res.took_ns = core::steady_ns() - t0;
   if (!finished)
-    res.diff.push_back("the pipeline did not finish within " + std::to_string(bc.tc->timeout_ns / 1'000'000'000) +
+    res.diff.push_back("the pipeline did not finish within " +
+                       std::to_string(bc.tc->timeout_ns / 1'000'000'000) +
                        " s (`timeout:` sets the limit)");
   if (!r.ok) res.diff.push_back("the pipeline failed: " + r.error);
 
@@ -766,23 +801,25 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
     const auto& be = bc.expect[e];
     const auto& store = be.sink ? sinks.at(be.node) : taps[e];
     std::lock_guard<std::mutex> lock(store->mu);
-    for (auto& line : compare(*be.ex, store->rows, be.keys, t.file)) res.diff.push_back(std::move(line));
+    for (auto& line : compare(*be.ex, store->rows, be.keys, t.file))
+      res.diff.push_back(std::move(line));
   }
   for (const auto* list : {&bc.tc->dead_letters, &bc.tc->late}) {
     const bool late = list == &bc.tc->late;
     for (const auto& c : *list) {
       const std::uint64_t n = count_of(r, c.component, late);
       if (n != c.count)
-        res.diff.push_back(c.component + ": " + (late ? "late records" : "dead letters") + ": expected " +
-                           std::to_string(c.count) + ", actual " + std::to_string(n) + " (" + t.file + ":" +
-                           std::to_string(c.at.line) + ":" + std::to_string(c.at.column) + ")");
+        res.diff.push_back(c.component + ": " + (late ? "late records" : "dead letters") +
+                           ": expected " + std::to_string(c.count) + ", actual " +
+                           std::to_string(n) + " (" + t.file + ":" + std::to_string(c.at.line) +
+                           ":" + std::to_string(c.at.column) + ")");
     }
   }
   res.passed = res.diff.empty();
   return res;
 }
 
-} // namespace
+}  // namespace
 
 bool file_result::passed() const noexcept {
   if (!valid()) return false;
@@ -791,7 +828,8 @@ bool file_result::passed() const noexcept {
   return true;
 }
 
-file_result run_test_file(const std::string& path, const spec::registry& reg, const run_options& opts) {
+file_result run_test_file(const std::string& path, const spec::registry& reg,
+                          const run_options& opts) {
   file_result out;
   out.file = path;
   test_file t;
@@ -804,8 +842,9 @@ file_result run_test_file(const std::string& path, const spec::registry& reg, co
   auto checked = plan::check_file(t.pipeline_path(), reg);
   if (!checked.plan) {
     out.errors = checked.diags;
-    out.errors.add(t.file, t.pipeline_at, "pipeline",
-                   "the pipeline '" + t.pipeline_path() + "' has errors (listed above); `pel lint` it");
+    out.errors.add(
+        t.file, t.pipeline_at, "pipeline",
+        "the pipeline '" + t.pipeline_path() + "' has errors (listed above); `pel lint` it");
     return out;
   }
   // The replaced sources run as one instance each: their records are one ordered stream, and
@@ -818,8 +857,9 @@ file_result run_test_file(const std::string& path, const spec::registry& reg, co
     plan = plan::build(p, reg);
   } catch (const spec::spec_error& e) {
     out.errors = e.diags();
-    out.errors.add(t.file, t.pipeline_at, "pipeline",
-                   "the pipeline cannot be planned with its sources at parallelism 1, as tests run them");
+    out.errors.add(
+        t.file, t.pipeline_at, "pipeline",
+        "the pipeline cannot be planned with its sources at parallelism 1, as tests run them");
     return out;
   }
   std::vector<bound_case> cases;
@@ -841,8 +881,8 @@ std::vector<std::string> test_files_in(const std::string& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return {path};
   std::vector<std::string> out;
-  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(path, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
     const std::string suffix = ".test.yaml";
     if (it->is_regular_file(ec) && name.size() > suffix.size() &&
@@ -853,4 +893,4 @@ std::vector<std::string> test_files_in(const std::string& path) {
   return out;
 }
 
-} // namespace pel::testing
+}  // namespace pel::testing

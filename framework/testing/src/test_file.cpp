@@ -21,11 +21,13 @@ public:
     test_file t;
     t.file = file_;
     if (!root || !root->is_map()) {
-      error(root ? root->at : spec::mark{1, 1}, "", "a test file is a map with `pipeline:` and `cases:`");
+      error(root ? root->at : spec::mark{1, 1}, "",
+            "a test file is a map with `pipeline:` and `cases:`");
       finish();
       return t;
     }
-    check_keys(*root, "", {"pipeline", "description", "tolerance", "ordered", "contains", "timeout", "cases"});
+    check_keys(*root, "",
+               {"pipeline", "description", "tolerance", "ordered", "contains", "timeout", "cases"});
     compare_options defaults;
     std::int64_t timeout = 60'000'000'000;
     read_compare(*root, "", defaults);
@@ -36,11 +38,13 @@ public:
         t.pipeline_at = e->value->at;
       }
     } else {
-      error(root->at, "pipeline", "missing: name the pipeline file to test (relative to this file)");
+      error(root->at, "pipeline",
+            "missing: name the pipeline file to test (relative to this file)");
     }
     auto* cases = root->find("cases");
     if (cases == nullptr) {
-      error(root->at, "cases", "missing: give a list of cases, each with `name:`, `inputs:` and `expect:`");
+      error(root->at, "cases",
+            "missing: give a list of cases, each with `name:`, `inputs:` and `expect:`");
     } else if (!cases->value->is_sequence() || cases->value->items.empty()) {
       error(cases->value->at, "cases", "expected a non-empty list of cases");
     } else {
@@ -52,7 +56,8 @@ public:
         tc.timeout_ns = timeout;
         if (read_case(c, path, defaults, tc)) {
           if (!names.insert(tc.name).second)
-            error(tc.at, path + ".name", "case '" + tc.name + "' is named twice; give each case its own name");
+            error(tc.at, path + ".name",
+                  "case '" + tc.name + "' is named twice; give each case its own name");
           t.cases.push_back(std::move(tc));
         }
       }
@@ -76,7 +81,8 @@ private:
     return path.empty() ? key : path + "." + key;
   }
 
-  void check_keys(const spec::node& n, const std::string& path, const std::vector<std::string>& allowed) {
+  void check_keys(const spec::node& n, const std::string& path,
+                  const std::vector<std::string>& allowed) {
     for (const auto& e : n.entries) {
       bool ok = false;
       for (const auto& a : allowed) ok = ok || a == e.key;
@@ -89,14 +95,16 @@ private:
 
   bool scalar(const spec::node_ptr& n, const std::string& path, const std::string& what) {
     if (n && n->is_scalar()) return true;
-    error(n ? n->at : spec::mark{}, path, "expected " + what + ", not a " + (n ? n->kind_name() : "null"));
+    error(n ? n->at : spec::mark{}, path,
+          "expected " + what + ", not a " + (n ? n->kind_name() : "null"));
     return false;
   }
 
   void read_bool(const spec::node& n, const std::string& path, const char* key, bool& out) {
     auto* e = n.find(key);
     if (e == nullptr) return;
-    if (e->value->is_scalar() && !e->value->quoted && (e->value->text == "true" || e->value->text == "false")) {
+    if (e->value->is_scalar() && !e->value->quoted &&
+        (e->value->text == "true" || e->value->text == "false")) {
       out = e->value->text == "true";
       return;
     }
@@ -112,10 +120,12 @@ private:
         errno = 0;
         char* end = nullptr;
         v = std::strtod(e->value->text.c_str(), &end);
-        if (end == e->value->text.c_str() || *end != '\0' || errno != 0 || !std::isfinite(v)) v = -1;
+        if (end == e->value->text.c_str() || *end != '\0' || errno != 0 || !std::isfinite(v))
+          v = -1;
       }
       if (v < 0)
-        error(e->value->at, join(path, "tolerance"), "expected a number >= 0, such as 1e-9 (relative, at least absolute below 1)");
+        error(e->value->at, join(path, "tolerance"),
+              "expected a number >= 0, such as 1e-9 (relative, at least absolute below 1)");
       else
         o.tolerance = v;
     }
@@ -131,28 +141,32 @@ private:
       out = ns;
   }
 
-  bool read_case(const spec::node_ptr& c, const std::string& path, compare_options defaults, test_case& tc) {
+  bool read_case(const spec::node_ptr& c, const std::string& path, compare_options defaults,
+                 test_case& tc) {
     tc.at = c->at;
     tc.path = path;
     if (!c->is_map()) {
       error(c->at, path, "a case is a map with `name:`, `inputs:` and `expect:`");
       return false;
     }
-    check_keys(*c, path, {"name", "description", "inputs", "expect", "dead_letters", "late", "tolerance",
-                          "ordered", "contains", "timeout"});
+    check_keys(*c, path,
+               {"name", "description", "inputs", "expect", "dead_letters", "late", "tolerance",
+                "ordered", "contains", "timeout"});
     read_compare(*c, path, defaults);
     read_timeout(*c, path, tc.timeout_ns);
     if (auto* e = c->find("name")) {
       if (scalar(e->value, path + ".name", "the case's name")) tc.name = e->value->text;
       if (tc.name.empty()) tc.name = "(unnamed)";
     } else {
-      error(c->at, path + ".name", "missing: give the case a name (it is printed with PASS or FAIL)");
+      error(c->at, path + ".name",
+            "missing: give the case a name (it is printed with PASS or FAIL)");
       tc.name = path;
     }
     if (auto* e = c->find("inputs")) {
       if (e->value->is_null()) {
       } else if (!e->value->is_map()) {
-        error(e->value->at, path + ".inputs", "expected a map of source name: list of records (or {file: PATH})");
+        error(e->value->at, path + ".inputs",
+              "expected a map of source name: list of records (or {file: PATH})");
       } else {
         for (const auto& s : e->value->entries) read_input(s, path + ".inputs." + s.key, tc);
       }
@@ -160,15 +174,18 @@ private:
     if (auto* e = c->find("expect")) {
       if (e->value->is_null()) {
       } else if (!e->value->is_map()) {
-        error(e->value->at, path + ".expect", "expected a map of sink or component name: list of records");
+        error(e->value->at, path + ".expect",
+              "expected a map of sink or component name: list of records");
       } else {
-        for (const auto& s : e->value->entries) read_expect(s, path + ".expect." + s.key, defaults, tc);
+        for (const auto& s : e->value->entries)
+          read_expect(s, path + ".expect." + s.key, defaults, tc);
       }
     }
     read_counts(*c, path, "dead_letters", tc.dead_letters);
     read_counts(*c, path, "late", tc.late);
     if (tc.expect.empty() && tc.dead_letters.empty() && tc.late.empty())
-      error(c->at, path, "case '" + tc.name + "' expects nothing: give `expect:`, `dead_letters:` or `late:`");
+      error(c->at, path,
+            "case '" + tc.name + "' expects nothing: give `expect:`, `dead_letters:` or `late:`");
     return true;
   }
 
@@ -182,7 +199,8 @@ private:
     } else if (v->is_map()) {
       check_keys(*v, path, {"file"});
       if (auto* f = v->find("file")) {
-        if (scalar(f->value, path + ".file", "a file of JSON or CSV lines, relative to this file")) {
+        if (scalar(f->value, path + ".file",
+                   "a file of JSON or CSV lines, relative to this file")) {
           in.file = f->value->text;
           in.file_at = f->value->at;
         }
@@ -202,10 +220,13 @@ private:
         }
         if (auto* w = it->find("watermark")) {
           if (it->entries.size() != 1) {
-            error(it->at, ip, "a watermark entry holds `watermark:` alone; put the record in an entry of its own");
+            error(it->at, ip,
+                  "a watermark entry holds `watermark:` alone; put the record in an entry of its "
+                  "own");
             continue;
           }
-          if (!scalar(w->value, ip + ".watermark", "an event time (a number in the source's format, or ISO 8601)"))
+          if (!scalar(w->value, ip + ".watermark",
+                      "an event time (a number in the source's format, or ISO 8601)"))
             continue;
           item.watermark = true;
           item.time = w->value;
@@ -214,7 +235,8 @@ private:
           rec->entries.clear();
           for (const auto& f : it->entries) {
             if (f.key == "at") {
-              if (scalar(f.value, ip + ".at", "an event time (a number in the source's format, or ISO 8601)"))
+              if (scalar(f.value, ip + ".at",
+                         "an event time (a number in the source's format, or ISO 8601)"))
                 item.time = f.value;
             } else {
               rec->entries.push_back(f);
@@ -228,7 +250,8 @@ private:
       error(v->at, path, "expected a list of records or {file: PATH}");
     }
     for (const auto& other : tc.inputs)
-      if (other.source == in.source) error(in.at, path, "source '" + in.source + "' has two inputs");
+      if (other.source == in.source)
+        error(in.at, path, "source '" + in.source + "' has two inputs");
     tc.inputs.push_back(std::move(in));
   }
 
@@ -241,15 +264,16 @@ private:
     for (std::size_t i = 0; i < list->items.size(); ++i) {
       const auto& r = list->items[i];
       if (!r->is_map()) {
-        error(r->at, path + "[" + std::to_string(i) + "]", "expected a record (a map of field: value)");
+        error(r->at, path + "[" + std::to_string(i) + "]",
+              "expected a record (a map of field: value)");
         continue;
       }
       ex.records.push_back(r);
     }
   }
 
-  void read_expect(const spec::node::entry& s, const std::string& path, const compare_options& defaults,
-                   test_case& tc) {
+  void read_expect(const spec::node::entry& s, const std::string& path,
+                   const compare_options& defaults, test_case& tc) {
     expectation ex;
     ex.target = s.key;
     ex.at = s.key_mark;
@@ -261,7 +285,8 @@ private:
       if (auto* r = s.value->find("records"))
         read_records(r->value, path + ".records", ex);
       else
-        error(s.value->at, path + ".records", "missing: give the expected records (an empty list for none)");
+        error(s.value->at, path + ".records",
+              "missing: give the expected records (an empty list for none)");
     } else {
       read_records(s.value, path, ex);
     }
@@ -303,9 +328,11 @@ std::string folder_of(const std::string& file) {
   return slash == std::string::npos ? std::string() : file.substr(0, slash + 1);
 }
 
-} // namespace
+}  // namespace
 
-std::string test_file::pipeline_path() const { return resolve(pipeline); }
+std::string test_file::pipeline_path() const {
+  return resolve(pipeline);
+}
 
 std::string test_file::resolve(const std::string& relative) const {
   if (!relative.empty() && relative.front() == '/') return relative;
@@ -320,4 +347,4 @@ test_file parse_test_text(const std::string& text, const std::string& file) {
   return reader(file).read(spec::parse_yaml(text, file));
 }
 
-} // namespace pel::testing
+}  // namespace pel::testing

@@ -79,16 +79,18 @@ std::string failures(const testing::file_result& r) {
   return s;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("a watermark entry fires the window at its place in the input, at any parallelism", "[testing]") {
+TEST_CASE("a watermark entry fires the window at its place in the input, at any parallelism",
+          "[testing]") {
   pel::testing::temp_dir dir;
   write(dir.file("p.yaml"), pipeline(1));
   write(dir.file("p2.yaml"), pipeline(2));
   write(dir.file("p4.yaml"), pipeline(4));
   for (const char* p : {"p.yaml", "p2.yaml", "p4.yaml"}) {
-    write(dir.file("t.test.yaml"), std::string("pipeline: ") + p + "\ncases:\n  - name: late after a watermark" +
-                                       case_text + R"(
+    write(dir.file("t.test.yaml"), std::string("pipeline: ") + p +
+                                       "\ncases:\n  - name: late after a watermark" + case_text +
+                                       R"(
     expect:
       out:
         - {symbol: A, window_start: 0, n: 2, volume: 15}
@@ -114,7 +116,8 @@ TEST_CASE("a watermark entry fires the window at its place in the input, at any 
 TEST_CASE("a failing case names the record, its key fields and the field", "[testing]") {
   pel::testing::temp_dir dir;
   write(dir.file("p.yaml"), pipeline(2));
-  write(dir.file("t.test.yaml"), std::string("pipeline: p.yaml\ncases:\n  - name: wrong") + case_text + R"(
+  write(dir.file("t.test.yaml"),
+        std::string("pipeline: p.yaml\ncases:\n  - name: wrong") + case_text + R"(
     expect:
       out:
         - {symbol: A, window_start: 0, n: 3, volume: 15}
@@ -137,7 +140,8 @@ TEST_CASE("a failing case names the record, its key fields and the field", "[tes
   CHECK(d.find("counts: late records: expected 0, actual 1") != std::string::npos);
 }
 
-TEST_CASE("names, fields and values are checked against the plan before anything runs", "[testing]") {
+TEST_CASE("names, fields and values are checked against the plan before anything runs",
+          "[testing]") {
   pel::testing::temp_dir dir;
   write(dir.file("p.yaml"), pipeline(1));
   write(dir.file("t.test.yaml"), R"(pipeline: p.yaml
@@ -159,24 +163,29 @@ cases:
   CHECK(r.cases.empty());
   const std::string e = r.errors.format();
   const std::string f = dir.file("t.test.yaml");
-  CHECK(e.find(f + ":5:7: cases[0].inputs.trade: no source 'trade' in the pipeline; did you mean 'trades'?") !=
-        std::string::npos);
-  CHECK(e.find(f + ":7:22: cases[0].inputs.trades[0].symbl: unknown field 'symbl' of source 'trades'; did you "
+  CHECK(e.find(f + ":5:7: cases[0].inputs.trade: no source 'trade' in the pipeline; did you mean "
+                   "'trades'?") != std::string::npos);
+  CHECK(e.find(f + ":7:22: cases[0].inputs.trades[0].symbl: unknown field 'symbl' of source "
+                   "'trades'; did you "
                    "mean 'symbol'?") != std::string::npos);
-  CHECK(e.find(f + ":7:32: cases[0].inputs.trades[0].qty: field 'qty': expected an int, not 'many'") !=
+  CHECK(e.find(f +
+               ":7:32: cases[0].inputs.trades[0].qty: field 'qty': expected an int, not 'many'") !=
         std::string::npos);
-  CHECK(e.find(f + ":8:16: cases[0].inputs.trades[1].at: the record gives its time twice") != std::string::npos);
-  CHECK(e.find(f + ":10:7: cases[0].expect.outt: no sink or component 'outt' in the pipeline; did you mean 'out'?") !=
+  CHECK(e.find(f + ":8:16: cases[0].inputs.trades[1].at: the record gives its time twice") !=
         std::string::npos);
-  CHECK(e.find(f + ":11:25: cases[0].expect.out[0].volumes: 'out' has no field 'volumes'; did you mean 'volume'?") !=
+  CHECK(e.find(f + ":10:7: cases[0].expect.outt: no sink or component 'outt' in the pipeline; did "
+                   "you mean 'out'?") != std::string::npos);
+  CHECK(e.find(f + ":11:25: cases[0].expect.out[0].volumes: 'out' has no field 'volumes'; did you "
+                   "mean 'volume'?") != std::string::npos);
+  CHECK(e.find(f + ":12:7: cases[0].expect.counts.lateness: no sink or component") !=
         std::string::npos);
-  CHECK(e.find(f + ":12:7: cases[0].expect.counts.lateness: no sink or component") != std::string::npos);
   CHECK(e.find(f + ":13:12: cases[0].late.count: no component 'count'") != std::string::npos);
 }
 
 TEST_CASE("the pipeline's own errors make the test file invalid", "[testing]") {
   pel::testing::temp_dir dir;
-  write(dir.file("p.yaml"), "sources:\n  s: {type: generatr}\nsinks:\n  o: {type: stdout, input: s}\n");
+  write(dir.file("p.yaml"),
+        "sources:\n  s: {type: generatr}\nsinks:\n  o: {type: stdout, input: s}\n");
   write(dir.file("t.test.yaml"), "pipeline: p.yaml\ncases:\n  - name: x\n    expect: {o: []}\n");
   auto r = testing::run_test_file(dir.file("t.test.yaml"), registry());
   REQUIRE_FALSE(r.valid());
@@ -221,7 +230,8 @@ sinks:
   out: {type: stdout, input: sums}
   c_out: {type: stdout, input: c_sums}
 )");
-  write(dir.file("a.jsonl"), "{\"ts\": 1000, \"k\": \"x\", \"v\": 1.5}\n{\"ts\": 61000, \"k\": \"x\", \"v\": 2}\n");
+  write(dir.file("a.jsonl"),
+        "{\"ts\": 1000, \"k\": \"x\", \"v\": 1.5}\n{\"ts\": 61000, \"k\": \"x\", \"v\": 2}\n");
   write(dir.file("b.csv"), "ts,k,v\n1970-01-01T00:00:30Z,x,0.25\n\"1970-01-01T00:00:40Z\",y,\n");
   write(dir.file("t.test.yaml"), R"(pipeline: p.yaml
 cases:

@@ -18,9 +18,10 @@ std::string errors_of(const std::string& text) {
   }
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("a test file gives its pipeline, cases, inputs, watermarks and expectations", "[testing]") {
+TEST_CASE("a test file gives its pipeline, cases, inputs, watermarks and expectations",
+          "[testing]") {
   auto t = parse_test_text(R"(pipeline: ../p.yaml
 tolerance: 1e-6
 cases:
@@ -85,22 +86,27 @@ cases:
     expect: {out: []}
     ordered: maybe
 )");
-  CHECK(errs.find("t.test.yaml:2:1: tolerence: unknown key 'tolerence'; did you mean 'tolerance'?") != std::string::npos);
-  CHECK(errs.find("t.test.yaml:7:11: cases[0].inputs.trades[0]: a watermark entry holds `watermark:` alone") !=
+  CHECK(
+      errs.find("t.test.yaml:2:1: tolerence: unknown key 'tolerence'; did you mean 'tolerance'?") !=
+      std::string::npos);
+  CHECK(errs.find("t.test.yaml:7:11: cases[0].inputs.trades[0]: a watermark entry holds "
+                  "`watermark:` alone") != std::string::npos);
+  CHECK(errs.find("t.test.yaml:8:11: cases[0].inputs.trades[1]: expected a record") !=
         std::string::npos);
-  CHECK(errs.find("t.test.yaml:8:11: cases[0].inputs.trades[1]: expected a record") != std::string::npos);
-  CHECK(errs.find("t.test.yaml:10:13: cases[0].expect.out.recrds: unknown key 'recrds'; did you mean 'records'?") !=
-        std::string::npos);
+  CHECK(errs.find("t.test.yaml:10:13: cases[0].expect.out.recrds: unknown key 'recrds'; did you "
+                  "mean 'records'?") != std::string::npos);
   CHECK(errs.find("t.test.yaml:11:18: cases[0].late.bars: expected a count") != std::string::npos);
   CHECK(errs.find("t.test.yaml:12:5: cases[1].name: case 'a' is named twice") != std::string::npos);
-  CHECK(errs.find("t.test.yaml:14:14: cases[1].ordered: expected true or false") != std::string::npos);
+  CHECK(errs.find("t.test.yaml:14:14: cases[1].ordered: expected true or false") !=
+        std::string::npos);
 }
 
 TEST_CASE("a test file needs a pipeline and cases that expect something", "[testing]") {
   CHECK(errors_of("cases: []\n").find("t.test.yaml:1:1: pipeline: missing") != std::string::npos);
-  CHECK(errors_of("pipeline: p.yaml\ncases: []\n").find("t.test.yaml:2:8: cases: expected a non-empty list") !=
+  CHECK(errors_of("pipeline: p.yaml\ncases: []\n")
+            .find("t.test.yaml:2:8: cases: expected a non-empty list") != std::string::npos);
+  CHECK(errors_of("pipeline: p.yaml\ncases:\n  - name: x\n").find("case 'x' expects nothing") !=
         std::string::npos);
-  CHECK(errors_of("pipeline: p.yaml\ncases:\n  - name: x\n").find("case 'x' expects nothing") != std::string::npos);
   // YAML syntax errors come located from the spec's reader.
   CHECK(errors_of("pipeline: [p.yaml\n").find("t.test.yaml:") == 0);
 }

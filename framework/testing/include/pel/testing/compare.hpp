@@ -45,6 +45,7 @@ std::string show_actual_record(const core::schema& schema, const std::vector<cor
 /// line per difference (empty when they match), each starting with `ex.target`; `file` names
 /// the test file in the places it gives.
 std::vector<std::string> compare(const expectation& ex, const captured& actual,
-                                 const std::vector<std::string>& key_fields, const std::string& file);
+                                 const std::vector<std::string>& key_fields,
+                                 const std::string& file);
 
-} // namespace pel::testing
+}  // namespace pel::testing

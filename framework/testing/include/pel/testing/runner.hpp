@@ -47,10 +47,11 @@ struct run_options {
 /// Reads `path`, plans its pipeline with `reg`, checks every case against the plan (sources,
 /// sinks and components named, record fields and values, times), then runs each case. Never
 /// throws for problems in the files: they are in `file_result::errors`.
-file_result run_test_file(const std::string& path, const spec::registry& reg, const run_options& opts = {});
+file_result run_test_file(const std::string& path, const spec::registry& reg,
+                          const run_options& opts = {});
 
 /// The test files a command-line argument stands for: the file itself, or every
 /// `*.test.yaml` under a folder (recursively, sorted).
 std::vector<std::string> test_files_in(const std::string& path);
 
-} // namespace pel::testing
+}  // namespace pel::testing

@@ -93,4 +93,4 @@ test_file parse_test_file(const std::string& path);
 /// Same, from text; `file` names it in messages and anchors relative paths.
 test_file parse_test_text(const std::string& text, const std::string& file);
 
-} // namespace pel::testing
+}  // namespace pel::testing
