@@ -173,6 +173,7 @@ async function openPage(puppeteer, executable, firefox) {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
            '--disable-extensions', '--disable-background-networking'],
+    pipe: true,  // Chromium exits when this process does, however it ends
     timeout: 60000,
   });
   const page = await browser.newPage();
@@ -276,22 +277,27 @@ async function trading(ctx) {
 
   const live = list.find((p) => p.name.startsWith('live')) || list[0];
   await selectPipeline(page, live.name);
-  const rateSel = '#summary [data-metric="records_in_per_s"]';
-  const first = await until('a rate figure', async () => {
-    const t = await text(page, rateSel);
-    return figure(t) !== null ? t : null;
-  }, 10000);
+  // The rates of the summary and of the graph's boxes, as the page shows them.
+  const rates = () => page.$$eval('#summary [data-metric$="_per_s"], #graph [data-metric$="_per_s"]',
+                                  (els) => els.map((e) => e.textContent).join(' '));
+  await checkGraph(page, base, live.name);
+  const graphRates = await until('the graph to show input rates', async () => {
+    const r = await page.$$eval('#graph [data-metric="records_in_per_s"]', (els) => els.map((e) => e.textContent));
+    return r.some((t) => figure(t) > 0) && figure(await text(page, '#summary [data-metric="records_in_per_s"]')) > 0 ? r : null;
+  }, 15000);
+  check(true, live.name + ': the graph shows non-zero input rates: ' + graphRates.join(' '));
+  const first = await rates();
   const firstTotal = figure(await text(page, '#summary [data-metric="records_in"]'));
-  const second = await until('the rate figure to change from ' + first, async () => {
-    const t = await text(page, rateSel);
-    return t !== first && figure(t) !== null ? t : null;
+  const second = await until('a rate figure to change from ' + first, async () => {
+    const t = await rates();
+    return t !== first ? t : null;
   }, 20000, 500);
-  check(true, live.name + ': records in / s went from ' + first + ' to ' + second);
-  const secondTotal = figure(await text(page, '#summary [data-metric="records_in"]'));
-  check(secondTotal > firstTotal, live.name + ': records in grew from ' + firstTotal + ' to ' + secondTotal);
-
-  const graphRates = await page.$$eval('#graph [data-metric="records_in_per_s"]', (els) => els.map((e) => e.textContent));
-  check(graphRates.some((t) => figure(t) > 0), 'the graph shows non-zero input rates: ' + graphRates.join(' '));
+  check(true, live.name + ': the rates went from [' + first + '] to [' + second + ']');
+  const secondTotal = await until('records in to grow from ' + firstTotal, async () => {
+    const n = figure(await text(page, '#summary [data-metric="records_in"]'));
+    return n > firstTotal ? n : null;
+  }, 20000, 500);
+  check(true, live.name + ': records in grew from ' + firstTotal + ' to ' + secondTotal);
 
   for (const panel of ['dead-letters', 'late', 'lag', 'checkpoints', 'restarts', 'scaling', 'throughput', 'events']) {
     const visible = await page.$eval('[data-panel="' + panel + '"]', (el) => {
@@ -464,6 +470,16 @@ async function main() {
   fs.mkdirSync(args.out, {recursive: true});
   const logPath = path.join(args.out, 'dashboard-' + scenario + '-pel.log');
   fs.writeFileSync(logPath, '');
+  // What the test says goes to the test output folder too, stamped with the time.
+  const ownLog = path.join(args.out, 'dashboard-' + scenario + '.log');
+  fs.writeFileSync(ownLog, '');
+  for (const level of ['log', 'error']) {
+    const print = console[level].bind(console);
+    console[level] = (...parts) => {
+      print(...parts);
+      fs.appendFileSync(ownLog, new Date().toISOString() + ' ' + parts.join(' ') + '\n');
+    };
+  }
 
   const watchdog = setTimeout(() => {
     console.error('FAIL: the test took longer than ' + TOTAL_DEADLINE_MS / 1000 + ' s');

@@ -920,6 +920,7 @@
                         'waiting for samples…'));
       return;
     }
+    const labels = [];
     for (const [field, cls] of [['records_in_per_s', 'in'], ['records_out_per_s', 'out']]) {
       // A null sample breaks the line.
       let seg = [];
@@ -934,11 +935,14 @@
         svg.appendChild(s('polyline', {class: 'series ' + cls, points: sg.join(' '), 'data-series': field}));
       }
       const last = points[points.length - 1];
+      labels.push(field === 'records_in_per_s' ? 'in ' : 'out ');
+      labels.push(fmtRate(last[field]) + ' records per second now; ');
       if (num(last[field]) !== null) {
         svg.appendChild(s('text', {class: 'last ' + cls, x: W - M.r - 2, y: y(last[field]) - 5, 'text-anchor': 'end',
                                    'data-metric': 'chart_' + field}, fmtRate(last[field]) + '/s'));
       }
     }
+    svg.setAttribute('aria-label', 'Records per second over the last ' + fmtSeconds(spanS) + ': ' + labels.join('').replace(/; $/, ''));
   }
 
   // ---- dead letters, late, checkpoints, restarts, scaling ------------------------------------
