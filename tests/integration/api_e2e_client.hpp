@@ -19,7 +19,8 @@ namespace pel::e2e {
 inline int http_port(process& p, milliseconds timeout = milliseconds(30000)) {
   static const std::regex line(R"(HTTP API and dashboard at http://[^ ]+:([0-9]+)/)");
   std::smatch m;
-  const bool found = p.wait_until_stderr([&] { return std::regex_search(p.err(), m, line); }, timeout);
+  const bool found =
+      p.wait_until_stderr([&] { return std::regex_search(p.err(), m, line); }, timeout);
   return found ? std::stoi(m[1].str()) : 0;
 }
 

@@ -17,7 +17,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
 
 /// A generator (2,000 trades a second) through a filter into a discarding sink; never ends.
 const char* const generator_yaml =
@@ -33,8 +35,8 @@ const char* const generator_yaml =
 /// Polls GET `path` until `ok(doc)` holds (a parsed 200 answer), at most `timeout`; `last`
 /// keeps the last body for the failure message.
 template <class F>
-bool poll_json(int port, const std::string& path, F ok, std::string& last, milliseconds timeout = 20000ms,
-               const std::string& token = "") {
+bool poll_json(int port, const std::string& path, F ok, std::string& last,
+               milliseconds timeout = 20000ms, const std::string& token = "") {
   return eventually(
       [&] {
         auto r = http_get(port, path, token);
@@ -70,16 +72,21 @@ void stop(process& p) {
 TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]") {
   temp_dir dir;
   write_file(dir / "gen.yaml", generator_yaml);
-  process p({pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", dir / "gen.yaml"});
+  process p(
+      {pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", dir / "gen.yaml"});
   const int port = http_port(p);
   INFO(p.err());
   REQUIRE(port > 0);
   std::string last;
 
   // The list: rates over the last interval are above 0 while the generator runs.
-  REQUIRE(poll_json(port, "/api/v1/pipelines", [](const json_doc& d) {
-    return d.num("/pipelines/0/records_in_per_s") > 0 && d.num("/pipelines/0/records_out_per_s") > 0;
-  }, last));
+  REQUIRE(poll_json(
+      port, "/api/v1/pipelines",
+      [](const json_doc& d) {
+        return d.num("/pipelines/0/records_in_per_s") > 0 &&
+               d.num("/pipelines/0/records_out_per_s") > 0;
+      },
+      last));
   {
     json_doc d(last);
     INFO(last);
@@ -98,9 +105,10 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
     // Counters grow between two reads.
     const double before = d.num("/pipelines/0/records_in");
     std::string later;
-    CHECK(poll_json(port, "/api/v1/pipelines", [&](const json_doc& e) {
-      return e.num("/pipelines/0/records_in") > before;
-    }, later, 5000ms));
+    CHECK(poll_json(
+        port, "/api/v1/pipelines",
+        [&](const json_doc& e) { return e.num("/pipelines/0/records_in") > before; }, later,
+        5000ms));
   }
 
   // The graph.
@@ -127,9 +135,9 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
   }
 
   // Instances: rates, fractions that sum to about 1, a watermark near the clock.
-  REQUIRE(poll_json(port, "/api/v1/pipelines/gen/instances", [](const json_doc& d) {
-    return d.num("/instances/1/records_in_per_s") > 0;
-  }, last));
+  REQUIRE(poll_json(
+      port, "/api/v1/pipelines/gen/instances",
+      [](const json_doc& d) { return d.num("/instances/1/records_in_per_s") > 0; }, last));
   {
     json_doc d(last);
     INFO(last);
@@ -139,7 +147,8 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
     CHECK(d.size("/instances") == 3);
     CHECK(d.str("/instances/1/component") == "big");
     CHECK(d.num("/instances/1/instance") == 0);
-    const double sum = d.num("/instances/1/busy") + d.num("/instances/1/idle") + d.num("/instances/1/backpressured");
+    const double sum = d.num("/instances/1/busy") + d.num("/instances/1/idle") +
+                       d.num("/instances/1/backpressured");
     CHECK(sum == Approx(1.0).margin(0.3));
     CHECK(d.num("/instances/1/queue_capacity") >= 0);
     CHECK(d.num("/instances/1/credit_capacity") >= 0);
@@ -149,9 +158,9 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
   }
 
   // Sources: the generator's output rate; it has no splits.
-  REQUIRE(poll_json(port, "/api/v1/pipelines/gen/sources", [](const json_doc& d) {
-    return d.num("/sources/0/records_out_per_s") > 0;
-  }, last));
+  REQUIRE(poll_json(
+      port, "/api/v1/pipelines/gen/sources",
+      [](const json_doc& d) { return d.num("/sources/0/records_out_per_s") > 0; }, last));
   {
     json_doc d(last);
     INFO(last);
@@ -162,14 +171,21 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
   }
 
   // What did not happen is zero or null.
-  for (const auto& [path, check] : std::vector<std::pair<std::string, std::function<bool(const json_doc&)>>>{
+  for (const auto& [path, check] :
+       std::vector<std::pair<std::string, std::function<bool(const json_doc&)>>>{
            {"/api/v1/pipelines/gen/dead-letters",
-            [](const json_doc& d) { return d.num("/total") == 0 && d.size("/latest") == 0 && d.size("/by_component") == 0; }},
+            [](const json_doc& d) {
+              return d.num("/total") == 0 && d.size("/latest") == 0 && d.size("/by_component") == 0;
+            }},
            {"/api/v1/pipelines/gen/late", [](const json_doc& d) { return d.num("/total") == 0; }},
            {"/api/v1/pipelines/gen/checkpoints",
-            [](const json_doc& d) { return d.num("/abandoned") == 0 && d.is_null("/restored_from"); }},
-           {"/api/v1/pipelines/gen/restarts", [](const json_doc& d) { return d.num("/count") == 0 && d.size("/log") == 0; }},
-           {"/api/v1/pipelines/gen/scaling", [](const json_doc& d) { return d.is_null("/policy") && d.size("/events") == 0; }},
+            [](const json_doc& d) {
+              return d.num("/abandoned") == 0 && d.is_null("/restored_from");
+            }},
+           {"/api/v1/pipelines/gen/restarts",
+            [](const json_doc& d) { return d.num("/count") == 0 && d.size("/log") == 0; }},
+           {"/api/v1/pipelines/gen/scaling",
+            [](const json_doc& d) { return d.is_null("/policy") && d.size("/events") == 0; }},
        }) {
     auto r = http_get(port, path);
     INFO(path);
@@ -182,9 +198,12 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
   }
 
   // History: one point a second, with rates per component.
-  REQUIRE(poll_json(port, "/api/v1/pipelines/gen/history", [](const json_doc& d) {
-    return d.size("/points") >= 2 && d.num("/points/1/records_in_per_s") > 0;
-  }, last));
+  REQUIRE(poll_json(
+      port, "/api/v1/pipelines/gen/history",
+      [](const json_doc& d) {
+        return d.size("/points") >= 2 && d.num("/points/1/records_in_per_s") > 0;
+      },
+      last));
   {
     json_doc d(last);
     INFO(last);
@@ -208,16 +227,20 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
     REQUIRE(pos != std::string::npos);
     return std::stod(text.substr(pos + series.size() + 1));
   };
-  const std::string series = "pel_records_in_total{pipeline=\"gen\",component=\"big\",instance=\"0\"}";
+  const std::string series =
+      "pel_records_in_total{pipeline=\"gen\",component=\"big\",instance=\"0\"}";
   const std::string m1 = scrape();
   INFO(m1);
-  for (const char* family : {"# TYPE pel_records_in_total counter", "# TYPE pel_backpressure_seconds_total counter",
-                             "# TYPE pel_queue_batches gauge", "# TYPE pel_instances gauge",
-                             "# TYPE pel_http_request_duration_seconds histogram", "# TYPE pel_up gauge"})
+  for (const char* family :
+       {"# TYPE pel_records_in_total counter", "# TYPE pel_backpressure_seconds_total counter",
+        "# TYPE pel_queue_batches gauge", "# TYPE pel_instances gauge",
+        "# TYPE pel_http_request_duration_seconds histogram", "# TYPE pel_up gauge"})
     CHECK(contains(m1, family));
   CHECK(contains(m1, "pel_up{pipeline=\"gen\"} 1\n"));
   CHECK(contains(m1, "pel_instances{pipeline=\"gen\",component=\"big\"} 1\n"));
-  CHECK(contains(m1, "pel_http_request_duration_seconds_bucket{path=\"/api/v1/pipelines/{name}/instances\",le=\"+Inf\"}"));
+  CHECK(contains(m1,
+                 "pel_http_request_duration_seconds_bucket{path=\"/api/v1/pipelines/{name}/"
+                 "instances\",le=\"+Inf\"}"));
   const double first = value_of(m1, series);
   CHECK(eventually([&] { return value_of(scrape(), series) > first; }, 5000ms));
 
@@ -237,7 +260,8 @@ TEST_CASE("pel run --http serves every endpoint with live figures", "[http][e2e]
   {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = http_get(port, "/api/v1/pipelines/gen/tap?component=big&rate=5&limit=10");
-    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     REQUIRE(r);
     INFO(r->body);
     CHECK(r->status == 200);
@@ -290,15 +314,18 @@ TEST_CASE("pel run --http: a sink nobody reads shows its upstream backpressured"
   REQUIRE(port > 0);
   // The test never reads stdout: the pipe fills and the sink blocks in write.
   std::string last;
-  const bool backpressured = poll_json(port, "/api/v1/pipelines/bp/instances", [](const json_doc& d) {
-    for (std::size_t i = 0; i < d.size("/instances"); ++i) {
-      const std::string at = "/instances/" + std::to_string(i);
-      if (d.str(at + "/component") == "src" && !d.is_null(at + "/backpressured") &&
-          d.num(at + "/backpressured") > 0.5)
-        return true;
-    }
-    return false;
-  }, last, 30000ms);
+  const bool backpressured = poll_json(
+      port, "/api/v1/pipelines/bp/instances",
+      [](const json_doc& d) {
+        for (std::size_t i = 0; i < d.size("/instances"); ++i) {
+          const std::string at = "/instances/" + std::to_string(i);
+          if (d.str(at + "/component") == "src" && !d.is_null(at + "/backpressured") &&
+              d.num(at + "/backpressured") > 0.5)
+            return true;
+        }
+        return false;
+      },
+      last, 30000ms);
   INFO(last);
   CHECK(p.stdout_pending() > 0);
   REQUIRE(backpressured);
@@ -309,10 +336,14 @@ TEST_CASE("pel run --http: a sink nobody reads shows its upstream backpressured"
   }
   // The same in the history the dashboard charts.
   std::string hist;
-  CHECK(poll_json(port, "/api/v1/pipelines/bp/history", [](const json_doc& d) {
-    const std::size_t n = d.size("/points");
-    return n > 0 && d.num("/points/" + std::to_string(n - 1) + "/components/src/backpressured") > 0.5;
-  }, hist, 10000ms));
+  CHECK(poll_json(
+      port, "/api/v1/pipelines/bp/history",
+      [](const json_doc& d) {
+        const std::size_t n = d.size("/points");
+        return n > 0 &&
+               d.num("/points/" + std::to_string(n - 1) + "/components/src/backpressured") > 0.5;
+      },
+      hist, 10000ms));
   // Nobody will read: kill rather than wait for a drain.
   p.send_signal(SIGKILL);
   p.wait(10000ms);
@@ -321,7 +352,8 @@ TEST_CASE("pel run --http: a sink nobody reads shows its upstream backpressured"
 TEST_CASE("pel run --http: dead letters show with their reason", "[http][e2e]") {
   temp_dir dir;
   std::string lines;
-  for (int i = 0; i < 20; ++i) lines += "{\"id\": " + std::to_string(i) + ", \"name\": \"n" + std::to_string(i) + "\"}\n";
+  for (int i = 0; i < 20; ++i)
+    lines += "{\"id\": " + std::to_string(i) + ", \"name\": \"n" + std::to_string(i) + "\"}\n";
   lines += "this is not json\n";
   lines += "{\"id\": \"seven\", \"name\": \"x\"}\n";
   lines += "{\"id\": 3, \"name\": \n";
@@ -333,18 +365,21 @@ TEST_CASE("pel run --http: dead letters show with their reason", "[http][e2e]") 
              "sources:\n"
              "  src:\n"
              "    type: file\n"
-             "    path: " + (dir / "in.jsonl") + "\n"
-             "    follow: true\n"
-             "    schema: {id: int, name: string}\n"
-             "sinks:\n"
-             "  out: {type: discard, input: src}\n");
+             "    path: " +
+                 (dir / "in.jsonl") +
+                 "\n"
+                 "    follow: true\n"
+                 "    schema: {id: int, name: string}\n"
+                 "sinks:\n"
+                 "  out: {type: discard, input: src}\n");
   process p({pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", dir / "dl.yaml"});
   const int port = http_port(p);
   INFO(p.err());
   REQUIRE(port > 0);
   std::string last;
-  const bool seen = poll_json(port, "/api/v1/pipelines/dl/dead-letters",
-                              [](const json_doc& d) { return d.num("/total") == 3 && d.size("/latest") == 3; }, last);
+  const bool seen = poll_json(
+      port, "/api/v1/pipelines/dl/dead-letters",
+      [](const json_doc& d) { return d.num("/total") == 3 && d.size("/latest") == 3; }, last);
   INFO(last);
   REQUIRE(seen);
   json_doc d(last);
@@ -360,8 +395,9 @@ TEST_CASE("pel run --http: dead letters show with their reason", "[http][e2e]") 
   CHECK(contains(simdjson::minify(d.at("/latest/2/record")), ":23"));
   // The list and the instances agree.
   std::string list;
-  REQUIRE(poll_json(port, "/api/v1/pipelines", [](const json_doc& e) { return e.num("/pipelines/0/dead_letters") == 3; },
-                    list, 5000ms));
+  REQUIRE(poll_json(
+      port, "/api/v1/pipelines",
+      [](const json_doc& e) { return e.num("/pipelines/0/dead_letters") == 3; }, list, 5000ms));
   stop(p);
 }
 
@@ -388,26 +424,31 @@ TEST_CASE("pel run --http: late records show per component", "[http][e2e]") {
              "    aggregates: {n: count()}\n"
              "sinks:\n"
              "  out: {type: discard, input: bars}\n");
-  process p({pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", dir / "late.yaml"});
+  process p(
+      {pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", dir / "late.yaml"});
   const int port = http_port(p);
   INFO(p.err());
   REQUIRE(port > 0);
   std::string last;
-  const bool seen = poll_json(port, "/api/v1/pipelines/late/late",
-                              [](const json_doc& d) { return d.num("/total") > 0; }, last);
+  const bool seen = poll_json(
+      port, "/api/v1/pipelines/late/late", [](const json_doc& d) { return d.num("/total") > 0; },
+      last);
   INFO(last);
   REQUIRE(seen);
   json_doc d(last);
   CHECK(d.num("/by_component/bars") > 0);
   CHECK(d.num("/by_component/bars") == d.num("/total"));
   std::string inst;
-  CHECK(poll_json(port, "/api/v1/pipelines/late/instances", [](const json_doc& e) {
-    for (std::size_t i = 0; i < e.size("/instances"); ++i)
-      if (e.str("/instances/" + std::to_string(i) + "/component") == "bars" &&
-          e.num("/instances/" + std::to_string(i) + "/late") > 0)
-        return true;
-    return false;
-  }, inst, 5000ms));
+  CHECK(poll_json(
+      port, "/api/v1/pipelines/late/instances",
+      [](const json_doc& e) {
+        for (std::size_t i = 0; i < e.size("/instances"); ++i)
+          if (e.str("/instances/" + std::to_string(i) + "/component") == "bars" &&
+              e.num("/instances/" + std::to_string(i) + "/late") > 0)
+            return true;
+        return false;
+      },
+      inst, 5000ms));
   stop(p);
 }
 
@@ -434,8 +475,8 @@ TEST_CASE("pel run --http: the security rules", "[http][e2e]") {
   }
 
   SECTION("with a token, requests need the bearer header; the API is read-only") {
-    process p({pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", "--http-token", "s3cret",
-               dir / "gen.yaml"});
+    process p({pel_binary(), "run", "--progress", "never", "--http", "127.0.0.1:0", "--http-token",
+               "s3cret", dir / "gen.yaml"});
     const int port = http_port(p);
     INFO(p.err());
     REQUIRE(port > 0);
@@ -451,10 +492,12 @@ TEST_CASE("pel run --http: the security rules", "[http][e2e]") {
     CHECK(yes->status == 200);
     CHECK(json_doc(yes->body).str("/pipelines/0/name") == "gen");
     httplib::Client cli("127.0.0.1", port);
-    auto post = cli.Post("/api/v1/pipelines", {{"Authorization", "Bearer s3cret"}}, "{}", "application/json");
+    auto post = cli.Post("/api/v1/pipelines", {{"Authorization", "Bearer s3cret"}}, "{}",
+                         "application/json");
     REQUIRE(post);
     CHECK(post->status == 405);
-    auto put = cli.Put("/api/v1/pipelines/gen", {{"Authorization", "Bearer s3cret"}}, "{}", "application/json");
+    auto put = cli.Put("/api/v1/pipelines/gen", {{"Authorization", "Bearer s3cret"}}, "{}",
+                       "application/json");
     REQUIRE(put);
     CHECK(put->status == 405);
     stop(p);

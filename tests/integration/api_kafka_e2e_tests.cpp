@@ -12,10 +12,12 @@
 using namespace pel::e2e;
 using namespace std::chrono_literals;
 
-TEST_CASE("pel run --http: Kafka partitions show position and lag in /sources", "[http][kafka][e2e]") {
-  process p({pel_binary(), "run", "--progress", "never", "--embedded-kafka", "ticks:4,bars:4,alerts:1", "--http",
-             "127.0.0.1:0", "examples/trading/feed.yaml", "examples/trading/live.yaml"},
-            {source_dir(), {}, ""});
+TEST_CASE("pel run --http: Kafka partitions show position and lag in /sources",
+          "[http][kafka][e2e]") {
+  process p(
+      {pel_binary(), "run", "--progress", "never", "--embedded-kafka", "ticks:4,bars:4,alerts:1",
+       "--http", "127.0.0.1:0", "examples/trading/feed.yaml", "examples/trading/live.yaml"},
+      {source_dir(), {}, ""});
   const int port = http_port(p, 60000ms);
   INFO(p.err());
   REQUIRE(port > 0);
@@ -91,8 +93,8 @@ TEST_CASE("pel run --http: Kafka partitions show position and lag in /sources", 
   // The lag per partition is also a Prometheus gauge.
   auto m = http_get(port, "/metrics");
   REQUIRE(m);
-  CHECK(m->body.find("pel_kafka_lag_records{pipeline=\"live-trading\",component=\"ticks\",instance=\"0\",split=\"ticks/") !=
-        std::string::npos);
+  CHECK(m->body.find("pel_kafka_lag_records{pipeline=\"live-trading\",component=\"ticks\",instance="
+                     "\"0\",split=\"ticks/") != std::string::npos);
   p.send_signal(SIGTERM);
   auto r = p.wait(60000ms);
   CHECK_FALSE(r.timed_out);

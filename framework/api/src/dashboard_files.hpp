@@ -17,4 +17,4 @@ struct embedded_file {
 extern const embedded_file dashboard_files[];
 extern const std::size_t dashboard_file_count;
 
-} // namespace pel::api::detail
+}  // namespace pel::api::detail

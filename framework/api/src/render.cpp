@@ -40,11 +40,21 @@ void put(std::string& out, T x) {
   out += std::to_string(x);
 }
 
-void put(std::string& out, bool b) { out += b ? "true" : "false"; }
-void put(std::string& out, std::string_view s) { core::append_json_string(out, s); }
-void put(std::string& out, const std::string& s) { core::append_json_string(out, s); }
-void put(std::string& out, const char* s) { core::append_json_string(out, s); }
-void put(std::string& out, std::nullptr_t) { out += "null"; }
+void put(std::string& out, bool b) {
+  out += b ? "true" : "false";
+}
+void put(std::string& out, std::string_view s) {
+  core::append_json_string(out, s);
+}
+void put(std::string& out, const std::string& s) {
+  core::append_json_string(out, s);
+}
+void put(std::string& out, const char* s) {
+  core::append_json_string(out, s);
+}
+void put(std::string& out, std::nullptr_t) {
+  out += "null";
+}
 
 /// Writes the members of one JSON object: `o.field("name", value)`.
 class object {
@@ -131,7 +141,8 @@ std::unordered_map<std::string, const runtime::instance_metrics*> index_instance
   return out;
 }
 
-const runtime::component_stats* find_component(const runtime::job_status& s, const std::string& name) {
+const runtime::component_stats* find_component(const runtime::job_status& s,
+                                               const std::string& name) {
   for (const auto& c : s.components)
     if (c.name == name) return &c;
   return nullptr;
@@ -171,8 +182,8 @@ instance_fractions fractions_of(const runtime::instance_metrics* before,
   // it as idle until then). An instance that held sealed output at both readings and sent
   // no batch in between was held back for the whole interval, though the counter has not
   // moved yet: everything but its busy time was backpressure.
-  if (before->outbound_batches > 0 && now.outbound_batches > 0 && now.batches_out == before->batches_out &&
-      std::isfinite(f.busy)) {
+  if (before->outbound_batches > 0 && now.outbound_batches > 0 &&
+      now.batches_out == before->batches_out && std::isfinite(f.busy)) {
     f.backpressured = std::max(f.backpressured, 1.0 - f.busy);
     f.idle = std::max(0.0, 1.0 - f.busy - f.backpressured);
   }
@@ -191,12 +202,14 @@ void put_watermark(object& o, std::int64_t wm_ns, std::int64_t at_ns, bool with_
   const bool known = wm_ns != INT64_MIN;
   o.time("watermark", wm_ns, known);
   if (with_lag) {
-    if (known) o.field("watermark_lag_s", static_cast<double>(at_ns - wm_ns) / 1e9);
-    else o.field("watermark_lag_s", nullptr);
+    if (known)
+      o.field("watermark_lag_s", static_cast<double>(at_ns - wm_ns) / 1e9);
+    else
+      o.field("watermark_lag_s", nullptr);
   }
 }
 
-} // namespace
+}  // namespace
 
 // ---- times ------------------------------------------------------------------------------
 
@@ -210,8 +223,8 @@ std::string iso_time(std::int64_t ns) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, milli);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, milli);
   return buf;
 }
 
@@ -330,8 +343,10 @@ std::string render_instances(const sample& prev, const sample& cur) {
   {
     object root(out);
     root.time("at", cur.status.at_ns);
-    if (secs > 0) root.field("interval_s", secs);
-    else root.field("interval_s", nullptr);
+    if (secs > 0)
+      root.field("interval_s", secs);
+    else
+      root.field("interval_s", nullptr);
     array list(root.key("instances"));
     for (const auto& m : cur.status.instances) {
       auto it = before.find(instance_key(m.component, m.global_id));
@@ -354,8 +369,10 @@ std::string render_instances(const sample& prev, const sample& cur) {
       o.field("credits_used", m.credit_capacity >= m.credits ? m.credit_capacity - m.credits : 0u);
       o.field("credit_capacity", m.credit_capacity);
       put_watermark(o, m.watermark_ns, cur.status.at_ns, true);
-      if (m.state_bytes >= 0) o.field("state_bytes", m.state_bytes);
-      else o.field("state_bytes", nullptr);
+      if (m.state_bytes >= 0)
+        o.field("state_bytes", m.state_bytes);
+      else
+        o.field("state_bytes", nullptr);
       o.field("dead_letters", m.dead_letters);
       o.field("late", m.late);
     }
@@ -376,12 +393,18 @@ std::string render_sources(const sample& prev, const sample& cur) {
         o.field("component", sp.component);
         o.field("instance", sp.instance);
         o.field("split", sp.split);
-        if (sp.position >= 0) o.field("position", sp.position);
-        else o.field("position", nullptr);
-        if (sp.end >= 0) o.field("end", sp.end);
-        else o.field("end", nullptr);
-        if (sp.lag >= 0) o.field("lag", sp.lag);
-        else o.field("lag", nullptr);
+        if (sp.position >= 0)
+          o.field("position", sp.position);
+        else
+          o.field("position", nullptr);
+        if (sp.end >= 0)
+          o.field("end", sp.end);
+        else
+          o.field("end", nullptr);
+        if (sp.lag >= 0)
+          o.field("lag", sp.lag);
+        else
+          o.field("lag", nullptr);
         put_watermark(o, sp.watermark_ns, s.at_ns, false);
         o.field("idle", sp.idle);
         o.field("paused", sp.paused);
@@ -398,8 +421,10 @@ std::string render_sources(const sample& prev, const sample& cur) {
       bool have_lag = false;
       for (const auto& sp : s.splits)
         if (sp.component == gc.name && sp.lag >= 0) lag += sp.lag, have_lag = true;
-      if (have_lag) o.field("lag", lag);
-      else o.field("lag", nullptr);
+      if (have_lag)
+        o.field("lag", lag);
+      else
+        o.field("lag", nullptr);
       const std::uint64_t rows = c ? c->rows_out : 0;
       o.field("records_out", rows);
       o.field("records_out_per_s", c0 ? rate(c0->rows_out, rows, secs) : nan);
@@ -466,8 +491,10 @@ std::string render_checkpoints(const runtime::job_status& s) {
     object o(out);
     o.field("completed", s.checkpoints);
     o.field("abandoned", s.checkpoints_abandoned);
-    if (s.checkpoint_in_progress > 0) o.field("in_progress", s.checkpoint_in_progress);
-    else o.field("in_progress", nullptr);
+    if (s.checkpoint_in_progress > 0)
+      o.field("in_progress", s.checkpoint_in_progress);
+    else
+      o.field("in_progress", nullptr);
     const bool any = s.checkpoints > 0;
     if (any) {
       o.field("last_id", s.last_checkpoint);
@@ -475,11 +502,14 @@ std::string render_checkpoints(const runtime::job_status& s) {
       o.field("last_duration_s", static_cast<double>(s.last_checkpoint_ns) / 1e9);
       o.field("max_duration_s", static_cast<double>(s.max_checkpoint_ns) / 1e9);
     } else {
-      for (auto k : {"last_id", "last_bytes", "last_duration_s", "max_duration_s"}) o.field(k, nullptr);
+      for (auto k : {"last_id", "last_bytes", "last_duration_s", "max_duration_s"})
+        o.field(k, nullptr);
     }
     o.time("last_at", s.last_checkpoint_at_ns, s.last_checkpoint_at_ns > 0);
-    if (s.restored_from > 0) o.field("restored_from", s.restored_from);
-    else o.field("restored_from", nullptr);
+    if (s.restored_from > 0)
+      o.field("restored_from", s.restored_from);
+    else
+      o.field("restored_from", nullptr);
   }
   return out;
 }
@@ -500,8 +530,10 @@ std::string render_scaling(const runtime::job_status& s) {
   std::string out;
   {
     object root(out);
-    if (s.scaling_policy.empty()) root.field("policy", nullptr);
-    else root.field("policy", s.scaling_policy);
+    if (s.scaling_policy.empty())
+      root.field("policy", nullptr);
+    else
+      root.field("policy", s.scaling_policy);
     array list(root.key("events"));
     for (const auto& e : s.scaling) {
       object o(list.next());
@@ -606,10 +638,14 @@ std::string escape_label(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -630,7 +666,7 @@ std::string prom_value(double x) {
 class family {
 public:
   family(std::string& out, const char* name, const char* type, const char* help)
-    : out_(out), name_(name) {
+      : out_(out), name_(name) {
     out_ += "# HELP ";
     out_ += name;
     out_ += ' ';
@@ -672,8 +708,8 @@ private:
 /// A per-instance family: one sample per instance of every pipeline, `value` of the metrics
 /// (skipped when it returns NaN).
 template <class F>
-void per_instance(std::string& out, const std::vector<metrics_input>& ps, const char* name, const char* type,
-                  const char* help, F value) {
+void per_instance(std::string& out, const std::vector<metrics_input>& ps, const char* name,
+                  const char* type, const char* help, F value) {
   family f(out, name, type, help);
   for (const auto& p : ps)
     for (const auto& m : p.status->instances) {
@@ -686,16 +722,17 @@ void per_instance(std::string& out, const std::vector<metrics_input>& ps, const 
 
 /// A per-pipeline family.
 template <class F>
-void per_pipeline(std::string& out, const std::vector<metrics_input>& ps, const char* name, const char* type,
-                  const char* help, F value) {
+void per_pipeline(std::string& out, const std::vector<metrics_input>& ps, const char* name,
+                  const char* type, const char* help, F value) {
   family f(out, name, type, help);
   for (const auto& p : ps) f.add({{"pipeline", p.name}}, value(*p.status));
 }
 
-} // namespace
+}  // namespace
 
 const std::vector<double>& request_histograms::bounds() {
-  static const std::vector<double> b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  static const std::vector<double> b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                     0.05,   0.1,   0.25,   0.5,   1,    2.5};
   return b;
 }
 
@@ -727,7 +764,8 @@ void request_histograms::render(std::string& out) const {
   }
 }
 
-std::string render_metrics(const std::vector<metrics_input>& ps, const request_histograms& requests) {
+std::string render_metrics(const std::vector<metrics_input>& ps,
+                           const request_histograms& requests) {
   using im = runtime::instance_metrics;
   using js = runtime::job_status;
   std::string out;
@@ -740,7 +778,8 @@ std::string render_metrics(const std::vector<metrics_input>& ps, const request_h
                [](const im& m, const js&) { return static_cast<double>(m.dead_letters); });
   per_instance(out, ps, "pel_late_records_total", "counter", "Rows that came after the watermark.",
                [](const im& m, const js&) { return static_cast<double>(m.late); });
-  per_instance(out, ps, "pel_lost_records_total", "counter", "Sources: input lost before it was read.",
+  per_instance(out, ps, "pel_lost_records_total", "counter",
+               "Sources: input lost before it was read.",
                [](const im& m, const js&) { return static_cast<double>(m.lost); });
   per_instance(out, ps, "pel_busy_seconds_total", "counter", "Time the instance spent processing.",
                [](const im& m, const js&) { return static_cast<double>(m.busy_ns) / 1e9; });
@@ -751,18 +790,21 @@ std::string render_metrics(const std::vector<metrics_input>& ps, const request_h
                [](const im& m, const js&) { return static_cast<double>(m.queued_batches); });
   per_instance(out, ps, "pel_queue_capacity_batches", "gauge", "Input batches that may wait.",
                [](const im& m, const js&) { return static_cast<double>(m.queue_capacity); });
-  per_instance(out, ps, "pel_watermark_seconds", "gauge", "The instance's watermark (seconds since the epoch).",
-               [](const im& m, const js&) {
+  per_instance(out, ps, "pel_watermark_seconds", "gauge",
+               "The instance's watermark (seconds since the epoch).", [](const im& m, const js&) {
                  if (m.watermark_ns == INT64_MIN || m.watermark_ns == INT64_MAX) return nan;
                  return static_cast<double>(m.watermark_ns) / 1e9;
                });
-  per_instance(out, ps, "pel_watermark_lag_seconds", "gauge", "Processing time minus the watermark.",
-               [](const im& m, const js& s) {
+  per_instance(out, ps, "pel_watermark_lag_seconds", "gauge",
+               "Processing time minus the watermark.", [](const im& m, const js& s) {
                  if (m.watermark_ns == INT64_MIN || m.watermark_ns == INT64_MAX) return nan;
                  return static_cast<double>(s.at_ns - m.watermark_ns) / 1e9;
                });
-  per_instance(out, ps, "pel_state_bytes", "gauge", "The instance's state in the last checkpoint or rescale.",
-               [](const im& m, const js&) { return m.state_bytes < 0 ? nan : static_cast<double>(m.state_bytes); });
+  per_instance(out, ps, "pel_state_bytes", "gauge",
+               "The instance's state in the last checkpoint or rescale.",
+               [](const im& m, const js&) {
+                 return m.state_bytes < 0 ? nan : static_cast<double>(m.state_bytes);
+               });
   {
     family f(out, "pel_instances", "gauge", "Current parallelism of the component.");
     for (const auto& p : ps)
@@ -775,7 +817,10 @@ std::string render_metrics(const std::vector<metrics_input>& ps, const request_h
       for (const auto& sp : p.status->splits) {
         if (sp.lag < 0) continue;
         const std::string inst = std::to_string(sp.instance);
-        f.add({{"pipeline", p.name}, {"component", sp.component}, {"instance", inst}, {"split", sp.split}},
+        f.add({{"pipeline", p.name},
+               {"component", sp.component},
+               {"instance", inst},
+               {"split", sp.split}},
               static_cast<double>(sp.lag));
       }
   }
@@ -783,16 +828,18 @@ std::string render_metrics(const std::vector<metrics_input>& ps, const request_h
                [](const js& s) { return static_cast<double>(s.checkpoints); });
   per_pipeline(out, ps, "pel_checkpoints_abandoned_total", "counter", "Abandoned checkpoints.",
                [](const js& s) { return static_cast<double>(s.checkpoints_abandoned); });
-  per_pipeline(out, ps, "pel_checkpoint_duration_seconds", "gauge", "How long the last checkpoint took.",
+  per_pipeline(out, ps, "pel_checkpoint_duration_seconds", "gauge",
+               "How long the last checkpoint took.",
                [](const js& s) { return static_cast<double>(s.last_checkpoint_ns) / 1e9; });
   per_pipeline(out, ps, "pel_restarts_total", "counter", "Recoveries inside the process.",
                [](const js& s) { return static_cast<double>(s.restarts); });
   per_pipeline(out, ps, "pel_scaling_decisions_total", "counter", "Autoscaling decisions.",
                [](const js& s) { return static_cast<double>(s.scaling.size()); });
-  per_pipeline(out, ps, "pel_up", "gauge", "1 while the pipeline runs.",
-               [](const js& s) { return s.state == "running" || s.state == "starting" ? 1.0 : 0.0; });
+  per_pipeline(out, ps, "pel_up", "gauge", "1 while the pipeline runs.", [](const js& s) {
+    return s.state == "running" || s.state == "starting" ? 1.0 : 0.0;
+  });
   requests.render(out);
   return out;
 }
 
-} // namespace pel::api
+}  // namespace pel::api

@@ -82,7 +82,8 @@ struct tap_queue {
 
   void push(const std::string& json) {
     const auto at_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(wall::now().time_since_epoch()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(wall::now().time_since_epoch())
+            .count();
     {
       std::lock_guard<std::mutex> lock(m);
       if (rows.size() >= capacity) {
@@ -95,7 +96,7 @@ struct tap_queue {
   }
 };
 
-} // namespace
+}  // namespace
 
 bool is_loopback(const std::string& host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") return true;
@@ -112,7 +113,7 @@ struct server::impl {
     std::string name, file;
     runtime::job* job = nullptr;
     std::shared_ptr<const sample> prev, cur;  ///< guarded by `m`
-    std::deque<history_point> history;         ///< guarded by `m`
+    std::deque<history_point> history;        ///< guarded by `m`
   };
 
   explicit impl(settings s) : cfg(std::move(s)) {}
@@ -181,7 +182,8 @@ struct server::impl {
   }
 
   /// The two latest samples of `p`, read under the lock.
-  std::pair<std::shared_ptr<const sample>, std::shared_ptr<const sample>> latest(const pipeline& p) {
+  std::pair<std::shared_ptr<const sample>, std::shared_ptr<const sample>> latest(
+      const pipeline& p) {
     std::lock_guard<std::mutex> lock(m);
     return {p.prev, p.cur};
   }
@@ -201,22 +203,26 @@ struct server::impl {
   /// Registers a GET route whose duration is counted under `label`.
   void route(const std::string& pattern, const std::string& label,
              std::function<void(const httplib::Request&, httplib::Response&)> fn) {
-    http.Get(pattern, [this, label, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    http.Get(pattern, [this, label, fn = std::move(fn)](const httplib::Request& req,
+                                                        httplib::Response& res) {
       const auto t0 = std::chrono::steady_clock::now();
       fn(req, res);
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard<std::mutex> lock(m);
       requests.observe(label, secs);
     });
   }
 
   /// A route on one pipeline, `/api/v1/pipelines/{name}<suffix>`; `fn` gets its samples.
-  void pipeline_route(const std::string& suffix,
-                      std::function<std::string(const pipeline&, const sample& prev, const sample& cur)> fn) {
+  void pipeline_route(
+      const std::string& suffix,
+      std::function<std::string(const pipeline&, const sample& prev, const sample& cur)> fn) {
     route("/api/v1/pipelines/([^/]+)" + suffix, "/api/v1/pipelines/{name}" + suffix,
           [this, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
             const auto* p = find(req.matches[1]);
-            if (p == nullptr) return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
+            if (p == nullptr)
+              return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
             auto [prev, cur] = latest(*p);
             reply(res, 200, fn(*p, *prev, *cur));
           });
@@ -232,14 +238,16 @@ struct server::impl {
     if (cfg.token.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     const std::string bearer = "Bearer ";
-    if (auth.compare(0, bearer.size(), bearer) == 0 && same_secret(auth.substr(bearer.size()), cfg.token))
+    if (auth.compare(0, bearer.size(), bearer) == 0 &&
+        same_secret(auth.substr(bearer.size()), cfg.token))
       return httplib::Server::HandlerResponse::Unhandled;
     // The dashboard's files may also be asked for with `?token=` (the page's address) or the
     // cookie set then (its scripts and styles, which a browser loads without our header).
     const bool dashboard = req.path.compare(0, 5, "/api/") != 0 && req.path != "/metrics";
     if (dashboard) {
       if (req.has_param("token") && same_secret(req.get_param_value("token"), cfg.token)) {
-        res.set_header("Set-Cookie", "pel_token=" + cfg.token + "; Path=/; HttpOnly; SameSite=Strict");
+        res.set_header("Set-Cookie",
+                       "pel_token=" + cfg.token + "; Path=/; HttpOnly; SameSite=Strict");
         return httplib::Server::HandlerResponse::Unhandled;
       }
       if (same_secret(cookie_value(req.get_header_value("Cookie"), "pel_token"), cfg.token))
@@ -251,27 +259,29 @@ struct server::impl {
   }
 
   void add_routes() {
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      return check(req, res);
-    });
-    http.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
+    http.set_pre_routing_handler(
+        [this](const httplib::Request& req, httplib::Response& res) { return check(req, res); });
+    http.set_default_headers(
+        {{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
 
-    route("/api/v1/pipelines", "/api/v1/pipelines", [this](const httplib::Request&, httplib::Response& res) {
-      std::vector<std::shared_ptr<const sample>> keep;
-      std::vector<pipeline_view> views;
-      for (const auto& p : pipelines) {
-        auto [prev, cur] = latest(p);
-        views.push_back({p.name, p.file, prev.get(), cur.get()});
-        keep.push_back(std::move(prev));
-        keep.push_back(std::move(cur));
-      }
-      reply(res, 200, render_pipelines(views));
-    });
+    route("/api/v1/pipelines", "/api/v1/pipelines",
+          [this](const httplib::Request&, httplib::Response& res) {
+            std::vector<std::shared_ptr<const sample>> keep;
+            std::vector<pipeline_view> views;
+            for (const auto& p : pipelines) {
+              auto [prev, cur] = latest(p);
+              views.push_back({p.name, p.file, prev.get(), cur.get()});
+              keep.push_back(std::move(prev));
+              keep.push_back(std::move(cur));
+            }
+            reply(res, 200, render_pipelines(views));
+          });
     // The graph is read now: parallelism follows rescales at once.
     route("/api/v1/pipelines/([^/]+)", "/api/v1/pipelines/{name}",
           [this](const httplib::Request& req, httplib::Response& res) {
             const auto* p = find(req.matches[1]);
-            if (p == nullptr) return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
+            if (p == nullptr)
+              return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
             auto now = take(*p->job);
             reply(res, 200, render_pipeline({p->name, p->file, now.get(), now.get()}));
           });
@@ -284,7 +294,9 @@ struct server::impl {
     pipeline_route("/dead-letters", [](const pipeline&, const sample&, const sample& b) {
       return render_dead_letters(b.status);
     });
-    pipeline_route("/late", [](const pipeline&, const sample&, const sample& b) { return render_late(b.status); });
+    pipeline_route("/late", [](const pipeline&, const sample&, const sample& b) {
+      return render_late(b.status);
+    });
     pipeline_route("/checkpoints", [](const pipeline&, const sample&, const sample& b) {
       return render_checkpoints(b.status);
     });
@@ -328,7 +340,8 @@ struct server::impl {
       for (std::size_t i = 0; i < detail::dashboard_file_count; ++i) {
         const auto& f = detail::dashboard_files[i];
         if (name != f.name) continue;
-        res.set_content(reinterpret_cast<const char*>(f.data), f.size, content_type_of(name).c_str());
+        res.set_content(reinterpret_cast<const char*>(f.data), f.size,
+                        content_type_of(name).c_str());
         return;
       }
       error(res, 404, "no such file: /" + name);
@@ -339,7 +352,8 @@ struct server::impl {
 
   void start_tap(const httplib::Request& req, httplib::Response& res) {
     auto* p = find(req.matches[1]);
-    if (p == nullptr) return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
+    if (p == nullptr)
+      return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
     if (!req.has_param("component")) return error(res, 400, "component=NAME is required");
     const std::string component = req.get_param_value("component");
     const std::string port = req.has_param("port") ? req.get_param_value("port") : "main";
@@ -352,10 +366,13 @@ struct server::impl {
         std::size_t used = 0;
         const std::string v = req.get_param_value("rate");
         per_second = std::stod(v, &used);
-        if (used != v.size() || !(per_second > 0) || per_second > 1000) throw std::invalid_argument(v);
+        if (used != v.size() || !(per_second > 0) || per_second > 1000)
+          throw std::invalid_argument(v);
       }
     } catch (const std::exception&) {
-      return error(res, 400, "rate must be rows per second in (0, 1000], found '" + req.get_param_value("rate") + "'");
+      return error(
+          res, 400,
+          "rate must be rows per second in (0, 1000], found '" + req.get_param_value("rate") + "'");
     }
     try {
       if (req.has_param("limit")) {
@@ -366,19 +383,26 @@ struct server::impl {
         if (used != v.size() || limit == 0) throw std::invalid_argument(v);
       }
     } catch (const std::exception&) {
-      return error(res, 400, "limit must be a whole number of rows above 0, found '" + req.get_param_value("limit") + "'");
+      return error(res, 400,
+                   "limit must be a whole number of rows above 0, found '" +
+                       req.get_param_value("limit") + "'");
     }
     const auto graph = p->job->graph();
     const bool known = std::any_of(graph.components.begin(), graph.components.end(),
                                    [&](const auto& c) { return c.name == component; });
-    if (!known) return error(res, 404, "pipeline '" + p->name + "' has no component named '" + component + "'");
+    if (!known)
+      return error(res, 404,
+                   "pipeline '" + p->name + "' has no component named '" + component + "'");
 
     auto q = std::make_shared<tap_queue>();
-    const std::uint64_t id = p->job->tap(component, port, per_second, [q](const std::string& json) { q->push(json); });
+    const std::uint64_t id =
+        p->job->tap(component, port, per_second, [q](const std::string& json) { q->push(json); });
     if (id == 0) return error(res, 404, "component '" + component + "' has no port '" + port + "'");
     {
       std::lock_guard<std::mutex> lock(m);
-      taps.erase(std::remove_if(taps.begin(), taps.end(), [](const auto& w) { return w.expired(); }), taps.end());
+      taps.erase(
+          std::remove_if(taps.begin(), taps.end(), [](const auto& w) { return w.expired(); }),
+          taps.end());
       taps.push_back(q);
       if (stopping) q->closing = true;
     }
@@ -396,7 +420,8 @@ struct server::impl {
           std::deque<std::pair<std::int64_t, std::string>> batch;
           {
             std::unique_lock<std::mutex> lock(q->m);
-            q->cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return !q->rows.empty() || q->closing; });
+            q->cv.wait_for(lock, std::chrono::milliseconds(250),
+                           [&] { return !q->rows.empty() || q->closing; });
             if (q->closing) {
               lock.unlock();
               untap();
@@ -445,7 +470,9 @@ struct server::impl {
 
 server::server(settings s) : impl_(std::make_unique<impl>(std::move(s))) {}
 
-server::~server() { stop(); }
+server::~server() {
+  stop();
+}
 
 void server::add(const std::string& name, const std::string& file, runtime::job& job) {
   if (impl_->started) throw std::logic_error("pel::api::server::add after start");
@@ -460,11 +487,13 @@ int server::start() {
   auto& d = *impl_;
   if (d.started) throw std::logic_error("pel::api::server::start called twice");
   if (!is_loopback(d.cfg.host) && d.cfg.token.empty())
-    throw std::runtime_error("refusing to serve the HTTP API on " + d.cfg.host +
-                             " without a token: set --http-token TOKEN (or PEL_HTTP_TOKEN), or bind "
-                             "127.0.0.1");
+    throw std::runtime_error(
+        "refusing to serve the HTTP API on " + d.cfg.host +
+        " without a token: set --http-token TOKEN (or PEL_HTTP_TOKEN), or bind "
+        "127.0.0.1");
   if (d.cfg.port < 0 || d.cfg.port > 65535)
-    throw std::runtime_error("HTTP port must be from 0 to 65535, found " + std::to_string(d.cfg.port));
+    throw std::runtime_error("HTTP port must be from 0 to 65535, found " +
+                             std::to_string(d.cfg.port));
   d.sample_all();
   d.add_routes();
   // Tap streams hold a thread each while they run.
@@ -476,12 +505,15 @@ int server::start() {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
-  const std::string host = d.cfg.host.size() > 2 && d.cfg.host.front() == '[' && d.cfg.host.back() == ']'
-                               ? d.cfg.host.substr(1, d.cfg.host.size() - 2)
-                               : d.cfg.host;
+  const std::string host =
+      d.cfg.host.size() > 2 && d.cfg.host.front() == '[' && d.cfg.host.back() == ']'
+          ? d.cfg.host.substr(1, d.cfg.host.size() - 2)
+          : d.cfg.host;
   int port = d.cfg.port;
-  if (port == 0) port = d.http.bind_to_any_port(host);
-  else if (!d.http.bind_to_port(host, port)) port = -1;
+  if (port == 0)
+    port = d.http.bind_to_any_port(host);
+  else if (!d.http.bind_to_port(host, port))
+    port = -1;
   if (port <= 0)
     throw std::runtime_error("cannot listen on " + d.cfg.host + ":" + std::to_string(d.cfg.port) +
                              " (the port is taken, or the address is not one of this machine's); "
@@ -512,4 +544,4 @@ void server::stop() {
   if (d.sampler.joinable()) d.sampler.join();
 }
 
-} // namespace pel::api
+}  // namespace pel::api

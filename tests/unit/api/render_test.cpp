@@ -2,8 +2,8 @@
 // the interval between two samples, nulls for unknown figures, times, and the Prometheus text.
 #include "pel/api/render.hpp"
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
 #include <climits>
 #include <sstream>
@@ -17,7 +17,8 @@ namespace {
 constexpr std::int64_t t0 = 1'704'205'800'000'000'000;  // 2024-01-02T14:30:00Z
 
 /// A three-component job (source -> op -> sink) with one instance each, at `at_ns`.
-sample make_sample(std::int64_t at_ns, std::uint64_t rows, std::int64_t busy_ns, std::int64_t bp_ns) {
+sample make_sample(std::int64_t at_ns, std::uint64_t rows, std::int64_t busy_ns,
+                   std::int64_t bp_ns) {
   sample s;
   s.status.at_ns = at_ns;
   s.status.uptime_ns = at_ns - t0;
@@ -80,7 +81,7 @@ std::size_t count_of(const std::string& text, const std::string& what) {
   return n;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("iso_time writes UTC with milliseconds", "[api]") {
   CHECK(iso_time(t0) == "2024-01-02T14:30:00.000Z");
@@ -333,7 +334,8 @@ TEST_CASE("a tap line holds the row as an object", "[api]") {
   CHECK(num(doc["record"]["a"]) == 1);
 }
 
-TEST_CASE("metrics are one family per name with escaped labels and a cumulative histogram", "[api]") {
+TEST_CASE("metrics are one family per name with escaped labels and a cumulative histogram",
+          "[api]") {
   auto b = make_sample(t0, 100, 1'500'000'000, 0);
   b.status.instances[1].component = "we\"ird\\na\nme";
   b.status.instances[1].watermark_ns = t0;
@@ -348,29 +350,39 @@ TEST_CASE("metrics are one family per name with escaped labels and a cumulative 
   h.observe("/metrics", 10);
   const std::string text = render_metrics({{"p1", &b.status, &b.graph}}, h);
   INFO(text);
-  for (const char* name : {"pel_records_in_total", "pel_busy_seconds_total", "pel_instances", "pel_kafka_lag_records",
-                           "pel_up", "pel_checkpoints_total", "pel_http_request_duration_seconds",
-                           "pel_watermark_seconds", "pel_state_bytes"}) {
+  for (const char* name :
+       {"pel_records_in_total", "pel_busy_seconds_total", "pel_instances", "pel_kafka_lag_records",
+        "pel_up", "pel_checkpoints_total", "pel_http_request_duration_seconds",
+        "pel_watermark_seconds", "pel_state_bytes"}) {
     CHECK(count_of(text, std::string("# TYPE ") + name + " ") == 1);
     CHECK(count_of(text, std::string("# HELP ") + name + " ") == 1);
   }
   CHECK(count_of(text, "# TYPE pel_http_request_duration_seconds histogram") == 1);
-  CHECK(text.find("pel_records_in_total{pipeline=\"p1\",component=\"op\",instance=\"0\"}") == std::string::npos);
-  CHECK(text.find("component=\"we\\\"ird\\\\na\\nme\"") != std::string::npos);
-  CHECK(text.find("pel_busy_seconds_total{pipeline=\"p1\",component=\"src\",instance=\"0\"} 1.5\n") != std::string::npos);
-  CHECK(text.find("pel_kafka_lag_records{pipeline=\"p1\",component=\"src\",instance=\"0\",split=\"ticks/0\"} 50\n") !=
+  CHECK(text.find("pel_records_in_total{pipeline=\"p1\",component=\"op\",instance=\"0\"}") ==
         std::string::npos);
+  CHECK(text.find("component=\"we\\\"ird\\\\na\\nme\"") != std::string::npos);
+  CHECK(
+      text.find("pel_busy_seconds_total{pipeline=\"p1\",component=\"src\",instance=\"0\"} 1.5\n") !=
+      std::string::npos);
+  CHECK(text.find("pel_kafka_lag_records{pipeline=\"p1\",component=\"src\",instance=\"0\",split="
+                  "\"ticks/0\"} 50\n") != std::string::npos);
   CHECK(text.find("pel_watermark_seconds{pipeline=\"p1\",component=\"we") != std::string::npos);
   CHECK(text.find("pel_up{pipeline=\"p1\"} 1\n") != std::string::npos);
   // Only known watermarks and state sizes are exposed.
   CHECK(count_of(text, "pel_watermark_seconds{") == 1);
   CHECK(count_of(text, "pel_state_bytes{") == 0);
   // Buckets are cumulative and +Inf equals the count.
-  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"0.0005\"} 1\n") != std::string::npos);
-  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"0.025\"} 2\n") != std::string::npos);
-  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"2.5\"} 2\n") != std::string::npos);
-  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"+Inf\"} 3\n") != std::string::npos);
-  CHECK(text.find("pel_http_request_duration_seconds_count{path=\"/metrics\"} 3\n") != std::string::npos);
+  CHECK(
+      text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"0.0005\"} 1\n") !=
+      std::string::npos);
+  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"0.025\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"2.5\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("pel_http_request_duration_seconds_bucket{path=\"/metrics\",le=\"+Inf\"} 3\n") !=
+        std::string::npos);
+  CHECK(text.find("pel_http_request_duration_seconds_count{path=\"/metrics\"} 3\n") !=
+        std::string::npos);
   // Every sample line is `name{labels} value` or `name value`.
   std::istringstream lines(text);
   std::string line;
@@ -378,6 +390,7 @@ TEST_CASE("metrics are one family per name with escaped labels and a cumulative 
     if (line.rfind("# ", 0) == 0) continue;
     INFO(line);
     CHECK(line.rfind("pel_", 0) == 0);
-    CHECK(line.find(' ', line.rfind('}') == std::string::npos ? 0 : line.rfind('}')) != std::string::npos);
+    CHECK(line.find(' ', line.rfind('}') == std::string::npos ? 0 : line.rfind('}')) !=
+          std::string::npos);
   }
 }

@@ -9,13 +9,16 @@
 #include "pel/spec/pipeline.hpp"
 #include "pel/testing/poll.hpp"
 
-#include <catch2/catch.hpp>
 #include <httplib.h>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 using namespace pel;
 using namespace std::chrono_literals;
@@ -76,7 +79,7 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("the server answers every endpoint from a running job", "[api][http]") {
   running_job rj;
@@ -96,7 +99,9 @@ TEST_CASE("the server answers every endpoint from a running job", "[api][http]")
         simdjson::dom::element doc;
         if (p.parse(r->body).get(doc) != simdjson::SUCCESS) return false;
         double x = 0;
-        if (doc.at_pointer("/pipelines/0/records_in_per_s").get_double().get(x) != simdjson::SUCCESS) return false;
+        if (doc.at_pointer("/pipelines/0/records_in_per_s").get_double().get(x) !=
+            simdjson::SUCCESS)
+          return false;
         rate = x;
         return x > 0;
       },
@@ -104,10 +109,11 @@ TEST_CASE("the server answers every endpoint from a running job", "[api][http]")
   CHECK(rate > 500);
   CHECK(rate < 5000);
 
-  for (const char* path : {"/api/v1/pipelines/gen", "/api/v1/pipelines/gen/instances", "/api/v1/pipelines/gen/sources",
-                           "/api/v1/pipelines/gen/dead-letters", "/api/v1/pipelines/gen/late",
-                           "/api/v1/pipelines/gen/checkpoints", "/api/v1/pipelines/gen/restarts",
-                           "/api/v1/pipelines/gen/scaling", "/api/v1/pipelines/gen/history"}) {
+  for (const char* path :
+       {"/api/v1/pipelines/gen", "/api/v1/pipelines/gen/instances", "/api/v1/pipelines/gen/sources",
+        "/api/v1/pipelines/gen/dead-letters", "/api/v1/pipelines/gen/late",
+        "/api/v1/pipelines/gen/checkpoints", "/api/v1/pipelines/gen/restarts",
+        "/api/v1/pipelines/gen/scaling", "/api/v1/pipelines/gen/history"}) {
     auto r = cli.Get(path);
     INFO(path);
     REQUIRE(r);
@@ -131,13 +137,14 @@ TEST_CASE("the server answers every endpoint from a running job", "[api][http]")
   REQUIRE(metrics);
   CHECK(metrics->status == 200);
   CHECK(metrics->get_header_value("Content-Type").find("version=0.0.4") != std::string::npos);
-  CHECK(metrics->body.find("pel_records_out_total{pipeline=\"gen\",component=\"trades\",instance=\"0\"}") !=
+  CHECK(metrics->body.find(
+            "pel_records_out_total{pipeline=\"gen\",component=\"trades\",instance=\"0\"}") !=
         std::string::npos);
   // The API's own requests so far are in its histogram, by route: three to instances (the
   // one for a missing pipeline too).
   INFO(metrics->body);
-  CHECK(metrics->body.find("pel_http_request_duration_seconds_count{path=\"/api/v1/pipelines/{name}/instances\"} 3\n") !=
-        std::string::npos);
+  CHECK(metrics->body.find("pel_http_request_duration_seconds_count{path=\"/api/v1/pipelines/"
+                           "{name}/instances\"} 3\n") != std::string::npos);
 
   // Read-only.
   auto post = cli.Post("/api/v1/pipelines", "{}", "application/json");
@@ -195,9 +202,11 @@ TEST_CASE("a tap streams the component's rows as JSON lines up to the limit", "[
   }
   CHECK(n == 7);
 
-  for (const char* bad : {"/api/v1/pipelines/gen/tap?component=nope", "/api/v1/pipelines/gen/tap?component=big&rate=0",
-                          "/api/v1/pipelines/gen/tap?component=big&limit=-1", "/api/v1/pipelines/gen/tap",
-                          "/api/v1/pipelines/gen/tap?component=big&port=side"}) {
+  for (const char* bad :
+       {"/api/v1/pipelines/gen/tap?component=nope",
+        "/api/v1/pipelines/gen/tap?component=big&rate=0",
+        "/api/v1/pipelines/gen/tap?component=big&limit=-1", "/api/v1/pipelines/gen/tap",
+        "/api/v1/pipelines/gen/tap?component=big&port=side"}) {
     auto e = cli.Get(bad);
     INFO(bad);
     REQUIRE(e);
@@ -246,7 +255,8 @@ TEST_CASE("a non-loopback address without a token is refused before listening", 
   s.host = "0.0.0.0";
   api::server srv(s);
   srv.add("gen", "gen.yaml", *rj.job);
-  REQUIRE_THROWS_WITH(srv.start(), Catch::Contains("without a token") && Catch::Contains("--http-token"));
+  REQUIRE_THROWS_WITH(srv.start(),
+                      Catch::Contains("without a token") && Catch::Contains("--http-token"));
 }
 
 TEST_CASE("a port already taken is a clear error", "[api][http]") {
@@ -258,5 +268,32 @@ TEST_CASE("a port already taken is a clear error", "[api][http]") {
   s.port = port;
   api::server second(s);
   second.add("gen", "gen.yaml", *rj.job);
-  REQUIRE_THROWS_WITH(second.start(), Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(port)));
+  REQUIRE_THROWS_WITH(second.start(),
+                      Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(port)));
+}
+
+TEST_CASE("stopping the server ends an endless tap stream", "[api][http]") {
+  running_job rj;
+  api::server srv(api::settings{});
+  srv.add("gen", "gen.yaml", *rj.job);
+  const int port = srv.start();
+  std::atomic<int> lines{0};
+  std::atomic<bool> returned{false};
+  std::thread client([&] {
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_read_timeout(30, 0);
+    cli.Get("/api/v1/pipelines/gen/tap?component=big&rate=100",
+            [&](const char* data, std::size_t n) {
+              lines += static_cast<int>(std::count(data, data + n, '\n'));
+              return true;
+            });
+    returned = true;
+  });
+  // Rows flow, and the stream has no limit.
+  CHECK(testing::poll_until([&] { return lines.load() >= 5; }, 10s, 10ms));
+  const auto t0 = std::chrono::steady_clock::now();
+  srv.stop();
+  CHECK(testing::poll_until([&] { return returned.load(); }, 5s, 10ms));
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  client.join();
 }

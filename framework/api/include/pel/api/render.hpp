@@ -109,4 +109,4 @@ std::string render_metrics(const std::vector<metrics_input>& pipelines,
 /// `s` as a Prometheus label value (backslash, double quote and newline escaped).
 std::string escape_label(std::string_view s);
 
-} // namespace pel::api
+}  // namespace pel::api

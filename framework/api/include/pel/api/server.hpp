@@ -18,7 +18,7 @@ struct settings {
   int port = 0;                    ///< 0: a free port (see `server::start`)
   /// Bearer token every request must carry; required when `host` is not a loopback address.
   std::string token;
-  double sample_interval_s = 1.0;  ///< how often the sampler reads every job
+  double sample_interval_s = 1.0;    ///< how often the sampler reads every job
   std::size_t history_points = 300;  ///< samples kept for `/history` (5 minutes at 1 s)
 };
 
@@ -52,4 +52,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace pel::api
+}  // namespace pel::api
