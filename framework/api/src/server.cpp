@@ -282,8 +282,11 @@ struct server::impl {
             const auto* p = find(req.matches[1]);
             if (p == nullptr)
               return error(res, 404, "no pipeline named '" + std::string(req.matches[1]) + "'");
-            auto now = take(*p->job);
-            reply(res, 200, render_pipeline({p->name, p->file, now.get(), now.get()}));
+            sample now;
+            now.graph = p->job->graph();
+            now.status.state = latest(*p).second->status.state;
+            now.status.error = latest(*p).second->status.error;
+            reply(res, 200, render_pipeline({p->name, p->file, &now, &now}));
           });
     pipeline_route("/instances", [](const pipeline&, const sample& a, const sample& b) {
       return render_instances(a, b);
@@ -456,7 +459,13 @@ struct server::impl {
           }
           return true;
         },
-        [untap](bool) { untap(); });
+        [untap, q, sent, component, port](bool) {
+          untap();
+          std::lock_guard<std::mutex> lock(q->m);
+          spdlog::debug(
+              "HTTP API: tap of {} ({}) ended: {} rows sent, {} dropped for a slow client",
+              component, port, *sent, q->dropped);
+        });
   }
 
   /// True when the pipeline's last sample shows it ended.
