@@ -257,3 +257,41 @@ cases:
   REQUIRE(r.valid());
   CHECK(r.passed());
 }
+
+TEST_CASE("records of several sources take turns in event-time order", "[testing]") {
+  pel::testing::temp_dir dir;
+  write(dir.file("p.yaml"), R"(pipeline: {name: t, parallelism: 2}
+sources:
+  a:
+    type: stdin
+    format: json
+    schema: {ts: int, id: string}
+    event_time: {field: ts, format: epoch_ms}
+  b:
+    type: stdin
+    format: json
+    schema: {ts: int, id: string}
+    event_time: {field: ts, format: epoch_ms}
+operators:
+  both: {type: union, input: [a, b]}
+sinks:
+  out: {type: stdout, input: both, parallelism: 1}
+)");
+  write(dir.file("t.test.yaml"), R"(pipeline: p.yaml
+cases:
+  - name: merged
+    inputs:
+      a: [{ts: 1000, id: a1}, {ts: 3000, id: a2}, {ts: 2500, id: a3}]
+      b: [{ts: 2000, id: b1}, {ts: 4000, id: b2}]
+    expect:
+      out:
+        ordered: true
+        records: [{id: a1}, {id: b1}, {id: a2}, {id: a3}, {id: b2}]
+)");
+  for (int run = 0; run < 5; ++run) {
+    auto r = testing::run_test_file(dir.file("t.test.yaml"), registry());
+    INFO("run " << run << "\n" << failures(r));
+    REQUIRE(r.valid());
+    CHECK(r.passed());
+  }
+}
