@@ -13,6 +13,11 @@
 #include <simdjson.h>
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <fstream>
@@ -296,4 +301,44 @@ TEST_CASE("stopping the server ends an endless tap stream", "[api][http]") {
   CHECK(testing::poll_until([&] { return returned.load(); }, 5s, 10ms));
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   client.join();
+}
+
+TEST_CASE("a tap client that does not read never holds the pipeline back", "[api][http]") {
+  running_job rj;
+  api::server srv(api::settings{});
+  srv.add("gen", "gen.yaml", *rj.job);
+  const int port = srv.start();
+  // A client with a tiny receive buffer asks for 1,000 rows a second and reads none: the
+  // socket fills within a second or two, the server's write blocks, its queue fills.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  int small = 2048;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string request =
+      "GET /api/v1/pipelines/gen/tap?component=trades&rate=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  auto rows = [&] {
+    std::uint64_t n = 0;
+    for (const auto& c : rj.job->status().components)
+      if (c.name == "trades") n = c.rows_out;
+    return n;
+  };
+  // Two seconds of rows while the buffers fill, then the generator must keep its 2,000 rows a
+  // second: 6,000 more within 4.5 s.
+  const auto start = rows();
+  REQUIRE(testing::poll_until([&] { return rows() >= start + 4000; }, 10s, 10ms));
+  const auto a = rows();
+  CHECK(testing::poll_until([&] { return rows() >= a + 6000; }, 4500ms, 10ms));
+  // And the server still answers others.
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(2, 0);
+  auto r = cli.Get("/api/v1/pipelines");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  ::close(fd);
 }
