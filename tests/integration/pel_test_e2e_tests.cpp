@@ -123,6 +123,7 @@ cases:
         - {ts: 1000, symbl: A}
     expect:
       outt: []
+    lat: {counts: 1}
 )");
   auto r = run_pel({"test", f.test});
   INFO(r.out << r.err);
@@ -138,7 +139,9 @@ cases:
                  f.test +
                      ":9:7: cases[0].expect.outt: no sink or component 'outt' in the pipeline; did "
                      "you mean 'out'?"));
-  CHECK(contains(r.err, f.test + ": 3 errors, no case run"));
+  // The file's own shape is checked with the rest.
+  CHECK(contains(r.err, f.test + ":10:5: cases[0].lat: unknown key 'lat'; did you mean 'late'?"));
+  CHECK(contains(r.err, f.test + ": 4 errors, no case run"));
   CHECK_FALSE(contains(r.out, "PASS"));
   // The shape of the file, before the pipeline is looked at.
   write_file(

@@ -819,6 +819,23 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
   return res;
 }
 
+/// In file order: by file (the test file first, then the data files it reads), line and
+/// column.
+void sort_by_place(spec::diagnostics& d) {
+  std::vector<spec::diagnostic> items = d.items();
+  const std::string first = items.empty() ? std::string() : items.front().file;
+  std::stable_sort(items.begin(), items.end(),
+                   [&](const spec::diagnostic& a, const spec::diagnostic& b) {
+                     const bool af = a.file == first, bf = b.file == first;
+                     if (af != bf) return af;
+                     if (a.file != b.file) return a.file < b.file;
+                     if (a.at.line != b.at.line) return a.at.line < b.at.line;
+                     return a.at.column < b.at.column;
+                   });
+  d = {};
+  for (auto& x : items) d.add(std::move(x));
+}
+
 }  // namespace
 
 bool file_result::passed() const noexcept {
@@ -832,16 +849,16 @@ file_result run_test_file(const std::string& path, const spec::registry& reg,
                           const run_options& opts) {
   file_result out;
   out.file = path;
-  test_file t;
-  try {
-    t = parse_test_file(path);
-  } catch (const spec::spec_error& e) {
-    out.errors = e.diags();
+  // The file's shape first; what is well formed is checked against the plan too, so that
+  // every problem is listed at once.
+  test_file t = check_test_file(path, out.errors);
+  if (t.pipeline.empty()) {
+    sort_by_place(out.errors);
     return out;
   }
   auto checked = plan::check_file(t.pipeline_path(), reg);
   if (!checked.plan) {
-    out.errors = checked.diags;
+    for (const auto& d : checked.diags.items()) out.errors.add(d);
     out.errors.add(
         t.file, t.pipeline_at, "pipeline",
         "the pipeline '" + t.pipeline_path() + "' has errors (listed above); `pel lint` it");
@@ -856,7 +873,7 @@ file_result run_test_file(const std::string& path, const spec::registry& reg,
     for (auto& s : p.sources) s.parallelism = s.parallelism_min = s.parallelism_max = 1;
     plan = plan::build(p, reg);
   } catch (const spec::spec_error& e) {
-    out.errors = e.diags();
+    for (const auto& d : e.diags().items()) out.errors.add(d);
     out.errors.add(
         t.file, t.pipeline_at, "pipeline",
         "the pipeline cannot be planned with its sources at parallelism 1, as tests run them");
@@ -866,7 +883,7 @@ file_result run_test_file(const std::string& path, const spec::registry& reg,
   binder b(t, plan, out.errors);
   for (const auto& tc : t.cases) cases.push_back(b.bind(tc));
   if (!out.errors.empty()) {
-    out.errors.sort();
+    sort_by_place(out.errors);
     return out;
   }
   for (const auto& bc : cases) {

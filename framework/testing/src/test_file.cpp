@@ -15,7 +15,8 @@ namespace {
 /// Reads the shape of one test file into a `test_file`, gathering every problem.
 class reader {
 public:
-  explicit reader(std::string file) : file_(std::move(file)) {}
+  explicit reader(std::string file, spec::diagnostics* gather = nullptr)
+      : file_(std::move(file)), gather_(gather) {}
 
   test_file read(const spec::node_ptr& root) {
     test_file t;
@@ -71,9 +72,15 @@ private:
     diags_.add(file_, at, std::move(path), std::move(message));
   }
 
+  /// Hands the problems found over: into the gathering list, else thrown.
   void finish() {
     if (diags_.empty()) return;
     diags_.sort();
+    if (gather_ != nullptr) {
+      for (const auto& d : diags_.items()) gather_->add(d);
+      diags_ = {};
+      return;
+    }
     throw spec::spec_error(std::move(diags_));
   }
 
@@ -320,6 +327,7 @@ private:
   }
 
   std::string file_;
+  spec::diagnostics* gather_ = nullptr;
   spec::diagnostics diags_;
 };
 
@@ -345,6 +353,19 @@ test_file parse_test_file(const std::string& path) {
 
 test_file parse_test_text(const std::string& text, const std::string& file) {
   return reader(file).read(spec::parse_yaml(text, file));
+}
+
+test_file check_test_file(const std::string& path, spec::diagnostics& diags) {
+  spec::node_ptr root;
+  try {
+    root = spec::parse_yaml_file(path);
+  } catch (const spec::spec_error& e) {
+    for (const auto& d : e.diags().items()) diags.add(d);
+    test_file t;
+    t.file = path;
+    return t;
+  }
+  return reader(path, &diags).read(root);
 }
 
 }  // namespace pel::testing

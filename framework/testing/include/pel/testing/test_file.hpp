@@ -93,4 +93,10 @@ test_file parse_test_file(const std::string& path);
 /// Same, from text; `file` names it in messages and anchors relative paths.
 test_file parse_test_text(const std::string& text, const std::string& file);
 
+/// Like `parse_test_file`, but adds the problems to `diags` instead of throwing, and returns
+/// what could be read (cases whose own entries are wrong are kept without them), so that the
+/// runner can check the rest against the plan and report every problem at once. The
+/// `pipeline` is empty when it could not be read.
+test_file check_test_file(const std::string& path, spec::diagnostics& diags);
+
 }  // namespace pel::testing
