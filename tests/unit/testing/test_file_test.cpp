@@ -1,8 +1,10 @@
 // The shape of a test file: what is read, and every problem located at file:line:column.
 #include "pel/testing/test_file.hpp"
+#include "pel/testing/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <string>
 
 using namespace pel::testing;
@@ -109,4 +111,27 @@ TEST_CASE("a test file needs a pipeline and cases that expect something", "[test
         std::string::npos);
   // YAML syntax errors come located from the spec's reader.
   CHECK(errors_of("pipeline: [p.yaml\n").find("t.test.yaml:") == 0);
+}
+
+TEST_CASE("checking a test file keeps what is well formed beside the problems", "[testing]") {
+  pel::testing::temp_dir dir;
+  const std::string path = dir.file("t.test.yaml");
+  std::ofstream(path)
+      << "pipeline: p.yaml\ncases:\n  - name: a\n    expect: {out: []}\n    orderd: true\n";
+  pel::spec::diagnostics d;
+  auto t = check_test_file(path, d);
+  CHECK(t.pipeline == "p.yaml");
+  REQUIRE(t.cases.size() == 1);
+  CHECK(t.cases[0].expect.size() == 1);
+  REQUIRE(d.size() == 1);
+  CHECK(d.items()[0].format() ==
+        path +
+            ":5:5: cases[0].orderd: unknown key 'orderd'; did you mean 'ordered'? "
+            "(allowed: name, description, inputs, expect, dead_letters, late, "
+            "tolerance, ordered, contains, timeout)");
+  // A syntax error leaves nothing to check further.
+  std::ofstream(path) << "pipeline: [p.yaml\n";
+  pel::spec::diagnostics e;
+  CHECK(check_test_file(path, e).pipeline.empty());
+  CHECK_FALSE(e.empty());
 }
