@@ -1023,14 +1023,14 @@
     root.appendChild(kv([['policy', d.policy === null || d.policy === undefined ? 'none (fixed parallelism)' : String(d.policy), 'policy'],
                          ['decisions', fmtCount(events.length), 'decisions']]));
     if (!events.length) { root.appendChild(h('p', {class: 'empty'}, 'No decisions.')); return; }
-    root.appendChild(h('table', {class: 'compact', 'aria-label': 'Scaling decisions, newest first'},
+    root.appendChild(h('div', {class: 'table-scroll'}, h('table', {class: 'compact scaling', 'aria-label': 'Scaling decisions, newest first'},
       h('thead', null, h('tr', null, h('th', {scope: 'col', class: 'num'}, 'at'), h('th', {scope: 'col'}, 'component'),
         h('th', {scope: 'col'}, 'change'), h('th', {scope: 'col'}, 'reason'), h('th', {scope: 'col'}, 'outcome'))),
       h('tbody', null, events.slice().reverse().slice(0, 30).map((ev) => h('tr', {'data-component': ev.component},
         h('td', {class: 'num'}, fmtSeconds(ev.at_s)), h('td', null, ev.component),
         h('td', {class: 'change'}, ev.from + ' → ' + ev.to),
         h('td', {class: 'reason', title: ev.inputs || ''}, String(ev.reason || '')),
-        h('td', null, ev.done ? String(ev.outcome || 'done') : h('span', {class: 'tag warn'}, 'in progress')))))));
+        h('td', {class: 'outcome'}, ev.done ? String(ev.outcome || 'done') : h('span', {class: 'tag warn'}, 'in progress'))))))));
   }
 
   // ---- activity log --------------------------------------------------------------------------
