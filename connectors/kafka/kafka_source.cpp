@@ -493,6 +493,7 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
   row_offsets_.clear();
   std::size_t taken = 0;
   bool waited = poll_wait_ms_ == 0;  // wait at most once per poll, only when nothing is queued
+  wait_ns_ = 0;
   // Bounded: at most max_rows messages plus as many events (end of partition, errors). With
   // alignment the consumer's queue carries events only (and messages fetched before a
   // partition's queue was split off); the partitions' queues follow.
@@ -501,7 +502,9 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
       message_ptr m(rd_kafka_consumer_poll(rk_.get(), 0));
       if (!m && !waited && taken == 0) {
         waited = true;
+        const std::int64_t w0 = core::steady_ns();
         m.reset(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
+        wait_ns_ = core::steady_ns() - w0;
       }
       if (!m) break;
       if (take(m.get(), out)) ++taken;
@@ -523,7 +526,9 @@ core::poll_status kafka_source::poll(core::outputs& out, std::size_t max_rows) {
     poll_partition_queues(out, max_rows, taken);
     if (taken == 0 && !waited) {
       // Nothing in any queue: wait a little (for events; a message is read next call).
+      const std::int64_t w0 = core::steady_ns();
       message_ptr m(rd_kafka_consumer_poll(rk_.get(), poll_wait_ms_));
+      wait_ns_ = core::steady_ns() - w0;
       if (m && take(m.get(), out)) ++taken;
     }
   }

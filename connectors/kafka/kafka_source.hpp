@@ -63,6 +63,7 @@ public:
   /// partition goes on right after the last message taken.
   void pause_split(std::uint32_t id, bool paused) override;
   void positions(std::vector<core::split_position>& out) const override;
+  std::int64_t last_wait_ns() const override { return wait_ns_; }
   /// 5 s: a partition at its end that long stops holding the watermark back.
   std::int64_t default_idle_timeout_ns() const override { return 5'000'000'000; }
   /// `topic/partition@offset` of a row of the last poll.
@@ -189,6 +190,7 @@ private:
   start_mode start_ = start_mode::committed;
   std::int64_t start_timestamp_ms_ = 0;
   std::int64_t max_message_bytes_ = 0;
+  std::int64_t wait_ns_ = 0;  ///< blocked in the last poll (see last_wait_ns)
   int poll_wait_ms_ = 1;                       // poll_wait, whole ms; 0: never wait
   std::int64_t quiet_after_ns_ = 100'000'000;  // no message for this long: report idle
   std::int64_t idle_timeout_ns_ = 5'000'000'000;  // event_time.idle_timeout

@@ -790,7 +790,8 @@ void chain_instance::on_poll() {
     split_time(now, st != core::poll_status::data);
   else
     source_watermark(now, st != core::poll_status::data);
-  cm_.busy_ns.fetch_add(now - t0, std::memory_order_relaxed);
+  // Waiting inside the poll for input to arrive is idle time, not work.
+  cm_.busy_ns.fetch_add(std::max<std::int64_t>(0, now - t0 - source_->last_wait_ns()), std::memory_order_relaxed);
   switch (st) {
     case core::poll_status::data:
       backoff_ns_ = 0;

@@ -140,6 +140,11 @@ public:
   /// Sampled by the runtime about once a second, between polls.
   virtual load offered() const { return {}; }
 
+  /// Time the last `poll` spent blocked waiting for input (Kafka: `poll_wait` with nothing
+  /// queued), in ns. The runtime counts it as idle, not busy: a source waiting for data is
+  /// not working, and utilisation (the dashboard, autoscaling) must not say it is.
+  virtual std::int64_t last_wait_ns() const { return 0; }
+
   /// A checkpoint barrier `id` is being injected after everything emitted so far: remember
   /// the current position under `id`.
   virtual void on_barrier(std::uint64_t id) { (void)id; }
