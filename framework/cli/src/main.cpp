@@ -553,6 +553,8 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
     if (stop_after_ns > 0 && !stopping &&
         std::chrono::steady_clock::now() - started >= std::chrono::nanoseconds(stop_after_ns)) {
       spdlog::info("--duration {} reached: stopping", a.duration);
+      for (std::size_t i = 0; i < jobs.size(); ++i)
+        spdlog::info("{}: stopping after {}", plans[i].file, pipeline_totals(plans[i], jobs[i]->status().components));
       stopping = true;
       stop_in_order(jobs, a.drain);
     }
