@@ -1319,7 +1319,7 @@ job_graph job::graph() const {
     c.parallelism = js.parallelism[static_cast<std::size_t>(n.chain)];
     c.parallelism_min = n.parallelism_min;
     c.parallelism_max = n.parallelism_max;
-    for (const auto& in : n.spec.inputs) c.inputs.emplace_back(in.component, in.port);
+    for (const auto& in : n.spec.inputs) c.inputs.emplace_back(in.component, in.port.empty() ? "main" : in.port);
     g.components.push_back(std::move(c));
   }
   for (std::size_t ci = 0; ci < js.plan.chains.size(); ++ci) {

@@ -170,6 +170,7 @@ TEST_CASE("job::graph lists components, fused chains, channels and their partiti
   CHECK(g.components[3].kind == "sink");
   REQUIRE(g.components[2].inputs.size() == 1);
   CHECK(g.components[2].inputs[0].first == "a");
+  CHECK(g.components[2].inputs[0].second == "main");
   // src and a are fused (same parallelism, forward); k has a chain of its own.
   CHECK(g.components[0].chain == g.components[1].chain);
   CHECK(g.components[1].chain != g.components[2].chain);
