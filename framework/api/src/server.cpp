@@ -70,6 +70,15 @@ std::string cookie_value(const std::string& header, const std::string& name) {
   return {};
 }
 
+/// The host of a Host header value (`127.0.0.1:8080` -> `127.0.0.1`, `[::1]:80` -> `::1`).
+std::string host_of(const std::string& header) {
+  if (!header.empty() && header.front() == '[') {
+    const auto close = header.find(']');
+    return close == std::string::npos ? header : header.substr(1, close - 1);
+  }
+  return header.substr(0, header.find(':'));
+}
+
 /// Rows of one tap stream, handed from the instances' threads to the HTTP thread. Bounded:
 /// when the client reads slower than the rows come, the newest are dropped and counted.
 struct tap_queue {
@@ -126,6 +135,7 @@ struct server::impl {
   std::condition_variable wake;
   bool stopping = false;
   bool started = false;
+  std::atomic<bool> listener_done{false};  ///< listen_after_bind returned
   request_histograms requests;
   std::vector<std::weak_ptr<tap_queue>> taps;
 
@@ -235,7 +245,17 @@ struct server::impl {
       error(res, 405, "the API is read-only: only GET and HEAD are allowed");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (cfg.token.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (cfg.token.empty()) {
+      // Without a token the server is on loopback: a request naming another host reached it
+      // through a name that resolves to 127.0.0.1 (DNS rebinding from a web page).
+      // (Browsers always send Host; a client without one is not a web page.)
+      const std::string host = host_of(req.get_header_value("Host"));
+      if (!host.empty() && !is_loopback(host)) {
+        error(res, 403, "the Host header must name this machine (127.0.0.1, localhost or [::1])");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     const std::string auth = req.get_header_value("Authorization");
     const std::string bearer = "Bearer ";
     if (auth.compare(0, bearer.size(), bearer) == 0 &&
@@ -528,7 +548,15 @@ int server::start() {
                              " (the port is taken, or the address is not one of this machine's); "
                              "choose another with --http HOST:PORT (port 0 picks a free one)");
   d.started = true;
-  d.listener = std::thread([&d] { d.http.listen_after_bind(); });
+  d.listener = std::thread([&d] {
+    d.http.listen_after_bind();
+    d.listener_done = true;
+  });
+  // Return once it accepts: httplib's stop() does nothing before the listener runs, so a stop
+  // right after start would leave the listener in accept() for good.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!d.http.is_running() && !d.listener_done && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   d.sampler = std::thread([&d] { d.run_sampler(); });
   return port;
 }

@@ -342,3 +342,20 @@ TEST_CASE("a tap client that does not read never holds the pipeline back", "[api
   CHECK(r->status == 200);
   ::close(fd);
 }
+
+TEST_CASE("without a token only requests that name this machine are answered", "[api][http]") {
+  running_job rj;
+  api::server srv(api::settings{});
+  srv.add("gen", "gen.yaml", *rj.job);
+  httplib::Client cli("127.0.0.1", srv.start());
+  for (const char* host : {"localhost:8080", "127.0.0.1", "[::1]:9"}) {
+    auto r = cli.Get("/api/v1/pipelines", {{"Host", host}});
+    INFO(host);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  // A page of another site whose name was made to resolve to 127.0.0.1.
+  auto r = cli.Get("/api/v1/pipelines", {{"Host", "evil.example:8080"}});
+  REQUIRE(r);
+  CHECK(r->status == 403);
+}
