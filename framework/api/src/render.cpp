@@ -178,10 +178,10 @@ instance_fractions fractions_of(const runtime::instance_metrics* before,
   f.busy = fraction(before->busy_ns, now.busy_ns, seconds);
   f.idle = fraction(before->idle_ns, now.idle_ns, seconds);
   f.backpressured = fraction(before->backpressure_ns, now.backpressure_ns, seconds);
-  // The runtime adds a backpressure period to its counter when the period ends (and counts
-  // it as idle until then). An instance that held sealed output at both readings and sent
-  // no batch in between was held back for the whole interval, though the counter has not
-  // moved yet: everything but its busy time was backpressure.
+  // The runtime's snapshot counts a stall still going on up to the moment it is taken. As a
+  // guard (a stall that began and was not yet noted between the two readings): an instance
+  // that held sealed output at both readings and sent no batch in between was held back for
+  // the whole interval, everything but its busy time.
   if (before->outbound_batches > 0 && now.outbound_batches > 0 &&
       now.batches_out == before->batches_out && std::isfinite(f.busy)) {
     f.backpressured = std::max(f.backpressured, 1.0 - f.busy);

@@ -238,8 +238,31 @@ struct server::impl {
           });
   }
 
+  /// Debian's cpp-httplib compresses answers with brotli whenever a client accepts it (every
+  /// browser does), at brotli's slowest level: 7 s for a 1.7 MB history of 50 components
+  /// against 50 ms with gzip. Brotli is taken out of the accepted encodings so that httplib
+  /// uses gzip. The request is httplib's own object, handed to this handler as const.
+  static void prefer_gzip(const httplib::Request& req) {
+    auto& headers = const_cast<httplib::Request&>(req).headers;
+    auto it = headers.find("Accept-Encoding");
+    if (it == headers.end() || it->second.find("br") == std::string::npos) return;
+    std::string kept;
+    std::size_t start = 0;
+    while (start <= it->second.size()) {
+      auto comma = it->second.find(',', start);
+      if (comma == std::string::npos) comma = it->second.size();
+      std::string token = it->second.substr(start, comma - start);
+      const auto b = token.find_first_not_of(' ');
+      token = b == std::string::npos ? "" : token.substr(b);
+      if (!token.empty() && token.compare(0, 2, "br") != 0) kept += (kept.empty() ? "" : ", ") + token;
+      start = comma + 1;
+    }
+    it->second = kept;
+  }
+
   /// Refuses what the API does not do (405), and requests without the token (401).
   httplib::Server::HandlerResponse check(const httplib::Request& req, httplib::Response& res) {
+    prefer_gzip(req);
     if (req.method != "GET" && req.method != "HEAD") {
       res.set_header("Allow", "GET, HEAD");
       error(res, 405, "the API is read-only: only GET and HEAD are allowed");

@@ -346,9 +346,13 @@ void chain_instance::pump() {
 void chain_instance::note_blocked() {
   bool waiting = blocked() && (!in_queue_.empty() || poll_wanted_);
   if (waiting) {
-    if (bp_since_ == 0) bp_since_ = core::steady_ns();
+    if (bp_since_ == 0) {
+      bp_since_ = core::steady_ns();
+      cm_.backpressure_since.store(bp_since_, std::memory_order_relaxed);
+    }
   } else if (bp_since_ != 0) {
     cm_.backpressure_ns.fetch_add(core::steady_ns() - bp_since_, std::memory_order_relaxed);
+    cm_.backpressure_since.store(0, std::memory_order_relaxed);
     bp_since_ = 0;
   }
 }

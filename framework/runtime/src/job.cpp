@@ -1369,6 +1369,9 @@ job_status job::status() const {
         auto x = im.instance_of(node, i, ids[i]);
         const auto& cm = *js.chain_metrics[ids[i]];
         x.started_ns = cm.started_ns.load(std::memory_order_relaxed);
+        // A stall still going on counts up to now (the counter grows when it ends).
+        if (const std::int64_t since = cm.backpressure_since.load(std::memory_order_relaxed); since > 0 && since < now)
+          x.backpressure_ns += now - since;
         x.idle_ns = x.started_ns > 0 ? std::max<std::int64_t>(0, now - x.started_ns - x.busy_ns - x.backpressure_ns) : 0;
         x.queue_capacity = cm.queue_capacity.load(std::memory_order_relaxed);
         x.outbound_batches = cm.outbound.load(std::memory_order_relaxed);

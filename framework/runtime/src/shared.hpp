@@ -83,6 +83,9 @@ struct chain_counters {
   std::atomic<std::uint32_t> queue_capacity{0}, outbound{0}, credits{0}, credit_capacity{0};
   std::atomic<std::int64_t> watermark_ns{INT64_MIN};
   std::atomic<std::int64_t> state_bytes{-1};  ///< last snapshot or hand-over blob
+  /// Steady clock when the current backpressure period began (0: none): `backpressure_ns`
+  /// grows when a period ends, so a reader adds the running one itself.
+  std::atomic<std::int64_t> backpressure_since{0};
 };
 
 /// Everything the actors of one job share. Lives as long as the job.

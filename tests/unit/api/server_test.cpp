@@ -178,6 +178,32 @@ TEST_CASE("the dashboard is served from the files built in", "[api][http]") {
   auto none = cli.Get("/no-such-file.js");
   REQUIRE(none);
   CHECK(none->status == 404);
+  // The folder's README is not part of the page.
+  auto readme = cli.Get("/README.md");
+  REQUIRE(readme);
+  CHECK(readme->status == 404);
+}
+
+TEST_CASE("a client that accepts brotli gets gzip, which is quick", "[api][http]") {
+  running_job rj;
+  api::server srv(api::settings{});
+  srv.add("gen", "gen.yaml", *rj.job);
+  httplib::Client cli("127.0.0.1", srv.start());
+  cli.set_decompress(false);
+  // What browsers send; brotli at the library's level took seconds for a large history.
+  for (const char* path : {"/api/v1/pipelines/gen/history", "/metrics", "/app.js"}) {
+    INFO(path);
+    auto r = cli.Get(path, {{"Accept-Encoding", "gzip, deflate, br, zstd"}});
+    REQUIRE(r);
+    if (r->status == 404) continue;  // a dashboard file not there (no page built in)
+    CHECK(r->status == 200);
+    CHECK(r->get_header_value("Content-Encoding") == "gzip");
+  }
+  auto only_br = cli.Get("/metrics", {{"Accept-Encoding", "br"}});
+  REQUIRE(only_br);
+  CHECK(only_br->status == 200);
+  CHECK(only_br->get_header_value("Content-Encoding").empty());
+  CHECK(only_br->body.find("pel_records_in_total") != std::string::npos);
 }
 
 TEST_CASE("a tap streams the component's rows as JSON lines up to the limit", "[api][http]") {

@@ -72,7 +72,7 @@ struct instance_metrics {
   std::uint64_t batches_in = 0;
   std::uint64_t batches_out = 0;
   std::int64_t busy_ns = 0;
-  std::int64_t backpressure_ns = 0;  ///< time spent holding output without credit
+  std::int64_t backpressure_ns = 0;  ///< time spent holding output without credit (in `job::status`, a stall still going on counts up to now)
   std::uint32_t queued_batches = 0;  ///< input batches waiting now
   std::uint32_t max_queued_batches = 0;  ///< high-water mark of `queued_batches`
   std::uint32_t max_outbound_batches = 0;  ///< high-water mark of sealed, unsent batches
