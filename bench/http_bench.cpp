@@ -136,7 +136,8 @@ public:
     if (next_ >= g_total_batches) return core::poll_status::end;
     const auto& b = g_pool->batches[next_ % g_pool->batches.size()];
     next_ += step_;
-    if (out.main.empty()) out.main = b;
+    if (out.main.empty())
+      out.main = b;
     else
       for (std::size_t i = 0; i < b.size(); ++i) out.main.append_copy(b.row(i), b.times[i]);
     return core::poll_status::data;
@@ -181,9 +182,8 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
   spec::component_schema replay;
   replay.type = "bench_cycling_replay";
   replay.summary = "prepared trades, replayed over and over (benchmark only)";
-  reg.add_source(replay, [trades](const spec::config&) {
-    return std::make_unique<cycling_replay>(trades);
-  });
+  reg.add_source(
+      replay, [trades](const spec::config&) { return std::make_unique<cycling_replay>(trades); });
   spec::component_schema sum;
   sum.type = "bench_checksum";
   sum.summary = "count and sum of notional (benchmark only)";
@@ -196,7 +196,9 @@ const std::string pipeline_yaml =
     "pipeline:\n  name: bench\n  parallelism: 2\n"
     "sources:\n  trades:\n    type: bench_cycling_replay\n"
     "operators:\n  large:\n    type: filter\n    input: trades\n"
-    "    where: qty >= " + std::to_string(qty_threshold) + "\n"
+    "    where: qty >= " +
+    std::to_string(qty_threshold) +
+    "\n"
     "  project:\n    type: map\n    input: large\n"
     "    fields:\n      notional: price * qty\n    select: [symbol, notional]\n"
     "sinks:\n  count:\n    type: bench_checksum\n    input: project\n";
@@ -337,7 +339,7 @@ run_result run_once(const spec::registry& reg, bool http) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   bench::args args(argc, argv);
@@ -400,12 +402,12 @@ int main(int argc, char** argv) {
     failures += on.failures;
     bytes += on.bytes;
     on_seconds += on.seconds;
-    std::printf("run %d: off %.3g rows/s (%.2f s, %.2f cpu s), on %.3g rows/s (%.2f s, %.2f cpu s, "
-                "%llu requests, server threads %.3f cpu s): cost %.2f %%, cpu %.2f %%\n",
-                i + 1, off_rates.back(), off.seconds, off.cpu_seconds, on_rates.back(), on.seconds,
-                on.cpu_seconds, static_cast<unsigned long long>(on.requests),
-                on.server_cpu_seconds, pair_costs.back(),
-                pair_cpu_costs.back());
+    std::printf(
+        "run %d: off %.3g rows/s (%.2f s, %.2f cpu s), on %.3g rows/s (%.2f s, %.2f cpu s, "
+        "%llu requests, server threads %.3f cpu s): cost %.2f %%, cpu %.2f %%\n",
+        i + 1, off_rates.back(), off.seconds, off.cpu_seconds, on_rates.back(), on.seconds,
+        on.cpu_seconds, static_cast<unsigned long long>(on.requests), on.server_cpu_seconds,
+        pair_costs.back(), pair_cpu_costs.back());
   }
   if (requests == 0 || failures > 0) {
     std::fprintf(stderr, "the scraper got %llu answers and %llu failures\n",
@@ -420,25 +422,28 @@ int main(int argc, char** argv) {
   const double cpu_cost = 100.0 * (cpu_on.median / cpu_off.median - 1.0);
   const double pair_cpu_cost = bench::stats::of(pair_cpu_costs).median;
   const auto share = bench::stats::of(server_shares), ms = bench::stats::of(server_ms_per_s);
-  std::printf("the server's %zu threads: %.3f ms of CPU a second, %.3f %% of the process's CPU "
-              "time (median)\n",
-              server_threads, ms.median, share.median);
+  std::printf(
+      "the server's %zu threads: %.3f ms of CPU a second, %.3f %% of the process's CPU "
+      "time (median)\n",
+      server_threads, ms.median, share.median);
   const double per_second = requests / on_seconds;
-  std::printf("server off %.3g rows/s, on %.3g rows/s: cost %.2f %% (pairwise median %.2f %%); "
-              "cpu per row off %.1f ns, on %.1f ns: cost %.2f %% (pairwise median %.2f %%)\n",
-              off.median, on.median, cost, pair_cost, cpu_off.median, cpu_on.median, cpu_cost,
-              pair_cpu_cost);
+  std::printf(
+      "server off %.3g rows/s, on %.3g rows/s: cost %.2f %% (pairwise median %.2f %%); "
+      "cpu per row off %.1f ns, on %.1f ns: cost %.2f %% (pairwise median %.2f %%)\n",
+      off.median, on.median, cost, pair_cost, cpu_off.median, cpu_on.median, cpu_cost,
+      pair_cpu_cost);
 
   bench::report rep("http", "HTTP API: pel run --http scraped every second against the server off");
   rep.condition("rows per run", std::to_string(expected.rows));
-  rep.condition("pool", std::to_string(pool_rows) +
-                            " prepared trades (1000 symbols), replayed by copy");
+  rep.condition("pool",
+                std::to_string(pool_rows) + " prepared trades (1000 symbols), replayed by copy");
   rep.condition("pipeline", "trades → filter → project → count, parallelism 2 (2 actors)");
   rep.condition("batch size / linger", "1024 / 1 ms");
-  rep.condition("scrapes", "/metrics and /api/v1/pipelines/bench/instances every 1 s, " +
-                               bench::fmt(per_second, "%.2f") + " requests/s, " +
-                               bench::fmt(bytes / static_cast<double>(requests), "%.0f") +
-                               " bytes per answer on average; the server samples the job every 1 s");
+  rep.condition("scrapes",
+                "/metrics and /api/v1/pipelines/bench/instances every 1 s, " +
+                    bench::fmt(per_second, "%.2f") + " requests/s, " +
+                    bench::fmt(bytes / static_cast<double>(requests), "%.0f") +
+                    " bytes per answer on average; the server samples the job every 1 s");
   rep.condition("runs", std::to_string(runs) + " of each side, alternating (median; min–max)");
   const double cores_off = bench::stats::of(off_cores).median;
   if (cores_off < 1.5)
@@ -452,8 +457,7 @@ int main(int argc, char** argv) {
              on.median / off.median);
   rep.value("cores used, server off (CPU time / wall time)", cores_off, "cores");
   rep.value("cores used, server on", bench::stats::of(on_cores).median, "cores");
-  rep.value("throughput cost of the HTTP server: 1 − median on / median off", cost, "%", 2.0,
-            true);
+  rep.value("throughput cost of the HTTP server: 1 − median on / median off", cost, "%", 2.0, true);
   rep.value("throughput cost: median of the runs' pairwise costs", pair_cost, "%", 2.0, true);
   rep.value("process CPU time per row, server off", cpu_off.median, "ns");
   rep.value("process CPU time per row, server on", cpu_on.median, "ns");

@@ -8,12 +8,12 @@
 // reports as skipped (observe.cmake).
 #include "e2e_support.hpp"
 #include "json_line.hpp"
-#include "process.hpp"
 #include "pel/testing/poll.hpp"
+#include "process.hpp"
 
-#include <catch2/catch.hpp>
 #include <httplib.h>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -115,14 +115,14 @@ struct running_pel {
 
   explicit running_pel(const std::string& yaml, const std::vector<std::string>& extra = {}) {
     write_file(dir / "p.yaml", yaml);
-    std::vector<std::string> args{pel_binary(), "run", "--progress", "never", "--http",
-                                  "127.0.0.1:0"};
+    std::vector<std::string> args{pel_binary(), "run",    "--progress",
+                                  "never",      "--http", "127.0.0.1:0"};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(dir / "p.yaml");
     p = std::make_unique<process>(args);
     const std::string marker = "HTTP API and dashboard at ";
-    const bool up = p->wait_until_stderr([&] { return contains(p->err(), marker); },
-                                         milliseconds(20000));
+    const bool up =
+        p->wait_until_stderr([&] { return contains(p->err(), marker); }, milliseconds(20000));
     INFO(p->err());
     REQUIRE(up);
     auto at = p->err().find(marker) + marker.size();
@@ -313,8 +313,10 @@ void check_prometheus_scrape(const std::string& token, bool honor_labels) {
         int positive = 0, trades = 0;
         for (const auto& s : in) {
           if (label(s, "pipeline") != "gen" || label(s, instance_label).empty()) continue;
-          if (label(s, "component") == "trades") ++trades;
-          else if (s.value > 0) ++positive;
+          if (label(s, "component") == "trades")
+            ++trades;
+          else if (s.value > 0)
+            ++positive;
         }
         return trades == 2 && positive == 3;
       },
@@ -327,15 +329,15 @@ void check_prometheus_scrape(const std::string& token, bool honor_labels) {
     if (!honor_labels) CHECK(label(s, "instance") == host_port);  // Prometheus's own
     instances[label(s, "component")]++;
   }
-  CHECK(instances == std::map<std::string, int>{{"trades", 2}, {"large", 1}, {"notional", 1},
-                                                {"out", 1}});
+  CHECK(instances ==
+        std::map<std::string, int>{{"trades", 2}, {"large", 1}, {"notional", 1}, {"out", 1}});
 
   // The source's output rate over the last seconds: about 2 instances x 2000 rows/s.
   double rate = 0;
   const bool rated = poll_every(
       [&] {
-        auto r = prometheus_query(base,
-                                  "sum(rate(pel_records_out_total{component=\"trades\"}[5s]))");
+        auto r =
+            prometheus_query(base, "sum(rate(pel_records_out_total{component=\"trades\"}[5s]))");
         if (!r || r->empty()) return false;
         rate = r->front().value;
         return rate > 0;
@@ -348,8 +350,10 @@ void check_prometheus_scrape(const std::string& token, bool honor_labels) {
 
 }  // namespace
 
-TEST_CASE("pel top in a terminal shows every component with live rates, redraws in place, says when the server is gone and quits on q",
-          "[e2e][http][top]") {
+TEST_CASE(
+    "pel top in a terminal shows every component with live rates, redraws in place, says when the "
+    "server is gone and quits on q",
+    "[e2e][http][top]") {
   tmux_server tmux;
   running_pel pel(generator_yaml);
   const std::string session = "top";
@@ -375,7 +379,7 @@ TEST_CASE("pel top in a terminal shows every component with live rates, redraws 
   CHECK(contains(screen, "state running"));
   CHECK(component_row(screen, "trades")[1] == "src");
   CHECK(component_row(screen, "trades")[2] == "2");
-  CHECK(contains(screen, "  [1]"));  // the source's instances, indented under it
+  CHECK(contains(screen, "  [1]"));        // the source's instances, indented under it
   CHECK(contains(screen, "2024-01-02T"));  // watermarks in ISO-8601 on a 120-column screen
 
   // Redrawn in place: the rows counted go up while the screen keeps one frame, at the top.
@@ -426,7 +430,8 @@ TEST_CASE("pel top --once prints one plain frame of 80 columns and exits", "[e2e
   REQUIRE(rates);
   CHECK(!contains(r.out, "\x1b"));
   for (const auto& line : lines_of(r.out)) CHECK(line.size() <= 80);
-  for (const char* c : {"trades", "large", "notional", "out"}) CHECK(!component_row(r.out, c).empty());
+  for (const char* c : {"trades", "large", "notional", "out"})
+    CHECK(!component_row(r.out, c).empty());
 
   auto missing = run_pel({"top", "--once", "--url", pel.url, "--pipeline", "nope"});
   CHECK(missing.exit_code == 2);
@@ -486,12 +491,16 @@ TEST_CASE("pel tap and pel top exit 1 when no server answers", "[e2e][http][tap]
   CHECK(contains(top.err, "cannot connect"));
 }
 
-TEST_CASE("Prometheus scrapes pel run --http: promtool accepts /metrics, queries return every instance's series and the source's rate",
-          "[e2e][http][prometheus]") {
+TEST_CASE(
+    "Prometheus scrapes pel run --http: promtool accepts /metrics, queries return every instance's "
+    "series and the source's rate",
+    "[e2e][http][prometheus]") {
   check_prometheus_scrape("", true);
 }
 
-TEST_CASE("Prometheus scrapes pel run --http with a bearer token, pel's instance label as exported_instance by default",
-          "[e2e][http][prometheus]") {
+TEST_CASE(
+    "Prometheus scrapes pel run --http with a bearer token, pel's instance label as "
+    "exported_instance by default",
+    "[e2e][http][prometheus]") {
   check_prometheus_scrape("s3cret-token", false);
 }

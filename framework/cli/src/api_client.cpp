@@ -27,8 +27,7 @@ api_client::api_client(std::string url, const std::string& token) {
   if (url.size() == scheme_end) throw std::invalid_argument("no host in the URL");
   url_ = url;
   http_ = std::make_unique<httplib::Client>(url_);
-  if (!http_->is_valid())
-    throw std::invalid_argument("not an http://host:port URL: " + url_);
+  if (!http_->is_valid()) throw std::invalid_argument("not an http://host:port URL: " + url_);
   http_->set_connection_timeout(2, 0);
   http_->set_read_timeout(5, 0);
   http_->set_keep_alive(true);
@@ -46,16 +45,23 @@ api_reply transport_failure(const httplib::Result& r, const std::string& url) {
     case httplib::Error::Connection:
       why = "cannot connect (is `pel run --http` serving there?)";
       break;
-    case httplib::Error::ConnectionTimeout: why = "the connection timed out"; break;
-    case httplib::Error::Read: why = "the connection closed or the reply timed out"; break;
-    case httplib::Error::Canceled: why = "cancelled"; break;
-    default: why = httplib::to_string(r.error());
+    case httplib::Error::ConnectionTimeout:
+      why = "the connection timed out";
+      break;
+    case httplib::Error::Read:
+      why = "the connection closed or the reply timed out";
+      break;
+    case httplib::Error::Canceled:
+      why = "cancelled";
+      break;
+    default:
+      why = httplib::to_string(r.error());
   }
   out.transport_error = url + ": " + why;
   return out;
 }
 
-} // namespace
+}  // namespace
 
 api_reply api_client::get(const std::string& path) {
   auto r = http_->Get(path);
@@ -92,7 +98,9 @@ api_reply api_client::stream(const std::string& path,
   return out;
 }
 
-void api_client::stop() { http_->stop(); }
+void api_client::stop() {
+  http_->stop();
+}
 
 std::string url_encode(std::string_view s) {
   static constexpr char hex[] = "0123456789ABCDEF";
@@ -121,9 +129,12 @@ std::optional<double> parse_seconds(const std::string& text) {
   const double v = std::strtod(text.c_str(), &end);
   const std::string unit(end);
   double scale = 0;
-  if (unit.empty() || unit == "s") scale = 1;
-  else if (unit == "ms") scale = 1e-3;
-  else if (unit == "m") scale = 60;
+  if (unit.empty() || unit == "s")
+    scale = 1;
+  else if (unit == "ms")
+    scale = 1e-3;
+  else if (unit == "m")
+    scale = 60;
   if (end == text.c_str() || scale == 0 || !(v > 0)) return std::nullopt;
   return v * scale;
 }
@@ -155,4 +166,4 @@ std::vector<simdjson::dom::element> json_array(simdjson::dom::element e, std::st
   return out;
 }
 
-} // namespace pel::cli
+}  // namespace pel::cli

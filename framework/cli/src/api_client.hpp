@@ -82,4 +82,4 @@ bool json_bool(simdjson::dom::element e, std::string_view key);
 /// An array field; an empty array when missing or not an array.
 std::vector<simdjson::dom::element> json_array(simdjson::dom::element e, std::string_view key);
 
-} // namespace pel::cli
+}  // namespace pel::cli

@@ -5,12 +5,12 @@
 #include "api_client.hpp"
 #include "commands.hpp"
 
+#include <pthread.h>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
-#include <pthread.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -182,9 +182,8 @@ int run_tap(const tap_args& a) {
   std::atomic<bool> done{false}, interrupted{false};
   api_reply reply;
   std::thread streamer([&] {
-    reply = client->stream(path, [&](std::string_view data) {
-      return !interrupted.load() && printer.feed(data);
-    });
+    reply = client->stream(
+        path, [&](std::string_view data) { return !interrupted.load() && printer.feed(data); });
     done.store(true);
   });
   while (!done.load()) {
@@ -206,7 +205,7 @@ int run_tap(const tap_args& a) {
   return exit_ok;
 }
 
-} // namespace
+}  // namespace
 
 command tap_command() {
   auto args = std::make_shared<tap_args>();
@@ -237,4 +236,4 @@ command tap_command() {
   return c;
 }
 
-} // namespace pel::cli
+}  // namespace pel::cli

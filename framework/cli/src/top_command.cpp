@@ -128,13 +128,20 @@ std::string compact(opt v) {
   const double x = *v;
   char buf[32];
   const double a = std::fabs(x);
-  if (a < 10 && x != std::floor(x)) std::snprintf(buf, sizeof buf, "%.1f", x);
-  else if (a < 10'000) std::snprintf(buf, sizeof buf, "%.0f", x);
-  else if (a < 100'000) std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
-  else if (a < 1e6) std::snprintf(buf, sizeof buf, "%.0fk", x / 1e3);
-  else if (a < 1e8) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
-  else if (a < 1e9) std::snprintf(buf, sizeof buf, "%.0fM", x / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.2fG", x / 1e9);
+  if (a < 10 && x != std::floor(x))
+    std::snprintf(buf, sizeof buf, "%.1f", x);
+  else if (a < 10'000)
+    std::snprintf(buf, sizeof buf, "%.0f", x);
+  else if (a < 100'000)
+    std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
+  else if (a < 1e6)
+    std::snprintf(buf, sizeof buf, "%.0fk", x / 1e3);
+  else if (a < 1e8)
+    std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  else if (a < 1e9)
+    std::snprintf(buf, sizeof buf, "%.0fM", x / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fG", x / 1e9);
   return buf;
 }
 
@@ -151,12 +158,18 @@ std::string duration(opt s) {
   const double x = std::max(0.0, *s);
   char buf[32];
   const auto n = static_cast<long long>(x);
-  if (x < 1) std::snprintf(buf, sizeof buf, "%.0fms", x * 1000);
-  else if (x < 10) std::snprintf(buf, sizeof buf, "%.1fs", x);
-  else if (x < 60) std::snprintf(buf, sizeof buf, "%llds", n);
-  else if (x < 3600) std::snprintf(buf, sizeof buf, "%lldm%02llds", n / 60, n % 60);
-  else if (x < 86400) std::snprintf(buf, sizeof buf, "%lldh%02lldm", n / 3600, n / 60 % 60);
-  else std::snprintf(buf, sizeof buf, "%lldd%02lldh", n / 86400, n / 3600 % 24);
+  if (x < 1)
+    std::snprintf(buf, sizeof buf, "%.0fms", x * 1000);
+  else if (x < 10)
+    std::snprintf(buf, sizeof buf, "%.1fs", x);
+  else if (x < 60)
+    std::snprintf(buf, sizeof buf, "%llds", n);
+  else if (x < 3600)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", n / 60, n % 60);
+  else if (x < 86400)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", n / 3600, n / 60 % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lldd%02lldh", n / 86400, n / 3600 % 24);
   return buf;
 }
 
@@ -165,20 +178,28 @@ std::string short_duration(opt s) {
   if (!s) return "-";
   const double x = std::max(0.0, *s);
   char buf[32];
-  if (x < 10) std::snprintf(buf, sizeof buf, "%.1fs", x);
-  else if (x < 60) std::snprintf(buf, sizeof buf, "%.0fs", x);
-  else if (x < 3600) std::snprintf(buf, sizeof buf, "%.0fm", x / 60);
-  else if (x < 86400) std::snprintf(buf, sizeof buf, "%.0fh", x / 3600);
-  else std::snprintf(buf, sizeof buf, "%.0fd", x / 86400);
+  if (x < 10)
+    std::snprintf(buf, sizeof buf, "%.1fs", x);
+  else if (x < 60)
+    std::snprintf(buf, sizeof buf, "%.0fs", x);
+  else if (x < 3600)
+    std::snprintf(buf, sizeof buf, "%.0fm", x / 60);
+  else if (x < 86400)
+    std::snprintf(buf, sizeof buf, "%.0fh", x / 3600);
+  else
+    std::snprintf(buf, sizeof buf, "%.0fd", x / 86400);
   return buf;
 }
 
 std::string bytes(opt b) {
   if (!b) return "-";
   char buf[32];
-  if (*b < 1024) std::snprintf(buf, sizeof buf, "%.0f B", *b);
-  else if (*b < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", *b / 1024);
-  else std::snprintf(buf, sizeof buf, "%.1f MiB", *b / (1024 * 1024));
+  if (*b < 1024)
+    std::snprintf(buf, sizeof buf, "%.0f B", *b);
+  else if (*b < 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", *b / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f MiB", *b / (1024 * 1024));
   return buf;
 }
 
@@ -344,11 +365,13 @@ bool fetch(api_client& client, const std::string& wanted, std::size_t& index, sn
   if (auto events = json_array(doc, "events"); !events.empty()) {
     auto e = events.back();
     std::string t = "at " + duration(json_number(e, "at_s")) + ": " + json_string(e, "component") +
-                    " " + compact(json_number(e, "from")) + " -> " +
-                    compact(json_number(e, "to")) + ", " + json_string(e, "reason");
+                    " " + compact(json_number(e, "from")) + " -> " + compact(json_number(e, "to")) +
+                    ", " + json_string(e, "reason");
     const std::string outcome = json_string(e, "outcome");
-    if (!outcome.empty()) t += "; " + outcome;
-    else if (!json_bool(e, "done")) t += "; in progress";
+    if (!outcome.empty())
+      t += "; " + outcome;
+    else if (!json_bool(e, "done"))
+      t += "; in progress";
     s.scaling_latest = t;
   }
   return true;
@@ -425,8 +448,8 @@ std::vector<std::string> render(const snapshot& s, const std::string& url, std::
   if (s.pipelines.size() > 1) {
     std::size_t i = 0;
     while (i < s.pipelines.size() && s.pipelines[i] != s.name) ++i;
-    title += " (" + std::to_string(i + 1) + " of " + std::to_string(s.pipelines.size()) +
-             ", n: next)";
+    title +=
+        " (" + std::to_string(i + 1) + " of " + std::to_string(s.pipelines.size()) + ", n: next)";
   }
   head.push_back(title);
   std::string state = "state " + s.state + "  up " + duration(s.uptime_s);
@@ -436,10 +459,11 @@ std::vector<std::string> render(const snapshot& s, const std::string& url, std::
                  compact(s.records_out) + " (" + compact(s.out_s) + "/s)  dead letters " +
                  compact(s.dead_letters) + "  late " + compact(s.late));
   std::string ck = "checkpoints " + compact(s.ckpt_completed ? s.ckpt_completed : s.checkpoints);
-  if (s.ckpt_abandoned && *s.ckpt_abandoned > 0) ck += " (" + compact(s.ckpt_abandoned) + " abandoned)";
+  if (s.ckpt_abandoned && *s.ckpt_abandoned > 0)
+    ck += " (" + compact(s.ckpt_abandoned) + " abandoned)";
   if (s.ckpt_at_ms)
-    ck += ", last " + duration((now_ms() - *s.ckpt_at_ms) / 1000) + " ago, " +
-          bytes(s.ckpt_bytes) + " in " + duration(s.ckpt_duration_s);
+    ck += ", last " + duration((now_ms() - *s.ckpt_at_ms) / 1000) + " ago, " + bytes(s.ckpt_bytes) +
+          " in " + duration(s.ckpt_duration_s);
   ck += "  restarts " + compact(s.restarts) + "  instances " + compact(s.instances);
   head.push_back(ck);
   head.emplace_back();
@@ -458,26 +482,23 @@ std::vector<std::string> render(const snapshot& s, const std::string& url, std::
   for (const auto& c : comps) {
     const auto& xs = by_component[c.name];
     const int n = xs.empty() ? c.parallelism : static_cast<int>(xs.size());
-    table.push_back(cols.row(c.name, kind_short(c.kind), std::to_string(n),
-                             compact(sum_of(xs, &instance_info::in_s)),
-                             compact(sum_of(xs, &instance_info::out_s)),
-                             percent(mean_of(xs, &instance_info::busy)),
-                             percent(mean_of(xs, &instance_info::backpressured)),
-                             queue_text(sum_of(xs, &instance_info::queue_used),
-                                        sum_of(xs, &instance_info::queue_capacity)),
-                             watermark_text(xs, cols.full_watermark), short_duration(max_lag(xs)),
-                             compact(sum_of(xs, &instance_info::dead_letters)),
-                             compact(sum_of(xs, &instance_info::late))));
+    table.push_back(cols.row(
+        c.name, kind_short(c.kind), std::to_string(n), compact(sum_of(xs, &instance_info::in_s)),
+        compact(sum_of(xs, &instance_info::out_s)), percent(mean_of(xs, &instance_info::busy)),
+        percent(mean_of(xs, &instance_info::backpressured)),
+        queue_text(sum_of(xs, &instance_info::queue_used),
+                   sum_of(xs, &instance_info::queue_capacity)),
+        watermark_text(xs, cols.full_watermark), short_duration(max_lag(xs)),
+        compact(sum_of(xs, &instance_info::dead_letters)),
+        compact(sum_of(xs, &instance_info::late))));
     is_instance_row.push_back(false);
     if (xs.size() < 2) continue;  // the component's row says it all
     for (auto* x : xs) {
-      table.push_back(cols.row("  [" + std::to_string(x->instance) + "]", "", "",
-                               compact(x->in_s), compact(x->out_s), percent(x->busy),
-                               percent(x->backpressured),
+      table.push_back(cols.row("  [" + std::to_string(x->instance) + "]", "", "", compact(x->in_s),
+                               compact(x->out_s), percent(x->busy), percent(x->backpressured),
                                queue_text(x->queue_used, x->queue_capacity),
-                               watermark_text({x}, cols.full_watermark),
-                               short_duration(x->lag_s), compact(x->dead_letters),
-                               compact(x->late)));
+                               watermark_text({x}, cols.full_watermark), short_duration(x->lag_s),
+                               compact(x->dead_letters), compact(x->late)));
       is_instance_row.push_back(true);
     }
   }
@@ -490,16 +511,21 @@ std::vector<std::string> render(const snapshot& s, const std::string& url, std::
     for (const auto& x : s.splits)
       parts.push_back(pad_right(x.split.empty() ? x.component : x.split, 24) + " " +
                       pad_left(std::to_string(x.instance), 4) + " " +
-                      pad_left(compact(x.position), 10) + " " + pad_left(compact(x.end), 10) +
-                      " " + pad_left(compact(x.lag), 8) + "  " +
-                      (x.paused ? "paused" : x.idle ? "idle" : "reading"));
+                      pad_left(compact(x.position), 10) + " " + pad_left(compact(x.end), 10) + " " +
+                      pad_left(compact(x.lag), 8) + "  " +
+                      (x.paused ? "paused"
+                       : x.idle ? "idle"
+                                : "reading"));
   }
 
   tail.emplace_back();
-  tail.push_back("scaling" + (s.scaling_policy.empty() ? std::string(": off") : " (" + s.scaling_policy + ")") +
-                 (s.scaling_latest.empty() ? std::string(s.scaling_policy.empty() ? "" : ": no decision yet")
-                                           : ": " + s.scaling_latest));
-  tail.push_back("restarts: " + (s.restart_latest.empty() ? std::string("none") : s.restart_latest));
+  tail.push_back("scaling" +
+                 (s.scaling_policy.empty() ? std::string(": off") : " (" + s.scaling_policy + ")") +
+                 (s.scaling_latest.empty()
+                      ? std::string(s.scaling_policy.empty() ? "" : ": no decision yet")
+                      : ": " + s.scaling_latest));
+  tail.push_back("restarts: " +
+                 (s.restart_latest.empty() ? std::string("none") : s.restart_latest));
 
   // Fit the height: drop partitions beyond what fits, then the instance rows, then cut.
   if (height > 0) {
@@ -620,7 +646,8 @@ key_event wait_for_key(bool keyboard, int ms, const sigset_t& stop_signals) {
 int run_top(const top_args& a) {
   auto interval = parse_seconds(a.interval);
   if (!interval) {
-    std::cerr << "pel top: --interval: '" << a.interval << "' is not a duration such as 1s or 500ms\n";
+    std::cerr << "pel top: --interval: '" << a.interval
+              << "' is not a duration such as 1s or 500ms\n";
     return exit_invalid;
   }
   std::unique_ptr<api_client> client;
@@ -672,10 +699,10 @@ int run_top(const top_args& a) {
         break;
       } else {
         lines.push_back(fit("pel top: " + problem.text, width));
-        lines.push_back(fit((problem.unreachable ? "the server is gone; retrying every "
-                                                 : "retrying every ") +
-                                a.interval + "; q quits",
-                            width));
+        lines.push_back(
+            fit((problem.unreachable ? "the server is gone; retrying every " : "retrying every ") +
+                    a.interval + "; q quits",
+                width));
         if (!last.empty()) {
           lines.emplace_back();
           lines.push_back("last seen:");
@@ -684,7 +711,8 @@ int run_top(const top_args& a) {
         }
       }
       terminal::draw(lines);
-      const auto ev = wait_for_key(term.has_input(), static_cast<int>(*interval * 1000), stop_signals);
+      const auto ev =
+          wait_for_key(term.has_input(), static_cast<int>(*interval * 1000), stop_signals);
       if (ev == key_event::quit) break;
       if (ev == key_event::next && !s.pipelines.empty()) {
         wanted.clear();
@@ -699,7 +727,7 @@ int run_top(const top_args& a) {
   return exit_ok;
 }
 
-} // namespace
+}  // namespace
 
 command top_command() {
   auto args = std::make_shared<top_args>();
@@ -726,4 +754,4 @@ command top_command() {
   return c;
 }
 
-} // namespace pel::cli
+}  // namespace pel::cli
