@@ -546,7 +546,7 @@ TEST_CASE("pel run: the run summary counts every component's records, dead lette
   auto r = run_pel({"run", "--progress", "never", dir / "p.yaml"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(contains(r.err, " records out, 2 dead letters, 0 late"));
+  CHECK(contains(r.err, " records out, 2 dead letters, 7 late"));
   // The rows whose time cannot be read are dead letters at their line of the file.
   auto dead = parse_json_lines(read_file(dir / "dead.json"));
   REQUIRE(dead.size() == 2);

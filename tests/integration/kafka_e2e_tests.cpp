@@ -155,18 +155,22 @@ TEST_CASE("the main job: feed, live analytics and viewer over the embedded broke
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   // show.yaml prints the bars that live.yaml wrote to the `bars` topic as a table:
-  // time symbol bar_open bar_high bar_low bar_close vwap bar_volume bar_trades
+  // time symbol bar_open bar_high bar_low bar_close vwap bar_volume bar_trades, the time in
+  // ISO 8601 (a window's start is an event time).
   std::set<std::string> symbols;
   int bars = 0;
   for (const auto& line : pel::e2e::lines_of(r.out)) {
     std::istringstream in(line);
-    long long time = 0, volume = 0, trades = 0;
-    std::string symbol;
+    long long volume = 0, trades = 0;
+    std::string time, symbol;
     double open, high, low, close, vwap;
     if (!(in >> time >> symbol >> open >> high >> low >> close >> vwap >> volume >> trades)) continue;
     ++bars;
     symbols.insert(symbol);
-    CHECK(time % 1000 == 0);  // 1 s windows
+    // 1 s windows of the generator's day: 2024-01-02T14:29:59.000Z, 2024-01-02T14:30:00.000Z...
+    CHECK(time.size() == 24);
+    CHECK(time.rfind("2024-01-02T", 0) == 0);
+    CHECK(time.substr(19) == ".000Z");
     CHECK(low <= open);
     CHECK(open <= high);
     CHECK(low <= close);
