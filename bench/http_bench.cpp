@@ -21,6 +21,7 @@
 // Writes bench/results/http.json and bench/results/http.md.
 
 #include "bench_support.hpp"
+#include "notional_sink.hpp"
 
 #include "pel/api/server.hpp"
 #include "pel/connectors/generator.hpp"
@@ -148,32 +149,8 @@ private:
   std::size_t next_ = 0, step_ = 1;
 };
 
-std::mutex g_sum_mu;
-checksum g_sum;
-
-/// Counts rows and sums the `notional` field.
-class checksum_sink final : public core::sink_base {
-public:
-  void open(const core::operator_context&, const core::schema_ptr& in) override {
-    col_ = in->index_of("notional");
-  }
-  void write(const core::batch& b) override {
-    c_.count += b.size();
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      double d;
-      if (core::as_number(b.row(i)[col_], d)) c_.sum += d;
-    }
-  }
-  void close() override {
-    std::lock_guard<std::mutex> g(g_sum_mu);
-    g_sum.count += c_.count;
-    g_sum.sum += c_.sum;
-  }
-
-private:
-  int col_ = -1;
-  checksum c_;
-};
+/// Totals of all the notional sink instances of a run.
+bench::notional_total g_sum;
 
 spec::registry bench_registry(const core::schema_ptr& trades) {
   spec::registry reg;
@@ -187,7 +164,7 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
   spec::component_schema sum;
   sum.type = "bench_checksum";
   sum.summary = "count and sum of notional (benchmark only)";
-  reg.add_sink(sum, [](const spec::config&) { return std::make_unique<checksum_sink>(); });
+  reg.add_sink(sum, [](const spec::config&) { return std::make_unique<bench::notional_sink>(g_sum); });
   return reg;
 }
 
@@ -290,7 +267,7 @@ struct run_result {
 /// scraper when `http`. The clock covers the job's start to its end, the server's start and
 /// every scrape included.
 run_result run_once(const spec::registry& reg, bool http) {
-  g_sum = {};
+  g_sum.reset();
   auto pipeline = spec::load_text(pipeline_yaml, "bench.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
@@ -335,7 +312,8 @@ run_result run_once(const spec::registry& reg, bool http) {
   out.seconds = (t1 - t0) / 1e9;
   out.cpu_seconds = c1 - c0;
   out.cores = out.cpu_seconds / out.seconds;
-  out.sum = g_sum;
+  out.sum.count = g_sum.count;
+  out.sum.sum = g_sum.sum;
   return out;
 }
 

@@ -9,6 +9,7 @@
 // Writes bench/results/pipeline.json and bench/results/pipeline.md.
 
 #include "bench_support.hpp"
+#include "notional_sink.hpp"
 #include "replay_source.hpp"
 
 #include "pel/connectors/generator.hpp"
@@ -109,32 +110,8 @@ checksum fused_loop(const prepared& p) {
 std::vector<core::batch>* g_feed = nullptr;
 
 /// Totals of all checksum sink instances of a run.
-std::mutex g_sum_mu;
-checksum g_sum;
-
-/// Counts rows and sums the `notional` field.
-class checksum_sink final : public core::sink_base {
-public:
-  void open(const core::operator_context&, const core::schema_ptr& in) override {
-    col_ = in->index_of("notional");
-  }
-  void write(const core::batch& b) override {
-    c_.count += b.size();
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      double d;
-      if (core::as_number(b.row(i)[col_], d)) c_.sum += d;
-    }
-  }
-  void close() override {
-    std::lock_guard<std::mutex> g(g_sum_mu);
-    g_sum.count += c_.count;
-    g_sum.sum += c_.sum;
-  }
-
-private:
-  int col_ = -1;
-  checksum c_;
-};
+/// Totals of all the notional sink instances of a run.
+bench::notional_total g_sum;
 
 /// Emits rows `t0` (steady ns at emission) and `v` at a fixed rate, for `seconds`.
 class paced_source final : public core::source_base {
@@ -240,7 +217,7 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
   spec::component_schema sum;
   sum.type = "bench_checksum";
   sum.summary = "count and sum of notional (benchmark only)";
-  reg.add_sink(sum, [](const spec::config&) { return std::make_unique<checksum_sink>(); });
+  reg.add_sink(sum, [](const spec::config&) { return std::make_unique<bench::notional_sink>(g_sum); });
   spec::component_schema paced;
   paced.type = "bench_paced";
   paced.summary = "rows stamped with the steady clock at a fixed rate (benchmark only)";
@@ -272,7 +249,7 @@ double run_pel(const spec::registry& reg, const prepared& p, const std::string& 
                checksum& out, double* cpu = nullptr) {
   std::vector<core::batch> feed = deep_copy(p.batches);  // before the clock starts
   g_feed = &feed;
-  g_sum = {};
+  g_sum.reset();
   auto pipeline = spec::load_text(yaml, "bench.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
@@ -289,7 +266,8 @@ double run_pel(const spec::registry& reg, const prepared& p, const std::string& 
     std::fprintf(stderr, "pipeline failed: %s\n", r.error.c_str());
     std::exit(1);
   }
-  out = g_sum;
+  out.count = g_sum.count;
+  out.sum = g_sum.sum;
   return (t1 - t0) / 1e9;
 }
 
