@@ -1,17 +1,11 @@
-# cmake -DDIR=<folder> -DOUT=<file.cpp> -P embed_files.cmake
-# Writes a C++ file that holds every file under DIR (hidden and backup files and README.md left out) as a
-# byte array, in the table declared by src/dashboard_files.hpp.
-file(GLOB_RECURSE files RELATIVE "${DIR}" "${DIR}/*")
-list(SORT files)
+# cmake -DDIR=<folder> -DNAMES=<a,b,c> -DOUT=<file.cpp> -P embed_files.cmake
+# Writes a C++ file that holds the files NAMES (relative to DIR) as byte arrays, in the table
+# declared by src/dashboard_files.hpp.
+string(REPLACE "," ";" files "${NAMES}")
 set(body "")
 set(table "")
 set(count 0)
 foreach(rel IN LISTS files)
-  get_filename_component(base "${rel}" NAME)
-  # The folder's README is for people reading the source, not something to serve.
-  if(base MATCHES "^\\." OR base MATCHES "~$" OR rel MATCHES "(^|/)\\." OR base STREQUAL "README.md")
-    continue()
-  endif()
   file(READ "${DIR}/${rel}" hex HEX)
   string(LENGTH "${hex}" hex_length)
   math(EXPR size "${hex_length} / 2")
