@@ -21,7 +21,7 @@
 // Writes bench/results/http.json and bench/results/http.md.
 
 #include "bench_support.hpp"
-#include "notional_sink.hpp"
+#include "trades_workload.hpp"
 
 #include "pel/api/server.hpp"
 #include "pel/connectors/generator.hpp"
@@ -61,31 +61,8 @@ constexpr std::int64_t qty_threshold = 100;
 // ---- prepared input ------------------------------------------------------------------------
 
 /// Trades generated before any clock starts, replayed over and over.
-struct pool {
-  core::schema_ptr schema;
-  std::vector<core::batch> batches;
-};
+using pool = bench::prepared_trades;
 
-pool prepare(std::size_t rows, std::size_t batch_rows) {
-  connectors::generator_options o;
-  o.profile = connectors::generator_profile::trades;
-  o.symbols = 1000;
-  o.count = rows;
-  o.seed = 7;
-  auto src = connectors::make_generator(o);
-  core::operator_context ctx;
-  src->open(ctx);
-  pool p;
-  p.schema = src->output_schema();
-  for (int guard = 0; guard < 1'000'000; ++guard) {
-    core::outputs out;
-    out.main.width = static_cast<std::uint32_t>(p.schema->size());
-    auto st = src->poll(out, batch_rows);
-    if (!out.main.empty()) p.batches.push_back(std::move(out.main));
-    if (st == core::poll_status::end) break;
-  }
-  return p;
-}
 
 struct checksum {
   std::uint64_t count = 0;
@@ -327,7 +304,7 @@ int main(int argc, char** argv) {
   const std::size_t batch_rows = 1024;
 
   std::printf("preparing %zu trades...\n", pool_rows);
-  pool p = prepare(pool_rows, batch_rows);
+  pool p = bench::prepare_trades(pool_rows, batch_rows);
   g_pool = &p;
   g_total_batches = rows / batch_rows;
   const checksum expected = expected_checksum(p, g_total_batches);

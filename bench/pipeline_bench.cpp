@@ -9,7 +9,7 @@
 // Writes bench/results/pipeline.json and bench/results/pipeline.md.
 
 #include "bench_support.hpp"
-#include "notional_sink.hpp"
+#include "trades_workload.hpp"
 #include "replay_source.hpp"
 
 #include "pel/connectors/generator.hpp"
@@ -47,36 +47,8 @@ constexpr std::int64_t qty_threshold = 100;
 
 // ---- prepared input ------------------------------------------------------------------------
 
-/// Trades generated before any clock starts, as batches of the generator's schema.
-struct prepared {
-  core::schema_ptr schema;
-  std::vector<core::batch> batches;
-  std::size_t rows = 0;
-};
+using prepared = bench::prepared_trades;
 
-prepared prepare(std::size_t rows, std::size_t batch_rows) {
-  connectors::generator_options o;
-  o.profile = connectors::generator_profile::trades;
-  o.symbols = 1000;
-  o.count = rows;
-  o.seed = 7;
-  auto src = connectors::make_generator(o);
-  core::operator_context ctx;
-  src->open(ctx);
-  prepared p;
-  p.schema = src->output_schema();
-  for (int guard = 0; guard < 1'000'000; ++guard) {
-    core::outputs out;
-    out.main.width = static_cast<std::uint32_t>(p.schema->size());
-    auto st = src->poll(out, batch_rows);
-    if (!out.main.empty()) {
-      p.rows += out.main.size();
-      p.batches.push_back(std::move(out.main));
-    }
-    if (st == core::poll_status::end) break;
-  }
-  return p;
-}
 
 std::vector<core::batch> deep_copy(const std::vector<core::batch>& in) { return in; }
 
@@ -335,7 +307,7 @@ int main(int argc, char** argv) {
   const std::string pel_binary = args.get_string("pel", PEL_BINARY_DIR "/framework/cli/pel");
 
   std::printf("preparing %zu trades...\n", rows);
-  prepared p = prepare(rows, batch_rows);
+  prepared p = bench::prepare_trades(rows, batch_rows);
   auto reg = bench_registry(p.schema);
 
   // --only=latency --latency-rate=R: just the latency pipeline at R rows/s.
