@@ -10,8 +10,8 @@ PEL_PACKAGES=(cmake ninja-build g++ ccache pkg-config libcaf-dev librdkafka-dev 
   catch2 libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
   libmosquitto-dev mosquitto mosquitto-clients kcat zlib1g-dev)
 # What only the test suite needs: a real Prometheus (and promtool) to scrape /metrics, Chromium
-# for the dashboard's browser test, tmux to read `pel top`'s screen.
-PEL_TEST_PACKAGES=(chromium prometheus tmux)
+# and Firefox for the dashboard's browser tests, tmux to read `pel top`'s screen.
+PEL_TEST_PACKAGES=(chromium firefox-esr prometheus tmux)
 
 # pel_install_missing [test]: the build's packages, and with `test` the test suite's too.
 pel_install_missing() {
