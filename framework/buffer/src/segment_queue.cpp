@@ -367,9 +367,17 @@ append_status segment_queue::append(const std::vector<std::string>& records, std
   std::uint64_t in_out = 0;
   auto flush = [&] {
     if (out.empty()) return;
-    write_full(fd_, out.data(), out.size(), segments_.back().path);
-    if (opts_.sync == sync_policy::every_append && ::fdatasync(fd_) != 0)
-      fail_io("cannot sync", segments_.back().path);
+    try {
+      write_full(fd_, out.data(), out.size(), segments_.back().path);
+      if (opts_.sync == sync_policy::every_append && ::fdatasync(fd_) != 0)
+        fail_io("cannot sync", segments_.back().path);
+    } catch (...) {
+      // A partial frame (disk full) must not stay in front of later appends, or the next
+      // open would cut them all as a torn tail.
+      const int saved = errno;
+      if (::ftruncate(fd_, static_cast<off_t>(segments_.back().bytes)) != 0) errno = saved;
+      throw;
+    }
     segments_.back().bytes += out.size();
     segments_.back().records += in_out;
     bytes_ += out.size();

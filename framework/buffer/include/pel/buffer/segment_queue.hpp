@@ -53,7 +53,9 @@ struct options {
   sync_policy sync = sync_policy::every_append;
 };
 
-/// Result of `append`. I/O failures throw `std::system_error` instead.
+/// Result of `append`. I/O failures (disk full) throw `std::system_error` instead; the
+/// segment is cut back to its last whole record, though a batch that spans segments may
+/// have had its first part appended.
 enum class append_status {
   ok,
   full,       ///< `when_full::block` and no room came within the timeout: nothing appended
