@@ -15,6 +15,9 @@ void register_builtin_connectors(spec::registry& reg) {
 #ifdef PEL_HAVE_KAFKA
   register_kafka_connectors(reg);
 #endif
+#ifdef PEL_HAVE_MQTT
+  register_mqtt_connectors(reg);
+#endif
   (void)reg;
 }
 

@@ -13,5 +13,6 @@ void register_file_connectors(spec::registry& reg);       ///< connectors/file
 void register_stdio_connectors(spec::registry& reg);      ///< connectors/stdio
 void register_generator_connectors(spec::registry& reg);  ///< connectors/generator
 void register_kafka_connectors(spec::registry& reg);      ///< connectors/kafka
+void register_mqtt_connectors(spec::registry& reg);       ///< connectors/mqtt
 
 } // namespace pel::connectors

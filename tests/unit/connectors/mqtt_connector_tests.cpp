@@ -1,0 +1,258 @@
+// The MQTT source and sink driven without the runtime against a real mosquitto broker, with
+// mosquitto_pub and mosquitto_sub on the other side.
+#include "connector_test_util.hpp"
+#include "mqtt_common.hpp"
+#include "mqtt_sink.hpp"
+#include "mqtt_source.hpp"
+#include "mqtt_test_broker.hpp"
+
+#include "pel/core/batch.hpp"
+#include "pel/spec/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace pel;
+using pel::testing::list;
+using pel::testing::map;
+using pel::testing::scalar;
+using pel::testing::test_config;
+using topic_template = connectors::mqtt_detail::topic_template;
+using namespace std::chrono_literals;
+
+namespace {
+
+core::operator_context ctx(const std::string& name) {
+  core::operator_context c;
+  c.name = name;
+  return c;
+}
+
+std::vector<std::pair<std::string, spec::node_ptr>> source_entries(const std::string& broker) {
+  return {{"broker", scalar(broker)},
+          {"topics", list({scalar("sensors/#")})},
+          {"qos", scalar("1")},
+          {"topic_fields", scalar("sensors/{site}/{device}")},
+          {"format", scalar("json")},
+          {"schema", map({{"temperature", scalar("double")}})}};
+}
+
+/// Polls `src` into `out` until `rows` main rows and `dead` dead letters are there.
+bool read(connectors::mqtt_source& src, core::outputs& out, std::size_t rows, std::size_t dead) {
+  return pel::testing::poll_until(
+      [&] {
+        src.poll(out, 256);
+        return out.main.size() >= rows && out.dead_letter.size() >= dead;
+      },
+      10s, 5ms);
+}
+
+std::string str(const core::value& v) { return std::get<std::string>(v); }
+
+}  // namespace
+
+TEST_CASE("mqtt topic templates turn levels into fields", "[mqtt]") {
+  topic_template t;
+  std::string error;
+  REQUIRE(topic_template::parse("sensors/{site}/{device}", t, error));
+  REQUIRE(t.fields() == std::vector<std::string>{"site", "device"});
+  std::vector<std::string_view> v;
+  REQUIRE(t.match("sensors/berlin/d7", v));
+  REQUIRE(v == std::vector<std::string_view>{"berlin", "d7"});
+  REQUIRE_FALSE(t.match("sensors/berlin", v));
+  REQUIRE_FALSE(t.match("sensors/berlin/d7/x", v));
+  REQUIRE_FALSE(t.match("other/berlin/d7", v));
+  REQUIRE(t.match("sensors//d7", v));  // an empty level is a level
+  REQUIRE(v == std::vector<std::string_view>{"", "d7"});
+
+  REQUIRE(topic_template::parse("a/{x}/#", t, error));
+  REQUIRE(t.match("a/1/b/c", v));
+  REQUIRE(v == std::vector<std::string_view>{"1"});
+  REQUIRE(t.match("a/1", v));  // `#` also matches no more levels, as in MQTT
+
+  REQUIRE_FALSE(topic_template::parse("a/x{y}", t, error));
+  REQUIRE_FALSE(topic_template::parse("a/#/b", t, error));
+  REQUIRE_FALSE(topic_template::parse("a/{}", t, error));
+  REQUIRE_FALSE(topic_template::parse("a/+", t, error));
+}
+
+TEST_CASE("mqtt source and sink settings are checked when the pipeline is built", "[mqtt]") {
+  auto bad_source = [](std::vector<std::pair<std::string, spec::node_ptr>> e) {
+    test_config c(map(std::move(e)), connectors::mqtt_source_params());
+    REQUIRE_THROWS_AS(connectors::mqtt_source(c.cfg), spec::config_error);
+  };
+  auto with = [](std::string key, spec::node_ptr v) {
+    auto e = source_entries("127.0.0.1:1883");
+    bool replaced = false;
+    for (auto& [k, n] : e)
+      if (k == key) n = v, replaced = true;
+    if (!replaced) e.emplace_back(key, v);
+    return e;
+  };
+  bad_source(with("broker", scalar("127.0.0.1:99999")));
+  bad_source(with("broker", scalar(":1883")));
+  bad_source(with("topics", list({scalar("a/#/b")})));
+  bad_source(with("clean_session", scalar("false")));  // no client_id
+  bad_source(with("topic_fields", scalar("sensors/{temperature}")));  // field exists
+  bad_source(with("topic_fields", scalar("sensors/x{y}")));
+  {
+    auto e = source_entries("127.0.0.1:1883");
+    e.pop_back();  // json without a schema
+    bad_source(e);
+  }
+  test_config sink(map({{"broker", scalar("127.0.0.1:1883")}, {"topic", scalar("a/#")}}),
+                   connectors::mqtt_sink_params());
+  REQUIRE_THROWS_AS(connectors::mqtt_sink(sink.cfg), spec::config_error);
+}
+
+TEST_CASE("mqtt source receives published messages with topic fields and dead-letters bad ones",
+          "[mqtt]") {
+  pel::testing::temp_dir dir;
+  pel::testing::mosquitto_broker broker(dir.path());
+  test_config c(map(source_entries(broker.address())), connectors::mqtt_source_params());
+  connectors::mqtt_source src(c.cfg);
+  REQUIRE(src.output_schema()->names() == "temperature, site, device");
+  src.open(ctx("readings"));
+  REQUIRE(pel::testing::poll_until([&] { return src.connects() == 1; }, 10s, 5ms));
+
+  core::outputs out;
+  out.main.width = static_cast<std::uint32_t>(src.output_schema()->size());
+  REQUIRE(broker.publish("sensors/berlin/d1", R"({"temperature": 21.5})"));
+  REQUIRE(broker.publish("sensors/paris/d2", R"({"temperature": -3})", 2));
+  REQUIRE(broker.publish("sensors/paris/d3", "not json"));
+  REQUIRE(broker.publish("sensors/nowhere", R"({"temperature": 1})", 0));
+  REQUIRE(read(src, out, 2, 2));
+
+  std::set<std::string> got;
+  for (std::size_t i = 0; i < out.main.size(); ++i) {
+    const auto* r = out.main.row(i);
+    got.insert(str(r[1]) + "/" + str(r[2]) + "=" + std::to_string(std::get<double>(r[0])));
+  }
+  REQUIRE(got == std::set<std::string>{"berlin/d1=21.500000", "paris/d2=-3.000000"});
+
+  // Dead letters say why, with the topic and the message id (QoS 1: a packet id; QoS 0: 0).
+  REQUIRE(out.dead_letter.size() == 2);
+  std::set<std::string> positions;
+  for (std::size_t i = 0; i < out.dead_letter.size(); ++i) {
+    const auto* d = out.dead_letter.row(i);
+    positions.insert(str(d[3]).substr(0, str(d[3]).find('@')));
+    REQUIRE(str(d[0]).find("topic " + str(d[3]).substr(0, str(d[3]).find('@'))) !=
+            std::string::npos);
+    REQUIRE(str(d[1]) == "readings");
+    if (str(d[4]) == "not json") {
+      REQUIRE(str(d[0]).find("invalid JSON") != std::string::npos);
+      REQUIRE(str(d[3]) != "sensors/paris/d3@0");
+    } else {
+      REQUIRE(str(d[0]).find("does not match topic_fields") != std::string::npos);
+      REQUIRE(str(d[3]) == "sensors/nowhere@0");
+    }
+  }
+  REQUIRE(positions == std::set<std::string>{"sensors/paris/d3", "sensors/nowhere"});
+  REQUIRE(src.received() == 4);
+  src.close();
+}
+
+TEST_CASE("mqtt source dead-letters messages over max_message_bytes", "[mqtt]") {
+  pel::testing::temp_dir dir;
+  pel::testing::mosquitto_broker broker(dir.path());
+  auto e = source_entries(broker.address());
+  e.emplace_back("max_message_bytes", scalar("64"));
+  test_config c(map(std::move(e)), connectors::mqtt_source_params());
+  connectors::mqtt_source src(c.cfg);
+  src.open(ctx("readings"));
+  REQUIRE(pel::testing::poll_until([&] { return src.connects() == 1; }, 10s, 5ms));
+  core::outputs out;
+  out.main.width = static_cast<std::uint32_t>(src.output_schema()->size());
+  const std::string big = R"({"temperature": 1, "pad": ")" + std::string(100, 'x') + "\"}";
+  REQUIRE(broker.publish("sensors/a/b", big));
+  REQUIRE(read(src, out, 0, 1));
+  REQUIRE(out.main.empty());
+  REQUIRE(str(out.dead_letter.row(0)[0]).find("over max_message_bytes") != std::string::npos);
+  REQUIRE(str(out.dead_letter.row(0)[4]) == big);
+}
+
+TEST_CASE("mqtt source reconnects and subscribes again after the broker restarts", "[mqtt]") {
+  pel::testing::temp_dir dir;
+  pel::testing::mosquitto_broker broker(dir.path());
+  test_config c(map(source_entries(broker.address())), connectors::mqtt_source_params());
+  connectors::mqtt_source src(c.cfg);
+  src.open(ctx("readings"));
+  REQUIRE(pel::testing::poll_until([&] { return src.connects() == 1; }, 10s, 5ms));
+  core::outputs out;
+  out.main.width = static_cast<std::uint32_t>(src.output_schema()->size());
+  REQUIRE(broker.publish("sensors/a/before", R"({"temperature": 1})"));
+  REQUIRE(read(src, out, 1, 0));
+
+  broker.stop();
+  REQUIRE(broker.start());
+  // The back-off starts at 1 s; the new broker has no subscriptions, so a message arrives
+  // only when the source has subscribed again.
+  REQUIRE(pel::testing::poll_until([&] { return src.connects() == 2; }, 15s, 10ms));
+  bool arrived = pel::testing::poll_until(
+      [&] {
+        broker.publish("sensors/a/after", R"({"temperature": 2})");
+        src.poll(out, 256);
+        return out.main.size() >= 2;
+      },
+      10s, 50ms);
+  REQUIRE(arrived);
+  REQUIRE(str(out.main.row(1)[2]) == "after");
+  std::vector<core::source_notice> notices;
+  src.take_notices(notices);
+  REQUIRE(std::any_of(notices.begin(), notices.end(), [](const core::source_notice& n) {
+    return n.text.find("lost") != std::string::npos;
+  }));
+}
+
+TEST_CASE("mqtt sink publishes each row to its templated topic", "[mqtt]") {
+  pel::testing::temp_dir dir;
+  pel::testing::mosquitto_broker broker(dir.path());
+  pel::testing::mosquitto_subscriber sub(broker, "sensors/#", dir.path() / "sub.txt");
+  // mosquitto_sub has subscribed once a probe message reaches it.
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        broker.publish("sensors/probe", "p", 0);
+        return !sub.lines().empty();
+      },
+      10s, 50ms));
+
+  test_config c(map({{"broker", scalar(broker.address())},
+                     {"topic", scalar("sensors/{device}/avg")},
+                     {"qos", scalar("1")},
+                     {"format", scalar("json")}}),
+                connectors::mqtt_sink_params());
+  connectors::mqtt_sink snk(c.cfg);
+  auto schema = std::make_shared<core::schema>();
+  schema->add("device", core::value_type::string);
+  schema->add("avg", core::value_type::number);
+  snk.open(ctx("out"), schema);
+  core::batch b(2);
+  for (int i = 0; i < 100; ++i) {
+    auto* r = b.append(0);
+    r[0] = std::string(i == 99 ? "a/b+c" : "d" + std::to_string(i % 3));
+    r[1] = i * 0.5;
+  }
+  snk.write(b);
+  snk.flush();
+  REQUIRE(snk.delivered() == 100);
+  REQUIRE(snk.topic_for(b.row(99)) == "sensors/a_b_c/avg");
+
+  std::vector<std::string> got;
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        got.clear();
+        for (const auto& l : sub.lines())
+          if (l.rfind("sensors/probe", 0) != 0) got.push_back(l);
+        return got.size() >= 100;
+      },
+      10s, 20ms));
+  REQUIRE(got.size() == 100);
+  REQUIRE(got[0] == R"(sensors/d0/avg {"device":"d0","avg":0})");
+  REQUIRE(got[4] == R"(sensors/d1/avg {"device":"d1","avg":2})");
+  REQUIRE(got[99] == R"(sensors/a_b_c/avg {"device":"a/b+c","avg":49.5})");
+  snk.close();
+}
