@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -470,4 +471,48 @@ TEST_CASE("a producer and a consumer on two threads", "[buffer]") {
   CHECK(c.delivered == n);
   CHECK(c.dropped == 0);
   CHECK(c.bytes_on_disk <= o.max_size);
+}
+
+// A write that fails half way (here the file size limit, as a full disk would) leaves no
+// partial frame behind: later appends stay readable and nothing is cut at the next open.
+TEST_CASE("a failed write is cut back to the last whole record", "[buffer]") {
+  temp_dir d("efbig");
+  options o;
+  o.dir = d.str();
+  o.segment_size = 1 << 20;
+  o.max_size = 4 << 20;
+  o.sync = sync_policy::none;
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{100000, 100000};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
+    segment_queue q(o);
+    std::uint64_t i = 0;
+    try {
+      for (; i < 1000; ++i) q.append(make_record(i, 3000));
+      ::_exit(11);  // the limit never struck
+    } catch (const std::system_error&) {
+    }
+    // The next small record fits under the limit once the partial frame is gone.
+    if (q.append(make_record(i, 100)) != append_status::ok) ::_exit(12);
+    ::_exit(static_cast<int>(i));  // records appended before the failure (< 256 here)
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  const auto appended = static_cast<std::uint64_t>(WEXITSTATUS(status));
+  REQUIRE(appended > 10);
+  REQUIRE(appended < 40);
+  segment_queue q(o);
+  CHECK(q.recovered().cut_bytes == 0);
+  CHECK(q.end_offset() == appended + 1);
+  auto all = q.pop(1000);
+  REQUIRE(all.size() == appended + 1);
+  for (std::uint64_t k = 0; k <= appended; ++k) {
+    REQUIRE(id_of(all[k].data) == k);
+    REQUIRE(well_formed(all[k].data));
+  }
+  CHECK(all.back().data.size() == 100);
 }
