@@ -264,7 +264,7 @@ std::string format_iso8601(std::int64_t ns) {
   const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
   const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
-  char buf[40];
+  char buf[128];  // room for any long long in each field, so the compiler sees no truncation
   std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(y),
                 static_cast<long long>(m), static_cast<long long>(d), static_cast<long long>(rest / 3'600'000),
                 static_cast<long long>(rest / 60'000 % 60), static_cast<long long>(rest / 1000 % 60),
