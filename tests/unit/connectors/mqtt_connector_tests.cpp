@@ -256,3 +256,68 @@ TEST_CASE("mqtt sink publishes each row to its templated topic", "[mqtt]") {
   REQUIRE(got[99] == R"(sensors/a_b_c/avg {"device":"a/b+c","avg":49.5})");
   snk.close();
 }
+
+TEST_CASE("mqtt source with clean_session false gets the QoS 1 and 2 messages sent while away",
+          "[mqtt]") {
+  pel::testing::temp_dir dir;
+  pel::testing::mosquitto_broker broker(dir.path());
+  auto e = source_entries(broker.address());
+  e.emplace_back("client_id", scalar("pel-session-test"));
+  e.emplace_back("clean_session", scalar("false"));
+  test_config c(map(std::move(e)), connectors::mqtt_source_params());
+  {
+    connectors::mqtt_source first(c.cfg);
+    first.open(ctx("readings"));
+    REQUIRE(pel::testing::poll_until([&] { return first.connects() == 1; }, 10s, 5ms));
+    core::outputs out;
+    out.main.width = static_cast<std::uint32_t>(first.output_schema()->size());
+    // Subscribed once a message gets through.
+    REQUIRE(pel::testing::poll_until(
+        [&] {
+          broker.publish("sensors/a/probe", R"({"temperature": 0})");
+          first.poll(out, 256);
+          return !out.main.empty();
+        },
+        10s, 50ms));
+    first.close();
+  }
+  // Away: the broker keeps these for the session.
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(broker.publish("sensors/away/d" + std::to_string(i),
+                           R"({"temperature": )" + std::to_string(i) + "}", 1 + i % 2));
+  connectors::mqtt_source second(c.cfg);
+  second.open(ctx("readings"));
+  core::outputs out;
+  out.main.width = static_cast<std::uint32_t>(second.output_schema()->size());
+  REQUIRE(read(second, out, 10, 0));
+  std::set<std::string> devices;
+  for (std::size_t i = 0; i < out.main.size(); ++i)
+    if (str(out.main.row(i)[1]) == "away") devices.insert(str(out.main.row(i)[2]));
+  REQUIRE(devices.size() == 10);
+
+  // With a clean session the same messages would be gone: the control.
+  auto clean = source_entries(broker.address());
+  clean.emplace_back("client_id", scalar("pel-session-clean"));
+  test_config cc(map(std::move(clean)), connectors::mqtt_source_params());
+  {
+    connectors::mqtt_source s(cc.cfg);
+    s.open(ctx("readings"));
+    REQUIRE(pel::testing::poll_until([&] { return s.connects() == 1; }, 10s, 5ms));
+    s.close();
+  }
+  REQUIRE(broker.publish("sensors/away/lost", R"({"temperature": 1})"));
+  connectors::mqtt_source again(cc.cfg);
+  again.open(ctx("readings"));
+  REQUIRE(pel::testing::poll_until([&] { return again.connects() == 1; }, 10s, 5ms));
+  core::outputs none;
+  none.main.width = static_cast<std::uint32_t>(again.output_schema()->size());
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        broker.publish("sensors/away/marker", R"({"temperature": 2})");
+        again.poll(none, 256);
+        return !none.main.empty();
+      },
+      10s, 50ms));
+  for (std::size_t i = 0; i < none.main.size(); ++i)
+    REQUIRE(str(none.main.row(i)[2]) != "lost");
+}
