@@ -2,7 +2,11 @@
 
 #include <mosquitto.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -54,6 +58,20 @@ std::vector<spec::param> connection_params(bool source) {
       param::duration("reconnect_delay_max")
           .def("30s")
           .doc("Longest wait between reconnection attempts."),
+      param::object(
+          "tls",
+          {
+              param::string("ca_file").req().doc(
+                  "PEM file of the certificate authorities the broker's certificate is checked "
+                  "against."),
+              param::string("cert_file").doc(
+                  "PEM client certificate, for brokers that require one (with `key_file`)."),
+              param::string("key_file").doc("PEM private key of `cert_file` (not encrypted)."),
+              param::boolean("insecure").def("false").doc(
+                  "Do not check that the broker's certificate names the `broker` host (the "
+                  "chain is still checked). For tests only."),
+          })
+          .doc("Connect with TLS. Without it the connection is plain TCP."),
   };
 }
 
@@ -75,6 +93,24 @@ connection read_connection(const spec::config& cfg) {
   if (cfg.has("password")) {
     if (!cfg.has("username")) cfg.fail("password", "a password needs a `username`");
     c.password = cfg.get_string("password");
+  }
+  if (cfg.has("tls")) {
+    const spec::config tls = cfg.child("tls");
+    auto readable = [&](const char* key) {
+      std::string path = tls.get_string(key);
+      if (::access(path.c_str(), R_OK) != 0)
+        tls.fail(key, "cannot read '" + path + "': " + std::strerror(errno));
+      return path;
+    };
+    c.ca_file = readable("ca_file");
+    if (tls.has("cert_file") != tls.has("key_file"))
+      tls.fail(tls.has("cert_file") ? "cert_file" : "key_file",
+               "`cert_file` and `key_file` go together");
+    if (tls.has("cert_file")) {
+      c.cert_file = readable("cert_file");
+      c.key_file = readable("key_file");
+    }
+    c.tls_insecure = tls.get_bool("insecure");
   }
   c.keepalive_s = static_cast<int>(whole_seconds(cfg, "keepalive", 5));
   c.reconnect_min_s = whole_seconds(cfg, "reconnect_delay", 1);
@@ -105,6 +141,14 @@ handle_ptr make_client(const connection& c, bool clean_session, void* userdata,
                                              c.password.empty() ? nullptr : c.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS)
       throw std::runtime_error("mqtt '" + component + "': username/password: " + error_text(rc));
+  }
+  if (!c.ca_file.empty()) {
+    const int rc = mosquitto_tls_set(h.get(), c.ca_file.c_str(), nullptr,
+                                     c.cert_file.empty() ? nullptr : c.cert_file.c_str(),
+                                     c.key_file.empty() ? nullptr : c.key_file.c_str(), nullptr);
+    if (rc != MOSQ_ERR_SUCCESS)
+      throw std::runtime_error("mqtt '" + component + "': tls: " + error_text(rc));
+    if (c.tls_insecure) mosquitto_tls_insecure_set(h.get(), true);
   }
   mosquitto_reconnect_delay_set(h.get(), c.reconnect_min_s, c.reconnect_max_s, true);
   return h;

@@ -32,7 +32,7 @@ struct endpoint {
 endpoint parse_broker(const spec::config& cfg);
 
 /// The connection parameters both sides have: broker, client_id, username, password, keepalive,
-/// reconnect_delay, reconnect_delay_max.
+/// reconnect_delay, reconnect_delay_max, tls.
 std::vector<spec::param> connection_params(bool source);
 
 /// Settings read from the connection parameters.
@@ -44,6 +44,11 @@ struct connection {
   int keepalive_s = 30;
   unsigned reconnect_min_s = 1;
   unsigned reconnect_max_s = 30;
+  // TLS (`tls:`), on when `ca_file` is set.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool tls_insecure = false;
 };
 connection read_connection(const spec::config& cfg);
 

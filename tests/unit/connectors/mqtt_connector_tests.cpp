@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -320,4 +321,56 @@ TEST_CASE("mqtt source with clean_session false gets the QoS 1 and 2 messages se
       10s, 50ms));
   for (std::size_t i = 0; i < none.main.size(); ++i)
     REQUIRE(str(none.main.row(i)[2]) != "lost");
+}
+
+TEST_CASE("mqtt source connects with TLS to a broker whose certificate its CA signed", "[mqtt]") {
+  pel::testing::temp_dir dir;
+  const auto d = dir.path().string();
+  // A throwaway CA and a server certificate for localhost / 127.0.0.1, made by openssl.
+  pel::testing::write_file(d + "/san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  const std::string q = " >/dev/null 2>&1";
+  REQUIRE(std::system(("cd " + d +
+                       " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt"
+                       " -days 1 -subj /CN=pel-test-ca" + q +
+                       " && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr"
+                       " -subj /CN=localhost" + q +
+                       " && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key"
+                       " -CAcreateserial -out server.crt -days 1 -extfile san.ext" + q +
+                       // mosquitto started as root reads them as the user `mosquitto`.
+                       " && chmod a+rx . && chmod a+r ca.crt server.crt server.key")
+                          .c_str()) == 0);
+  pel::testing::mosquitto_broker broker(
+      dir.path(),
+      "cafile " + d + "/ca.crt\ncertfile " + d + "/server.crt\nkeyfile " + d + "/server.key\n",
+      {"--cafile", d + "/ca.crt"});
+
+  auto e = source_entries("localhost:" + std::to_string(broker.port()));
+  e.emplace_back("tls", map({{"ca_file", scalar(d + "/ca.crt")}}));
+  test_config c(map(std::move(e)), connectors::mqtt_source_params());
+  connectors::mqtt_source src(c.cfg);
+  src.open(ctx("readings"));
+  // Without TLS the same broker does not get as far as a connection.
+  test_config plain(map(source_entries(broker.address())), connectors::mqtt_source_params());
+  connectors::mqtt_source no_tls(plain.cfg);
+  no_tls.open(ctx("plain"));
+
+  core::outputs out;
+  out.main.width = static_cast<std::uint32_t>(src.output_schema()->size());
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        broker.publish("sensors/tls/d1", R"({"temperature": 5})");
+        src.poll(out, 256);
+        return !out.main.empty();
+      },
+      15s, 50ms));
+  REQUIRE(str(out.main.row(0)[1]) == "tls");
+  REQUIRE(src.connects() == 1);
+  REQUIRE(no_tls.connects() == 0);
+  no_tls.close();
+
+  // A CA file that is not there is a config error, found when the pipeline is built.
+  auto bad = source_entries(broker.address());
+  bad.emplace_back("tls", map({{"ca_file", scalar(d + "/missing.crt")}}));
+  test_config b(map(std::move(bad)), connectors::mqtt_source_params());
+  REQUIRE_THROWS_AS(connectors::mqtt_source(b.cfg), spec::config_error);
 }

@@ -86,8 +86,13 @@ inline void kill_and_reap(pid_t& pid) {
 
 class mosquitto_broker {
 public:
-  /// `dir` holds its config and log.
-  explicit mosquitto_broker(std::filesystem::path dir) : dir_(std::move(dir)) {
+  /// `dir` holds its config and log. `listener_conf` is added after the `listener` line (TLS
+  /// files); `client_args` are given to mosquitto_pub and mosquitto_sub (`--cafile ...`).
+  explicit mosquitto_broker(std::filesystem::path dir, std::string listener_conf = "",
+                            std::vector<std::string> client_args = {})
+      : dir_(std::move(dir)),
+        listener_conf_(std::move(listener_conf)),
+        client_args_(std::move(client_args)) {
     for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
       port_ = free_loopback_port();
       start();
@@ -109,7 +114,7 @@ public:
     if (pid_ > 0) return true;
     const auto conf = (dir_ / "mosquitto.conf").string();
     std::ofstream(conf) << "listener " << port_ << " 127.0.0.1\n"
-                        << "allow_anonymous true\n"
+                        << listener_conf_ << "allow_anonymous true\n"
                         << "persistence false\n";
     pid_ = spawn_logged({"mosquitto", "-c", conf}, (dir_ / "mosquitto.log").string());
     const bool up = poll_until(
@@ -133,16 +138,23 @@ public:
 
   /// Publishes `payload` to `topic` with mosquitto_pub; true when it exited 0.
   bool publish(const std::string& topic, const std::string& payload, int qos = 1) const {
-    pid_t pid = spawn_logged({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(port_),
-                              "-q", std::to_string(qos), "-t", topic, "-m", payload},
-                             (dir_ / "pub.log").string());
+    std::vector<std::string> args{"mosquitto_pub", "-h",  host(), "-p", std::to_string(port_),
+                                  "-q",            std::to_string(qos), "-t", topic, "-m", payload};
+    args.insert(args.end(), client_args_.begin(), client_args_.end());
+    pid_t pid = spawn_logged(args, (dir_ / "pub.log").string());
     int status = 0;
     ::waitpid(pid, &status, 0);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
 
+  /// The host clients connect to: `localhost` with TLS (the name in the test certificate).
+  std::string host() const { return client_args_.empty() ? "127.0.0.1" : "localhost"; }
+  const std::vector<std::string>& client_args() const noexcept { return client_args_; }
+
 private:
   std::filesystem::path dir_;
+  std::string listener_conf_;
+  std::vector<std::string> client_args_;
   int port_ = 0;
   pid_t pid_ = -1;
 };
@@ -154,9 +166,10 @@ public:
   mosquitto_subscriber(const mosquitto_broker& b, const std::string& filter,
                        std::filesystem::path out, int qos = 1)
       : out_(std::move(out)) {
-    pid_ = spawn_logged({"mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(b.port()),
-                         "-q", std::to_string(qos), "-v", "-t", filter},
-                        out_.string());
+    std::vector<std::string> args{"mosquitto_sub", "-h", b.host(), "-p", std::to_string(b.port()),
+                                  "-q", std::to_string(qos), "-v", "-t", filter};
+    args.insert(args.end(), b.client_args().begin(), b.client_args().end());
+    pid_ = spawn_logged(args, out_.string());
   }
   ~mosquitto_subscriber() { kill_and_reap(pid_); }
   mosquitto_subscriber(const mosquitto_subscriber&) = delete;
