@@ -152,7 +152,9 @@ void group_takeover(bool exactly_once, bool state_dir) {
         return v.by_via.count("a") > 0 && v.by_via.count("b") > 0 &&
                covered(v, 0, produced) == produced;
       },
-      std::chrono::milliseconds(25000));
+      // The mock cluster's group can take several rounds of rebalancing to settle two new
+      // members under load (commits are refused meanwhile): one run needed more than 25 s.
+      std::chrono::milliseconds(60000));
   INFO("a stderr: " << a->err() << "\nb stderr: " << b->err());
   REQUIRE(both);
   REQUIRE_FALSE(a->exited());
