@@ -1409,7 +1409,6 @@ job_status job::status() const {
   st.checkpoints = js.checkpoints_done.load();
   st.checkpoints_abandoned = js.checkpoints_abandoned.load();
   st.last_checkpoint = js.committed.load();
-  st.committed_checkpoint = st.last_checkpoint;
   st.last_checkpoint_bytes = js.last_checkpoint_bytes.load();
   st.last_checkpoint_ns = js.last_checkpoint_ns.load();
   st.max_checkpoint_ns = js.max_checkpoint_ns.load();

@@ -78,7 +78,6 @@ struct chain_counters {
   /// Sources: `source_base::offered()` as last sampled (negative: unknown).
   std::atomic<double> offered_rate{-1}, backlog{-1};
   // Live figures for `job::status` (written by the instance, read by any thread).
-  std::atomic<std::int64_t> idle_ns{0};       ///< waiting for input
   std::atomic<std::int64_t> started_ns{0};    ///< steady clock at start (0: not started)
   std::atomic<std::uint32_t> queue_capacity{0}, outbound{0}, credits{0}, credit_capacity{0};
   std::atomic<std::int64_t> watermark_ns{INT64_MIN};

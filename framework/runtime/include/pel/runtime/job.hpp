@@ -77,7 +77,7 @@ struct instance_metrics {
   std::uint32_t max_queued_batches = 0;  ///< high-water mark of `queued_batches`
   std::uint32_t max_outbound_batches = 0;  ///< high-water mark of sealed, unsent batches
   // Live figures of the chain instance (read by `job::status`; zero in `job::metrics`).
-  std::int64_t idle_ns = 0;           ///< time spent waiting for input (since it started)
+  std::int64_t idle_ns = 0;           ///< since it started, time neither busy nor backpressured
   std::int64_t started_ns = 0;        ///< steady clock when the instance started
   std::uint32_t queue_capacity = 0;   ///< input batches it may hold: credits x open inputs
   std::uint32_t outbound_batches = 0; ///< sealed batches waiting for credit now
@@ -179,11 +179,10 @@ struct job_status {
   // Checkpoints.
   std::uint64_t restored_from = 0;
   std::uint64_t checkpoints = 0, checkpoints_abandoned = 0;
-  std::uint64_t last_checkpoint = 0, last_checkpoint_bytes = 0;
+  std::uint64_t last_checkpoint = 0, last_checkpoint_bytes = 0;  ///< the last completed (committed) one
   std::int64_t last_checkpoint_ns = 0, max_checkpoint_ns = 0;
   std::int64_t last_checkpoint_at_ns = 0;  ///< wall clock of the last completion (0: none)
   std::uint64_t checkpoint_in_progress = 0;  ///< id, 0: none
-  std::uint64_t committed_checkpoint = 0;
   // Supervision.
   std::uint64_t restarts = 0, quarantined = 0;
   std::vector<std::string> restart_log;
