@@ -22,6 +22,8 @@ foreach(file
     examples/sensors/tests/air_quality.test.yaml
     examples/sensors/tests/device_averages.test.yaml
     examples/sensors/tests/nab_anomalies.test.yaml
-    examples/autoscaling/tests/load_steps.test.yaml)
+    examples/autoscaling/tests/load_steps.test.yaml
+    examples/edge/tests/edge.test.yaml
+    examples/edge/tests/replay.test.yaml)
   pel_test_yaml(${file})
 endforeach()
