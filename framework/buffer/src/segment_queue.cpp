@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -109,11 +110,53 @@ segment_queue::segment_queue(options opts) : opts_(std::move(opts)) {
   fs::create_directories(opts_.dir, ec);
   if (ec)
     throw std::runtime_error("segment queue: cannot create " + opts_.dir + ": " + ec.message());
-  recover();
+  // One process at a time: two writers would interleave frames. The lock goes with the
+  // process (a killed owner releases it).
+  const std::string lock_path = opts_.dir + "/lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) fail_io("cannot open", lock_path);
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char owner[32] = {};
+    const ssize_t n = ::pread(lock_fd_, owner, sizeof owner - 1, 0);
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    std::string who = n > 0 ? std::string(owner, static_cast<std::size_t>(n)) : std::string();
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    throw std::runtime_error("segment queue: " + opts_.dir + " is in use by another process" +
+                             (who.empty() ? std::string() : " (pid " + who + ")") +
+                             ": give each running pipeline its own buffer directory");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) == 0) (void)!::pwrite(lock_fd_, pid.data(), pid.size(), 0);
+  try {
+    recover();
+  } catch (...) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw;
+  }
 }
 
 segment_queue::~segment_queue() {
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+bool segment_queue::wait_pending(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(mu_);
+  auto pending = [&] { return segments_.back().first + segments_.back().records > ack_; };
+  appended_.wait_for(lk, timeout, [&] { return pending() || woken_; });
+  woken_ = false;
+  return pending();
+}
+
+void segment_queue::wake() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    woken_ = true;
+  }
+  appended_.notify_all();
+  acked_.notify_all();
 }
 
 std::string segment_queue::segment_path(std::uint64_t first) const {
@@ -396,6 +439,7 @@ append_status segment_queue::append(const std::vector<std::string>& records, std
   }
   flush();
   stats_.appended += records.size();
+  appended_.notify_all();
   return append_status::ok;
 }
 
@@ -498,6 +542,26 @@ std::string encode_row(const std::vector<core::value>& row) {
   w.put<std::uint32_t>(static_cast<std::uint32_t>(row.size()));
   for (const auto& v : row) w.put_value(v);
   return w.take();
+}
+
+std::string encode_row(const core::value* row, std::uint32_t width, std::int64_t time) {
+  core::state_writer w;
+  w.put<std::int64_t>(time);
+  w.put<std::uint32_t>(width);
+  for (std::uint32_t i = 0; i < width; ++i) w.put_value(row[i]);
+  return w.take();
+}
+
+std::int64_t decode_row(std::string_view record, std::vector<core::value>& out) {
+  core::state_reader r(record);
+  const auto t = r.get<std::int64_t>();
+  const auto n = r.get<std::uint32_t>();
+  if (n > record.size()) throw std::runtime_error("segment queue: malformed row record");
+  out.clear();
+  out.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) out.push_back(r.get_value());
+  if (!r.at_end()) throw std::runtime_error("segment queue: row record has trailing bytes");
+  return t;
 }
 
 std::vector<core::value> decode_row(std::string_view record) {

@@ -452,6 +452,13 @@ private:
           n.make_sink = e->make;
           auto proto = e->make(settings);
           if (!proto) throw std::runtime_error("the factory returned no sink");
+          if (c.buffer && proto->exactly_once()) {
+            diag(c.buffer->at, path_of(c) + ".buffer",
+                 "a buffer delivers at least once (it re-sends what the sink had not confirmed "
+                 "before a failure), which `delivery: exactly_once` would not hold to: remove "
+                 "the buffer or use `delivery: at_least_once`");
+            return false;
+          }
           n.key_columns.resize(n.input_schemas.size());
           break;
         }

@@ -1,5 +1,7 @@
 #include "chain.hpp"
 
+#include "pel/buffer/buffered_sink.hpp"
+
 #include <algorithm>
 #include <iterator>
 #include <limits>
@@ -186,6 +188,35 @@ void chain_instance::rebuild_edges() {
 
 chain_instance::~chain_instance() = default;
 
+core::sink_ptr chain_instance::make_sink(node_rt& nr) {
+  const plan::node* n = nr.n;
+  core::sink_ptr sink;
+  if (n->spec.buffer) {
+    const spec::buffer_spec& b = *n->spec.buffer;
+    buffer::sink_options o;
+    o.dir = b.dir;
+    o.max_size = b.max_size;
+    o.drop_oldest = b.drop_oldest;
+    o.fsync = b.fsync;
+    o.batch = b.batch;
+    o.retry_max = std::chrono::milliseconds(std::max<std::int64_t>(1, b.retry_max_ns / 1'000'000));
+    o.retry_min = std::min(o.retry_min, o.retry_max);
+    o.drain_timeout = std::chrono::milliseconds(b.drain_timeout_ns / 1'000'000);
+    sink = buffer::make_buffered_sink([n] { return n->make_sink(n->spec.settings); }, o);
+  } else {
+    sink = n->make_sink(n->spec.settings);
+  }
+  core::sink_binding bind;
+  node_counters* counters = nr.counters;
+  bind.notify = [js = &js_, counters, who = who_](const core::source_notice& nt) {
+    if (nt.lost > 0) counters->lost.fetch_add(nt.lost, std::memory_order_relaxed);
+    js->log(static_cast<int>(nt.severity), who + ": " + nt.text);
+  };
+  bind.gauges = &counters->buffer;
+  sink->bind(bind);
+  return sink;
+}
+
 bool chain_instance::is_blocking_source() const noexcept {
   return source_ != nullptr && source_->blocking();
 }
@@ -221,7 +252,7 @@ void chain_instance::start() {
         nr.timer_ns = nr.op->timer_interval_ns();
         break;
       case spec::component_kind::sink:
-        nr.sink = nr.n->make_sink(settings);
+        nr.sink = make_sink(nr);
         nr.sink->open(ctx, nr.n->input_schemas.empty() ? core::schema_ptr{} : nr.n->input_schemas.front());
         break;
     }

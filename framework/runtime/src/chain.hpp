@@ -124,6 +124,9 @@ private:
   void go_idle(std::size_t from);
   /// Logs what the source noticed and counts the input it lost.
   void take_source_notices();
+  /// Builds the sink of `nr`, behind its store-and-forward buffer when it has one, and binds
+  /// it to the job (log, counters).
+  core::sink_ptr make_sink(node_rt& nr);
   void advance_watermark(std::int64_t wm, std::size_t from);
   void recompute_watermark();
   /// Aligned barriers: once every open input delivered the barrier some input is blocked

@@ -6,6 +6,7 @@
 #include "pel/plan/plan.hpp"
 #include "pel/runtime/job.hpp"
 #include "checkpoint_store.hpp"
+#include "pel/core/sink.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -67,6 +68,7 @@ struct node_counters {
   std::atomic<std::uint64_t> rows_in{0}, rows_out{0}, dead{0}, late{0};
   std::atomic<std::uint64_t> lost{0};  ///< sources: input lost before it was read (retention)
   std::atomic<std::int64_t> max_split_lead_ns{0};  ///< sources with splits: see split_watermarks::lead
+  core::sink_buffer_gauges buffer;  ///< sinks with a `buffer:` (written by the sink)
 };
 
 /// Counters of one chain instance.

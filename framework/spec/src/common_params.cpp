@@ -183,6 +183,37 @@ std::vector<detail::common_key> make_common_keys() {
       }).doc("Event-time settings of a source: where the time of each record comes from and "
              "how watermarks follow it."),
       true, false, false);
+  add(param::object("buffer", {
+          param::string("dir").req().doc(
+              "Directory of the buffer; each instance of the sink keeps its records in "
+              "`<dir>/<sink name>-<instance>`. Only one process may use it at a time (it is "
+              "locked)."),
+          param::bytes("max_size").def("1GiB").min(2 << 20).doc(
+              "Bound on the buffer's files on disk."),
+          param::string("when_full").def("block").one_of({"block", "drop_oldest"}).doc(
+              "When the buffer is full: `block` stops taking records (the pipeline "
+              "backpressures up to its sources) until the sink catches up; `drop_oldest` "
+              "deletes the oldest records, counted (`dropped`) and logged."),
+          param::boolean("fsync").def("true").doc(
+              "Flush appended records to the disk before going on: they then survive a power "
+              "loss. `false`: they survive the process being killed, not a power loss, at a "
+              "lower cost per batch."),
+          param::integer("batch").def("1000").min(1).max(1000000).doc(
+              "Most records handed to the sink at a time when forwarding."),
+          param::duration("retry_max").def("10s").doc(
+              "Longest wait between two attempts while the sink fails (the wait starts at "
+              "100 ms and doubles)."),
+          param::duration("drain_timeout").def("30s").doc(
+              "At the end of the stream, how long to wait for the buffer to be forwarded "
+              "before stopping; what is left stays on disk and goes first on the next run."),
+      }).doc(
+          "A durable store-and-forward buffer in front of this sink: records are appended to "
+          "checksummed files on disk, and a forwarder hands them to the sink in order and "
+          "removes them only once the sink has confirmed them (at least once). While the sink "
+          "fails or its destination is unreachable, records accumulate on disk and drain when "
+          "it is back; they survive a crash or `kill -9` and are sent after a restart. A "
+          "checkpoint barrier is acknowledged once the records before it are on disk."),
+      false, false, true);
   add(param::object("supervision", supervision_fields(false)).doc(
           "This component's supervision settings, overriding `pipeline.supervision` "
           "(`strategy` and `shutdown_timeout` are set for the whole pipeline only)."),

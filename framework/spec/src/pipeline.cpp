@@ -1042,6 +1042,19 @@ private:
                       : part == "broadcast" ? partitioning::broadcast
                                             : partitioning::automatic;
       out.supervision = read_supervision(common.child("supervision"), s.supervision, false);
+      if (b.kind == component_kind::sink && common.has("buffer")) {
+        const config bc = common.child("buffer");
+        buffer_spec bs;
+        bs.dir = bc.get_string("dir");
+        bs.max_size = static_cast<std::uint64_t>(bc.get_bytes("max_size"));
+        bs.drop_oldest = bc.get_string("when_full") == "drop_oldest";
+        bs.fsync = bc.get_bool("fsync");
+        bs.batch = static_cast<std::uint32_t>(bc.get_int("batch"));
+        bs.retry_max_ns = bc.get_duration_ns("retry_max");
+        bs.drain_timeout_ns = bc.get_duration_ns("drain_timeout");
+        if (const node::entry* e = b.n->find("buffer")) bs.at = e->key_mark;
+        out.buffer = bs;
+      }
       if (b.kind == component_kind::source && common.has("event_time")) {
         const config et = common.child("event_time");
         event_time_spec t;

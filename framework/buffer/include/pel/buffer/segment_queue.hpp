@@ -89,7 +89,9 @@ struct recovery {
   std::vector<std::string> warnings;
 };
 
-/// Thread-safe: one producer and one consumer may use it from different threads.
+/// Thread-safe: one producer and one consumer may use it from different threads. The
+/// directory is locked (`dir/lock`, flock) while it is open: a second queue on it, in this
+/// or another process, throws.
 class segment_queue {
 public:
   /// Opens (creating) the directory and recovers it: every segment is read and its checksums
@@ -123,6 +125,12 @@ public:
   /// `peek` then `ack` of what it returned: for consumers that cannot fail.
   std::vector<record> pop(std::size_t max_records, std::size_t max_bytes = SIZE_MAX);
 
+  /// Waits up to `timeout` until a record is pending (appended, not acknowledged) or `wake`
+  /// is called; returns whether one is.
+  bool wait_pending(std::chrono::milliseconds timeout);
+  /// Wakes `wait_pending` (and a blocked `append`, which then re-checks its room) at once.
+  void wake();
+
   std::uint64_t ack_offset() const;
   std::uint64_t end_offset() const;  ///< offset the next appended record gets
   counters stats() const;
@@ -149,6 +157,9 @@ private:
   recovery recovery_;
   mutable std::mutex mu_;
   std::condition_variable acked_;
+  std::condition_variable appended_;
+  bool woken_ = false;
+  int lock_fd_ = -1;  ///< `dir/lock`, held with flock while open
   std::deque<segment> segments_;  ///< oldest first; the back one is written to
   int fd_ = -1;                   ///< the back segment, open for appending
   std::uint64_t ack_ = 0;
@@ -159,6 +170,11 @@ private:
   std::uint64_t cur_pos_ = 0;
   counters stats_;
 };
+
+/// Encodes a row of `width` values and its event time into a record (state_writer layout).
+std::string encode_row(const core::value* row, std::uint32_t width, std::int64_t time);
+/// Decodes what the overload above wrote: the values into `out` (cleared), returns the time.
+std::int64_t decode_row(std::string_view record, std::vector<core::value>& out);
 
 /// Encodes a row of values into a record (pel::core::state_writer layout).
 std::string encode_row(const std::vector<core::value>& row);

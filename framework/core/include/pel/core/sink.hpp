@@ -5,17 +5,46 @@
 #include "pel/core/batch.hpp"
 #include "pel/core/operator.hpp"
 #include "pel/core/schema.hpp"
+#include "pel/core/source.hpp"
 #include "pel/core/state_io.hpp"
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace pel::core {
+
+/// Live figures of a sink's store-and-forward buffer (`buffer:`). The sink writes them from
+/// its own threads; the runtime reads them at any time for `job::status`.
+struct sink_buffer_gauges {
+  std::atomic<bool> present{false};        ///< the sink has a buffer
+  std::atomic<bool> forwarding{true};      ///< false while handing records to the sink fails
+  std::atomic<std::uint64_t> appended{0};  ///< records appended to the buffer (this run)
+  std::atomic<std::uint64_t> forwarded{0}; ///< records the sink confirmed (this run)
+  std::atomic<std::uint64_t> dropped{0};   ///< unforwarded records deleted by `drop_oldest`
+  std::atomic<std::uint64_t> full_events{0};  ///< appends that found the buffer full
+  std::atomic<std::uint64_t> failures{0};  ///< failed attempts to forward (each retried)
+  std::atomic<std::uint64_t> pending{0};   ///< records on disk waiting to be forwarded
+  std::atomic<std::uint64_t> bytes_on_disk{0};
+  std::atomic<std::uint64_t> max_size{0};
+};
+
+/// What the runtime gives a sink before `open`, for work the sink does in the background.
+struct sink_binding {
+  /// Logs a line for the user; thread-safe. `lost` counts records dropped (a full buffer).
+  std::function<void(const source_notice&)> notify;
+  /// Lives as long as the job; never null when bound.
+  sink_buffer_gauges* gauges = nullptr;
+};
 
 /// A sink instance. The runtime calls it from one thread at a time.
 class sink_base {
 public:
   virtual ~sink_base() = default;
+
+  /// Called by the runtime before `open`. Sinks that do nothing in the background ignore it.
+  virtual void bind(const sink_binding& b) { (void)b; }
 
   /// Called once with the schema of the rows it will receive.
   virtual void open(const operator_context& ctx, const schema_ptr& input) = 0;

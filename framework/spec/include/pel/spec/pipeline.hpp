@@ -110,6 +110,18 @@ struct scaling_spec {
   mark at;                             ///< where the block is
 };
 
+/// A sink's store-and-forward buffer (`buffer:`), see the key's reference.
+struct buffer_spec {
+  std::string dir;
+  std::uint64_t max_size = 1ull << 30;
+  bool drop_oldest = false;  ///< `when_full: drop_oldest`; else block
+  bool fsync = true;
+  std::uint32_t batch = 1000;
+  std::int64_t retry_max_ns = 10'000'000'000;
+  std::int64_t drain_timeout_ns = 30'000'000'000;
+  mark at;  ///< where the `buffer:` key is
+};
+
 /// One source, operator or sink block.
 struct component {
   std::string name;
@@ -127,6 +139,7 @@ struct component {
   /// The pipeline's supervision settings overridden by the component's own `supervision:`
   /// block (`strategy` and `shutdown_timeout` are always the pipeline's).
   supervision_spec supervision;
+  std::optional<buffer_spec> buffer;  ///< sinks only
 };
 
 /// Pipeline-wide settings (the `pipeline:` block).
