@@ -375,6 +375,20 @@ std::string render_instances(const sample& prev, const sample& cur) {
         o.field("state_bytes", nullptr);
       o.field("dead_letters", m.dead_letters);
       o.field("late", m.late);
+      if (m.buffer.present) {
+        object b(o.key("buffer"));
+        b.field("forwarding", m.buffer.forwarding);
+        b.field("pending", m.buffer.pending);
+        b.field("bytes_on_disk", m.buffer.bytes_on_disk);
+        b.field("max_size", m.buffer.max_size);
+        b.field("appended", m.buffer.appended);
+        b.field("forwarded", m.buffer.forwarded);
+        b.field("dropped", m.buffer.dropped);
+        b.field("full_events", m.buffer.full_events);
+        b.field("failures", m.buffer.failures);
+      } else {
+        o.field("buffer", nullptr);
+      }
     }
   }
   return out;
@@ -805,6 +819,34 @@ std::string render_metrics(const std::vector<metrics_input>& ps,
                [](const im& m, const js&) {
                  return m.state_bytes < 0 ? nan : static_cast<double>(m.state_bytes);
                });
+  // Sinks with a store-and-forward buffer only (the others have no series).
+  auto buffered = [](auto get) {
+    return [get](const im& m, const js&) { return m.buffer.present ? get(m.buffer) : nan; };
+  };
+  using bm = runtime::buffer_metrics;
+  per_instance(out, ps, "pel_buffer_pending_records", "gauge",
+               "Records in the sink's buffer waiting to be forwarded.",
+               buffered([](const bm& b) { return static_cast<double>(b.pending); }));
+  per_instance(out, ps, "pel_buffer_bytes", "gauge", "Bytes of the sink's buffer on disk.",
+               buffered([](const bm& b) { return static_cast<double>(b.bytes_on_disk); }));
+  per_instance(out, ps, "pel_buffer_max_bytes", "gauge", "The bound of the sink's buffer.",
+               buffered([](const bm& b) { return static_cast<double>(b.max_size); }));
+  per_instance(out, ps, "pel_buffer_forwarding", "gauge",
+               "1 while the sink takes the buffer's records, 0 while forwarding fails.",
+               buffered([](const bm& b) { return b.forwarding ? 1.0 : 0.0; }));
+  per_instance(out, ps, "pel_buffer_appended_total", "counter", "Records appended to the buffer.",
+               buffered([](const bm& b) { return static_cast<double>(b.appended); }));
+  per_instance(out, ps, "pel_buffer_forwarded_total", "counter",
+               "Records the sink confirmed from the buffer.",
+               buffered([](const bm& b) { return static_cast<double>(b.forwarded); }));
+  per_instance(out, ps, "pel_buffer_dropped_total", "counter",
+               "Records deleted unsent by when_full: drop_oldest.",
+               buffered([](const bm& b) { return static_cast<double>(b.dropped); }));
+  per_instance(out, ps, "pel_buffer_full_total", "counter", "Appends that found the buffer full.",
+               buffered([](const bm& b) { return static_cast<double>(b.full_events); }));
+  per_instance(out, ps, "pel_buffer_forward_failures_total", "counter",
+               "Failed attempts to hand records to the sink (each retried).",
+               buffered([](const bm& b) { return static_cast<double>(b.failures); }));
   {
     family f(out, "pel_instances", "gauge", "Current parallelism of the component.");
     for (const auto& p : ps)

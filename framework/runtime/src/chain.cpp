@@ -208,9 +208,11 @@ core::sink_ptr chain_instance::make_sink(node_rt& nr) {
   }
   core::sink_binding bind;
   node_counters* counters = nr.counters;
-  bind.notify = [js = &js_, counters, who = who_](const core::source_notice& nt) {
+  // The sink's lines name it; `lost` (rows a full buffer dropped) counts with the sink's
+  // other losses in the run summary.
+  bind.notify = [js = &js_, counters](const core::source_notice& nt) {
     if (nt.lost > 0) counters->lost.fetch_add(nt.lost, std::memory_order_relaxed);
-    js->log(static_cast<int>(nt.severity), who + ": " + nt.text);
+    js->log(static_cast<int>(nt.severity), nt.text);
   };
   bind.gauges = &counters->buffer;
   sink->bind(bind);

@@ -418,6 +418,20 @@ struct job::impl {
     x.queued_batches = cm.queued.load();
     x.max_queued_batches = cm.max_queued.load();
     x.max_outbound_batches = cm.max_outbound.load();
+    const core::sink_buffer_gauges& g = m.buffer;
+    if (g.present.load(std::memory_order_relaxed)) {
+      buffer_metrics& b = x.buffer;
+      b.present = true;
+      b.forwarding = g.forwarding.load(std::memory_order_relaxed);
+      b.appended = g.appended.load(std::memory_order_relaxed);
+      b.forwarded = g.forwarded.load(std::memory_order_relaxed);
+      b.dropped = g.dropped.load(std::memory_order_relaxed);
+      b.full_events = g.full_events.load(std::memory_order_relaxed);
+      b.failures = g.failures.load(std::memory_order_relaxed);
+      b.pending = g.pending.load(std::memory_order_relaxed);
+      b.bytes_on_disk = g.bytes_on_disk.load(std::memory_order_relaxed);
+      b.max_size = g.max_size.load(std::memory_order_relaxed);
+    }
     return x;
   }
 

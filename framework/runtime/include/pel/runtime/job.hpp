@@ -56,6 +56,20 @@ struct scaling_event {
 };
 
 /// Counters of one instance of one component. Rows are counted per batch.
+/// A sink's store-and-forward buffer (`buffer:`), as `job::status` last read it.
+struct buffer_metrics {
+  bool present = false;     ///< the sink has a buffer (the rest is zero otherwise)
+  bool forwarding = true;   ///< false while handing records to the sink fails
+  std::uint64_t appended = 0;     ///< records appended (this instance's life)
+  std::uint64_t forwarded = 0;    ///< records the sink confirmed
+  std::uint64_t dropped = 0;      ///< records `when_full: drop_oldest` deleted unsent
+  std::uint64_t full_events = 0;  ///< appends that found it full
+  std::uint64_t failures = 0;     ///< failed attempts to forward
+  std::uint64_t pending = 0;      ///< records on disk waiting
+  std::uint64_t bytes_on_disk = 0;
+  std::uint64_t max_size = 0;
+};
+
 struct instance_metrics {
   std::string component;
   std::uint32_t instance = 0;
@@ -88,6 +102,7 @@ struct instance_metrics {
   /// Bytes of its state in the last checkpoint or rescale it took part in (-1: none yet).
   std::int64_t state_bytes = -1;
   std::uint32_t global_id = 0;  ///< the instance's id in the job (never reused)
+  buffer_metrics buffer;        ///< sinks with a `buffer:` (read by `job::status` only)
 };
 
 /// Totals of one component over its instances.
