@@ -7,10 +7,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -288,6 +290,10 @@ void kafka_broker::stop() {
   impl_->shutdown();
 }
 
+namespace {
+std::atomic<int> broker_signal{0};  ///< SIGUSR2s received and not yet acted on
+}  // namespace
+
 int run_kafka_broker(const kafka_broker_options& opts, std::atomic<bool>& stop) {
   for (const auto& t : opts.topics) {
     std::string name;
@@ -324,9 +330,28 @@ int run_kafka_broker(const kafka_broker_options& opts, std::atomic<bool>& stop) 
       return 1;
     }
   }
+  // SIGUSR2 takes every broker down (connections closed, new ones refused, data kept) and the
+  // next one brings them back: an uplink outage for tests and demonstrations.
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { broker_signal.fetch_add(1); };
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGUSR2, &sa, nullptr);
   std::cout << "bootstrap: " << boot << "\n"
-            << "retention: " << kafka_broker_retention << std::endl;
-  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            << "retention: " << kafka_broker_retention << "\n"
+            << "outage: kill -USR2 " << ::getpid()
+            << " takes the brokers down (data kept), the next one brings them back" << std::endl;
+  bool down = false;
+  while (!stop.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int n = broker_signal.exchange(0); n > 0; --n) {
+      down = !down;
+      for (int id = 1; id <= broker->broker_count(); ++id) {
+        if (down) broker->broker_down(id);
+        else broker->broker_up(id);
+      }
+      std::cout << (down ? "brokers down" : "brokers up") << std::endl;
+    }
+  }
   broker->stop();
   return 0;
 }
