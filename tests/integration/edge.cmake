@@ -6,7 +6,10 @@ find_program(PEL_MOSQUITTO_PUB_EDGE mosquitto_pub)
 find_program(PEL_MOSQUITTO_SUB_EDGE mosquitto_sub)
 find_program(PEL_KCAT_EDGE kcat)
 find_program(PEL_CURL_EDGE curl)
-if(TARGET pel_connectors_mqtt AND TARGET pel_connectors_kafka AND TARGET pel_e2e_support
+# It runs `pel kafka-broker`, which a build without the embedded broker
+# (PEL_WITH_KAFKA_BROKER OFF, as the edge profile has it) does not have.
+if((NOT DEFINED PEL_WITH_KAFKA_BROKER OR PEL_WITH_KAFKA_BROKER)
+   AND TARGET pel_connectors_mqtt AND TARGET pel_connectors_kafka AND TARGET pel_e2e_support
    AND PEL_MOSQUITTO_EDGE AND PEL_MOSQUITTO_PUB_EDGE AND PEL_MOSQUITTO_SUB_EDGE AND PEL_KCAT_EDGE
    AND PEL_CURL_EDGE)
   pel_test(examples_edge_tests
