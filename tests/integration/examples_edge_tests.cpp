@@ -8,7 +8,9 @@
 // must then add up, device by device, to what was published less the bad readings (each
 // minute once, or repeated identically: the buffer is at least once); the bad readings must
 // be in the dead-letter file with their reasons; and the anomaly detector must have flagged
-// something.
+// something. Then the README's outage: the broker's brokers go down with their data kept
+// (SIGUSR2), a second replay waits in the buffer, and after SIGUSR2 brings them back Kafka
+// holds both replays' minutes, adding up the same way.
 #include "e2e_support.hpp"
 #include "json_line.hpp"
 #include "mqtt_test_broker.hpp"
@@ -36,8 +38,8 @@ namespace {
 /// What mosquitto_sub saw on one device's topic.
 struct published {
   std::string site;
-  std::size_t sent = 0;  ///< every message
-  std::size_t bad = 0;   ///< "ERR", null or outside -40..200 (what edge.yaml rejects)
+  std::size_t sent = 0;            ///< every message
+  std::size_t bad = 0;             ///< "ERR", null or outside -40..200 (what edge.yaml rejects)
   std::set<std::int64_t> minutes;  ///< the minutes (ts / 60000) of its good readings
 };
 
@@ -56,9 +58,12 @@ std::map<std::string, published> published_by_device(const std::vector<std::stri
     p.site = topic.substr(8, slash - 8);
     ++p.sent;
     const auto& t = msg->fields.at("temperature");
-    const bool number = std::holds_alternative<std::int64_t>(t) || std::holds_alternative<double>(t);
-    if (!number || msg->num("temperature") < -40 || msg->num("temperature") > 200) ++p.bad;
-    else p.minutes.insert(msg->integer("ts") / 60000);
+    const bool number =
+        std::holds_alternative<std::int64_t>(t) || std::holds_alternative<double>(t);
+    if (!number || msg->num("temperature") < -40 || msg->num("temperature") > 200)
+      ++p.bad;
+    else
+      p.minutes.insert(msg->integer("ts") / 60000);
   }
   return out;
 }
@@ -71,8 +76,8 @@ std::string kcat_topic(const std::string& boot, const std::string& topic) {
 /// The value of a /metrics line `name{...component="C"...} V` of the edge pipeline (-1 when
 /// it is not there), read with curl.
 double metric(int http_port, const std::string& name, const std::string& component) {
-  const auto text = pel::e2e::shell_output("curl -s --max-time 10 http://127.0.0.1:" +
-                                           std::to_string(http_port) + "/metrics");
+  const auto text = pel::e2e::shell_output(
+      "curl -s --max-time 10 http://127.0.0.1:" + std::to_string(http_port) + "/metrics");
   const std::string label = "component=\"" + component + "\"";
   for (const auto& l : lines_of(text))
     if (l.rfind(name + "{", 0) == 0 && l.find(label) != std::string::npos)
@@ -86,16 +91,65 @@ std::unique_ptr<pel::e2e::process> start_kafka(int port, const std::string& boot
   auto kafka = std::make_unique<pel::e2e::process>(std::vector<std::string>{
       pel::e2e::pel_binary(), "kafka-broker", "--port", std::to_string(port), "--topics",
       "edge-aggregates:3,edge-alerts:1", "--bootstrap-file", bootstrap_file});
-  const bool up = kafka->wait_until(
-      [&] { return !read_file(bootstrap_file).empty(); }, 30000ms);
+  const bool up = kafka->wait_until([&] { return !read_file(bootstrap_file).empty(); }, 30000ms);
   if (!up) throw std::runtime_error("pel kafka-broker did not start: " + kafka->err());
   return kafka;
 }
 
+/// Checks the aggregates read from Kafka against what mosquitto_sub saw: every device's
+/// minutes add up to its good readings, each minute once or repeated identically (at least
+/// once). Returns how many were repeated.
+std::size_t check_aggregates(const std::vector<pel::e2e::json_object>& aggregates,
+                             const std::map<std::string, published>& pub) {
+  std::map<std::string, std::size_t> readings;
+  std::map<std::pair<std::string, std::int64_t>, std::string> minutes;
+  std::size_t repeated = 0, expected_minutes = 0;
+  for (const auto& a : aggregates) {
+    const auto& device = a.str("device");
+    const auto p = pub.find(device);
+    if (p == pub.end()) continue;  // the probes
+    REQUIRE(a.str("site") == p->second.site);
+    // A minute sent twice (in the Kafka client when a flush timed out, and again from the
+    // buffer) must be the same aggregate, and counts once.
+    const std::pair<std::string, std::int64_t> key{device, a.integer("window_start")};
+    const std::string text = a.str("site") + " " + std::to_string(a.integer("readings")) + " " +
+                             std::to_string(a.num("avg_temperature"));
+    const auto [it, first] = minutes.emplace(key, text);
+    if (!first) {
+      REQUIRE(it->second == text);
+      ++repeated;
+      continue;
+    }
+    readings[device] += static_cast<std::size_t>(a.integer("readings"));
+    REQUIRE(a.integer("window_end") - a.integer("window_start") == 60000);
+    REQUIRE(a.num("min_temperature") <= a.num("avg_temperature") + 1e-9);
+    REQUIRE(a.num("avg_temperature") <= a.num("max_temperature") + 1e-9);
+    REQUIRE(a.num("min_temperature") >= -40);
+  }
+  for (const auto& [device, p] : pub) {
+    INFO(device << ": sent " << p.sent << ", bad " << p.bad);
+    CHECK(readings[device] == p.sent - p.bad);
+    expected_minutes += p.minutes.size();
+  }
+  CHECK(minutes.size() == expected_minutes);
+  return repeated;
+}
+
+/// The number of distinct (device, minute) aggregates of `pub`'s devices in `aggregates`.
+std::size_t distinct_minutes(const std::vector<pel::e2e::json_object>& aggregates,
+                             const std::map<std::string, published>& pub) {
+  std::set<std::pair<std::string, std::int64_t>> seen;
+  for (const auto& a : aggregates)
+    if (pub.count(a.str("device"))) seen.insert({a.str("device"), a.integer("window_start")});
+  return seen.size();
+}
+
 }  // namespace
 
-TEST_CASE("the edge example: 60 replayed devices reach Kafka as minute aggregates that add up, bad readings as dead letters",
-          "[mqtt][examples][e2e]") {
+TEST_CASE(
+    "the edge example: 60 replayed devices reach Kafka as minute aggregates that add up, bad "
+    "readings as dead letters",
+    "[mqtt][examples][e2e]") {
   pel::e2e::temp_dir dir;
   // As examples/edge/mosquitto.conf: the replay publishes in a burst, so mosquitto may queue
   // more than its default 1000 messages for the edge node.
@@ -118,13 +172,16 @@ TEST_CASE("the edge example: 60 replayed devices reach Kafka as minute aggregate
   const std::string late = dir / "late.jsonl";
   pel::e2e::process_options env;
   env.cwd = dir.path().string();
-  env.env = {"MQTT_BROKER=" + mqtt.address(),   "KAFKA_BOOTSTRAP=" + boot,
-             "EDGE_CLIENT_ID=edge-e2e",         "EDGE_DEAD_LETTERS=" + dead,
-             "EDGE_LATE=" + late,               "EDGE_STATE_DIR=" + (dir / "state"),
+  env.env = {"MQTT_BROKER=" + mqtt.address(),
+             "KAFKA_BOOTSTRAP=" + boot,
+             "EDGE_CLIENT_ID=edge-e2e",
+             "EDGE_DEAD_LETTERS=" + dead,
+             "EDGE_LATE=" + late,
+             "EDGE_STATE_DIR=" + (dir / "state"),
              "EDGE_BUFFER_DIR=" + (dir / "buffer")};
   pel::e2e::process edge({pel::e2e::pel_binary(), "run", "--progress", "never", "--http",
-                         "127.0.0.1:0", dir / "edge.yaml"},
-                        env);
+                          "127.0.0.1:0", dir / "edge.yaml"},
+                         env);
   std::smatch m;
   static const std::regex http_line(R"(HTTP API and dashboard at http://[^ ]+:([0-9]+)/)");
   REQUIRE(edge.wait_until([&] { return std::regex_search(edge.err(), m, http_line); }, 30000ms));
@@ -150,8 +207,7 @@ TEST_CASE("the edge example: 60 replayed devices reach Kafka as minute aggregate
   // The replay: 22,695 readings, 50 of them bad on purpose (replay.yaml says which).
   pel::e2e::process_options replay_env;
   replay_env.env = {"MQTT_BROKER=" + mqtt.address()};
-  const auto replay =
-      pel::e2e::run_pel({"run", "examples/edge/replay.yaml"}, 180000ms, replay_env);
+  const auto replay = pel::e2e::run_pel({"run", "examples/edge/replay.yaml"}, 180000ms, replay_env);
   INFO(replay.err);
   REQUIRE(replay.exit_code == 0);
 
@@ -203,43 +259,12 @@ TEST_CASE("the edge example: 60 replayed devices reach Kafka as minute aggregate
       [&] {
         edge.wait_until([] { return false; }, 200ms);
         aggregates = pel::e2e::parse_json_lines(kcat_topic(boot, "edge-aggregates"));
-        std::set<std::pair<std::string, std::int64_t>> seen;
-        for (const auto& a : aggregates)
-          if (pub.count(a.str("device"))) seen.insert({a.str("device"), a.integer("window_start")});
-        return seen.size() >= device_minutes || edge.exited();
+        return distinct_minutes(aggregates, pub) >= device_minutes || edge.exited();
       },
       120000ms);
   REQUIRE(complete);
   REQUIRE_FALSE(edge.exited());
-  std::map<std::string, std::size_t> readings;
-  std::map<std::pair<std::string, std::int64_t>, std::string> minutes;
-  std::size_t repeated = 0;
-  for (const auto& a : aggregates) {
-    const auto& device = a.str("device");
-    if (!pub.count(device)) continue;
-    REQUIRE(a.str("site") == pub[device].site);
-    // At least once: a minute sent twice (in the Kafka client when a flush timed out, and
-    // again from the buffer) must be the same aggregate, and counts once.
-    const std::pair<std::string, std::int64_t> key{device, a.integer("window_start")};
-    const std::string text = a.str("site") + " " + std::to_string(a.integer("readings")) + " " +
-                             std::to_string(a.num("avg_temperature"));
-    const auto [it, first] = minutes.emplace(key, text);
-    if (!first) {
-      REQUIRE(it->second == text);
-      ++repeated;
-      continue;
-    }
-    readings[device] += static_cast<std::size_t>(a.integer("readings"));
-    REQUIRE(a.integer("window_end") - a.integer("window_start") == 60000);
-    REQUIRE(a.num("min_temperature") <= a.num("avg_temperature") + 1e-9);
-    REQUIRE(a.num("avg_temperature") <= a.num("max_temperature") + 1e-9);
-    REQUIRE(a.num("min_temperature") >= -40);
-  }
-  for (const auto& [device, p] : pub) {
-    INFO(device << ": sent " << p.sent << ", bad " << p.bad);
-    CHECK(readings[device] == p.sent - p.bad);
-  }
-  CHECK(minutes.size() == device_minutes);
+  const std::size_t repeated = check_aggregates(aggregates, pub);
   // The backlog has drained.
   REQUIRE(pel::e2e::eventually(
       [&] {
@@ -248,9 +273,10 @@ TEST_CASE("the edge example: 60 replayed devices reach Kafka as minute aggregate
                metric(http, "pel_buffer_pending_records", "alerts") == 0;
       },
       30000ms));
-  std::printf("edge example: %zu readings published, %zu bad, %zu device-minutes buffered "
-              "during the outage and delivered (%zu of them twice)\n",
-              good + bad, bad, device_minutes, repeated);
+  std::printf(
+      "edge example: %zu readings published, %zu bad, %zu device-minutes buffered "
+      "during the outage and delivered (%zu of them twice)\n",
+      good + bad, bad, device_minutes, repeated);
 
   // The bad readings are dead letters with a reason: "ERR" refused by the source (with its
   // topic), nulls and the -273.15 sentinel by the plausibility check.
@@ -298,6 +324,59 @@ TEST_CASE("the edge example: 60 replayed devices reach Kafka as minute aggregate
   }
   CHECK(reasons.count("zscore") == 1);
   CHECK(reasons.count("above") == 1);
+
+  // The README's outage: the brokers go down with their data kept (SIGUSR2), a second replay
+  // four hours on (after the first closer) waits in the buffer, and follows what was
+  // delivered before once they are back (SIGUSR2 again).
+  auto kafka_says = [&](const std::string& what) {
+    return kafka->wait_until(
+        [&] {
+          return kafka->out().find(what) != std::string::npos ||
+                 kafka->err().find(what) != std::string::npos;
+        },
+        10000ms);
+  };
+  kafka->send_signal(SIGUSR2);
+  REQUIRE(kafka_says("brokers down"));
+  replay_env.env.push_back("REPLAY_START_MS=1717214400000");
+  const auto replay2 =
+      pel::e2e::run_pel({"run", "examples/edge/replay.yaml"}, 180000ms, replay_env);
+  INFO(replay2.err);
+  REQUIRE(replay2.exit_code == 0);
+  REQUIRE(pel::e2e::eventually(
+      [&] {
+        edge.wait_until([] { return false; }, 50ms);
+        std::size_t n = 0;
+        pub = published_by_device(sub.lines());
+        for (const auto& [device, p] : pub) n += p.sent;
+        return n == 2 * 22695;
+      },
+      60000ms));
+  REQUIRE(mqtt.publish("sensors/probe/closer", R"({"ts": 1717224400000, "temperature": 80})"));
+  REQUIRE(pel::e2e::eventually(
+      [&] {
+        edge.wait_until([] { return false; }, 200ms);
+        return metric(http, "pel_buffer_pending_records", "aggregates") >=
+                   static_cast<double>(device_minutes) ||
+               edge.exited();
+      },
+      60000ms));
+  REQUIRE_FALSE(edge.exited());
+  kafka->send_signal(SIGUSR2);
+  REQUIRE(kafka_says("brokers up"));
+  REQUIRE(pel::e2e::eventually(
+      [&] {
+        edge.wait_until([] { return false; }, 200ms);
+        aggregates = pel::e2e::parse_json_lines(kcat_topic(boot, "edge-aggregates"));
+        return distinct_minutes(aggregates, pub) >= 2 * device_minutes || edge.exited();
+      },
+      120000ms));
+  REQUIRE_FALSE(edge.exited());
+  const std::size_t repeated2 = check_aggregates(aggregates, pub);
+  std::printf(
+      "edge example, second outage (broker down, data kept): %zu device-minutes in "
+      "Kafka, %zu of them twice\n",
+      distinct_minutes(aggregates, pub), repeated2);
 
   edge.send_signal(SIGTERM);
   const auto r = edge.wait(30000ms);
