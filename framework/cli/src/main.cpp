@@ -17,9 +17,10 @@
 #include "pel/spec/registry.hpp"
 
 #ifdef PEL_HAVE_KAFKA
-#include "pel/connectors/kafka_broker.hpp"
-
 #include <librdkafka/rdkafka.h>
+#endif
+#ifdef PEL_HAVE_KAFKA_BROKER
+#include "pel/connectors/kafka_broker.hpp"
 #endif
 
 #include <CLI/CLI.hpp>
@@ -440,7 +441,7 @@ void stop_in_order(std::vector<std::unique_ptr<pel::runtime::job>>& jobs, bool d
 int cmd_run(const run_args& a, signal_watcher& signals) {
   auto reg = builtin_registry();
 
-#ifdef PEL_HAVE_KAFKA
+#ifdef PEL_HAVE_KAFKA_BROKER
   std::unique_ptr<pel::connectors::kafka_broker> broker;
   if (a.embedded_kafka) {
     pel::connectors::kafka_broker_options bo;
@@ -457,7 +458,8 @@ int cmd_run(const run_args& a, signal_watcher& signals) {
   }
 #else
   if (a.embedded_kafka) {
-    std::cerr << "this pel was built without Kafka (PEL_WITH_KAFKA=OFF)\n";
+    std::cerr << "this pel was built without the embedded Kafka broker (PEL_PROFILE=edge or "
+                 "PEL_WITH_KAFKA=OFF)\n";
     return exit_invalid;
   }
 #endif
@@ -606,7 +608,7 @@ int cmd_docs(const std::string& out_dir) {
 
 // ---- pel kafka-broker ----------------------------------------------------------------------
 
-#ifdef PEL_HAVE_KAFKA
+#ifdef PEL_HAVE_KAFKA_BROKER
 int cmd_kafka_broker(const pel::connectors::kafka_broker_options& o, signal_watcher& signals) {
   static std::atomic<bool> stop{false};
   signals.start([] { stop = true; });
@@ -690,7 +692,10 @@ int main(int argc, char** argv) {
       "  pel lint --explain p.yaml       ...and print its physical plan\n"
       "  pel run pipeline.yaml           run it until its inputs end or Ctrl-C\n"
       "  pel docs --out docs/reference   write the YAML reference\n"
-      "  pel kafka-broker --topics t:4   host an embedded Kafka broker\n\n"
+#ifdef PEL_HAVE_KAFKA_BROKER
+      "  pel kafka-broker --topics t:4   host an embedded Kafka broker\n"
+#endif
+      "\n"
       "Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage.",
       "pel"};
   app.require_subcommand(1);
@@ -760,7 +765,7 @@ int main(int argc, char** argv) {
   auto* docs_cmd = app.add_subcommand("docs", "Write the YAML reference generated from the component schemas");
   docs_cmd->add_option("--out", docs_out, "Output folder");
 
-#ifdef PEL_HAVE_KAFKA
+#ifdef PEL_HAVE_KAFKA_BROKER
   pel::connectors::kafka_broker_options broker;
   auto* broker_cmd = app.add_subcommand(
       "kafka-broker",
@@ -773,6 +778,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   broker_cmd->add_option("--topics", broker.topics, "Topics to create, as name:partitions")->delimiter(',');
   broker_cmd->add_option("--bootstrap-file", broker.bootstrap_file, "Also write the bootstrap address to this file");
+#else
+  // Not in --help; named so that asking for it says why instead of "not expected".
+  auto* broker_cmd =
+      app.add_subcommand("kafka-broker", "")->group("")->allow_extras()->fallthrough(false);
 #endif
 
   std::vector<pel::cli::command> extra{pel::cli::test_command(), pel::cli::top_command(),
@@ -819,7 +828,7 @@ int main(int argc, char** argv) {
                         " is not a loopback address: serving it needs a token (--http-token TOKEN or "
                         "PEL_HTTP_TOKEN), or bind 127.0.0.1");
     }
-#ifdef PEL_HAVE_KAFKA
+#ifdef PEL_HAVE_KAFKA_BROKER
     if (*broker_cmd)
       for (const auto& p : topic_problems(broker.topics)) usage.push_back("--topics: " + p);
 #endif
@@ -837,8 +846,14 @@ int main(int argc, char** argv) {
     if (*docs_cmd) return cmd_docs(docs_out);
     for (auto& c : extra)
       if (*c.sub) return c.run();
-#ifdef PEL_HAVE_KAFKA
+#ifdef PEL_HAVE_KAFKA_BROKER
     if (*broker_cmd) return cmd_kafka_broker(broker, signals);
+#else
+    if (*broker_cmd) {
+      std::cerr << "pel kafka-broker: this pel was built without the embedded Kafka broker "
+                   "(PEL_PROFILE=edge or PEL_WITH_KAFKA=OFF); run it from a full build\n";
+      return exit_invalid;
+    }
 #endif
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
