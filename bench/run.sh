@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the benchmarks in Release and runs them; each writes bench/results/<name>.json and
 # <name>.md, and this script assembles docs/benchmarks.md from the .md files.
-#   usage: bench/run.sh [pipeline|vwap|kafka|alignment|checkpoint|rescale|http ...]   (default: all)
+#   usage: bench/run.sh [pipeline|vwap|kafka|alignment|checkpoint|rescale|http|mqtt|edge ...]
+#                                                    (default: all)
 #          bench/run.sh --report                     (only reassemble docs/benchmarks.md)
+# `edge` also builds the edge profile's pel (-DPEL_PROFILE=edge, its own build type) in
+# <build dir>-edge and measures it against the full build's pel.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/deployments/local/common.sh"
@@ -33,10 +36,15 @@ PEL_BUILD_DIR="${PEL_BENCH_BUILD_DIR:-$root/build-release}"
 PEL_BUILD_TYPE=Release
 pel_install_missing
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(pipeline vwap kafka alignment checkpoint rescale http)
+[ ${#names[@]} -gt 0 ] || names=(pipeline vwap kafka alignment checkpoint rescale http mqtt edge)
 targets=(pel)
 for n in "${names[@]}"; do targets+=("${n}_bench"); done
 pel_build -DPEL_BUILD_TESTS=OFF -DPEL_BUILD_BENCH=ON -- "${targets[@]}"
+if [[ " ${names[*]} " == *" edge "* ]]; then
+  # An empty build type: the profile's own (cmake/pel_profile.cmake).
+  (PEL_BUILD_DIR="$PEL_BUILD_DIR-edge" PEL_BUILD_TYPE="" && pel_build -DPEL_PROFILE=edge -- pel)
+  export PEL_EDGE_PEL="$PEL_BUILD_DIR-edge/framework/cli/pel"
+fi
 for n in "${names[@]}"; do
   echo "==> ${n}_bench"
   "$PEL_BUILD_DIR/bench/${n}_bench"
