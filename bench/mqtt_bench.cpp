@@ -66,6 +66,7 @@ struct run_result {
   std::uint64_t received = 0;
   double seconds = 0;           ///< first published → last received
   double publish_seconds = 0;   ///< first → last mosquitto_publish
+  double cpu_us_per_msg = 0;    ///< this process's CPU (publisher included) per message
   double rate() const { return seconds > 0 ? received / seconds : 0; }
 };
 
@@ -76,6 +77,7 @@ run_result publish_and_wait(int port, const prepared_messages& p, int qos,
                             const std::function<std::int64_t()>& last_ns) {
   bench::mqtt_client pub("bench-pub", port);
   const std::uint64_t before = count();
+  const double cpu0 = bench::process_cpu_seconds();
   const std::int64_t t0 = core::steady_ns();
   for (std::size_t i = 0; i < p.topics.size(); ++i) pub.publish(p.topics[i], p.payloads[i], qos);
   const std::int64_t t_pub = core::steady_ns();
@@ -93,6 +95,7 @@ run_result publish_and_wait(int port, const prepared_messages& p, int qos,
   }
   run_result r;
   r.received = count() - before;
+  r.cpu_us_per_msg = r.received > 0 ? (bench::process_cpu_seconds() - cpu0) * 1e6 / r.received : 0;
   r.seconds = (last_ns() - t0) / 1e9;
   r.publish_seconds = (t_pub - t0) / 1e9;
   return r;
@@ -187,7 +190,7 @@ int main(int argc, char** argv) {
   for (int qos : {0, 1}) {
     const std::size_t n = qos == 0 ? n0 : n1;
     auto p = prepare(n, devices);
-    std::vector<double> raw_rates, pel_rates, pub_rates;
+    std::vector<double> raw_rates, pel_rates, pub_rates, raw_cpu, pel_cpu;
     for (int i = 0; i <= runs; ++i) {
       auto raw = run_raw(broker.port(), p, qos, ++k);
       auto pr = run_pel(reg, broker, p, qos, ++k);
@@ -207,6 +210,8 @@ int main(int argc, char** argv) {
       raw_rates.push_back(raw.rate());
       pel_rates.push_back(pr.rate());
       pub_rates.push_back(n / pr.publish_seconds);
+      raw_cpu.push_back(raw.cpu_us_per_msg);
+      pel_cpu.push_back(pr.cpu_us_per_msg);
     }
     auto raw = bench::stats::of(raw_rates), pel_s = bench::stats::of(pel_rates),
          pub = bench::stats::of(pub_rates);
@@ -215,6 +220,11 @@ int main(int argc, char** argv) {
     const std::string q = "QoS " + std::to_string(qos);
     rep.metric(q + ": raw libmosquitto subscriber (counts)", raw, "msgs/s", 1.0);
     rep.metric(q + ": PEL mqtt source → counting sink", pel_s, "msgs/s", pel_s.median / raw.median, 0.7);
+    const double rc = bench::stats::of(raw_cpu).median, pc = bench::stats::of(pel_cpu).median;
+    std::printf("QoS %d: CPU per message (this process, publisher included): raw %.2f us, PEL %.2f us\n",
+                qos, rc, pc);
+    rep.value(q + ": CPU per message, raw side (this process, the publisher included; median)", rc, "µs");
+    rep.value(q + ": CPU per message, PEL side (the same; the difference is PEL's cost)", pc, "µs");
     rep.value(q + ": the publisher's mosquitto_publish calls a second (for reference)",
               pub.median, "msgs/s");
   }
