@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmarks in Release and runs them; each writes bench/results/<name>.json and
 # <name>.md, and this script assembles docs/benchmarks.md from the .md files.
-#   usage: bench/run.sh [pipeline|vwap|kafka|alignment|checkpoint|rescale|http|mqtt|edge ...]
+#   usage: bench/run.sh [pipeline|vwap|kafka|alignment|checkpoint|rescale|http|mqtt|edge|idle ...]
 #                                                    (default: all)
 #          bench/run.sh --report                     (only reassemble docs/benchmarks.md)
 # `edge` also builds the edge profile's pel (-DPEL_PROFILE=edge, its own build type) in
@@ -36,7 +36,7 @@ PEL_BUILD_DIR="${PEL_BENCH_BUILD_DIR:-$root/build-release}"
 PEL_BUILD_TYPE=Release
 pel_install_missing
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(pipeline vwap kafka alignment checkpoint rescale http mqtt edge)
+[ ${#names[@]} -gt 0 ] || names=(pipeline vwap kafka alignment checkpoint rescale http mqtt edge idle)
 targets=(pel)
 for n in "${names[@]}"; do targets+=("${n}_bench"); done
 pel_build -DPEL_BUILD_TESTS=OFF -DPEL_BUILD_BENCH=ON -- "${targets[@]}"
