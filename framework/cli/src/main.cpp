@@ -344,12 +344,13 @@ std::string pipeline_totals(const pel::plan::physical_plan& plan,
 }
 
 /// The run summary of one pipeline: records in and out, dead letters, late records and input
-/// lost before it was read, per component; a warning line when anything was lost.
+/// lost before it was read (sinks: dropped by a full buffer), per component; a warning line
+/// when anything was lost.
 void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::result& r,
                      const pel::spec::registry& reg) {
   std::size_t width = 0;
   for (const auto& c : r.components) width = std::max(width, c.name.size());
-  std::uint64_t dropped_late = 0, lost = 0, dead = 0;
+  std::uint64_t dropped_late = 0, lost = 0, dead = 0, buffer_dropped = 0;
   for (const auto& c : r.components) {
     const pel::plan::node* n = nullptr;
     for (const auto& x : plan.nodes)
@@ -372,7 +373,10 @@ void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::r
     if (c.late > 0 || windowed)
       line += "  late " + std::to_string(c.late) +
               (late_routed ? " (to " + c.name + ".late)" : c.late > 0 ? " (dropped)" : "");
-    if (c.lost > 0) line += "  lost before read " + std::to_string(c.lost);
+    const bool is_sink = n != nullptr && n->kind == pel::spec::component_kind::sink;
+    if (c.lost > 0)
+      line += (is_sink ? "  lost (dropped by its full buffer) " : "  lost before read ") +
+              std::to_string(c.lost);
     if (c.max_split_lead_ns > 0) {
       char lead[64];
       std::snprintf(lead, sizeof lead, "  partition lead up to %.1fs", c.max_split_lead_ns / 1e9);
@@ -380,13 +384,16 @@ void log_run_summary(const pel::plan::physical_plan& plan, const pel::runtime::r
     }
     spdlog::info("{}", line);
     if (!late_routed) dropped_late += c.late;
-    lost += c.lost;
+    (is_sink ? buffer_dropped : lost) += c.lost;
     dead += c.dead_letters;
   }
-  if (dropped_late > 0 || lost > 0)
+  if (dropped_late > 0 || lost > 0 || buffer_dropped > 0)
     spdlog::warn("{}: {} late records dropped, {} input records lost before they were read, {} "
-                 "dead letters",
-                 plan.file, dropped_late, lost, dead);
+                 "dead letters{}",
+                 plan.file, dropped_late, lost, dead,
+                 buffer_dropped > 0 ? ", " + std::to_string(buffer_dropped) +
+                                          " records dropped by full sink buffers (when_full: drop_oldest)"
+                                    : std::string());
   if (r.checkpoints > 0 || r.restored_from > 0) {
     char took[96];
     std::snprintf(took, sizeof took, "took %.1f ms, longest %.1f ms", r.last_checkpoint_ns / 1e6,
