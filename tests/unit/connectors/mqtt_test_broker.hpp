@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// A real `mosquitto` broker for the MQTT tests: started on a free loopback port with a config
-/// file of its own (anonymous, no persistence), stopped (SIGKILL) by the destructor whatever the
+/// file of its own (anonymous, no persistence unless the extra configuration says so), stopped (SIGKILL) by the destructor whatever the
 /// test's outcome. Also runs `mosquitto_pub` / `mosquitto_sub`, clients nobody here wrote.
 
 #include "pel/testing/poll.hpp"
@@ -86,7 +86,7 @@ inline void kill_and_reap(pid_t& pid) {
 
 class mosquitto_broker {
 public:
-  /// `dir` holds its config and log. `listener_conf` is added after the `listener` line (TLS
+  /// `dir` holds its config and log. `listener_conf` is added at the end of the config (TLS
   /// files); `client_args` are given to mosquitto_pub and mosquitto_sub (`--cafile ...`).
   explicit mosquitto_broker(std::filesystem::path dir, std::string listener_conf = "",
                             std::vector<std::string> client_args = {})
@@ -109,13 +109,27 @@ public:
   /// Kills the broker (SIGKILL: as a crash).
   void stop() { kill_and_reap(pid_); }
 
+  /// Stops the broker with SIGTERM, as a service manager does (with `persistence true` it
+  /// saves its sessions and queued messages); SIGKILL after 10 s.
+  void stop_gracefully() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    const bool gone = poll_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; },
+                                 std::chrono::seconds(10), std::chrono::milliseconds(10));
+    if (gone) pid_ = -1;
+    else kill_and_reap(pid_);
+  }
+
   /// Starts it again on the same port; false when it does not listen within 10 s.
   bool start() {
     if (pid_ > 0) return true;
     const auto conf = (dir_ / "mosquitto.conf").string();
+    // The extra configuration comes last: it may override persistence.
     std::ofstream(conf) << "listener " << port_ << " 127.0.0.1\n"
-                        << listener_conf_ << "allow_anonymous true\n"
-                        << "persistence false\n";
+                        << "allow_anonymous true\n"
+                        << "persistence false\n"
+                        << listener_conf_;
     pid_ = spawn_logged({"mosquitto", "-c", conf}, (dir_ / "mosquitto.log").string());
     const bool up = poll_until(
         [&] {
