@@ -738,6 +738,7 @@ case_result run_case(const test_file& t, const plan::physical_plan& base, const 
       store->rows.schema =
           n.input_schemas.empty() ? core::dead_letter_schema() : n.input_schemas[0];
       sinks[static_cast<int>(i)] = store;
+      n.spec.buffer.reset();  // captured in memory: no store-and-forward buffer on disk
       n.make_sink = [store](const spec::config&) -> core::sink_ptr {
         return std::make_unique<capture_sink>(store);
       };

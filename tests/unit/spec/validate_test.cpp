@@ -515,7 +515,7 @@ TEST_CASE("load_file reads a file and names it in messages", "[spec][validate]")
     FAIL("no error");
   } catch (const spec_error& e) {
     CHECK(e.diags().format() == path + ":13:5: sinks.out.colour: unknown key 'colour'; allowed keys: "
-                                       "description, flush, format, input, parallelism, partition, supervision, type\n");
+                                       "buffer, description, flush, format, input, parallelism, partition, supervision, type\n");
   }
   std::remove(path.c_str());
   try {
