@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 
 namespace pel::buffer {
@@ -69,7 +71,18 @@ public:
     qo.segment_size = std::clamp<std::uint64_t>(o_.max_size / 4, 1024, 64 * mib);
     qo.when_full = o_.drop_oldest ? when_full::drop_oldest : when_full::block;
     qo.sync = o_.fsync ? sync_policy::every_append : sync_policy::none;
-    q_ = std::make_unique<segment_queue>(qo);
+    // A restarted instance may open before its predecessor in this process let go of the
+    // directory: wait for it a while. Another process holding it is an error at once.
+    const auto give_up = clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      try {
+        q_ = std::make_unique<segment_queue>(qo);
+        break;
+      } catch (const locked_error& e) {
+        if (e.owner() != static_cast<long>(::getpid()) || clock::now() >= give_up) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
     const recovery& rec = q_->recovered();
     for (const auto& w : rec.warnings) say(level::warning, "buffer " + dir_ + ": " + w);
     check_schema(rec.records);
@@ -117,6 +130,7 @@ public:
     stop_forwarder(left == 0);
     publish();
     say_drops();
+    q_.reset();  // lets go of the directory (its lock) at once
     if (left > 0)
       say(level::warning, who_ + ": " + std::to_string(left) + " records stay in its buffer " + dir_ +
                               " (the sink did not take them within buffer.drain_timeout); the "
@@ -132,6 +146,7 @@ public:
     if (left > 0)
       say(level::info, who_ + ": " + std::to_string(left) + " records stay in its buffer " + dir_ +
                            "; the next run sends them first");
+    q_.reset();
   }
 
   std::uint64_t delivered() const override { return forwarded_.load(std::memory_order_relaxed); }

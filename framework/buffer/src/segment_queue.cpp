@@ -122,9 +122,16 @@ segment_queue::segment_queue(options opts) : opts_(std::move(opts)) {
     lock_fd_ = -1;
     std::string who = n > 0 ? std::string(owner, static_cast<std::size_t>(n)) : std::string();
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-    throw std::runtime_error("segment queue: " + opts_.dir + " is in use by another process" +
-                             (who.empty() ? std::string() : " (pid " + who + ")") +
-                             ": give each running pipeline its own buffer directory");
+    long owner_pid = 0;
+    try {
+      owner_pid = who.empty() ? 0 : std::stol(who);
+    } catch (...) {
+      owner_pid = 0;
+    }
+    throw locked_error("segment queue: " + opts_.dir + " is in use by another process" +
+                           (who.empty() ? std::string() : " (pid " + who + ")") +
+                           ": give each running pipeline its own buffer directory",
+                       owner_pid);
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd_, 0) == 0) (void)!::pwrite(lock_fd_, pid.data(), pid.size(), 0);

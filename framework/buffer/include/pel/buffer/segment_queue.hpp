@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,18 @@ struct options {
   std::uint64_t segment_size = 64ull << 20; ///< a segment is closed past this size; must be ≤ max_size / 2
   buffer::when_full when_full = when_full::block;
   sync_policy sync = sync_policy::every_append;
+};
+
+/// Thrown when the directory is locked by another open queue (`owner`: the pid written in the
+/// lock file, 0 if unknown). An owner that is this process is an earlier queue on the same
+/// directory not destroyed yet (e.g. a restarted sink instance whose predecessor is closing).
+class locked_error : public std::runtime_error {
+public:
+  locked_error(const std::string& what, long owner) : std::runtime_error(what), owner_(owner) {}
+  long owner() const noexcept { return owner_; }
+
+private:
+  long owner_;
 };
 
 /// Result of `append`. I/O failures (disk full) throw `std::system_error` instead; the
