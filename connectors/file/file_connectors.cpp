@@ -546,6 +546,13 @@ file_sink::~file_sink() {
   }
 }
 
+std::string file_sink::buffer_refusal() const {
+  if (append_ || exactly_once_) return {};  // exactly_once: refused by the planner already
+  return "with `mode: overwrite` the file is truncated each time the sink is built again "
+         "behind its buffer (after a failure or a restart), losing what was forwarded: use "
+         "`mode: append`";
+}
+
 void file_sink::open(const core::operator_context& ctx, const core::schema_ptr& input) {
   enc_ = make_encoder(cfg_, input);
   path_ = instance_path(base_path_, ctx.instance, ctx.parallelism);

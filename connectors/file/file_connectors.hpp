@@ -167,6 +167,7 @@ public:
   // -- checkpoints (two-phase commit, `delivery: exactly_once`) ----------------------------
 
   bool exactly_once() const override { return exactly_once_; }
+  std::string buffer_refusal() const override;
   /// Syncs the open part and seals it as checkpoint `id`; the next rows start a new part.
   void prepare(std::uint64_t id) override;
   /// Version, then the next part number and the sealed, uncommitted parts (number,

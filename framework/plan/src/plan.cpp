@@ -459,6 +459,12 @@ private:
                  "the buffer or use `delivery: at_least_once`");
             return false;
           }
+          if (c.buffer) {
+            if (const std::string why = proto->buffer_refusal(); !why.empty()) {
+              diag(c.buffer->at, path_of(c) + ".buffer", "this sink cannot have a buffer: " + why);
+              return false;
+            }
+          }
           n.key_columns.resize(n.input_schemas.size());
           break;
         }

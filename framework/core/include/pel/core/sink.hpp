@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace pel::core {
 
@@ -42,6 +43,11 @@ struct sink_binding {
 class sink_base {
 public:
   virtual ~sink_base() = default;
+
+  /// Why this sink, as configured, cannot sit behind a store-and-forward buffer (`buffer:`),
+  /// or empty when it can. A buffered sink is built again after each failure and on each
+  /// restart, and gets only `write`, `flush`, `close` and `abort`. Checked by the planner.
+  virtual std::string buffer_refusal() const { return {}; }
 
   /// Called by the runtime before `open`. Sinks that do nothing in the background ignore it.
   virtual void bind(const sink_binding& b) { (void)b; }
