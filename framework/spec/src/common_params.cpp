@@ -212,7 +212,9 @@ std::vector<detail::common_key> make_common_keys() {
           "removes them only once the sink has confirmed them (at least once). While the sink "
           "fails or its destination is unreachable, records accumulate on disk and drain when "
           "it is back; they survive a crash or `kill -9` and are sent after a restart. A "
-          "checkpoint barrier is acknowledged once the records before it are on disk."),
+          "checkpoint barrier is acknowledged once the records before it are on disk. Not with "
+          "`delivery: exactly_once`, nor on a file sink with `mode: overwrite` (`pel lint` says "
+          "why)."),
       false, false, true);
   add(param::object("supervision", supervision_fields(false)).doc(
           "This component's supervision settings, overriding `pipeline.supervision` "
