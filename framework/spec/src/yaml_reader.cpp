@@ -395,10 +395,14 @@ bool read_file(const std::string& path, std::string& text, reporter& out) {
     out.error({}, "", "cannot open the file for reading");
     return false;
   }
-  // Read one byte more than allowed so that a file that grew (or a pipe) is still caught.
-  text.resize(max_file_bytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
+  // Read in chunks up to one byte more than allowed, so that a file that grew (or a pipe) is
+  // still caught without zero-filling 8 MiB for every small file.
+  text.clear();
+  char chunk[64 * 1024];
+  while (in && text.size() <= max_file_bytes) {
+    in.read(chunk, sizeof chunk);
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+  }
   if (text.size() > max_file_bytes) {
     out.error({1, 1}, "", "the file is larger than " + std::to_string(max_file_bytes) +
                               " bytes (8 MiB), the most a pipeline file may be");
