@@ -9,6 +9,7 @@
 // Writes bench/results/pipeline.json and bench/results/pipeline.md.
 
 #include "bench_support.hpp"
+#include "paced_source.hpp"
 #include "trades_workload.hpp"
 #include "replay_source.hpp"
 
@@ -85,38 +86,6 @@ std::vector<core::batch>* g_feed = nullptr;
 /// Totals of all the notional sink instances of a run.
 bench::notional_total g_sum;
 
-/// Emits rows `t0` (steady ns at emission) and `v` at a fixed rate, for `seconds`.
-class paced_source final : public core::source_base {
-public:
-  paced_source(double rate, double seconds) : rate_(rate), seconds_(seconds) {
-    schema_ = std::make_shared<core::schema>(std::vector<core::field>{
-        {"t0", core::value_type::integer}, {"v", core::value_type::integer}});
-  }
-  core::schema_ptr output_schema() const override { return schema_; }
-  void open(const core::operator_context&) override { start_ = core::steady_ns(); }
-  core::poll_status poll(core::outputs& out, std::size_t max_rows) override {
-    std::int64_t now = core::steady_ns();
-    double elapsed = (now - start_) / 1e9;
-    if (elapsed >= seconds_) return core::poll_status::end;
-    auto due = static_cast<std::uint64_t>(elapsed * rate_);
-    if (due <= sent_) return core::poll_status::idle;
-    std::size_t n = std::min<std::uint64_t>(due - sent_, max_rows);
-    out.main.width = 2;
-    for (std::size_t i = 0; i < n; ++i) {
-      core::value* r = out.main.append(now);
-      r[0] = now;
-      r[1] = static_cast<std::int64_t>(sent_ + i);
-    }
-    sent_ += n;
-    return core::poll_status::data;
-  }
-
-private:
-  core::schema_ptr schema_;
-  double rate_, seconds_;
-  std::int64_t start_ = 0;
-  std::uint64_t sent_ = 0;
-};
 
 /// Latencies in 1 µs buckets up to 1 s (a fixed 4 MB, so that recording tens of millions of
 /// rows does not grow a vector, with its copies and page faults, inside the measured pipeline),
@@ -194,7 +163,7 @@ spec::registry bench_registry(const core::schema_ptr& trades) {
   paced.type = "bench_paced";
   paced.summary = "rows stamped with the steady clock at a fixed rate (benchmark only)";
   reg.add_source(paced, [](const spec::config&) {
-    return std::make_unique<paced_source>(g_paced_rate, g_paced_seconds);
+    return std::make_unique<bench::paced_source>(g_paced_rate, g_paced_seconds);
   });
   spec::component_schema lat;
   lat.type = "bench_latency";
