@@ -4,6 +4,7 @@
 #include "pel/buffer/buffered_sink.hpp"
 #include "pel/buffer/segment_queue.hpp"
 #include "pel/testing/poll.hpp"
+#include "pel/testing/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -23,17 +24,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// A fresh directory, removed at the end of the test.
 struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& name) {
-    path = fs::temp_directory_path() / ("pel_bsink_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str() const { return path.string(); }
+  testing::temp_dir d;
+  explicit temp_dir(const std::string& name) : d("pel_bsink_" + name + "-") {}
+  std::string str() const { return d.path().string(); }
 };
 
 /// The destination: rows become visible in `seen` at `flush` (like a Kafka delivery report);
