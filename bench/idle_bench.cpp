@@ -173,13 +173,8 @@ latencies run_latency(const spec::registry& reg, bool idle_sleep) {
     std::lock_guard<std::mutex> g(g_lat_mu);
     g_latencies.clear();
   }
-  const std::string yaml =
-      "sources:\n  src:\n    type: bench_paced\n"
-      "operators:\n"
-      "  a:\n    type: filter\n    input: src\n    where: v >= 0\n    partition: rebalance\n"
-      "  b:\n    type: map\n    input: a\n    fields: {w: v * 2}\n    partition: rebalance\n"
-      "  c:\n    type: filter\n    input: b\n    where: w % 2 == 0\n    partition: rebalance\n"
-      "sinks:\n  out:\n    type: bench_latency\n    input: c\n    partition: rebalance\n";
+  const std::string yaml = bench::latency_pipeline_yaml;
+
   auto pipeline = spec::load_text(yaml, "latency.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::options o;

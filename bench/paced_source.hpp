@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// A source for latency benchmarks: rows `t0` (steady ns at emission) and `v` (a sequence
-/// number) at a fixed rate for a fixed time, so that a sink can measure each row's latency.
+/// number) at a fixed rate for a fixed time, so that a sink can measure each row's latency;
+/// and the latency pipeline both latency benchmarks run over it.
 
 #include "pel/core/source.hpp"
 #include "pel/core/time.hpp"
@@ -50,5 +51,15 @@ private:
   std::int64_t start_ = 0;
   std::uint64_t sent_ = 0;
 };
+
+/// Source `bench_paced` → three rebalanced operators → sink `bench_latency` (types each
+/// benchmark registers): every row crosses three actor hops.
+inline constexpr const char* latency_pipeline_yaml =
+    "sources:\n  src:\n    type: bench_paced\n"
+    "operators:\n"
+    "  a:\n    type: filter\n    input: src\n    where: v >= 0\n    partition: rebalance\n"
+    "  b:\n    type: map\n    input: a\n    fields: {w: v * 2}\n    partition: rebalance\n"
+    "  c:\n    type: filter\n    input: b\n    where: w % 2 == 0\n    partition: rebalance\n"
+    "sinks:\n  out:\n    type: bench_latency\n    input: c\n    partition: rebalance\n";
 
 } // namespace bench

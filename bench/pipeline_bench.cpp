@@ -250,13 +250,8 @@ long idle_rss_kib(const std::string& pel_binary) {
 /// Runs the latency pipeline at g_paced_rate for g_paced_seconds; fills g_latencies.
 bool run_latency(const spec::registry& reg) {
   g_latencies = latency_histogram{};
-  std::string yaml =
-      "sources:\n  src:\n    type: bench_paced\n"
-      "operators:\n"
-      "  a:\n    type: filter\n    input: src\n    where: v >= 0\n    partition: rebalance\n"
-      "  b:\n    type: map\n    input: a\n    fields: {w: v * 2}\n    partition: rebalance\n"
-      "  c:\n    type: filter\n    input: b\n    where: w % 2 == 0\n    partition: rebalance\n"
-      "sinks:\n  out:\n    type: bench_latency\n    input: c\n    partition: rebalance\n";
+  const std::string yaml = bench::latency_pipeline_yaml;
+
   auto pipeline = spec::load_text(yaml, "latency.yaml", reg);
   auto plan = plan::build(pipeline, reg);
   runtime::job job(plan);
