@@ -43,7 +43,8 @@ std::vector<spec::param> connection_params(bool source) {
       param::string("client_id").doc(
           source ? "Client identifier. Needed with `clean_session: false`, so that the broker "
                    "finds the session again after a reconnect or restart; with parallelism > 1, "
-                   "instance i uses `client_id-i`. Default: a random one from libmosquitto."
+                   "instance i uses `client_id-i`. Default: a random one (`pel-` and 16 hex "
+                   "digits)."
                  : "Client identifier; with parallelism > 1, instance i uses `client_id-i`. "
                    "Default: a random one from libmosquitto."),
       param::string("username").doc("User name to authenticate with."),
@@ -54,7 +55,7 @@ std::vector<spec::param> connection_params(bool source) {
       param::duration("reconnect_delay")
           .def("1s")
           .doc("First wait before reconnecting after the connection is lost; it doubles on each "
-               "failed attempt up to `reconnect_delay_max` (libmosquitto's exponential back-off)."),
+               "failed attempt up to `reconnect_delay_max` (exponential back-off)."),
       param::duration("reconnect_delay_max")
           .def("30s")
           .doc("Longest wait between reconnection attempts."),

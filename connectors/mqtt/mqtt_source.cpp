@@ -5,6 +5,7 @@
 #include <mosquitto.h>
 
 #include <algorithm>
+#include <exception>
 #include <stdexcept>
 
 namespace pel::connectors {
@@ -18,8 +19,17 @@ std::vector<spec::param> mqtt_source_params() {
           "(`sensors/+/temperature`, `sensors/#`)."),
       param::integer("qos").def("1").min(0).max(2).doc(
           "Quality of service of the subscriptions: 0 at most once, 1 at least once, 2 exactly "
-          "once between broker and client. libmosquitto acknowledges a message when it arrives, "
-          "before PEL holds it safely: see the connector's README on delivery."),
+          "once between broker and client. When PEL acknowledges a QoS 1/2 message is `ack`."),
+      param::string("ack")
+          .one_of({"checkpoint", "receipt"})
+          .def("checkpoint")
+          .doc("When a QoS 1/2 message is acknowledged to the broker. `checkpoint`: once the "
+               "checkpoint after it completes, that is once the sinks (or a sink's `buffer`) "
+               "hold what it became; until then the broker keeps it and sends it again after a "
+               "reconnect or a restart on the same session (`clean_session: false`), so a "
+               "crash loses nothing. The broker must let that many messages be in flight "
+               "(mosquitto: `max_inflight_messages 0`). `receipt`: on arrival, like most "
+               "clients; a crash loses what was received and not yet checkpointed."),
       param::boolean("clean_session")
           .def("true")
           .doc("Start a new session on every connect. `false` keeps the subscriptions and the "
@@ -56,6 +66,7 @@ mqtt_source::mqtt_source(const spec::config& cfg) {
       cfg.fail("topics", "'" + t + "' is not a valid topic filter (`+` and `#` must fill a "
                                    "whole level, `#` only last)");
   qos_ = static_cast<int>(cfg.get_int("qos"));
+  ack_on_checkpoint_ = cfg.get_string("ack") == "checkpoint";
   clean_session_ = cfg.get_bool("clean_session");
   if (!clean_session_ && conn_.client_id.empty())
     cfg.fail("clean_session", "`clean_session: false` needs a `client_id`, so that the broker "
@@ -94,90 +105,27 @@ void mqtt_source::open(const core::operator_context& ctx) {
   name_ = ctx.name;
   if (!conn_.client_id.empty() && ctx.parallelism > 1)
     conn_.client_id += "-" + std::to_string(ctx.instance);
-  client_ = mqtt_detail::make_client(conn_, clean_session_, this, name_);
-  mosquitto_connect_callback_set(client_.get(), &mqtt_source::on_connect);
-  mosquitto_disconnect_callback_set(client_.get(), &mqtt_source::on_disconnect);
-  mosquitto_message_callback_set(client_.get(), &mqtt_source::on_message);
-  // Asynchronous: a broker that is not up yet is retried by the loop with the back-off.
-  int rc = mosquitto_connect_async(client_.get(), conn_.broker.host.c_str(), conn_.broker.port,
-                                   conn_.keepalive_s);
-  if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO && rc != MOSQ_ERR_EAI)
-    throw std::runtime_error("mqtt source '" + name_ + "': connecting to " + conn_.broker.host +
-                             ":" + std::to_string(conn_.broker.port) + ": " +
-                             mqtt_detail::error_text(rc));
-  if (rc != MOSQ_ERR_SUCCESS)
-    notice(core::source_notice::level::warning,
-           "mqtt source '" + name_ + "': cannot reach " + conn_.broker.host + ":" +
-               std::to_string(conn_.broker.port) + " (" + mqtt_detail::error_text(rc) +
-               "); retrying");
-  rc = mosquitto_loop_start(client_.get());
-  if (rc != MOSQ_ERR_SUCCESS)
-    throw std::runtime_error("mqtt source '" + name_ + "': cannot start the network thread: " +
-                             mqtt_detail::error_text(rc));
-  loop_running_ = true;
-}
-
-void mqtt_source::on_connect(struct mosquitto*, void* self, int rc) {
-  static_cast<mqtt_source*>(self)->connected(rc);
-}
-void mqtt_source::on_disconnect(struct mosquitto*, void* self, int rc) {
-  static_cast<mqtt_source*>(self)->disconnected(rc);
-}
-void mqtt_source::on_message(struct mosquitto*, void* self, const struct mosquitto_message* m) {
-  static_cast<mqtt_source*>(self)->received(m);
-}
-
-void mqtt_source::connected(int rc) {
-  if (rc != 0) {
-    notice(core::source_notice::level::error,
-           "mqtt source '" + name_ + "': the broker refused the connection: " +
-               mosquitto_connack_string(rc));
-    return;
+  mqtt_detail::subscriber::settings s;
+  s.conn = conn_;
+  s.clean_session = clean_session_;
+  s.topics = topics_;
+  s.qos = qos_;
+  s.queue_size = queue_size_;
+  s.max_payload = max_message_bytes_;
+  s.deferred_ack = ack_on_checkpoint_;
+  s.component = name_;
+  using lv = mqtt_detail::subscriber::level;
+  sub_ = std::make_unique<mqtt_detail::subscriber>(std::move(s), [this](lv l, std::string text) {
+    notice(l == lv::error     ? core::source_notice::level::error
+           : l == lv::warning ? core::source_notice::level::warning
+                              : core::source_notice::level::info,
+           std::move(text));
+  });
+  try {
+    sub_->start();  // connects in the background: a broker not up yet is retried
+  } catch (const std::exception& e) {
+    throw std::runtime_error("mqtt source '" + name_ + "': " + e.what());
   }
-  std::vector<char*> subs;
-  for (auto& t : topics_) subs.push_back(t.data());
-  const int src = mosquitto_subscribe_multiple(client_.get(), nullptr, static_cast<int>(subs.size()),
-                                               subs.data(), qos_, 0, nullptr);
-  std::uint64_t n;
-  {
-    std::lock_guard lock(mu_);
-    n = ++connects_;
-  }
-  if (src != MOSQ_ERR_SUCCESS)
-    notice(core::source_notice::level::error,
-           "mqtt source '" + name_ + "': subscribing failed: " + mqtt_detail::error_text(src));
-  else if (n > 1)
-    notice(core::source_notice::level::info,
-           "mqtt source '" + name_ + "': reconnected to " + conn_.broker.host + ":" +
-               std::to_string(conn_.broker.port));
-}
-
-void mqtt_source::disconnected(int rc) {
-  if (rc == 0) return;  // asked for (close)
-  notice(core::source_notice::level::warning,
-         "mqtt source '" + name_ + "': connection to " + conn_.broker.host + ":" +
-             std::to_string(conn_.broker.port) + " lost (" + mqtt_detail::error_text(rc) +
-             "); reconnecting with back-off");
-}
-
-void mqtt_source::received(const struct mosquitto_message* m) {
-  message msg;
-  msg.topic = m->topic ? m->topic : "";
-  msg.mid = m->mid;
-  msg.time = core::processing_time::now().ns;
-  const auto len = static_cast<std::size_t>(std::max(0, m->payloadlen));
-  if (len > max_message_bytes_) {
-    // Kept short: the dead letter holds the first 4 KiB and the size.
-    msg.payload.assign(static_cast<const char*>(m->payload), std::min<std::size_t>(len, 4096));
-    msg.oversize = len;
-  } else {
-    msg.payload.assign(static_cast<const char*>(m->payload), len);
-  }
-  std::unique_lock lock(mu_);
-  space_.wait(lock, [&] { return stopping_ || queue_.size() < queue_size_; });
-  if (stopping_) return;
-  ++received_;
-  queue_.push_back(std::move(msg));
 }
 
 void mqtt_source::notice(core::source_notice::level l, std::string text) {
@@ -192,14 +140,39 @@ void mqtt_source::take_notices(std::vector<core::source_notice>& out) {
   notices_.clear();
 }
 
-std::uint64_t mqtt_source::received() const {
-  std::lock_guard lock(mu_);
-  return received_;
+std::uint64_t mqtt_source::received() const { return sub_ ? sub_->received() : 0; }
+std::uint64_t mqtt_source::connects() const { return sub_ ? sub_->connects() : 0; }
+std::size_t mqtt_source::unacknowledged() const { return sub_ ? sub_->unacknowledged() : 0; }
+std::uint64_t mqtt_source::redelivered() const { return sub_ ? sub_->redelivered() : 0; }
+
+namespace {
+constexpr std::uint32_t snapshot_version = 1;
 }
 
-std::uint64_t mqtt_source::connects() const {
-  std::lock_guard lock(mu_);
-  return connects_;
+bool mqtt_source::replayable() const { return ack_on_checkpoint_ && !clean_session_ && qos_ > 0; }
+
+void mqtt_source::snapshot(core::state_writer& w) { w.put<std::uint32_t>(snapshot_version); }
+
+void mqtt_source::restore(core::state_reader& r) {
+  const auto version = r.get<std::uint32_t>();
+  if (version != snapshot_version)
+    throw std::runtime_error("mqtt source '" + name_ + "': checkpoint has version " +
+                             std::to_string(version) + ", this build reads version " +
+                             std::to_string(snapshot_version));
+}
+
+void mqtt_source::on_barrier(std::uint64_t id) {
+  if (ack_on_checkpoint_) marks_[id] = taken_seq_;
+}
+
+void mqtt_source::on_committed(std::uint64_t id) {
+  // Everything polled before barrier `id` is in the sinks: the broker may let go of it.
+  std::uint64_t upto = 0;
+  for (auto it = marks_.begin(); it != marks_.end() && it->first <= id;) {
+    upto = std::max(upto, it->second);
+    it = marks_.erase(it);
+  }
+  if (upto > 0 && sub_) sub_->acknowledge(upto);
 }
 
 std::string mqtt_source::row_position(std::size_t row) const {
@@ -207,8 +180,8 @@ std::string mqtt_source::row_position(std::size_t row) const {
 }
 
 void mqtt_source::dead(core::outputs& out, const message& m, const std::string& reason) {
-  const std::string position = m.topic + "@" + std::to_string(m.mid);
-  out.dead(name_, reason + " (topic " + m.topic + ", message id " + std::to_string(m.mid) + ")",
+  const std::string position = m.topic + "@" + std::to_string(m.id);
+  out.dead(name_, reason + " (topic " + m.topic + ", message id " + std::to_string(m.id) + ")",
            nullptr, *schema_, m.time, name_, position);
   constexpr std::size_t keep = 4096;
   out.dead_letter.row(out.dead_letter.size() - 1)[4] =
@@ -218,21 +191,13 @@ void mqtt_source::dead(core::outputs& out, const message& m, const std::string& 
 core::poll_status mqtt_source::poll(core::outputs& out, std::size_t max_rows) {
   row_positions_.clear();
   taken_.clear();
-  {
-    std::lock_guard lock(mu_);
-    const std::size_t n = std::min(max_rows, queue_.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      taken_.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-  }
-  if (taken_.empty()) return core::poll_status::idle;
-  space_.notify_all();
+  if (!sub_ || sub_->take(taken_, max_rows) == 0) return core::poll_status::idle;
+  taken_seq_ = taken_.back().seq;
 
   auto& b = out.main;
   for (auto& m : taken_) {
-    if (m.oversize > 0) {
-      dead(out, m, "message of " + std::to_string(m.oversize) + " bytes is over max_message_bytes (" +
+    if (m.size > max_message_bytes_) {
+      dead(out, m, "message of " + std::to_string(m.size) + " bytes is over max_message_bytes (" +
                        std::to_string(max_message_bytes_) + ")");
       continue;
     }
@@ -252,23 +217,13 @@ core::poll_status mqtt_source::poll(core::outputs& out, std::size_t max_rows) {
     for (std::size_t i = 0; i < field_columns_.size() && i < values_.size(); ++i)
       row[field_columns_[i]] = std::string(values_[i]);
     if (has_topic_column_) row[topic_column_] = m.topic;
-    row_positions_.push_back(m.topic + "@" + std::to_string(m.mid));
+    row_positions_.push_back(m.topic + "@" + std::to_string(m.id));
   }
   return core::poll_status::data;
 }
 
 void mqtt_source::close() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  space_.notify_all();
-  if (client_) {
-    mosquitto_disconnect(client_.get());
-    if (loop_running_) mosquitto_loop_stop(client_.get(), true);
-    loop_running_ = false;
-    client_.reset();
-  }
+  if (sub_) sub_->stop();  // sends the acknowledgements asked for, then DISCONNECT
 }
 
 }  // namespace pel::connectors

@@ -11,7 +11,8 @@ void register_mqtt_connectors(spec::registry& reg) {
   src.kind = spec::component_kind::source;
   src.summary = "Subscribes to MQTT topic filters and decodes each message into a row.";
   src.description =
-      "Uses libmosquitto's network thread (MQTT 3.1.1). Messages go through a bounded queue "
+      "PEL's own MQTT 3.1.1 client, on a network thread of its own (TLS with OpenSSL). "
+      "Messages go through a bounded queue "
       "(`queue_size`) to the pipeline, which decodes them with `format` (json, csv or raw: one "
       "message is one record). Levels of the topic become string fields with `topic_fields` "
       "(`sensors/{site}/{device}`). A message that does not decode, whose topic does not match "
@@ -22,13 +23,17 @@ void register_mqtt_connectors(spec::registry& reg) {
       "retried with exponential back-off (`reconnect_delay` doubling up to "
       "`reconnect_delay_max`), and the subscriptions are made again on each connect. Lost and "
       "restored connections are logged.\n\n"
-      "Delivery: libmosquitto acknowledges a QoS 1/2 message to the broker when it arrives, "
-      "before the pipeline has processed or checkpointed it, so across a crash of the process "
-      "the source is at most once (messages in its queue are lost). It is not replayable: a "
-      "job restored from a checkpoint reads on from what the broker sends now (with "
-      "`clean_session: false`, what it queued for the session while the client was away). "
-      "Never ends; rows carry the processing time at receipt unless `event_time` names a "
-      "field.";
+      "Delivery: with `ack: checkpoint` (the default) a QoS 1/2 message is acknowledged to the "
+      "broker (PUBACK, PUBREC) only once the checkpoint after it has completed, when the sinks, "
+      "or a sink's `buffer`, hold what it became. Until then the broker keeps it: with "
+      "`clean_session: false` it sends it again after a reconnect or to a restarted process, "
+      "so a crash loses nothing (at least once), and the source counts as replayable. The "
+      "broker must allow that many unacknowledged messages in flight (mosquitto: "
+      "`max_inflight_messages 0`); a window too small is detected and logged. A stop without a "
+      "checkpoint directory drains without a last checkpoint: what came after the last one is "
+      "sent again on the next run. `ack: receipt` acknowledges on arrival (at most once across "
+      "a crash). Never ends; rows carry the processing time at receipt unless `event_time` "
+      "names a field.";
   src.params = mqtt_source_params();
   src.example =
       "sources:\n"

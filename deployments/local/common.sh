@@ -8,7 +8,7 @@ PEL_BUILD_TYPE="${PEL_BUILD_TYPE:-RelWithDebInfo}"
 # Debian 12 packages PEL builds and tests with (see docs/ARCHITECTURE.md, Dependencies).
 PEL_PACKAGES=(cmake ninja-build g++ ccache pkg-config libcaf-dev librdkafka-dev libyaml-cpp-dev
   catch2 libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev libcpp-httplib-dev
-  libmosquitto-dev mosquitto mosquitto-clients kcat zlib1g-dev)
+  libmosquitto-dev libssl-dev mosquitto mosquitto-clients kcat zlib1g-dev)
 # What only the test suite needs: a real Prometheus (and promtool) to scrape /metrics, Chromium
 # and Firefox for the dashboard's browser tests, tmux to read `pel top`'s screen.
 PEL_TEST_PACKAGES=(chromium firefox-esr prometheus tmux)

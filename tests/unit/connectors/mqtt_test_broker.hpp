@@ -129,6 +129,10 @@ public:
     std::ofstream(conf) << "listener " << port_ << " 127.0.0.1\n"
                         << "allow_anonymous true\n"
                         << "persistence false\n"
+                        // As an edge broker is set up: the MQTT source acknowledges QoS 1/2
+                        // messages at checkpoints, so more than mosquitto's default of 20
+                        // may be in flight to it.
+                        << "max_inflight_messages 0\n"
                         << listener_conf_;
     pid_ = spawn_logged({"mosquitto", "-c", conf}, (dir_ / "mosquitto.log").string());
     const bool up = poll_until(
