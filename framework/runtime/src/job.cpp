@@ -352,6 +352,31 @@ struct job::impl {
     for (auto it = ids.rbegin(); it != ids.rend(); ++it) caf::anon_send((*list)[*it], start_atom::value);
   }
 
+  /// The generation of each of `ids` now (when they were spawned, if called right after).
+  std::vector<std::uint32_t> generations_of(const std::vector<std::uint32_t>& ids) const {
+    std::vector<std::uint32_t> gens;
+    gens.reserve(ids.size());
+    for (auto id : ids) gens.push_back(id < generation.size() ? generation[id] : 0);
+    return gens;
+  }
+
+  /// Monitors the instances `ids` spawned at generations `gens`. One replaced since (a failure
+  /// handled between its spawn and this call) is skipped: the actor in the list is still the
+  /// old, killed one, and watching it under the new generation would take its end for a
+  /// failure of the new instance.
+  void watch(caf::event_based_actor* self, const std::vector<std::uint32_t>& ids,
+             const std::vector<std::uint32_t>& gens) {
+    auto list = current();
+    for (std::size_t k = 0; k < ids.size() && k < gens.size(); ++k) {
+      const auto id = ids[k];
+      if (id >= generation.size() || gens[k] != generation[id]) continue;
+      if (const auto& a = (*list)[id]) {
+        watched[a.address()] = {id, gens[k]};
+        self->monitor(a);
+      }
+    }
+  }
+
   /// Every chain of the same connected parts of the graph as `chains`, in order.
   std::vector<std::size_t> widen(const std::vector<std::size_t>& chains) const {
     std::vector<bool> region(region_of.size() + 1, false);
@@ -529,13 +554,8 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         for (auto& a : *list)
           if (a) caf::anon_send_exit(a, caf::exit_reason::kill);
       },
-      [=](watch_atom, const std::vector<std::uint32_t>& ids) {
-        auto list = current();
-        for (auto id : ids)
-          if (const auto& a = (*list)[id]) {
-            watched[a.address()] = {id, generation[id]};
-            self->monitor(a);
-          }
+      [=](watch_atom, const std::vector<std::uint32_t>& ids, const std::vector<std::uint32_t>& gens) {
+        watch(self, ids, gens);
       },
       [=](tick_atom) {
         const std::int64_t now = core::steady_ns();
@@ -622,7 +642,7 @@ caf::behavior job::impl::supervise(caf::event_based_actor* self) {
         js->log(0, "restarting " + std::to_string(ids.size()) + " instance(s) from checkpoint " +
                        (from ? std::to_string(from) : std::string("none (sources start over)")));
         spawn(ids);
-        self->send(self, watch_atom::value, ids);
+        watch(self, ids, generations_of(ids));
         std::lock_guard<std::mutex> lock(js->mu);
         js->restarting = false;
         if (js->over()) js->cv.notify_all();
@@ -965,7 +985,7 @@ bool job::impl::begin_rescale(caf::event_based_actor* self, std::size_t ev) {
   if (max_par.size() == j.plan.chains.size()) max_par[cc] = std::max(max_par[cc], to);
   // The new instances first (they wait for the state), then the upstream switches.
   spawn(new_ids);
-  self->send(self, watch_atom::value, new_ids);
+  watch(self, new_ids, generations_of(new_ids));
   auto list = current();
   for (auto u : ups)
     if ((*list)[u]) caf::anon_send((*list)[u], rescale_atom::value, rid);
@@ -1231,8 +1251,10 @@ void job::start() {
     }
     caf::anon_send(im.supervisor, failed_atom::value, id, gen, component, what, data);
   };
+  // Read before the instances run: once they do, the supervisor may bump a generation.
+  auto gens = im.generations_of(all);
   im.spawn(all);
-  caf::anon_send(im.supervisor, watch_atom::value, all);
+  caf::anon_send(im.supervisor, watch_atom::value, all, std::move(gens));
 }
 
 bool job::wait_for(std::chrono::nanoseconds timeout) {
