@@ -48,6 +48,11 @@ public:
     std::size_t keep_bytes = 4096;
     /// false: acknowledge on receipt, like libmosquitto (`acknowledge` is then not needed).
     bool deferred_ack = true;
+    /// With `deferred_ack`: when this many QoS 1/2 messages wait for their acknowledgement,
+    /// the socket is not read until some are acknowledged. MQTT's packet ids are 16 bits: a
+    /// broker numbers what it sends in turn, so beyond 65,535 unacknowledged messages it
+    /// would reuse the id of one still waiting.
+    std::size_t max_unacknowledged = 60000;
     std::string component;  ///< for messages
   };
 
@@ -101,7 +106,7 @@ private:
   void put_ack(std::uint8_t type, std::uint16_t id);
   void wait_backoff(unsigned seconds);
   void wake();
-  bool room() const;
+  bool room();  ///< the queue has space and the unacknowledged are under the cap (network thread)
   void say(level l, const std::string& text);
 
   settings s_;
@@ -128,6 +133,8 @@ private:
   bool window_watch_ = false;
   int window_repeats_ = 0;
   bool window_said_ = false;
+  bool paused_seen_ = false;  ///< reading paused since the last `window_check`
+  bool cap_said_ = false;  ///< the `max_unacknowledged` warning went out
   std::int64_t last_publish_ns_ = 0;
 
   mutable std::mutex mu_;

@@ -1,6 +1,7 @@
 // The MQTT source and sink driven without the runtime against a real mosquitto broker, with
 // mosquitto_pub and mosquitto_sub on the other side.
 #include "connector_test_util.hpp"
+#include "mqtt_client.hpp"
 #include "mqtt_common.hpp"
 #include "mqtt_sink.hpp"
 #include "mqtt_source.hpp"
@@ -13,6 +14,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -373,4 +376,152 @@ TEST_CASE("mqtt source connects with TLS to a broker whose certificate its CA si
   bad.emplace_back("tls", map({{"ca_file", scalar(d + "/missing.crt")}}));
   test_config b(map(std::move(bad)), connectors::mqtt_source_params());
   REQUIRE_THROWS_AS(connectors::mqtt_source(b.cfg), spec::config_error);
+}
+
+namespace {
+
+using subscriber = connectors::mqtt_detail::subscriber;
+
+/// The notices a subscriber gave, kept for the test to read.
+struct notices {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  subscriber::notice_fn fn() {
+    return [this](subscriber::level, std::string text) {
+      std::lock_guard lock(mu);
+      lines.push_back(std::move(text));
+    };
+  }
+  bool any(const std::string& part) {
+    std::lock_guard lock(mu);
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const auto& l) { return l.find(part) != std::string::npos; });
+  }
+};
+
+subscriber::settings subscriber_settings(const pel::testing::mosquitto_broker& broker,
+                                         const std::string& client_id) {
+  subscriber::settings s;
+  s.conn.broker.host = "127.0.0.1";
+  s.conn.broker.port = broker.port();
+  s.conn.client_id = client_id;
+  s.clean_session = false;
+  s.topics = {"sensors/#"};
+  s.qos = 1;
+  s.component = "readings";
+  return s;
+}
+
+/// Publishes `n` QoS 1 messages on `topic` with one mosquitto_pub (one line each).
+void publish_many(const pel::testing::mosquitto_broker& broker, const std::filesystem::path& dir,
+                  const std::string& topic, int n) {
+  const auto file = (dir / "lines.txt").string();
+  {
+    std::ofstream f(file);
+    for (int i = 0; i < n; ++i) f << R"({"temperature": )" << i << "}\n";
+  }
+  REQUIRE(std::system(("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(broker.port()) +
+                       " -q 1 -t " + topic + " -l < " + file)
+                          .c_str()) == 0);
+}
+
+/// Subscribes and waits until the broker sees the subscription (a probe message arrives).
+void subscribed(subscriber& sub, const pel::testing::mosquitto_broker& broker,
+                std::vector<subscriber::message>& got) {
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        broker.publish("sensors/probe/p", "{}");
+        sub.take(got, 1000);
+        return !got.empty();
+      },
+      10s, 50ms));
+}
+
+}  // namespace
+
+TEST_CASE("mqtt subscriber pauses at max_unacknowledged messages and goes on once they are acknowledged",
+          "[mqtt]") {
+  pel::testing::temp_dir dir;
+  pel::testing::mosquitto_broker broker(dir.path());
+  notices said;
+  auto s = subscriber_settings(broker, "pel-cap-test");
+  s.max_unacknowledged = 10;
+  subscriber sub(s, said.fn());
+  sub.start();
+  std::vector<subscriber::message> got;
+  subscribed(sub, broker, got);
+  sub.acknowledge(got.back().seq);
+  REQUIRE(pel::testing::poll_until([&] { return sub.unacknowledged() == 0; }, 10s, 5ms));
+  got.clear();
+
+  publish_many(broker, dir.path(), "sensors/a/d1", 25);
+  // Ten arrive, then the client stops reading and says why.
+  REQUIRE(pel::testing::poll_until([&] { return said.any("packet ids"); }, 10s, 5ms));
+  sub.take(got, 1000);
+  CHECK(got.size() == 10);
+  CHECK(sub.unacknowledged() == 10);
+  // Acknowledging them lets the next ten in, then the last five.
+  sub.acknowledge(got.back().seq);
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        sub.take(got, 1000);
+        return got.size() >= 20;
+      },
+      10s, 5ms));
+  CHECK(got.size() == 20);
+  sub.acknowledge(got.back().seq);
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        sub.take(got, 1000);
+        return got.size() >= 25;
+      },
+      10s, 5ms));
+  for (std::size_t i = 0; i < got.size(); ++i)
+    CHECK(got[i].payload == R"({"temperature": )" + std::to_string(i) + "}");
+  sub.stop();
+  // The pauses were the client's own: not taken for the broker's in-flight window.
+  CHECK_FALSE(said.any("in-flight window"));
+}
+
+TEST_CASE("mqtt subscriber warns when the broker's in-flight window holds back deferred acknowledgements",
+          "[mqtt]") {
+  for (const bool small : {true, false}) {
+    pel::testing::temp_dir dir;
+    // The broker helper lifts the window; a small one comes after it and wins. mosquitto
+    // 2.0.11 then sends up to its window again for each acknowledgement: the batches grow
+    // tenfold per checkpoint (10, 100, 1000, the rest), three checkpoints held back.
+    pel::testing::mosquitto_broker broker(
+        dir.path(), std::string(small ? "max_inflight_messages 10\n" : "") + "max_queued_messages 0\n");
+    notices said;
+    subscriber sub(subscriber_settings(broker, "pel-window-test"), said.fn());
+    sub.start();
+    std::vector<subscriber::message> got;
+    subscribed(sub, broker, got);
+    sub.acknowledge(got.back().seq);
+    got.clear();
+    const std::size_t n = 1500;
+    publish_many(broker, dir.path(), "sensors/a/d1", static_cast<int>(n));
+    // Checkpoints every 300 ms: each acknowledges what came so far.
+    for (int round = 0; round < 20 && got.size() < n; ++round) {
+      const auto before = got.size();
+      (void)pel::testing::poll_until(
+          [&] {
+            sub.take(got, 1000);
+            return got.size() >= n;
+          },
+          300ms, 5ms);
+      if (!got.empty()) sub.acknowledge(got.back().seq);
+      UNSCOPED_INFO("round " << round << ": " << got.size() - before << " messages");
+    }
+    INFO("small window: " << small);
+    if (small) {
+      // The broker waits for each checkpoint's acknowledgements before it sends more.
+      REQUIRE(pel::testing::poll_until([&] { return said.any("in-flight window"); }, 10s, 5ms));
+      CHECK(said.any("max_inflight_messages 0"));
+    } else {
+      CHECK(got.size() == n);
+      CHECK_FALSE(said.any("in-flight window"));
+    }
+    sub.stop();
+  }
 }
