@@ -4,7 +4,7 @@
 //   the full build, a process of its own, not measured); the pipeline: mqtt source (QoS 1,
 //   JSON, device from the topic) → per-device 1-minute tumbling window (count, avg, max) →
 //   kafka sink through a store-and-forward buffer (as examples/edge/edge.yaml), checkpoints
-//   every 10 s to a state directory.
+//   every 5 s to a state directory.
 // For each binary and setting: idle (subscribed, nothing arriving) for `idle-seconds`, then
 // one libmosquitto publisher at `rate` messages/s for `seconds` (200 devices, skewed: 5 % of
 // the devices send 80 % of the messages). Sampled from /proc every 250 ms: VmRSS, VmHWM,
@@ -154,7 +154,7 @@ measured run_setting(const setting& s, const pel::testing::mosquitto_broker& bro
   const fs::path log = dir / ("pel-" + std::to_string(k) + ".log");
   std::ofstream(yaml)
       << "pipeline:\n  name: edge_footprint\n"
-      << "  checkpoints: {interval: 10s, dir: " << state.string() << "}\n"
+      << "  checkpoints: {interval: 5s, dir: " << state.string() << "}\n"
       << "sources:\n  readings:\n    type: mqtt\n    broker: " << broker.address()
       << "\n    client_id: " << client << "\n    topics: ['sensors/#']\n    qos: " << qos
       << "\n    topic_fields: sensors/{site}/{device}\n    format: json\n"
@@ -348,7 +348,7 @@ int main(int argc, char** argv) {
                                 ", JSON, device from the topic) → per-device 1-minute tumbling window "
                                 "(count, 2 avg, max) → kafka" +
                                 (buffer ? " through a store-and-forward buffer" : "") +
-                                " (embedded broker in another process); checkpoints every 10 s to disk");
+                                " (embedded broker in another process); checkpoints every 5 s to disk");
   rep.condition("load", bench::fmt(rate, "%.0f") + " messages/s for " + bench::fmt(seconds, "%.0f") +
                             " s from " + std::to_string(devices) +
                             " devices (5 % of them send 80 %); CPU over the last " +

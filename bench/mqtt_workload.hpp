@@ -31,10 +31,12 @@ namespace bench {
 
 /// Options every benchmark broker gets after its `listener` line: no limit on the messages
 /// queued for a subscriber (mosquitto drops beyond 1,000 by default, which would make a slow
-/// reader lose messages instead of slowing down), and subscriptions in the log (to see when a
-/// client is ready).
+/// reader lose messages instead of slowing down), none on those in flight to it (PEL's source
+/// acknowledges at checkpoints, so a checkpoint interval's worth are in flight; mosquitto's
+/// default window of 20 would hold it to 20 per checkpoint), and subscriptions in the log (to
+/// see when a client is ready).
 inline const char* mqtt_bench_broker_conf =
-    "max_queued_messages 0\n"
+    "max_queued_messages 0\nmax_inflight_messages 0\n"
     "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
     "log_type subscribe\n";
 

@@ -161,12 +161,12 @@ TEST_CASE(
   const std::string boot = "127.0.0.1:" + std::to_string(kafka_port);
 
   // The edge pipeline as written, with the test's brokers and files; checkpoints (which sync
-  // the dead-letter file) every 500 ms instead of 10 s.
+  // the dead-letter file) every 500 ms instead of 5 s.
   std::string edge_yaml = read_file(pel::e2e::source_dir() + "/examples/edge/edge.yaml");
-  const std::string every_10s = "interval: 10s";
-  const auto at = edge_yaml.find(every_10s);
+  const std::string every_5s = "interval: 5s";
+  const auto at = edge_yaml.find(every_5s);
   REQUIRE(at != std::string::npos);
-  edge_yaml.replace(at, every_10s.size(), "interval: 500ms");
+  edge_yaml.replace(at, every_5s.size(), "interval: 500ms");
   pel::e2e::write_file(dir / "edge.yaml", edge_yaml);
   const std::string dead = dir / "dead.jsonl";
   const std::string late = dir / "late.jsonl";
