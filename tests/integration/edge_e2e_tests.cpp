@@ -257,15 +257,17 @@ std::string mqtt_to_kafka(const pel::testing::mosquitto_broker& mqtt, const std:
          "    buffer: {dir: " + buffer_dir + ", max_size: 256MiB}\n";
 }
 
-/// pel is subscribed once a probe on a topic outside the test's devices reaches the buffer.
-void wait_subscribed(const pel::testing::mosquitto_broker& mqtt, pel::e2e::process& pel, int http) {
+/// pel is subscribed once a probe on a topic outside the test's devices reaches component
+/// `sink`, as `metric_name` of pel's /metrics (on port `http`) counts it.
+void wait_subscribed(const pel::testing::mosquitto_broker& mqtt, int http,
+                     const std::string& metric_name = "pel_buffer_appended_total",
+                     const std::string& sink = "uplink") {
   REQUIRE(pel::e2e::eventually(
       [&] {
         mqtt.publish("sensors/probe/probe", R"({"seq": -1, "n": -1, "ts": 0, "temperature": 0})", 1);
-        return metric(http, "pel_buffer_appended_total", "uplink") > 0;
+        return metric(http, metric_name, sink) > 0;
       },
       30s));
-  (void)pel;
 }
 
 int free_port() { return pel::testing::free_loopback_port(); }
@@ -282,7 +284,7 @@ TEST_CASE("uplink outage at 5000 messages/s: every message reaches Kafka in orde
   pel::e2e::write_file(yaml, mqtt_to_kafka(mqtt, kafka.boot, dir / "buffer", "pel-outage"));
   pel::e2e::process pel({pel::e2e::pel_binary(), "run", yaml, "--http",
                          "127.0.0.1:" + std::to_string(http)});
-  wait_subscribed(mqtt, pel, http);
+  wait_subscribed(mqtt, http);
 
   // 8 s of a steady 5,000 messages/s; the uplink goes down after 1.5 s, for about 4 s.
   const std::int64_t total = 40000;
@@ -337,7 +339,7 @@ TEST_CASE("kill -9 while the buffer holds data: a restart delivers everything it
   {
     pel::e2e::process pel({pel::e2e::pel_binary(), "run", yaml, "--http",
                            "127.0.0.1:" + std::to_string(http)});
-    wait_subscribed(mqtt, pel, http);
+    wait_subscribed(mqtt, http);
     paced_publisher pub({mqtt.port(), 1, "kill-publisher", "plant", 50, 3000, total});
     REQUIRE(pel::e2e::eventually([&] { return pub.acked() == total; }, 60s));
     // Everything is on disk (the probes too), nothing went out.
@@ -403,12 +405,7 @@ void run_and_kill(const std::string& yaml, pel::testing::mosquitto_broker& mqtt,
   const int http = free_port();
   pel::e2e::process pel({pel::e2e::pel_binary(), "run", yaml, "--http",
                          "127.0.0.1:" + std::to_string(http)});
-  REQUIRE(pel::e2e::eventually(
-      [&] {
-        mqtt.publish("sensors/probe/probe", R"({"seq": -1, "n": -1, "ts": 0, "temperature": 0})", 1);
-        return metric(http, "pel_records_in_total", "rows") > 0;
-      },
-      30s));
+  wait_subscribed(mqtt, http, "pel_records_in_total", "rows");
   const double probes = metric(http, "pel_records_in_total", "rows");
   paced_publisher pub({mqtt.port(), 1, publisher, "plant", 20, 2000, total});
   REQUIRE(pel::e2e::eventually([&] { return pub.acked() == total; }, 60s));
@@ -428,12 +425,7 @@ std::size_t run_and_count(const std::string& yaml, const std::string& out,
   pel::e2e::process pel({pel::e2e::pel_binary(), "run", yaml, "--http",
                          "127.0.0.1:" + std::to_string(http)});
   // Subscribed (a probe got through) before anything is counted.
-  REQUIRE(pel::e2e::eventually(
-      [&] {
-        mqtt.publish("sensors/probe/probe", R"({"seq": -1, "n": -1, "ts": 0, "temperature": 0})", 1);
-        return metric(http, "pel_records_in_total", "rows") > 0;
-      },
-      30s));
+  wait_subscribed(mqtt, http, "pel_records_in_total", "rows");
   auto distinct = [&] {
     std::set<std::pair<std::string, std::int64_t>> got;
     for (const auto& l : lines_of(pel::e2e::read_file(out))) {
@@ -561,12 +553,7 @@ TEST_CASE("QoS 1 and 2 messages published across a mosquitto restart all reach p
   const int http = free_port();
   pel::e2e::process pel({pel::e2e::pel_binary(), "run", yaml, "--http",
                          "127.0.0.1:" + std::to_string(http)});
-  REQUIRE(pel::e2e::eventually(
-      [&] {
-        mqtt.publish("sensors/probe/probe", R"({"seq": -1, "n": -1, "ts": 0, "temperature": 0})", 1);
-        return metric(http, "pel_records_in_total", "rows") > 0;
-      },
-      30s));
+  wait_subscribed(mqtt, http, "pel_records_in_total", "rows");
   pid_t ctl = pel::testing::spawn_logged({"mosquitto_sub", "-h", "127.0.0.1", "-p",
                                           std::to_string(mqtt.port()), "-q", "2", "-c", "-i",
                                           "witness", "-v", "-t", "sensors/+/+"},
