@@ -717,10 +717,23 @@ bool subscriber::handle(std::uint8_t type, std::uint8_t flags, const char* body,
         // Counted once subscribed: from here on, what is published reaches us.
         subscribed_ = true;
         const auto count = connects_.fetch_add(1) + 1;
-        if (count > 1)
-          say(level::info, "reconnected to " + s_.conn.broker.host + ":" +
-                               std::to_string(s_.conn.broker.port) +
-                               (session_present_ ? " (session resumed)" : ""));
+        const std::string where =
+            s_.conn.broker.host + ":" + std::to_string(s_.conn.broker.port);
+        if (count > 1 && !s_.clean_session && !session_present_)
+          // The session was asked for and is gone: what the broker would have kept for us
+          // while we were away is not coming.
+          say(level::warning,
+              "reconnected to " + where + ", but the broker says it kept no session for client "
+              "id '" + s_.conn.client_id +
+                  "': QoS 1/2 messages published while disconnected may be lost (a broker "
+                  "restarted without `persistence true`, or an expired session; mosquitto 2.0 "
+                  "says so after any restart of its own and loses what is published before "
+                  "the client has subscribed again)");
+        else if (count > 1)
+          say(level::info, "reconnected to " + where +
+                               (session_present_ ? " (session resumed)"
+                                                 : " (a clean session: what was published "
+                                                   "while disconnected was not kept)"));
       }
       return true;
     }

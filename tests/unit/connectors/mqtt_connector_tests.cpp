@@ -483,6 +483,33 @@ TEST_CASE("mqtt subscriber pauses at max_unacknowledged messages and goes on onc
   CHECK_FALSE(said.any("in-flight window"));
 }
 
+TEST_CASE("mqtt subscriber says when the broker lost its persistent session across a restart",
+          "[mqtt]") {
+  for (const bool clean : {false, true}) {
+    CAPTURE(clean);
+    pel::testing::temp_dir dir;
+    pel::testing::mosquitto_broker broker(dir.path());  // no persistence: sessions die with it
+    notices said;
+    auto s = subscriber_settings(broker, "pel-lost-session-test");
+    s.clean_session = clean;
+    subscriber sub(s, said.fn());
+    sub.start();
+    std::vector<subscriber::message> got;
+    subscribed(sub, broker, got);
+    sub.acknowledge(got.back().seq);
+    broker.stop();
+    REQUIRE(broker.start());
+    // The back-off starts at 1 s; the reconnect is said once subscribed again.
+    REQUIRE(pel::testing::poll_until([&] { return said.any("reconnected to"); }, 15s, 10ms));
+    // Asked for a session and not given one: said, as a possible loss.
+    CHECK(said.any("kept no session for client id 'pel-lost-session-test'") == !clean);
+    // A clean session never had one to lose: the reconnect says what that means.
+    CHECK(said.any("a clean session: what was published while disconnected was not kept") ==
+          clean);
+    sub.stop();
+  }
+}
+
 TEST_CASE("mqtt subscriber warns when the broker's in-flight window holds back deferred acknowledgements",
           "[mqtt]") {
   for (const bool small : {true, false}) {
