@@ -314,6 +314,37 @@ void subscriber::wake() {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
+void subscriber::expect_session() {
+  {
+    std::lock_guard lock(mu_);
+    expect_session_ = true;
+  }
+  check_lost_session();
+}
+
+void subscriber::first_session(bool present) {
+  {
+    std::lock_guard lock(mu_);
+    if (first_session_ < 0) first_session_ = present ? 1 : 0;
+  }
+  check_lost_session();
+}
+
+void subscriber::check_lost_session() {
+  {
+    std::lock_guard lock(mu_);
+    if (s_.clean_session || !expect_session_ || first_session_ != 0 || lost_session_said_)
+      return;
+    lost_session_said_ = true;
+  }
+  say(level::warning,
+      "the broker says it kept no session for client id '" + client_id_ +
+          "', though this source resumes from a checkpoint: the QoS 1/2 messages it had taken "
+          "after that checkpoint, and those published while it was down, are lost (a broker "
+          "restarted without `persistence true`, a session that expired, or another "
+          "client_id)");
+}
+
 void subscriber::say(level l, const std::string& text) {
   if (notice_) notice_(l, "mqtt source '" + s_.component + "': " + text);
 }
@@ -674,6 +705,7 @@ bool subscriber::session(std::string& error) {
         }
         connected = true;
         session_present_ = session_present;
+        if (connects_.load() == 0) first_session(session_present);
         // SUBSCRIBE all filters at once.
         std::string body;
         put_u16(body, next_id_);
@@ -724,7 +756,7 @@ bool subscriber::handle(std::uint8_t type, std::uint8_t flags, const char* body,
           // while we were away is not coming.
           say(level::warning,
               "reconnected to " + where + ", but the broker says it kept no session for client "
-              "id '" + s_.conn.client_id +
+              "id '" + client_id_ +
                   "': QoS 1/2 messages published while disconnected may be lost (a broker "
                   "restarted without `persistence true`, or an expired session; mosquitto 2.0 "
                   "says so after any restart of its own and loses what is published before "

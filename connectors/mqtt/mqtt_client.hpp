@@ -74,6 +74,12 @@ public:
   /// (PUBACK, PUBREC for QoS 2), in order of arrival. From any thread.
   void acknowledge(std::uint64_t seq);
 
+  /// The caller resumes from a checkpoint and counts on the broker's session (clean_session
+  /// false) to send again what it took after that checkpoint: if the first connection finds
+  /// no session there (before or after this call), that is said once, as a loss. From any
+  /// thread.
+  void expect_session();
+
   /// Connections made and subscribed so far (the first and every reconnect).
   std::uint64_t connects() const { return connects_.load(); }
   /// Messages handed over (a redelivery of one not yet acknowledged is not counted again).
@@ -108,6 +114,8 @@ private:
   void wake();
   bool room();  ///< the queue has space and the unacknowledged are under the cap (network thread)
   void say(level l, const std::string& text);
+  void first_session(bool present);
+  void check_lost_session();  ///< the `expect_session` warning, when it is due
 
   settings s_;
   notice_fn notice_;
@@ -143,6 +151,9 @@ private:
   std::uint64_t seq_ = 0;
   std::uint64_t ack_upto_ = 0;
   bool stopping_ = false;
+  bool expect_session_ = false;
+  int first_session_ = -1;  ///< the first CONNACK's session-present flag; -1 before it
+  bool lost_session_said_ = false;
 
   std::atomic<std::uint64_t> connects_{0};
   std::atomic<std::uint64_t> received_{0};

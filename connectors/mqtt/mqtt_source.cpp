@@ -159,6 +159,9 @@ void mqtt_source::restore(core::state_reader& r) {
     throw std::runtime_error("mqtt source '" + name_ + "': checkpoint has version " +
                              std::to_string(version) + ", this build reads version " +
                              std::to_string(snapshot_version));
+  // What was taken after this checkpoint was never acknowledged: the broker's session is to
+  // send it again, and a session that is gone is a loss to say.
+  if (sub_ && replayable()) sub_->expect_session();
 }
 
 void mqtt_source::on_barrier(std::uint64_t id) {

@@ -8,6 +8,7 @@
 #include "mqtt_test_broker.hpp"
 
 #include "pel/core/batch.hpp"
+#include "pel/core/state_io.hpp"
 #include "pel/spec/config.hpp"
 
 #include <catch2/catch.hpp>
@@ -326,6 +327,58 @@ TEST_CASE("mqtt source with clean_session false gets the QoS 1 and 2 messages se
     REQUIRE(str(none.main.row(i)[2]) != "lost");
 }
 
+TEST_CASE("mqtt source restored from a checkpoint says when the broker has lost its session",
+          "[mqtt]") {
+  for (const bool broker_restarts : {true, false}) {
+    CAPTURE(broker_restarts);
+    pel::testing::temp_dir dir;
+    pel::testing::mosquitto_broker broker(dir.path());  // no persistence: sessions die with it
+    auto e = source_entries(broker.address());
+    e.emplace_back("client_id", scalar("pel-restore-test"));
+    e.emplace_back("clean_session", scalar("false"));
+    test_config c(map(std::move(e)), connectors::mqtt_source_params());
+    std::string snap;
+    {
+      connectors::mqtt_source first(c.cfg);
+      first.open(ctx("readings"));
+      core::outputs out;
+      out.main.width = static_cast<std::uint32_t>(first.output_schema()->size());
+      REQUIRE(pel::testing::poll_until(
+          [&] {
+            broker.publish("sensors/a/probe", R"({"temperature": 0})", 1);
+            first.poll(out, 256);
+            return !out.main.empty();
+          },
+          10s, 50ms));
+      core::state_writer w;
+      first.snapshot(w);
+      snap = w.take();
+      first.close();
+    }
+    if (broker_restarts) {
+      broker.stop();
+      REQUIRE(broker.start());
+    }
+    connectors::mqtt_source second(c.cfg);
+    second.open(ctx("readings"));
+    core::state_reader r(snap);
+    second.restore(r);
+    REQUIRE(pel::testing::poll_until([&] { return second.connects() == 1; }, 15s, 10ms));
+    // The warning goes out from the network thread at the CONNACK or from `restore`,
+    // whichever comes second: wait for it a little, then check what was said.
+    std::vector<core::source_notice> notices;
+    const auto lost = [&] {
+      second.take_notices(notices);
+      return std::any_of(notices.begin(), notices.end(), [](const core::source_notice& n) {
+        return n.text.find("kept no session for client id 'pel-restore-test'") !=
+               std::string::npos;
+      });
+    };
+    CHECK(pel::testing::poll_until(lost, broker_restarts ? 5s : 500ms, 10ms) == broker_restarts);
+    second.close();
+  }
+}
+
 TEST_CASE("mqtt source connects with TLS to a broker whose certificate its CA signed", "[mqtt]") {
   pel::testing::temp_dir dir;
   const auto d = dir.path().string();
@@ -425,16 +478,27 @@ void publish_many(const pel::testing::mosquitto_broker& broker, const std::files
                           .c_str()) == 0);
 }
 
-/// Subscribes and waits until the broker sees the subscription (a probe message arrives).
+/// Subscribes and waits until the broker sees the subscription (a probe message arrives),
+/// then until the last probe sent has arrived too: every probe after the first one to arrive
+/// was published to a live subscription, and one still on its way would otherwise turn up
+/// in the middle of what the test counts next.
 void subscribed(subscriber& sub, const pel::testing::mosquitto_broker& broker,
                 std::vector<subscriber::message>& got) {
+  int sent = 0;
   REQUIRE(pel::testing::poll_until(
       [&] {
-        broker.publish("sensors/probe/p", "{}");
+        broker.publish("sensors/probe/p", "{\"probe\": " + std::to_string(++sent) + "}");
         sub.take(got, 1000);
         return !got.empty();
       },
       10s, 50ms));
+  const std::string last = "{\"probe\": " + std::to_string(sent) + "}";
+  REQUIRE(pel::testing::poll_until(
+      [&] {
+        sub.take(got, 1000);
+        return !got.empty() && got.back().payload == last;
+      },
+      10s, 5ms));
 }
 
 }  // namespace
