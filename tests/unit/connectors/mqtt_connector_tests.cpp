@@ -58,6 +58,21 @@ bool read(connectors::mqtt_source& src, core::outputs& out, std::size_t rows, st
 
 std::string str(const core::value& v) { return std::get<std::string>(v); }
 
+/// Publishes `payload` to `topic` every 50 ms and polls `src` into `out` until one more main
+/// row is there than before: a live subscription (what was published before it is lost).
+bool arrives(connectors::mqtt_source& src, const pel::testing::mosquitto_broker& broker,
+             core::outputs& out, const std::string& topic, const std::string& payload,
+             std::chrono::milliseconds timeout = 10s) {
+  const std::size_t before = out.main.size();
+  return pel::testing::poll_until(
+      [&] {
+        broker.publish(topic, payload);
+        src.poll(out, 256);
+        return out.main.size() > before;
+      },
+      timeout, 50ms);
+}
+
 }  // namespace
 
 TEST_CASE("mqtt topic templates turn levels into fields", "[mqtt]") {
@@ -197,14 +212,7 @@ TEST_CASE("mqtt source reconnects and subscribes again after the broker restarts
   // The back-off starts at 1 s; the new broker has no subscriptions, so a message arrives
   // only when the source has subscribed again.
   REQUIRE(pel::testing::poll_until([&] { return src.connects() == 2; }, 15s, 10ms));
-  bool arrived = pel::testing::poll_until(
-      [&] {
-        broker.publish("sensors/a/after", R"({"temperature": 2})");
-        src.poll(out, 256);
-        return out.main.size() >= 2;
-      },
-      10s, 50ms);
-  REQUIRE(arrived);
+  REQUIRE(arrives(src, broker, out, "sensors/a/after", R"({"temperature": 2})"));
   REQUIRE(str(out.main.row(1)[2]) == "after");
   std::vector<core::source_notice> notices;
   src.take_notices(notices);
@@ -277,13 +285,7 @@ TEST_CASE("mqtt source with clean_session false gets the QoS 1 and 2 messages se
     core::outputs out;
     out.main.width = static_cast<std::uint32_t>(first.output_schema()->size());
     // Subscribed once a message gets through.
-    REQUIRE(pel::testing::poll_until(
-        [&] {
-          broker.publish("sensors/a/probe", R"({"temperature": 0})");
-          first.poll(out, 256);
-          return !out.main.empty();
-        },
-        10s, 50ms));
+    REQUIRE(arrives(first, broker, out, "sensors/a/probe", R"({"temperature": 0})"));
     first.close();
   }
   // Away: the broker keeps these for the session.
@@ -316,13 +318,7 @@ TEST_CASE("mqtt source with clean_session false gets the QoS 1 and 2 messages se
   REQUIRE(pel::testing::poll_until([&] { return again.connects() == 1; }, 10s, 5ms));
   core::outputs none;
   none.main.width = static_cast<std::uint32_t>(again.output_schema()->size());
-  REQUIRE(pel::testing::poll_until(
-      [&] {
-        broker.publish("sensors/away/marker", R"({"temperature": 2})");
-        again.poll(none, 256);
-        return !none.main.empty();
-      },
-      10s, 50ms));
+  REQUIRE(arrives(again, broker, none, "sensors/away/marker", R"({"temperature": 2})"));
   for (std::size_t i = 0; i < none.main.size(); ++i)
     REQUIRE(str(none.main.row(i)[2]) != "lost");
 }
@@ -343,13 +339,7 @@ TEST_CASE("mqtt source restored from a checkpoint says when the broker has lost 
       first.open(ctx("readings"));
       core::outputs out;
       out.main.width = static_cast<std::uint32_t>(first.output_schema()->size());
-      REQUIRE(pel::testing::poll_until(
-          [&] {
-            broker.publish("sensors/a/probe", R"({"temperature": 0})", 1);
-            first.poll(out, 256);
-            return !out.main.empty();
-          },
-          10s, 50ms));
+      REQUIRE(arrives(first, broker, out, "sensors/a/probe", R"({"temperature": 0})"));
       core::state_writer w;
       first.snapshot(w);
       snap = w.take();
@@ -412,13 +402,7 @@ TEST_CASE("mqtt source connects with TLS to a broker whose certificate its CA si
 
   core::outputs out;
   out.main.width = static_cast<std::uint32_t>(src.output_schema()->size());
-  REQUIRE(pel::testing::poll_until(
-      [&] {
-        broker.publish("sensors/tls/d1", R"({"temperature": 5})");
-        src.poll(out, 256);
-        return !out.main.empty();
-      },
-      15s, 50ms));
+  REQUIRE(arrives(src, broker, out, "sensors/tls/d1", R"({"temperature": 5})", 15s));
   REQUIRE(str(out.main.row(0)[1]) == "tls");
   REQUIRE(src.connects() == 1);
   REQUIRE(no_tls.connects() == 0);
